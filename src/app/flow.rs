@@ -1,0 +1,144 @@
+//! Runs a declarative flow for the session actor: the pure engine decides, this runs its effects.
+//!
+//! The engine ([`crate::flow`]) never does I/O. It answers with a reply, or with an effect to run
+//! first (load a record, save records). Saves are one sled transaction, made durable with a
+//! flush before the engine is resumed, so the reply that confirms a save is never sent before
+//! the save is on disk.
+
+use super::{App, AppError, AppState, HopEnv, Turn};
+use crate::flow::{self, Ctx, Effect, EffectOutcome, Flow, FlowState, Step};
+use crate::hop::Reply;
+use crate::store::Store;
+use crate::store::records::RecordWrite;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+/// A flow, bound to the store its effects run against.
+#[derive(Debug)]
+pub struct FlowApp {
+    flow: Arc<Flow>,
+    store: Store,
+}
+
+impl FlowApp {
+    /// Binds `flow` to `store`.
+    pub fn new(flow: Arc<Flow>, store: Store) -> FlowApp {
+        FlowApp { flow, store }
+    }
+
+    /// The flow this app runs.
+    pub fn flow(&self) -> &Arc<Flow> {
+        &self.flow
+    }
+
+    async fn run_effects(
+        &self,
+        mut step: Step,
+        ctx: &Ctx<'_>,
+    ) -> Result<(FlowState, Reply), AppError> {
+        loop {
+            match step {
+                Step::Reply { state, reply } => return Ok((state, reply)),
+                Step::Effect { state, effect } => {
+                    let outcome = self.effect(effect).await;
+                    step = flow::resume(&self.flow, state, outcome, ctx);
+                }
+            }
+        }
+    }
+
+    async fn effect(&self, effect: Effect) -> EffectOutcome {
+        match effect {
+            Effect::Load { collection, id } => match self.store.records().get(&collection, &id) {
+                Ok(found) => EffectOutcome::Loaded(found),
+                Err(e) => {
+                    tracing::error!(flow = self.flow.name(), error = %e, "record load failed");
+                    EffectOutcome::Failed(e.to_string())
+                }
+            },
+            Effect::Save { writes } => {
+                let writes: Vec<RecordWrite> = writes
+                    .into_iter()
+                    .map(|w| RecordWrite {
+                        collection: w.collection,
+                        id: w.id,
+                        value: w.value,
+                        merge: w.merge,
+                    })
+                    .collect();
+                let result = match self.store.records().apply(&writes) {
+                    Ok(()) => self.store.flush().await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => EffectOutcome::Saved,
+                    Err(e) => {
+                        tracing::error!(flow = self.flow.name(), error = %e, "record save failed");
+                        EffectOutcome::Failed(e.to_string())
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl App for FlowApp {
+    fn kind(&self) -> &'static str {
+        "flow"
+    }
+
+    fn version(&self) -> &str {
+        self.flow.version()
+    }
+
+    fn hop(
+        self: Arc<Self>,
+        state: Option<AppState>,
+        inputs: Vec<String>,
+        env: HopEnv,
+    ) -> BoxFuture<'static, Result<Turn, AppError>> {
+        Box::pin(async move {
+            let ctx = Ctx {
+                phone: env.msisdn.as_str(),
+                service_code: &env.service_code,
+                network: env.network.as_deref(),
+                session_id: &env.session_id,
+                limit: env.limit,
+                now: jiff::Timestamp::now(),
+            };
+            let mut inputs = inputs.into_iter();
+            let first = match state {
+                None => flow::start(&self.flow, &ctx),
+                Some(AppState::Flow(state)) => {
+                    if state.version() != self.flow.version()
+                        && !self.flow.has_screen(state.screen())
+                    {
+                        return Err(AppError::Incompatible(format!(
+                            "flow {} changed and screen `{}` is gone",
+                            self.flow.name(),
+                            state.screen()
+                        )));
+                    }
+                    let Some(input) = inputs.next() else {
+                        return Err(AppError::Incompatible(
+                            "a continued dialogue needs an input".into(),
+                        ));
+                    };
+                    flow::input(&self.flow, state, &input, &ctx)
+                }
+            };
+            let (mut state, mut reply) = self.run_effects(first, &ctx).await?;
+            for input in inputs {
+                if reply.end {
+                    break;
+                }
+                let step = flow::input(&self.flow, state, &input, &ctx);
+                (state, reply) = self.run_effects(step, &ctx).await?;
+            }
+            Ok(Turn {
+                state: AppState::Flow(state),
+                reply,
+            })
+        })
+    }
+}

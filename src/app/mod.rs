@@ -1,0 +1,84 @@
+//! What answers a hop: the [`App`] interface between the session actor and an application.
+//!
+//! The actor owns a dialogue's state and hands it to its app for each hop; the app gives back the
+//! new state and the reply. Flows ([`flow::FlowApp`]) are the first kind of app; forwarding to an
+//! existing Africa's Talking-style app plugs in here too, without touching fronts or sessions.
+
+pub mod flow;
+pub mod routes;
+
+use crate::hop::{Front, Reply};
+use crate::msisdn::Msisdn;
+use crate::text::Limit;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+pub use routes::{Route, RouteTable};
+
+/// An app's per-dialogue state, persisted with the dialogue after every hop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AppState {
+    /// A declarative flow's state.
+    Flow(crate::flow::FlowState),
+}
+
+/// What an app knows about the hop it answers.
+#[derive(Debug, Clone)]
+pub struct HopEnv {
+    /// The gateway's session key (stable for the dialogue).
+    pub session_id: Arc<str>,
+    /// The subscriber.
+    pub msisdn: Msisdn,
+    /// The route's service code (`*384*303#`), not the pre-filled dial.
+    pub service_code: String,
+    /// The network code, when the front knows it.
+    pub network: Option<String>,
+    /// The front the dialogue came through.
+    pub front: Front,
+    /// The effective screen limit: the smaller of the route's and the front's.
+    pub limit: Limit,
+    /// When the hop must be answered by.
+    pub deadline: Instant,
+}
+
+/// The outcome of one hop.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// The state to keep for the next hop.
+    pub state: AppState,
+    /// What the subscriber sees.
+    pub reply: Reply,
+}
+
+/// Why an app could not answer. The subscriber gets an apology END; the reason is logged.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A persisted state cannot be continued by this app (changed flow, other kind of app).
+    #[error("cannot resume: {0}")]
+    Incompatible(String),
+}
+
+/// An application answering hops.
+pub trait App: Send + Sync + 'static {
+    /// A short, fixed name of the kind of app (`flow`), usable as a log field.
+    fn kind(&self) -> &'static str;
+
+    /// The version of the definition this app answers with.
+    fn version(&self) -> &str;
+
+    /// Answers one hop. `state` is `None` on the dialogue's first hop. `inputs` are the
+    /// subscriber's new inputs in order: usually one, none on a plain first hop, several when a
+    /// pre-filled dial (`*384*303*1#`) is followed by the first screen.
+    fn hop(
+        self: Arc<Self>,
+        state: Option<AppState>,
+        inputs: Vec<String>,
+        env: HopEnv,
+    ) -> BoxFuture<'static, Result<Turn, AppError>>;
+}

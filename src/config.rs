@@ -1,0 +1,425 @@
+//! The gateway's configuration (`config/gateway.toml`), validated before anything binds.
+//!
+//! Relative paths inside the file (the flows folder, the sample data folder) are relative to the
+//! file's own folder, so `ussd-gateway serve --config /etc/ussd/gateway.toml` works from any
+//! working directory. The one exception is the data folder (the sled database), which defaults
+//! to `./data` in the working directory: state belongs to the deployment, not to the config.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment variable that supplies the admin token when the file does not.
+pub const ADMIN_TOKEN_ENV: &str = "USSD_GATEWAY_ADMIN_TOKEN";
+
+/// The whole `gateway.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The public front: AT callbacks, voice callbacks, health.
+    #[serde(default)]
+    pub public: PublicConfig,
+    /// The admin listener: metrics and `/admin/...`.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The embedded sled store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Dialogue lifetimes and actor shards.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    /// How phone numbers are made canonical.
+    #[serde(default)]
+    pub numbers: NumbersConfig,
+    /// USSD-wide behaviour.
+    #[serde(default)]
+    pub ussd: UssdConfig,
+    /// Folder of flow files, relative to this file. Default `flows`.
+    #[serde(default = "default_flows_dir")]
+    pub flows_dir: PathBuf,
+    /// Folder of sample records loaded into an empty store, relative to this file. Default `data`.
+    #[serde(default = "default_seed_dir")]
+    pub seed_dir: PathBuf,
+    /// Service code routes, matched by longest prefix.
+    #[serde(default, rename = "routes")]
+    pub routes: Vec<RouteConfig>,
+    /// The folder the file was read from (not part of the file).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file itself, re-read on reload (not part of the file).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[public]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Where the public front listens. Default 127.0.0.1:8080.
+    #[serde(default = "default_public_listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body in bytes. Default 16 KiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where the admin listener listens. Default 127.0.0.1:9000.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token for `/admin/...`. Falls back to `USSD_GATEWAY_ADMIN_TOKEN`. When neither is
+    /// set, every admin endpoint is refused.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The sled database folder, relative to the working directory. Default `./data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// sled's page cache in MiB (sled's own default of 1 GiB is far too much here). Default 64.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+    /// Background flush interval in milliseconds: the window in which a crash can lose dialogue
+    /// state. At most 1000. Default 500.
+    #[serde(default = "default_flush_ms")]
+    pub flush_every_ms: u64,
+}
+
+/// `[sessions]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// A dialogue with no hop for this long ends as timed out. Default 180 s.
+    #[serde(default = "default_idle_secs")]
+    pub idle_timeout_secs: u64,
+    /// How long an ended dialogue's last reply is kept to answer retries. Default 300 s.
+    #[serde(default = "default_tombstone_secs")]
+    pub tombstone_secs: u64,
+    /// Actor shards (one Arbiter thread each). 0 means one per core.
+    #[serde(default)]
+    pub shards: usize,
+}
+
+/// `[numbers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumbersConfig {
+    /// Country code put in front of national numbers (a leading `0`). Default "254".
+    #[serde(default = "default_country_code")]
+    pub default_country_code: String,
+}
+
+/// `[ussd]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UssdConfig {
+    /// What a dial of an unrouted service code is told.
+    #[serde(default = "default_unknown_text")]
+    pub unknown_service_text: String,
+    /// What a subscriber is told when the gateway fails to answer a hop.
+    #[serde(default = "default_apology")]
+    pub apology_text: String,
+    /// What a late hop of a dialogue that timed out is told.
+    #[serde(default = "default_timeout_text")]
+    pub timeout_text: String,
+    /// Screen limit of the HTTP front in GSM-7 septets. Default 182.
+    #[serde(default = "default_septets")]
+    pub max_septets: usize,
+    /// Screen limit of the HTTP front when UCS-2 is needed, in characters. Default 80.
+    #[serde(default = "default_ucs2")]
+    pub max_ucs2_chars: usize,
+    /// The per-hop deadline in milliseconds, unless a route sets its own. Default 5000.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+}
+
+/// One `[[routes]]` entry: a service code and the app that answers it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The service code, e.g. `*384*303#`. Dials that extend it (`*384*303*1#`) reach it too.
+    pub service_code: String,
+    /// The flow that answers, by name: `flows_dir/<flow>.yaml`.
+    pub flow: String,
+    /// Idle timeout for this route's dialogues; default `[sessions] idle_timeout_secs`.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Per-hop deadline for this route; default `[ussd] deadline_ms`.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// A smaller screen limit for this route, in GSM-7 septets.
+    #[serde(default)]
+    pub max_septets: Option<usize>,
+    /// A smaller screen limit for this route when UCS-2 is needed.
+    #[serde(default)]
+    pub max_ucs2_chars: Option<usize>,
+}
+
+fn default_flows_dir() -> PathBuf {
+    PathBuf::from("flows")
+}
+fn default_seed_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_public_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9000))
+}
+fn default_max_body() -> usize {
+    16 * 1024
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_cache_mb() -> u64 {
+    64
+}
+fn default_flush_ms() -> u64 {
+    500
+}
+fn default_idle_secs() -> u64 {
+    180
+}
+fn default_tombstone_secs() -> u64 {
+    300
+}
+fn default_country_code() -> String {
+    "254".into()
+}
+fn default_unknown_text() -> String {
+    "This service code is not available.".into()
+}
+fn default_apology() -> String {
+    "Sorry, the service is unavailable right now. Please try again later.".into()
+}
+fn default_timeout_text() -> String {
+    "Your session has timed out. Please dial again.".into()
+}
+fn default_septets() -> usize {
+    182
+}
+fn default_ucs2() -> usize {
+    80
+}
+fn default_deadline_ms() -> u64 {
+    5000
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                // unwrap: every field of this section has a serde default, so an empty table parses.
+                toml::from_str("").unwrap()
+            }
+        }
+    )*};
+}
+default_from_serde!(
+    PublicConfig,
+    AdminConfig,
+    StoreConfig,
+    SessionsConfig,
+    NumbersConfig,
+    UssdConfig
+);
+
+/// A configuration problem, reported before anything binds.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this model.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file parsed but a value is unusable.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    ///
+    /// # Errors
+    /// Unreadable file, TOML errors (with line and column), or invalid values.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: display.clone(),
+            message,
+        })?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        if config.base_dir.as_os_str().is_empty() {
+            config.base_dir = PathBuf::from(".");
+        }
+        config.source = Some(path.to_path_buf());
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: display,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without touching the file system (base_dir stays empty).
+    ///
+    /// # Errors
+    /// The TOML parser's message.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Checks values that parse but cannot work.
+    ///
+    /// # Errors
+    /// A one-line message naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.store.flush_every_ms == 0 || self.store.flush_every_ms > 1000 {
+            return Err("store.flush_every_ms must be between 1 and 1000".into());
+        }
+        if self.store.cache_mb == 0 {
+            return Err("store.cache_mb must be at least 1".into());
+        }
+        if self.sessions.idle_timeout_secs == 0 {
+            return Err("sessions.idle_timeout_secs must be at least 1".into());
+        }
+        let cc = &self.numbers.default_country_code;
+        if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("numbers.default_country_code must be 1 to 3 digits".into());
+        }
+        if self.ussd.max_septets < 40 || self.ussd.max_septets > 182 {
+            return Err("ussd.max_septets must be between 40 and 182".into());
+        }
+        if self.ussd.max_ucs2_chars < 20 || self.ussd.max_ucs2_chars > 80 {
+            return Err("ussd.max_ucs2_chars must be between 20 and 80".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = format!("routes[{i}] ({})", route.service_code);
+            if crate::app::routes::code_segments(&route.service_code).is_none() {
+                return Err(format!(
+                    "{at}: service_code must look like *123# or *384*303#"
+                ));
+            }
+            if !seen.insert(crate::app::routes::code_segments(&route.service_code)) {
+                return Err(format!("{at}: service_code is routed twice"));
+            }
+            if route.flow.is_empty()
+                || !route
+                    .flow
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(format!(
+                    "{at}: flow must be a flow file name (letters, digits, _ and -)"
+                ));
+            }
+            if let Some(s) = route.max_septets
+                && !(40..=182).contains(&s)
+            {
+                return Err(format!("{at}: max_septets must be between 40 and 182"));
+            }
+            if let Some(s) = route.max_ucs2_chars
+                && !(20..=80).contains(&s)
+            {
+                return Err(format!("{at}: max_ucs2_chars must be between 20 and 80"));
+            }
+            if route.idle_timeout_secs == Some(0) || route.deadline_ms == Some(0) {
+                return Err(format!(
+                    "{at}: idle_timeout_secs and deadline_ms must be at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The admin token: the file's, else the environment's; `None` refuses all admin calls.
+    pub fn admin_token(&self) -> Option<String> {
+        self.admin
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                std::env::var(ADMIN_TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+            })
+    }
+
+    /// The flows folder, resolved against the config file's folder.
+    pub fn flows_path(&self) -> PathBuf {
+        self.base_dir.join(&self.flows_dir)
+    }
+
+    /// The sample records folder, resolved against the config file's folder.
+    pub fn seed_path(&self) -> PathBuf {
+        self.base_dir.join(&self.seed_dir)
+    }
+
+    /// The default idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.sessions.idle_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.public.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.store.data_dir, PathBuf::from("data"));
+        assert_eq!(c.sessions.idle_timeout_secs, 180);
+        assert_eq!(c.public.max_body_bytes, 16 * 1024);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        assert!(Config::parse("[public]\nlisten_on = \"x\"").is_err());
+        let c = Config::parse("[store]\nflush_every_ms = 5000").unwrap();
+        assert!(c.validate().unwrap_err().contains("flush_every_ms"));
+        let c = Config::parse("[[routes]]\nservice_code = \"123\"\nflow = \"a\"").unwrap();
+        assert!(c.validate().unwrap_err().contains("service_code"));
+        let c = Config::parse(
+            "[[routes]]\nservice_code = \"*1#\"\nflow = \"a\"\n[[routes]]\nservice_code = \"*1#\"\nflow = \"b\"",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,138 @@
+//! `ussd-gateway dial`: a terminal simulator that plays the aggregator against a running gateway.
+//!
+//! It posts the AT callback form as Africa's Talking does: a fresh `sessionId` per run, the
+//! cumulative `text` (every input so far joined by `*`), and shows each screen until `END`.
+//! Interactive by default; with `--input` values it runs a scripted path and fails when the
+//! inputs run out before `END`. The grown-up version of the founding project's `ussd_test.py`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::io::Write;
+use tokio::io::AsyncBufReadExt;
+
+/// What to dial and how.
+#[derive(Debug, Clone)]
+pub struct DialOptions {
+    /// The service code, e.g. `*123#`.
+    pub service_code: String,
+    /// The subscriber's number as AT would send it.
+    pub phone: String,
+    /// The gateway's callback URL.
+    pub url: String,
+    /// Scripted inputs; empty means interactive.
+    pub inputs: Vec<String>,
+    /// The network code to send, if any.
+    pub network_code: Option<String>,
+}
+
+/// How a dial ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// The dialogue reached END.
+    Ended,
+    /// The scripted inputs (or stdin) ran out while the gateway still waited for input.
+    InputsRanOut,
+}
+
+/// A dial that could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// The request failed (connection refused, reset, bad URL).
+    #[error("request failed: {0}")]
+    Http(String),
+    /// The gateway answered with a status other than 200.
+    #[error("gateway answered HTTP {status}: {body}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// Its body.
+        body: String,
+    },
+    /// The answer did not start with `CON ` or `END `.
+    #[error("answer does not start with CON or END: {0:?}")]
+    Malformed(String),
+}
+
+/// Runs one dialogue, printing every screen (and every scripted input) to `out`.
+///
+/// # Errors
+/// HTTP failures, non-200 answers and malformed answers.
+pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome, DialError> {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let uri: http::Uri = opts
+        .url
+        .parse()
+        .map_err(|e| DialError::Http(format!("{}: {e}", opts.url)))?;
+    let session_id = format!("dial-{:016x}", rand::random::<u64>());
+    let scripted = !opts.inputs.is_empty();
+    let mut script = opts.inputs.iter().cloned();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut inputs: Vec<String> = Vec::new();
+    loop {
+        let text = inputs.join("*");
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("sessionId", &session_id)
+            .append_pair("serviceCode", &opts.service_code)
+            .append_pair("phoneNumber", &opts.phone)
+            .append_pair("text", &text);
+        if let Some(n) = &opts.network_code {
+            form.append_pair("networkCode", n);
+        }
+        let req = http::Request::post(uri.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(Full::new(Bytes::from(form.finish())))
+            .map_err(|e| DialError::Http(e.to_string()))?;
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| DialError::Http(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| DialError::Http(e.to_string()))?
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if status != http::StatusCode::OK {
+            return Err(DialError::Status {
+                status: status.as_u16(),
+                body: body.trim_end().to_string(),
+            });
+        }
+        let (end, screen) = if let Some(s) = body.strip_prefix("END ") {
+            (true, s)
+        } else if let Some(s) = body.strip_prefix("CON ") {
+            (false, s)
+        } else {
+            return Err(DialError::Malformed(body));
+        };
+        let _ = writeln!(out, "{}", if end { "--- END ---" } else { "--- CON ---" });
+        let _ = writeln!(out, "{}", screen.trim_end_matches('\n'));
+        if end {
+            return Ok(DialOutcome::Ended);
+        }
+        let next = if scripted {
+            script.next()
+        } else {
+            let _ = write!(out, "> ");
+            let _ = out.flush();
+            stdin.next_line().await.ok().flatten()
+        };
+        let Some(input) = next else {
+            let _ = writeln!(out, "(no more inputs before END)");
+            return Ok(DialOutcome::InputsRanOut);
+        };
+        if scripted {
+            let _ = writeln!(out, "> {input}");
+        }
+        inputs.push(input.trim().to_string());
+    }
+}

@@ -1,0 +1,361 @@
+//! The pure engine: one call per hop (or per effect outcome), state in, state and step out.
+//!
+//! [`start`], [`input`] and [`resume`] build a [`Run`], which walks invisible screens (router,
+//! set) until it reaches a screen to show or an effect (load, save) to hand to the caller. Any
+//! runtime failure (a template error, a state that does not match the flow) ends the dialogue
+//! with the flow's apology and a `tracing::error!`; nothing here panics on bad input or data.
+
+use super::Flow;
+use super::screen::{Localized, Screen};
+use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step, View, Write};
+use super::template::{Expr, Tpl, ValueTpl};
+use crate::hop::Reply;
+use minijinja::Value;
+use minijinja::value::merge_maps;
+use serde_json::Map;
+
+/// Screens entered in one hop before the engine gives up on a loop of invisible screens.
+const MAX_CHAIN: u32 = 64;
+/// Screens remembered for the back key.
+const MAX_HISTORY: usize = 32;
+
+/// A runtime failure, for the log.
+pub(crate) type Fail = String;
+
+/// Starts a dialogue: the first hop.
+pub fn start(flow: &Flow, ctx: &Ctx) -> Step {
+    let state = FlowState {
+        version: flow.version.clone(),
+        screen: flow.start.clone(),
+        vars: Map::new(),
+        lang: flow.default_language.clone(),
+        history: Vec::new(),
+        view: View::default(),
+        from: None,
+        chain: 0,
+    };
+    Run::new(flow, ctx, state).enter(flow.start.clone())
+}
+
+/// Handles what the subscriber typed on the screen `state` shows.
+pub fn input(flow: &Flow, mut state: FlowState, input: &str, ctx: &Ctx) -> Step {
+    state.chain = 0;
+    state.from = None;
+    let mut run = Run::new(flow, ctx, state);
+    if let Err(why) = run.adopt_version(true) {
+        return run.fail(why);
+    }
+    match flow.screens.get(&run.state.screen) {
+        Some(Screen::Menu(m)) => run.on_menu(m, input),
+        Some(Screen::Input(i)) => run.on_input(i, input),
+        Some(Screen::End(_)) if !run.state.view.pages.is_empty() => run.on_pages(input),
+        _ => run.fail("input arrived while no screen was waiting for it".into()),
+    }
+}
+
+/// Continues after the caller ran the [`Effect`] of the previous step.
+pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) -> Step {
+    let mut run = Run::new(flow, ctx, state);
+    if let Err(why) = run.adopt_version(false) {
+        return run.fail(why);
+    }
+    match (flow.screens.get(&run.state.screen), outcome) {
+        (Some(Screen::Load(l)), EffectOutcome::Loaded(Some(record))) => {
+            run.set_var(&l.into, record);
+            run.enter(l.found.clone())
+        }
+        (Some(Screen::Load(l)), EffectOutcome::Loaded(None)) => {
+            run.state.vars.remove(&l.into);
+            run.scope = None;
+            run.enter(l.missing.clone())
+        }
+        (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(s.next.clone()),
+        (Some(Screen::Save(s)), EffectOutcome::Failed(why)) if s.failed.is_some() => {
+            tracing::warn!(flow = %flow.name, screen = %run.state.screen, error = %why, "save failed");
+            run.enter(s.failed.clone().unwrap_or_default())
+        }
+        (_, EffectOutcome::Failed(why)) => run.fail(format!("effect failed: {why}")),
+        (_, outcome) => run.fail(format!("unexpected effect outcome {outcome:?}")),
+    }
+}
+
+/// `scope` with `name` bound to `v` on top.
+fn bind(scope: Value, name: &str, v: Value) -> Value {
+    merge_maps([Value::from_iter([(name.to_string(), v)]), scope])
+}
+
+/// Where a screen sends the dialogue next.
+enum Next {
+    Go(String),
+    Show(Reply),
+    Effect(Effect),
+}
+
+/// One engine call in progress.
+pub(crate) struct Run<'f, 'c> {
+    pub flow: &'f Flow,
+    pub ctx: &'c Ctx<'c>,
+    pub state: FlowState,
+    /// The template context, built on first use and dropped when a variable changes.
+    scope: Option<Value>,
+}
+
+impl<'f, 'c> Run<'f, 'c> {
+    pub(super) fn new(flow: &'f Flow, ctx: &'c Ctx<'c>, state: FlowState) -> Self {
+        Run {
+            flow,
+            ctx,
+            state,
+            scope: None,
+        }
+    }
+
+    /// Moves a dialogue started on another version of the flow (a restart after the file
+    /// changed) onto this one, as long as its current screen still exists. A shown screen is
+    /// rendered again so that its choices are this version's; the subscriber's answer then
+    /// selects by position.
+    fn adopt_version(&mut self, rerender: bool) -> Result<(), Fail> {
+        if self.state.version == self.flow.version {
+            return Ok(());
+        }
+        let flow = self.flow;
+        let Some(screen) = flow.screens.get(&self.state.screen) else {
+            return Err(format!(
+                "flow version {} has no screen `{}`",
+                flow.version, self.state.screen
+            ));
+        };
+        tracing::warn!(flow = %flow.name, from = %self.state.version, to = %flow.version, "dialogue moves to a new flow version");
+        self.state.version = flow.version.clone();
+        if rerender && !self.state.view.pages.is_empty() {
+            let page = self.state.view.page;
+            let mut view = self.view_of(screen, None)?;
+            view.page = page.min(view.pages.len().saturating_sub(1));
+            self.state.view = view;
+        }
+        Ok(())
+    }
+
+    /// The dialogue's language: the language variable when set, else the flow default.
+    pub(crate) fn lang(&self) -> &str {
+        let chosen = self
+            .flow
+            .language_var
+            .as_ref()
+            .and_then(|v| self.state.vars.get(v));
+        chosen
+            .and_then(|v| v.as_str())
+            .unwrap_or(&self.flow.default_language)
+    }
+
+    pub(crate) fn pick<'t, T>(&self, t: &'t Localized<T>) -> &'t T {
+        t.pick(self.lang(), &self.flow.default_language)
+    }
+
+    pub(crate) fn set_var(&mut self, name: &str, value: serde_json::Value) {
+        self.state.vars.insert(name.to_string(), value);
+        self.scope = None;
+    }
+
+    /// The template context: flow vars, dialogue vars, then the per-hop built-ins.
+    pub(crate) fn scope(&mut self) -> Value {
+        if let Some(scope) = &self.scope {
+            return scope.clone();
+        }
+        let ctx = self.ctx;
+        let mut pairs: Vec<(String, Value)> = self.flow.consts.clone();
+        pairs.extend(
+            self.state
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from_serialize(v))),
+        );
+        let builtins = [
+            ("phone", Value::from(ctx.phone)),
+            ("service_code", Value::from(ctx.service_code)),
+            ("network", ctx.network.map_or(Value::from(()), Value::from)),
+            ("session_id", Value::from(ctx.session_id)),
+            ("language", Value::from(self.lang())),
+            ("now", Value::from(ctx.now.to_string())),
+        ];
+        pairs.extend(builtins.into_iter().map(|(k, v)| (k.to_string(), v)));
+        let scope = Value::from_iter(pairs);
+        self.scope = Some(scope.clone());
+        scope
+    }
+
+    pub(crate) fn render(&mut self, t: &Localized<Tpl>) -> Result<String, Fail> {
+        let scope = self.scope();
+        let t = self.pick(t);
+        self.flow
+            .templates
+            .render(t, &scope)
+            .map_err(|e| format!("template: {e:#}"))
+    }
+
+    /// Renders `t` with one extra variable (`item`) bound.
+    pub(crate) fn render_with(
+        &mut self,
+        t: &Localized<Tpl>,
+        name: &str,
+        v: Value,
+    ) -> Result<String, Fail> {
+        let scope = bind(self.scope(), name, v);
+        let t = self.pick(t);
+        self.flow
+            .templates
+            .render(t, &scope)
+            .map_err(|e| format!("template: {e:#}"))
+    }
+
+    /// Evaluates `e`, with one extra variable (`item`, `input`) bound if given.
+    pub(crate) fn eval(&mut self, e: &Expr, extra: Option<(&str, Value)>) -> Result<Value, Fail> {
+        let mut scope = self.scope();
+        if let Some((name, v)) = extra {
+            scope = bind(scope, name, v);
+        }
+        self.flow
+            .templates
+            .eval(e, &scope)
+            .map_err(|e| format!("expression: {e:#}"))
+    }
+
+    pub(super) fn values(
+        &mut self,
+        values: &[(String, ValueTpl)],
+    ) -> Result<Vec<(String, serde_json::Value)>, Fail> {
+        let scope = self.scope();
+        let templates = &self.flow.templates;
+        values
+            .iter()
+            .map(|(k, v)| {
+                Ok((
+                    k.clone(),
+                    templates
+                        .value_of(v, &scope)
+                        .map_err(|e| format!("value `{k}`: {e:#}"))?,
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) fn set_values(&mut self, values: &[(String, ValueTpl)]) -> Result<(), Fail> {
+        for (k, v) in self.values(values)? {
+            self.set_var(&k, v);
+        }
+        Ok(())
+    }
+
+    /// Renders `collection/id`.
+    fn record(&mut self, t: &Tpl) -> Result<(String, String), Fail> {
+        let scope = self.scope();
+        let path = self
+            .flow
+            .templates
+            .render(t, &scope)
+            .map_err(|e| format!("record: {e:#}"))?;
+        match path.split_once('/') {
+            Some((c, id)) if !c.is_empty() && !id.is_empty() => Ok((c.to_string(), id.to_string())),
+            _ => Err(format!("record `{path}` is not `collection/id`")),
+        }
+    }
+
+    /// Enters `name` and walks on through invisible screens until something is shown or an
+    /// effect is needed.
+    pub(crate) fn enter(mut self, mut name: String) -> Step {
+        loop {
+            self.state.chain += 1;
+            if self.state.chain > MAX_CHAIN {
+                return self.fail(format!(
+                    "more than {MAX_CHAIN} screens in one hop (a loop?)"
+                ));
+            }
+            let flow = self.flow;
+            let Some(screen) = flow.screens.get(&name) else {
+                return self.fail(format!("no screen `{name}`"));
+            };
+            self.state.screen = name.clone();
+            let next = match screen {
+                Screen::Router(r) => self
+                    .route(&r.routes)
+                    .map(|n| Next::Go(n.unwrap_or(&r.default).clone())),
+                Screen::Set(s) => self.set_values(&s.values).map(|_| Next::Go(s.next.clone())),
+                Screen::Load(l) => self
+                    .record(&l.record)
+                    .map(|(collection, id)| Next::Effect(Effect::Load { collection, id })),
+                Screen::Save(s) => self
+                    .writes(&s.writes)
+                    .map(|writes| Next::Effect(Effect::Save { writes })),
+                shown => self.show(&name, shown).map(Next::Show),
+            };
+            match next {
+                Ok(Next::Go(n)) => name = n,
+                Ok(Next::Show(reply)) => return self.reply(reply),
+                Ok(Next::Effect(effect)) => {
+                    return Step::Effect {
+                        state: self.state,
+                        effect,
+                    };
+                }
+                Err(why) => return self.fail(why),
+            }
+        }
+    }
+
+    fn route<'r>(&mut self, routes: &'r [(Expr, String)]) -> Result<Option<&'r String>, Fail> {
+        for (when, next) in routes {
+            if self.eval(when, None)?.is_true() {
+                return Ok(Some(next));
+            }
+        }
+        Ok(None)
+    }
+
+    fn writes(&mut self, writes: &[super::screen::WriteTpl]) -> Result<Vec<Write>, Fail> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let (collection, id) = self.record(&w.record)?;
+            let fields: Map<String, serde_json::Value> =
+                self.values(&w.fields)?.into_iter().collect();
+            out.push(Write {
+                collection,
+                id,
+                value: serde_json::Value::Object(fields),
+                merge: w.merge,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Shows an interactive screen (menu, input, end) from its first page.
+    pub(super) fn show(&mut self, name: &str, screen: &Screen) -> Result<Reply, Fail> {
+        if let Some(from) = self.state.from.take()
+            && from != name
+        {
+            self.state.history.push(from);
+            if self.state.history.len() > MAX_HISTORY {
+                self.state.history.remove(0);
+            }
+        }
+        self.state.view = self.view_of(screen, None)?;
+        Ok(self.page_reply(0))
+    }
+
+    /// Finishes the hop with `reply`.
+    pub(super) fn reply(mut self, reply: Reply) -> Step {
+        self.state.from = None;
+        self.state.chain = 0;
+        self.state.lang = self.lang().to_string();
+        Step::Reply {
+            state: self.state,
+            reply,
+        }
+    }
+
+    /// Ends the dialogue with the apology, logging why.
+    pub(crate) fn fail(self, why: Fail) -> Step {
+        tracing::error!(flow = %self.flow.name, screen = %self.state.screen, error = %why, "flow failed; ending with the apology");
+        let text = self.pick(&self.flow.apology).clone();
+        self.reply(Reply::end(text))
+    }
+}

@@ -1,0 +1,319 @@
+//! Loading a flow: YAML parse, per-screen deserialisation, graph checks (targets, start/home,
+//! reachability), and assembly of the compiled [`Flow`].
+//!
+//! Every stage keeps going after a problem so one run reports all of them: each screen is
+//! deserialised on its own (a broken screen does not hide the others), and the graph checks run
+//! over whatever screens parsed.
+
+use super::check::Checker;
+use super::model::{HeaderSpec, NavSpec, Text};
+use super::screen::{Localized, Navigation, Screen};
+use super::{Diagnostic, Flow};
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value as Yaml};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+const DEFAULT_INVALID: &str = "Invalid choice. Please try again:";
+const DEFAULT_APOLOGY: &str = "Sorry, something went wrong. Please try again later.";
+
+/// Deserialises `v` as `T`, collecting problems as `(field path, message)`.
+///
+/// Goes through text so serde_yaml_ng reports the path inside `v` (`options[1]`), which it does
+/// not do from a `Value`; the line numbers of that text mean nothing and are dropped. serde stops
+/// at the first error, so an unknown field is reported, removed and the rest tried again: one
+/// typo does not hide the other problems of the same screen.
+pub(crate) fn typed<T: DeserializeOwned>(v: &Yaml) -> (Option<T>, Vec<(Option<String>, String)>) {
+    let mut v = v.clone();
+    let mut problems = Vec::new();
+    for _ in 0..32 {
+        let text = match serde_yaml_ng::to_string(&v) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push((None, e.to_string()));
+                break;
+            }
+        };
+        match serde_yaml_ng::from_str(&text) {
+            Ok(t) => return (Some(t), problems),
+            Err(e) => {
+                let (field, msg) = split_serde_error(&e.to_string());
+                let removed = msg.starts_with("unknown field")
+                    && field.as_deref().is_some_and(|f| remove_at(&mut v, f));
+                problems.push((field, msg));
+                if !removed {
+                    break;
+                }
+            }
+        }
+    }
+    (None, problems)
+}
+
+/// Removes the entry at a serde path such as `options[2].nxt`; false if there is none.
+fn remove_at(v: &mut Yaml, path: &str) -> bool {
+    let mut node = v;
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    for part in parts {
+        let (key, index) = match part.split_once('[') {
+            Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some(next) = node.get_mut(key) else {
+            return false;
+        };
+        node = match index {
+            Some(i) => match next.get_mut(i) {
+                Some(n) => n,
+                None => return false,
+            },
+            None => next,
+        };
+    }
+    node.as_mapping_mut()
+        .is_some_and(|m| m.remove(last).is_some())
+}
+
+fn split_serde_error(msg: &str) -> (Option<String>, String) {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => &msg[..i],
+        _ => msg,
+    };
+    let (path, msg) = match msg.split_once(": ") {
+        Some((p, m)) if !p.is_empty() && !p.contains(' ') => (Some(p.to_string()), m),
+        _ => (None, msg),
+    };
+    let join = |f: &str| Some(path.as_ref().map_or(f.to_string(), |p| format!("{p}.{f}")));
+    for (prefix, what) in [
+        ("missing field `", "missing required field"),
+        ("unknown field `", "unknown field"),
+    ] {
+        if let Some(rest) = msg.strip_prefix(prefix)
+            && let Some((field, tail)) = rest.split_once('`')
+        {
+            let tail = tail.trim_start_matches(',').trim();
+            let message = if tail.is_empty() {
+                what.to_string()
+            } else {
+                format!("{what} ({tail})")
+            };
+            return (join(field), message);
+        }
+    }
+    (path, msg.to_string())
+}
+
+fn version_of(src: &str) -> String {
+    let digest = Sha256::digest(src.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn localized_static(t: Option<&Text>, default: &str) -> Localized<String> {
+    match t {
+        None => Localized(vec![(String::new(), default.to_string())]),
+        Some(Text::One(s)) => Localized(vec![(String::new(), s.clone())]),
+        Some(Text::Langs(l)) => Localized(l.clone()),
+    }
+}
+
+/// Parses, checks and compiles one flow file.
+pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Diagnostic>> {
+    let err = |field: Option<&str>, msg: String| {
+        Diagnostic::error(file, None, field.map(str::to_string), msg)
+    };
+    let mut root: Mapping = match serde_yaml_ng::from_str::<Yaml>(src) {
+        Ok(Yaml::Mapping(m)) => m,
+        Ok(_) => return Err(vec![err(None, "a flow file must be a YAML mapping".into())]),
+        Err(e) => return Err(vec![err(None, format!("invalid YAML: {e}"))]),
+    };
+    let mut diags = Vec::new();
+    let screens_yaml = root.remove("screens");
+    let (header, problems) = typed::<HeaderSpec>(&Yaml::Mapping(root));
+    diags.extend(
+        problems
+            .into_iter()
+            .map(|(field, msg)| err(field.as_deref(), msg)),
+    );
+    let nav_spec = header
+        .as_ref()
+        .map_or_else(NavSpec::default, |h| h.navigation.clone());
+    let default_language = header
+        .as_ref()
+        .map_or("en", |h| h.default_language.as_str())
+        .to_string();
+    let mut checker = Checker::new(file, &nav_spec, &default_language);
+
+    let screens_map = match screens_yaml {
+        Some(Yaml::Mapping(m)) => m,
+        Some(_) => {
+            diags.push(err(
+                Some("screens"),
+                "must be a mapping of screen name to screen".into(),
+            ));
+            Mapping::new()
+        }
+        None => {
+            diags.push(err(Some("screens"), "missing required field".into()));
+            Mapping::new()
+        }
+    };
+    let mut names = Vec::new();
+    for key in screens_map.keys() {
+        match key.as_str() {
+            Some(n) => names.push(n.to_string()),
+            None => diags.push(err(
+                Some("screens"),
+                format!("screen names must be strings, found {key:?}"),
+            )),
+        }
+    }
+    checker.set_names(&names);
+    let mut screens = HashMap::new();
+    let mut all_parsed = true;
+    for (key, value) in &screens_map {
+        let Some(screen) = key.as_str() else { continue };
+        match parse_screen(&mut checker, screen, value) {
+            Some(compiled) => drop(screens.insert(screen.to_string(), compiled)),
+            None => all_parsed = false,
+        }
+    }
+
+    let mut consts = Vec::new();
+    if let Some(h) = &header {
+        checker.header(h);
+        // A screen that did not parse has unknown edges: reachability would only guess.
+        let roots: Vec<String> = [Some(h.start.clone()), h.home.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        for unreachable in checker
+            .unreachable(&names, &roots)
+            .iter()
+            .filter(|_| all_parsed)
+        {
+            checker.error(
+                Some(unreachable),
+                None,
+                "unreachable from `start` or `home`",
+            );
+        }
+        consts = h
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v)))
+            .collect();
+    }
+    let (errors, warnings, templates) = checker.finish();
+    diags.extend(errors);
+    let Some(h) = header.filter(|_| diags.is_empty()) else {
+        return Err(diags);
+    };
+    Ok(Flow {
+        name: name.to_string(),
+        version: version_of(src),
+        home: h.home.unwrap_or_else(|| h.start.clone()),
+        start: h.start,
+        default_language,
+        language_var: h.language_var,
+        consts,
+        nav: navigation(&h.navigation),
+        invalid_choice: localized_static(h.invalid_choice.as_ref(), DEFAULT_INVALID),
+        apology: localized_static(h.apology.as_ref(), DEFAULT_APOLOGY),
+        screens,
+        templates,
+        warnings,
+    })
+}
+
+/// Reads `type`, deserialises the rest as that type's spec and compiles it.
+fn parse_screen(checker: &mut Checker, screen: &str, value: &Yaml) -> Option<Screen> {
+    let Yaml::Mapping(map) = value else {
+        checker.error(
+            Some(screen),
+            None,
+            "a screen must be a mapping with a `type`",
+        );
+        return None;
+    };
+    let mut map = map.clone();
+    let kind = match map.remove("type") {
+        Some(Yaml::String(t)) if super::model::SCREEN_TYPES.contains(&t.as_str()) => t,
+        Some(Yaml::String(t)) => {
+            let known = super::model::SCREEN_TYPES.join(", ");
+            checker.error(
+                Some(screen),
+                Some("type".into()),
+                format!("unknown screen type `{t}` (expected one of {known})"),
+            );
+            return None;
+        }
+        Some(_) => {
+            checker.error(Some(screen), Some("type".into()), "must be a string");
+            return None;
+        }
+        None => {
+            checker.error(Some(screen), Some("type".into()), "missing required field");
+            return None;
+        }
+    };
+    let map = Yaml::Mapping(map);
+    macro_rules! spec {
+        ($t:ty, $compile:ident) => {{
+            let (spec, problems) = typed::<$t>(&map);
+            let clean = problems.is_empty();
+            for (field, msg) in problems {
+                checker.error(Some(screen), field, msg);
+            }
+            // Compile even after unknown fields were dropped, to report the rest; a screen with
+            // problems still counts as unparsed for the reachability check.
+            spec.map(|spec| checker.$compile(screen, spec))
+                .filter(|_| clean)
+        }};
+    }
+    use super::model::*;
+    match kind.as_str() {
+        "menu" => spec!(MenuSpec, menu),
+        "input" => spec!(InputSpec, input),
+        "router" => spec!(RouterSpec, router),
+        "set" => spec!(SetSpec, set),
+        "end" => spec!(EndSpec, end),
+        "load" => spec!(LoadSpec, load),
+        _ => spec!(SaveSpec, save),
+    }
+}
+
+/// Breadth-first walk of the screen graph from `roots`; returns the screens not reached, in
+/// the order given.
+pub(crate) fn unreachable_from<'a>(
+    names: &[String],
+    edges: &HashMap<String, Vec<String>>,
+    roots: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut queue: VecDeque<&str> = roots.map(String::as_str).collect();
+    while let Some(s) = queue.pop_front() {
+        if seen.insert(s) {
+            queue.extend(edges.get(s).into_iter().flatten().map(String::as_str));
+        }
+    }
+    names
+        .iter()
+        .filter(|n| !seen.contains(n.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The header's navigation as compiled, plus the two fixed texts.
+pub(crate) fn navigation(n: &NavSpec) -> Navigation {
+    Navigation {
+        next: n.next.clone(),
+        back: n.back.clone(),
+        home: n.home.clone(),
+        more_label: localized_static(Some(&n.more_label), "More"),
+        back_label: localized_static(Some(&n.back_label), "Back"),
+        history: n.history,
+    }
+}

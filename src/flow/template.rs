@@ -1,0 +1,296 @@
+//! Templates and expressions: one minijinja environment per flow, compiled once at load.
+//!
+//! Every template and expression of a flow is added to the flow's own [`Environment`] under a
+//! generated name when the flow is loaded, so syntax errors are load diagnostics and a hop only
+//! looks templates up and runs them. A text without any `{` is kept as a plain string and never
+//! touches minijinja. Expressions are compiled as a one-line template `{% set result = (..) %}`
+//! whose state is read back, which keeps them precompiled too (minijinja's `Expression` borrows
+//! the environment, so it cannot be stored next to it).
+
+use jiff::civil::{Date, DateTime};
+use minijinja::{Environment, Error, ErrorKind, Value};
+
+/// A text template: a plain string, or the name of a compiled template.
+#[derive(Debug, Clone)]
+pub(crate) enum Tpl {
+    Static(String),
+    Compiled(String),
+}
+
+/// A compiled expression (the name of its wrapper template).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Expr(String);
+
+/// A value in `fields`, `values` or `set`: a YAML literal, a template, or one `{{ expr }}`.
+#[derive(Debug, Clone)]
+pub(crate) enum ValueTpl {
+    Literal(serde_json::Value),
+    Text(Tpl),
+    Expr(Expr),
+}
+
+impl Default for Tpl {
+    fn default() -> Self {
+        Tpl::Static(String::new())
+    }
+}
+
+impl Default for ValueTpl {
+    fn default() -> Self {
+        ValueTpl::Literal(serde_json::Value::Null)
+    }
+}
+
+/// The flow's template environment.
+pub(crate) struct Templates {
+    env: Environment<'static>,
+    count: usize,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+/// A load-time problem with one template, already phrased for a diagnostic.
+pub(crate) type SyntaxError = String;
+
+fn describe(e: &Error) -> String {
+    let mut msg = format!("invalid template syntax: {}", e.kind());
+    if let Some(detail) = e.detail() {
+        msg.push_str(": ");
+        msg.push_str(detail);
+    }
+    if let Some(line) = e.line() {
+        msg.push_str(&format!(" (line {line})"));
+    }
+    msg
+}
+
+/// The inside of `{{ expr }}` when `src` is exactly one such tag, else `None`.
+pub(crate) fn single_expr(src: &str) -> Option<&str> {
+    let inner = src.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner.trim())
+}
+
+/// The static text of a template: everything outside `{{ }}`, `{% %}` and `{# #}`.
+pub(crate) fn static_parts(src: &str) -> String {
+    let mut out = String::new();
+    let mut rest = src;
+    while let Some(start) = rest.find('{') {
+        let close = match rest[start + 1..].chars().next() {
+            Some('{') => "}}",
+            Some('%') => "%}",
+            Some('#') => "#}",
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+                continue;
+            }
+        };
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        rest = match rest[start + 2..].find(close) {
+            Some(end) => &rest[start + 2 + end + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Templates {
+    /// A fresh environment with the gateway's filters, keeping trailing newlines (USSD texts
+    /// such as the student app's lists end in `\n`, and minijinja drops one by default).
+    pub(crate) fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.add_filter("money", money);
+        env.add_filter("cents", cents);
+        env.add_filter("date", date);
+        Templates { env, count: 0 }
+    }
+
+    fn next_name(&mut self, prefix: &str) -> String {
+        self.count += 1;
+        format!("{prefix}{}", self.count)
+    }
+
+    /// Compiles a text template.
+    pub(crate) fn text(&mut self, src: &str) -> Result<Tpl, SyntaxError> {
+        if !src.contains('{') {
+            return Ok(Tpl::Static(src.to_string()));
+        }
+        let name = self.next_name("t");
+        self.env
+            .add_template_owned(name.clone(), src.to_string())
+            .map_err(|e| describe(&e))?;
+        Ok(Tpl::Compiled(name))
+    }
+
+    /// Compiles an expression; a `{{ }}` around it is optional.
+    pub(crate) fn expr(&mut self, src: &str) -> Result<Expr, SyntaxError> {
+        let src = single_expr(src).unwrap_or(src);
+        self.env.compile_expression(src).map_err(|e| describe(&e))?;
+        let name = self.next_name("e");
+        self.env
+            .add_template_owned(name.clone(), format!("{{% set result = ({src}) %}}"))
+            .map_err(|e| describe(&e))?;
+        Ok(Expr(name))
+    }
+
+    /// Compiles a `fields`/`values`/`set` entry.
+    pub(crate) fn value(&mut self, v: &serde_json::Value) -> Result<ValueTpl, SyntaxError> {
+        match v {
+            serde_json::Value::String(s) => match single_expr(s) {
+                Some(_) => self.expr(s).map(ValueTpl::Expr),
+                None => self.text(s).map(ValueTpl::Text),
+            },
+            other => Ok(ValueTpl::Literal(other.clone())),
+        }
+    }
+
+    /// Renders a text template.
+    pub(crate) fn render(&self, t: &Tpl, ctx: &Value) -> Result<String, Error> {
+        match t {
+            Tpl::Static(s) => Ok(s.clone()),
+            Tpl::Compiled(name) => self.env.get_template(name)?.render(ctx),
+        }
+    }
+
+    /// Evaluates an expression to its value.
+    pub(crate) fn eval(&self, e: &Expr, ctx: &Value) -> Result<Value, Error> {
+        let captured = self.env.get_template(&e.0)?.render_captured(ctx)?;
+        Ok(captured
+            .state()
+            .lookup("result")
+            .unwrap_or(Value::UNDEFINED))
+    }
+
+    /// Evaluates a `fields`/`values` entry to JSON.
+    pub(crate) fn value_of(&self, v: &ValueTpl, ctx: &Value) -> Result<serde_json::Value, Error> {
+        match v {
+            ValueTpl::Literal(v) => Ok(v.clone()),
+            ValueTpl::Text(t) => self.render(t, ctx).map(serde_json::Value::String),
+            ValueTpl::Expr(e) => to_json(&self.eval(e, ctx)?),
+        }
+    }
+}
+
+/// Converts a template value to JSON (undefined and none become `null`).
+pub(crate) fn to_json(v: &Value) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+fn number_of(value: &Value) -> Result<f64, Error> {
+    let parsed = match value.as_str() {
+        Some(s) => s.trim().parse::<f64>().ok(),
+        None => f64::try_from(value.clone()).ok(),
+    };
+    parsed.filter(|n| n.is_finite()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not a number: {value}"),
+        )
+    })
+}
+
+/// Formats an amount of cents as `1,234.50`.
+fn format_cents(cents: i128) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    let whole = (cents / 100).to_string();
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}.{:02}", cents % 100)
+}
+
+fn with_currency(amount: String, currency: Option<String>) -> String {
+    match currency {
+        Some(c) => format!("{c} {amount}"),
+        None => amount,
+    }
+}
+
+/// `x|money` -> `1,234.50`; `x|money("KES")` -> `KES 1,234.50`.
+fn money(value: Value, currency: Option<String>) -> Result<String, Error> {
+    let cents = (number_of(&value)? * 100.0).round() as i128;
+    Ok(with_currency(format_cents(cents), currency))
+}
+
+/// `x|cents` -> like `money` of `x / 100`, in integer arithmetic.
+fn cents(value: Value, currency: Option<String>) -> Result<String, Error> {
+    let cents = match value.as_str() {
+        Some(s) => s.trim().parse::<i128>().ok(),
+        None => i128::try_from(value.clone()).ok(),
+    }
+    .ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not whole cents: {value}"),
+        )
+    })?;
+    Ok(with_currency(format_cents(cents), currency))
+}
+
+/// `x|date` / `x|date("%d %b %Y")`: strftime on an RFC 3339 timestamp, ISO datetime or date.
+fn date(value: String, format: Option<String>) -> Result<String, Error> {
+    let format = format.as_deref().unwrap_or("%d/%m/%Y");
+    let bad = |e: jiff::Error| Error::new(ErrorKind::InvalidOperation, format!("date: {e}"));
+    let when: DateTime = match value.parse::<DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => match value.parse::<Date>() {
+            Ok(d) => d.to_datetime(jiff::civil::Time::midnight()),
+            Err(_) => {
+                let ts = value.parse::<jiff::Timestamp>().map_err(bad)?;
+                ts.to_zoned(jiff::tz::TimeZone::UTC).datetime()
+            }
+        },
+    };
+    jiff::fmt::strtime::format(format, when).map_err(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_formats() {
+        assert_eq!(format_cents(123450), "1,234.50");
+        assert_eq!(format_cents(-100000001), "-1,000,000.01");
+        assert_eq!(format_cents(5), "0.05");
+        assert_eq!(
+            money(Value::from("45000.00"), Some("KES".into())).unwrap(),
+            "KES 45,000.00"
+        );
+        assert_eq!(cents(Value::from(123450), None).unwrap(), "1,234.50");
+    }
+
+    #[test]
+    fn dates_format() {
+        assert_eq!(date("2024-03-15".into(), None).unwrap(), "15/03/2024");
+        assert_eq!(
+            date("2024-03-15T10:30:00Z".into(), Some("%H:%M".into())).unwrap(),
+            "10:30"
+        );
+        assert!(date("soon".into(), None).is_err());
+    }
+
+    #[test]
+    fn static_text() {
+        assert_eq!(
+            static_parts("Hi {{ name }}, {% if x %}yes{% endif %}!"),
+            "Hi  ,  yes !"
+        );
+        assert_eq!(single_expr("{{ a.b }}"), Some("a.b"));
+        assert_eq!(single_expr("{{ a }} and {{ b }}"), None);
+    }
+}

@@ -1,0 +1,4 @@
+//! Fronts: where dialogues come in. Each translates its wire format into a
+//! [`crate::session::Hop`] and a [`crate::hop::Reply`] back, and does nothing else.
+
+pub mod http;

@@ -1,0 +1,311 @@
+//! Assembles and runs the gateway: config first, then the store, the flows and the actors, then
+//! the listeners; and the reverse on shutdown.
+
+use crate::app::flow::FlowApp;
+use crate::app::{App, Route, RouteTable};
+use crate::config::Config;
+use crate::flow::{Diagnostic, Flow, Severity};
+use crate::front::http::{self, admin, ussd};
+use crate::session::{self, Registry, Settings, Shards, sweep};
+use crate::store::Store;
+use crate::text::Limit;
+use ::http::{Method, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Loads every routed flow and builds the route table. Errors and warnings are returned as
+/// diagnostics; any error means the table is not built.
+pub fn load_routes(
+    config: &Config,
+    store: Option<&Store>,
+) -> (Option<RouteTable>, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let mut flows: std::collections::HashMap<String, Arc<Flow>> = Default::default();
+    for route in &config.routes {
+        if flows.contains_key(&route.flow) {
+            continue;
+        }
+        let path = config.flows_path().join(format!("{}.yaml", route.flow));
+        match Flow::load(&path) {
+            Ok(flow) => {
+                diagnostics.extend(flow.warnings().iter().cloned());
+                flows.insert(route.flow.clone(), Arc::new(flow));
+            }
+            Err(errors) => diagnostics.extend(errors),
+        }
+    }
+    if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return (None, diagnostics);
+    }
+    let Some(store) = store else {
+        return (None, diagnostics);
+    };
+    let mut routes = Vec::new();
+    for rc in &config.routes {
+        // unwrap-free: every routed flow loaded above, or we returned.
+        let Some(flow) = flows.get(&rc.flow) else {
+            continue;
+        };
+        let app: Arc<dyn App> = Arc::new(FlowApp::new(flow.clone(), store.clone()));
+        let limit = Limit {
+            septets: rc.max_septets.unwrap_or(config.ussd.max_septets),
+            ucs2: rc.max_ucs2_chars.unwrap_or(config.ussd.max_ucs2_chars),
+        };
+        let idle = Duration::from_secs(
+            rc.idle_timeout_secs
+                .unwrap_or(config.sessions.idle_timeout_secs),
+        );
+        let deadline = Duration::from_millis(rc.deadline_ms.unwrap_or(config.ussd.deadline_ms));
+        // Service codes were validated with the config.
+        if let Some(route) = Route::new(&rc.service_code, app, idle, deadline, limit) {
+            routes.push(route);
+        }
+    }
+    (Some(RouteTable::new(routes)), diagnostics)
+}
+
+/// A running gateway.
+pub struct Running {
+    /// Where the public front listens.
+    pub public_addr: SocketAddr,
+    /// Where the admin listener listens.
+    pub admin_addr: SocketAddr,
+    registry: Registry,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    shards: Option<Shards>,
+    store: Store,
+    reload: admin::Reloader,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("public_addr", &self.public_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish()
+    }
+}
+
+impl Running {
+    /// The registry (for in-process callers such as tests and load drivers).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Reloads flows and routes; live dialogues finish on the version they started with.
+    ///
+    /// # Errors
+    /// Every problem found; the running version keeps serving.
+    pub fn reload(&self) -> Result<String, Vec<String>> {
+        (self.reload)()
+    }
+
+    /// Stops accepting, lets hops in flight finish, flushes the store and stops the actors.
+    /// Live dialogues stay persisted and resume on the next start.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        for t in self.background.drain(..) {
+            t.abort();
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "final flush failed"),
+            Err(e) => tracing::error!(error = %e, "final flush task failed"),
+        }
+        if let Some(shards) = self.shards.take() {
+            let _ = tokio::task::spawn_blocking(move || shards.stop()).await;
+        }
+        tracing::info!("gateway stopped");
+    }
+}
+
+/// Starts the gateway described by `config`.
+///
+/// # Errors
+/// Invalid flows (every diagnostic, one per line), a store that cannot be opened, or an
+/// address that cannot be bound.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::metrics::install();
+    let store = Store::open(
+        &config.store.data_dir,
+        config.store.cache_mb,
+        config.store.flush_every_ms,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.data_dir.display()))?;
+    let (routes, diagnostics) = load_routes(&config, Some(&store));
+    for d in diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+    {
+        tracing::warn!("{d}");
+    }
+    let Some(routes) = routes else {
+        let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
+    };
+    let seed_dir = config.seed_path();
+    if store.records().is_empty() && seed_dir.is_dir() {
+        let n = store.records().seed_from_dir(&seed_dir)?;
+        tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into an empty store");
+    }
+
+    let shards_n = match config.sessions.shards {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let shards = Shards::start(shards_n)?;
+    let settings = Settings {
+        unknown_service_text: config.ussd.unknown_service_text.clone(),
+        apology_text: config.ussd.apology_text.clone(),
+        timeout_text: config.ussd.timeout_text.clone(),
+        tombstone_ttl: Duration::from_secs(config.sessions.tombstone_secs),
+    };
+    let http_limit = Limit {
+        septets: config.ussd.max_septets,
+        ucs2: config.ussd.max_ucs2_chars,
+    };
+    let core = session::registry::core(store.clone(), routes, settings);
+    let registry = Registry::new(core, &shards);
+
+    let public = TcpListener::bind(config.public.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("public front {}: {e}", config.public.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("admin listener {}: {e}", config.admin.listen))?;
+    let public_addr = public.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    tracing::info!(%public_addr, "public front listening (POST /ussd, GET /health, GET /ready)");
+    tracing::info!(%admin_addr, "admin listener listening (GET /metrics, /admin/...)");
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let reload: admin::Reloader = {
+        let config = config.clone();
+        let registry = registry.clone();
+        let store = store.clone();
+        Arc::new(move || reload_routes(&config, &registry, &store))
+    };
+
+    let public_task = {
+        let registry = registry.clone();
+        let ready = ready.clone();
+        let max_body = config.public.max_body_bytes;
+        let cc: Arc<str> = config.numbers.default_country_code.clone().into();
+        let apology: Arc<str> = config.ussd.apology_text.clone().into();
+        let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+            let registry = registry.clone();
+            let ready = ready.clone();
+            let cc = cc.clone();
+            let apology = apology.clone();
+            async move {
+                match (req.method(), req.uri().path()) {
+                    (&Method::POST, "/ussd") => {
+                        ussd::handle(req, registry, max_body, http_limit, &cc, &apology).await
+                    }
+                    (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
+                    (&Method::GET, "/ready") => {
+                        if ready.load(Ordering::Acquire) {
+                            http::text(StatusCode::OK, "ready\n")
+                        } else {
+                            http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                        }
+                    }
+                    (_, "/ussd" | "/health" | "/ready") => {
+                        http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+                    }
+                    _ => http::text(StatusCode::NOT_FOUND, "not found\n"),
+                }
+            }
+        };
+        tokio::spawn(http::serve(public, handler, shutdown_rx.clone()))
+    };
+    let admin_task = {
+        let state = admin::AdminState {
+            registry: registry.clone(),
+            token: config.admin_token().map(Arc::from),
+            reload: reload.clone(),
+        };
+        if state.token.is_none() {
+            tracing::warn!("no admin token configured: every /admin call will be refused");
+        }
+        let handler = move |req| admin::handle(req, state.clone());
+        tokio::spawn(http::serve(admin_listener, handler, shutdown_rx.clone()))
+    };
+    ready.store(true, Ordering::Release);
+
+    let sweeper = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let (_, pending) = sweep::startup_sweep(&registry).await;
+            sweep::expire_pending(registry, pending).await;
+        })
+    };
+    let purger = tokio::spawn(sweep::purge_tombstones(registry.clone()));
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            crate::metrics::upkeep();
+        }
+    });
+
+    Ok(Running {
+        public_addr,
+        admin_addr,
+        registry,
+        shutdown,
+        tasks: vec![public_task, admin_task],
+        background: vec![sweeper, purger, upkeep],
+        shards: Some(shards),
+        store,
+        reload,
+    })
+}
+
+/// Re-reads the config's routes and flows and swaps them in if they are all valid. Only routes
+/// and flows change on reload; listeners, store and session settings need a restart.
+fn reload_routes(
+    config: &Config,
+    registry: &Registry,
+    store: &Store,
+) -> Result<String, Vec<String>> {
+    let fresh = match &config.source {
+        Some(path) => Config::load(path).map_err(|e| {
+            crate::metrics::reload(false);
+            vec![e.to_string()]
+        })?,
+        None => config.clone(),
+    };
+    let (routes, diagnostics) = load_routes(&fresh, Some(store));
+    let Some(routes) = routes else {
+        let errors: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        tracing::error!(errors = errors.len(), "flow reload refused");
+        crate::metrics::reload(false);
+        return Err(errors);
+    };
+    let summary: Vec<String> = routes
+        .routes()
+        .iter()
+        .map(|r| format!("{} {} {}", r.service_code, r.app.kind(), r.app.version()))
+        .collect();
+    registry.core().routes.store(Arc::new(routes));
+    crate::metrics::reload(true);
+    tracing::info!("flows reloaded");
+    Ok(format!("reloaded:\n{}", summary.join("\n")))
+}

@@ -1,0 +1,41 @@
+//! ussd-gateway: an actor-based USSD gateway.
+//!
+//! The path of one hop (see `docs/` and the design notes):
+//!
+//! ```text
+//! AT POST /ussd --> front::http --> session::Hop --> session::Registry --> SessionActor
+//!                                                    (find or spawn;       | app.step(state, input)
+//!                                                     resume from sled)    |   flow engine (pure)
+//!                                                                          | persist state (sled)
+//! "CON ..." / "END ..." <-- front::http <------------------------------- Reply { text, end }
+//! ```
+//!
+//! Crate map:
+//! - [`config`]: `gateway.toml`, validated before anything binds.
+//! - [`msisdn`]: the one canonical phone number form, made at the edge.
+//! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
+//! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
+//! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
+//! - [`app`]: the `App` interface and service code routing; flows run through it.
+//! - [`flow`]: declarative YAML flows: model, validation, the pure engine, templates.
+//! - [`text`]: GSM-7 counting and pagination.
+//! - [`store`]: the sled database and the record store flows use.
+//! - [`metrics`]: every exported metric, registered once.
+//! - [`gateway`]: assembly, start and graceful shutdown.
+//! - [`dial`]: the terminal simulator that plays the aggregator.
+
+#![forbid(unsafe_code)]
+#![deny(missing_debug_implementations)]
+
+pub mod app;
+pub mod config;
+pub mod dial;
+pub mod flow;
+pub mod front;
+pub mod gateway;
+pub mod hop;
+pub mod metrics;
+pub mod msisdn;
+pub mod session;
+pub mod store;
+pub mod text;

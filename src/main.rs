@@ -1,0 +1,224 @@
+//! The `ussd-gateway` command: thin. Parses the command line and hands over to the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use ussd_gateway::config::Config;
+use ussd_gateway::dial::{self, DialOptions, DialOutcome};
+use ussd_gateway::flow::Severity;
+use ussd_gateway::gateway;
+
+/// Exit code for bad configuration (EX_USAGE in sysexits).
+const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "ussd-gateway", version, about = "An actor-based USSD gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and every flow; exit non-zero on any error.
+    Check {
+        /// The configuration file.
+        #[arg(default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Load the sample records of the configuration's data folder into the store.
+    Seed {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Dial a service code against a running gateway, as the aggregator would.
+    Dial {
+        /// The service code, e.g. '*123#'.
+        service_code: String,
+        /// The subscriber's phone number.
+        #[arg(long, default_value = "+254700000001")]
+        phone: String,
+        /// The gateway's USSD callback URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/ussd")]
+        url: String,
+        /// Scripted inputs, in order (non-interactive).
+        #[arg(long = "input", short)]
+        inputs: Vec<String>,
+        /// A networkCode to send.
+        #[arg(long)]
+        network_code: Option<String>,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing();
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+        Command::Check { config } => check(&config),
+        Command::Seed { config } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let store = match ussd_gateway::store::Store::open(
+                &config.store.data_dir,
+                config.store.cache_mb,
+                config.store.flush_every_ms,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", config.store.data_dir.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match store.records().seed_from_dir(&config.seed_path()) {
+                Ok(n) => {
+                    println!("{n} records loaded from {}", config.seed_path().display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Dial {
+            service_code,
+            phone,
+            url,
+            inputs,
+            network_code,
+        } => {
+            let opts = DialOptions {
+                service_code,
+                phone,
+                url,
+                inputs,
+                network_code,
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut out = std::io::stdout();
+            match runtime.block_on(dial::run(&opts, &mut out)) {
+                Ok(DialOutcome::Ended) => ExitCode::SUCCESS,
+                Ok(DialOutcome::InputsRanOut) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (_, diagnostics) = gateway::load_routes(&config, None);
+    let mut errors = 0;
+    for d in &diagnostics {
+        if d.severity == Severity::Error {
+            errors += 1;
+        }
+        eprintln!("{d}");
+    }
+    if errors > 0 {
+        eprintln!("{errors} error(s)");
+        ExitCode::FAILURE
+    } else {
+        println!(
+            "{}: ok ({} routes, {} warnings)",
+            path.display(),
+            config.routes.len(),
+            diagnostics.len()
+        );
+        ExitCode::SUCCESS
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let running = match gateway::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // One machine-readable line for scripts and tests that start the gateway on port 0.
+    println!(
+        "listening public={} admin={}",
+        running.public_addr, running.admin_addr
+    );
+    let signals = wait_for_signals(&running).await;
+    if let Err(e) = signals {
+        tracing::error!(error = %e, "signal handling failed");
+    }
+    tracing::info!("shutting down: no new connections, finishing hops in flight");
+    running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP meanwhile.
+async fn wait_for_signals(running: &gateway::Running) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match running.reload() {
+                Ok(summary) => tracing::info!("SIGHUP: {}", summary.replace('\n', "; ")),
+                Err(errors) => tracing::error!("SIGHUP: reload refused: {}", errors.join("; ")),
+            },
+        }
+    }
+}

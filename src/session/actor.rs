@@ -1,0 +1,579 @@
+//! The actor that owns one dialogue.
+//!
+//! It loads the dialogue's state lazily from sled on its first message (so a restart resumes
+//! dialogues on their next hop, never all at start), derives the new input from the cumulative
+//! text, answers retries from the stored reply, runs the app under the hop's deadline, persists
+//! the state after every hop, and ends the dialogue on END, on an error, or after its idle
+//! timeout, leaving a tombstone and an end-of-session record.
+//!
+//! Hops are handled with [`AtomicResponse`]: while one hop is being answered the actor takes no
+//! other message, so a retry that arrives meanwhile waits and is then answered from the stored
+//! reply. One answer, computed once.
+
+use super::registry::Core;
+use super::state::{Dialogue, EndReason, EndRecord, Tombstone, now_ms};
+use super::{Hop, HopInput, SessionKey};
+use crate::app::{App, AppError, AppState, HopEnv, Route, Turn};
+use crate::hop::Reply;
+use crate::metrics;
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Answer this hop.
+#[derive(Debug, Message)]
+#[rtype(result = "Reply")]
+pub struct HopMsg(pub Hop);
+
+/// End the dialogue if it is idle past its timeout; answers whether it ended.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Expire;
+
+/// End the dialogue now: the network or the aggregator says it is over. Answers whether a live
+/// dialogue ended.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct Abort;
+
+/// One dialogue.
+pub struct SessionActor {
+    key: SessionKey,
+    core: Arc<Core>,
+    /// False until the persisted state (if any) has been looked up.
+    loaded: bool,
+    dialogue: Option<Dialogue>,
+    /// The app the dialogue runs on: the version it started with, even across reloads.
+    app: Option<Arc<dyn App>>,
+    route: Option<Arc<Route>>,
+    idle: Option<SpawnHandle>,
+}
+
+impl std::fmt::Debug for SessionActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionActor")
+            .field("key", &self.key)
+            .field("live", &self.dialogue.is_some())
+            .finish()
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Dialogues are short; a small mailbox is plenty, but never refuse a retry.
+        ctx.set_mailbox_capacity(64);
+        metrics::live(1.0);
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        let me = ctx.address();
+        self.core.live.remove_if(&self.key, |_, a| *a == me);
+        metrics::live(-1.0);
+    }
+}
+
+/// What to do with a hop once the state is known. Lives only while a hop is planned, so the
+/// size difference between the variants costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
+enum Plan {
+    /// Answer at once (retry, tombstone, unknown code); stop the actor if `stop`.
+    Answer {
+        reply: Reply,
+        stop: bool,
+        outcome: &'static str,
+    },
+    /// Run the app.
+    Run {
+        app: Arc<dyn App>,
+        state: Option<AppState>,
+        inputs: Vec<String>,
+        env: HopEnv,
+        text: String,
+        deadline: Duration,
+    },
+}
+
+impl SessionActor {
+    /// A new actor for `key`; it loads its state on its first message.
+    pub fn new(key: SessionKey, core: Arc<Core>) -> Self {
+        SessionActor {
+            key,
+            core,
+            loaded: false,
+            dialogue: None,
+            app: None,
+            route: None,
+            idle: None,
+        }
+    }
+
+    /// The route's service code, for metric labels (a fixed set from config).
+    fn route_label(&self) -> String {
+        match (&self.route, &self.dialogue) {
+            (Some(r), _) => r.service_code.clone(),
+            (None, Some(d)) => d.route.clone(),
+            _ => "unknown".to_string(),
+        }
+    }
+
+    /// Loads the persisted dialogue, once. A dialogue whose route is gone after a restart ends.
+    fn load(&mut self) -> Result<(), String> {
+        if self.loaded {
+            return Ok(());
+        }
+        self.loaded = true;
+        let found: Option<Dialogue> = self
+            .core
+            .store
+            .live(&self.key)
+            .map_err(|e| format!("loading dialogue: {e}"))?;
+        if let Some(d) = found {
+            let routes = self.core.routes.load();
+            match routes.get(&d.route) {
+                Some(route) => {
+                    self.app = Some(route.app.clone());
+                    self.route = Some(route.clone());
+                }
+                None => tracing::warn!(route = %d.route, "resumed dialogue's route is gone"),
+            }
+            self.dialogue = Some(d);
+        }
+        Ok(())
+    }
+
+    fn plan(&mut self, hop: Hop) -> Plan {
+        if let Err(e) = self.load() {
+            tracing::error!(error = %e, "store read failed");
+            return Plan::Answer {
+                reply: Reply::end(&self.core.settings.apology_text),
+                stop: true,
+                outcome: "error",
+            };
+        }
+        // A dialogue that idled out while no actor held it (a restart) ends now, not later.
+        if self
+            .dialogue
+            .as_ref()
+            .is_some_and(|d| d.idle_deadline_ms() <= now_ms())
+        {
+            return Plan::Answer {
+                reply: self.end_now(EndReason::IdleTimeout, None),
+                stop: true,
+                outcome: "expired",
+            };
+        }
+        if matches!(hop.input, HopInput::Single(None)) && self.dialogue.is_some() {
+            // The network started a new dialogue under a key that is still live: the old one
+            // was abandoned without an abort reaching us.
+            self.end_now(EndReason::Abort, None);
+        }
+        let Some(d) = &self.dialogue else {
+            let (text, retry_possible) = match hop.input {
+                HopInput::Cumulative(text) => (text, true),
+                // A start is always a new dialogue, never a retry of an ended one.
+                HopInput::Single(None) => (String::new(), false),
+                HopInput::Single(Some(_)) => {
+                    // An input for a dialogue we do not know (ended, or lost): answer from the
+                    // tombstone if there is one, else say it timed out.
+                    let reply = self
+                        .tombstone_reply()
+                        .unwrap_or_else(|| Reply::end(&self.core.settings.timeout_text));
+                    return Plan::Answer {
+                        reply,
+                        stop: true,
+                        outcome: "expired",
+                    };
+                }
+            };
+            if retry_possible && let Some(reply) = self.tombstone_reply() {
+                return Plan::Answer {
+                    reply,
+                    stop: true,
+                    outcome: "retry",
+                };
+            }
+            return self.plan_new(
+                hop.msisdn,
+                hop.dialled,
+                hop.network,
+                hop.front,
+                hop.limit,
+                text,
+            );
+        };
+        let (text, input) = match hop.input {
+            HopInput::Cumulative(text) => {
+                if text == d.seen_text {
+                    return Plan::Answer {
+                        reply: d.last_reply.clone(),
+                        stop: false,
+                        outcome: "retry",
+                    };
+                }
+                let input = derive_input(&d.seen_text, &text);
+                (text, input)
+            }
+            HopInput::Single(input) => {
+                let input = input.unwrap_or_default();
+                let text = if d.seen_text.is_empty() {
+                    input.clone()
+                } else {
+                    format!("{}*{input}", d.seen_text)
+                };
+                (text, input)
+            }
+        };
+        let (Some(app), Some(route)) = (self.app.clone(), self.route.clone()) else {
+            return Plan::Answer {
+                reply: self.end_now(EndReason::Error, None),
+                stop: true,
+                outcome: "error",
+            };
+        };
+        let env = HopEnv {
+            session_id: self.key.clone(),
+            msisdn: d.msisdn.clone(),
+            service_code: d.route.clone(),
+            network: d.network.clone(),
+            front: d.front,
+            limit: route.limit.min(hop.limit),
+            deadline: Instant::now() + route.deadline,
+        };
+        Plan::Run {
+            app,
+            state: d.app.clone(),
+            inputs: vec![input],
+            env,
+            text,
+            deadline: route.deadline,
+        }
+    }
+
+    fn plan_new(
+        &mut self,
+        msisdn: crate::msisdn::Msisdn,
+        dialled: String,
+        network: Option<String>,
+        front: crate::hop::Front,
+        front_limit: crate::text::Limit,
+        text: String,
+    ) -> Plan {
+        let routes = self.core.routes.load();
+        let Some((route, mut inputs)) = routes.resolve(&dialled) else {
+            tracing::warn!(
+                dialled = %dialled,
+                msisdn = %msisdn.masked(),
+                "unknown service code"
+            );
+            return Plan::Answer {
+                reply: Reply::end(&self.core.settings.unknown_service_text),
+                stop: true,
+                outcome: "unknown_service",
+            };
+        };
+        // AT sends an empty text on the first hop; anything else is taken as inputs typed ahead.
+        if !text.is_empty() {
+            inputs.extend(text.split('*').map(str::to_string));
+        }
+        let now = now_ms();
+        let app = route.app.clone();
+        self.dialogue = Some(Dialogue {
+            msisdn: msisdn.clone(),
+            front,
+            dialled,
+            route: route.service_code.clone(),
+            network: network.clone(),
+            started_ms: now,
+            last_hop_ms: now,
+            idle_timeout_ms: route.idle_timeout.as_millis() as u64,
+            hops: 0,
+            seen_text: String::new(),
+            last_reply: Reply::con(""),
+            app_version: app.version().to_string(),
+            app: None,
+        });
+        self.app = Some(app.clone());
+        self.route = Some(route.clone());
+        let env = HopEnv {
+            session_id: self.key.clone(),
+            msisdn,
+            service_code: route.service_code.clone(),
+            network,
+            front,
+            limit: route.limit.min(front_limit),
+            deadline: Instant::now() + route.deadline,
+        };
+        Plan::Run {
+            app,
+            state: None,
+            inputs,
+            env,
+            text,
+            deadline: route.deadline,
+        }
+    }
+
+    /// The last reply of this key's ended dialogue, if its tombstone is still kept.
+    fn tombstone_reply(&self) -> Option<Reply> {
+        match self.core.store.tombstone::<Tombstone>(&self.key) {
+            Ok(Some(t)) if t.expires_ms > now_ms() => Some(t.reply),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "tombstone read failed");
+                None
+            }
+        }
+    }
+
+    /// Records the outcome of the app call and answers.
+    fn finish(
+        &mut self,
+        outcome: Result<Result<Turn, AppError>, tokio::time::error::Elapsed>,
+        text: String,
+        ctx: &mut Context<Self>,
+    ) -> (Reply, &'static str) {
+        let turn = match outcome {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(e)) => {
+                tracing::error!(session = %self.key, error = %e, "app failed; dialogue ends");
+                let reply = self.end_now(EndReason::Error, Some(text));
+                stop_after_reply(ctx);
+                return (reply, "error");
+            }
+            Err(_) => {
+                tracing::error!(session = %self.key, "hop deadline passed; dialogue ends");
+                let reply = self.end_now(EndReason::Error, Some(text));
+                stop_after_reply(ctx);
+                return (reply, "error");
+            }
+        };
+        let Some(d) = self.dialogue.as_mut() else {
+            // unreachable in practice: plan() only runs the app with a dialogue in place.
+            stop_after_reply(ctx);
+            return (Reply::end(&self.core.settings.apology_text), "error");
+        };
+        d.app = Some(turn.state);
+        d.seen_text = text;
+        d.last_reply = turn.reply.clone();
+        d.hops += 1;
+        d.last_hop_ms = now_ms();
+        if turn.reply.end {
+            let reply = turn.reply;
+            if let Err(e) = self.persist_end(EndReason::End, reply.clone()) {
+                tracing::error!(session = %self.key, error = %e, "store write failed at END");
+            }
+            stop_after_reply(ctx);
+            return (reply, "end");
+        }
+        let t = Instant::now();
+        let written = self.core.store.put_live(&self.key, &*d);
+        metrics::store_write("session", t.elapsed(), written.is_ok());
+        if let Err(e) = written {
+            tracing::error!(session = %self.key, error = %e, "store write failed; dialogue ends");
+            let reply = self.end_now(EndReason::Error, None);
+            stop_after_reply(ctx);
+            return (reply, "error");
+        }
+        let timeout = Duration::from_millis(d.idle_timeout_ms);
+        self.arm_idle(ctx, timeout);
+        (turn.reply, "con")
+    }
+
+    /// Ends the dialogue now with an apology (or the timeout text) and returns what to answer.
+    fn end_now(&mut self, reason: EndReason, text: Option<String>) -> Reply {
+        let reply = match reason {
+            EndReason::IdleTimeout => Reply::end(&self.core.settings.timeout_text),
+            _ => Reply::end(&self.core.settings.apology_text),
+        };
+        if let Some(d) = self.dialogue.as_mut()
+            && let Some(text) = text
+        {
+            d.seen_text = text;
+            d.last_reply = reply.clone();
+        }
+        if let Err(e) = self.persist_end(reason, reply.clone()) {
+            tracing::error!(session = %self.key, error = %e, "store write failed while ending");
+        }
+        reply
+    }
+
+    fn persist_end(
+        &mut self,
+        reason: EndReason,
+        reply: Reply,
+    ) -> Result<(), crate::store::StoreError> {
+        let Some(d) = self.dialogue.take() else {
+            return Ok(());
+        };
+        let tomb = Tombstone {
+            seen_text: d.seen_text.clone(),
+            reply,
+            expires_ms: now_ms() + self.core.settings.tombstone_ttl.as_millis() as u64,
+        };
+        let record = EndRecord::of(&self.key, &d, reason);
+        metrics::dialogue_ended(reason.as_str(), Duration::from_millis(record.duration_ms));
+        tracing::info!(
+            msisdn = %d.msisdn.masked(),
+            service_code = %d.route,
+            hops = d.hops,
+            reason = reason.as_str(),
+            "dialogue ended"
+        );
+        let t = Instant::now();
+        let result = self.core.store.end(&self.key, &tomb, &record);
+        metrics::store_write("end", t.elapsed(), result.is_ok());
+        result
+    }
+
+    /// (Re)starts the idle timer: when it fires, the dialogue ends as timed out.
+    fn arm_idle(&mut self, ctx: &mut Context<Self>, timeout: Duration) {
+        if let Some(h) = self.idle.take() {
+            ctx.cancel_future(h);
+        }
+        self.idle = Some(ctx.run_later(timeout, |act, ctx| {
+            act.idle = None;
+            act.end_now(EndReason::IdleTimeout, None);
+            ctx.stop();
+        }));
+    }
+}
+
+/// Stops the actor once the reply being prepared has been sent.
+///
+/// Replies go out through `AtomicResponse`, a future the context waits on, and actix drops
+/// waiting futures of a stopping actor: stopping right away would lose the reply (the END the
+/// subscriber must see). A spawned item runs only after the waiting future has completed.
+fn stop_after_reply(ctx: &mut Context<SessionActor>) {
+    ctx.spawn(fut::ready(()).map(|_, _, ctx: &mut Context<SessionActor>| ctx.stop()));
+}
+
+/// The new input carried by a cumulative `text`, given the text already seen.
+///
+/// Normally `text` is `seen + "*" + input` (or just the input when nothing was seen yet), and the
+/// input may itself contain `*`. If the aggregator sends something else, the last `*` segment is
+/// the best guess left.
+pub fn derive_input(seen: &str, text: &str) -> String {
+    if seen.is_empty() {
+        return text.to_string();
+    }
+    if let Some(rest) = text.strip_prefix(seen)
+        && let Some(input) = rest.strip_prefix('*')
+    {
+        return input.to_string();
+    }
+    tracing::warn!("cumulative text does not extend the dialogue's; using its last segment");
+    text.rsplit('*').next().unwrap_or(text).to_string()
+}
+
+impl Handler<HopMsg> for SessionActor {
+    type Result = AtomicResponse<Self, Reply>;
+
+    fn handle(&mut self, msg: HopMsg, ctx: &mut Self::Context) -> Self::Result {
+        let started = Instant::now();
+        let front = msg.0.front;
+        match self.plan(msg.0) {
+            Plan::Answer {
+                reply,
+                stop,
+                outcome,
+            } => {
+                metrics::hop(
+                    front.as_str(),
+                    &self.route_label(),
+                    outcome,
+                    started.elapsed(),
+                );
+                if stop {
+                    stop_after_reply(ctx);
+                }
+                AtomicResponse::new(Box::pin(fut::ready(reply)))
+            }
+            Plan::Run {
+                app,
+                state,
+                inputs,
+                env,
+                text,
+                deadline,
+            } => {
+                // The idle timer must not fire while a hop is being answered.
+                if let Some(h) = self.idle.take() {
+                    ctx.cancel_future(h);
+                }
+                let call = tokio::time::timeout(deadline, app.hop(state, inputs, env));
+                AtomicResponse::new(Box::pin(call.into_actor(self).map(
+                    move |outcome, act, ctx| {
+                        let route = act.route_label();
+                        let (reply, label) = act.finish(outcome, text, ctx);
+                        metrics::hop(front.as_str(), &route, label, started.elapsed());
+                        reply
+                    },
+                )))
+            }
+        }
+    }
+}
+
+impl Handler<Abort> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Abort, ctx: &mut Self::Context) -> bool {
+        if let Err(e) = self.load() {
+            tracing::error!(error = %e, "store read failed during abort");
+            return false;
+        }
+        let live = self.dialogue.is_some();
+        if live {
+            self.end_now(EndReason::Abort, None);
+        }
+        ctx.stop();
+        live
+    }
+}
+
+impl Handler<Expire> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: Expire, ctx: &mut Self::Context) -> bool {
+        if let Err(e) = self.load() {
+            tracing::error!(error = %e, "store read failed during sweep");
+            return false;
+        }
+        let Some(d) = &self.dialogue else {
+            ctx.stop();
+            return false;
+        };
+        if d.idle_deadline_ms() > now_ms() {
+            if self.idle.is_none() {
+                // A dialogue resumed into memory by this check keeps its own timer from here on.
+                let remaining = Duration::from_millis(d.idle_deadline_ms() - now_ms());
+                self.arm_idle(ctx, remaining);
+            }
+            return false;
+        }
+        self.end_now(EndReason::IdleTimeout, None);
+        ctx.stop();
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derive_input;
+
+    #[test]
+    fn inputs_are_derived_from_what_was_seen() {
+        assert_eq!(derive_input("", ""), "");
+        assert_eq!(derive_input("", "1"), "1");
+        assert_eq!(derive_input("1", "1*2"), "2");
+        // A subscriber may type `*` inside an input.
+        assert_eq!(derive_input("1*2", "1*2*3*4"), "3*4");
+        assert_eq!(derive_input("", "*"), "*");
+        assert_eq!(derive_input("1", "1**"), "*");
+        // Something the aggregator rewrote: fall back to the last segment.
+        assert_eq!(derive_input("1*2", "5*6"), "6");
+    }
+}

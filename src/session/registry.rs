@@ -1,0 +1,231 @@
+//! The registry: which actor owns which dialogue, and the shards they run on.
+//!
+//! Actors run on an actix `System` of their own thread, spread over one Arbiter per shard; a
+//! dialogue is pinned to a shard by the hash of its key. The fronts run on tokio and reach
+//! actors only through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
+//! is no lock shared by all dialogues on the hot path.
+
+use super::actor::{Abort, Expire, HopMsg, SessionActor};
+use super::{Hop, HopError, SessionKey};
+use crate::app::RouteTable;
+use crate::hop::Reply;
+use crate::store::Store;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError};
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Texts and limits every dialogue needs, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What an unrouted service code is told.
+    pub unknown_service_text: String,
+    /// What a subscriber is told when the gateway cannot answer.
+    pub apology_text: String,
+    /// What a late hop of a timed-out dialogue is told.
+    pub timeout_text: String,
+    /// How long tombstones answer retries.
+    pub tombstone_ttl: Duration,
+}
+
+/// What every actor shares: the store, the routes in force, the settings and the registry map.
+#[derive(Debug)]
+pub struct Core {
+    /// The database.
+    pub store: Store,
+    /// The routes in force; swapped whole on reload. Live dialogues keep the app they started on.
+    pub routes: ArcSwap<RouteTable>,
+    /// Fixed settings.
+    pub settings: Settings,
+    pub(crate) live: DashMap<SessionKey, Addr<SessionActor>>,
+}
+
+/// The actix side: a System on its own thread with one Arbiter per shard.
+#[derive(Debug)]
+pub struct Shards {
+    handles: Vec<ArbiterHandle>,
+    system: actix::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Shards {
+    /// Starts `n` shards (at least one).
+    ///
+    /// # Errors
+    /// The system thread could not be started.
+    pub fn start(n: usize) -> std::io::Result<Shards> {
+        let n = n.max(1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("actix-system".into())
+            .spawn(move || {
+                let runner = actix::System::new();
+                runner.block_on(async move {
+                    let handles: Vec<ArbiterHandle> =
+                        (0..n).map(|_| Arbiter::new().handle()).collect();
+                    let _ = tx.send((handles, actix::System::current()));
+                });
+                if let Err(e) = runner.run() {
+                    tracing::error!(error = %e, "actor system stopped with an error");
+                }
+            })?;
+        let (handles, system) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("actor system failed to start"))?;
+        Ok(Shards {
+            handles,
+            system,
+            thread: Some(thread),
+        })
+    }
+
+    /// How many shards run.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Never true: there is always at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// Stops every actor (without ending their dialogues: their state stays persisted) and
+    /// waits for the system thread.
+    pub fn stop(mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The handle fronts use to hand in hops. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    core: Arc<Core>,
+    shards: Arc<Vec<ArbiterHandle>>,
+}
+
+impl Registry {
+    /// A registry over `core`, running actors on `shards`.
+    pub fn new(core: Arc<Core>, shards: &Shards) -> Registry {
+        Registry {
+            core,
+            shards: Arc::new(shards.handles.clone()),
+        }
+    }
+
+    /// The shared core.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// How many dialogues have an actor in memory.
+    pub fn live(&self) -> usize {
+        self.core.live.len()
+    }
+
+    /// Answers one hop through the dialogue's actor, spawning it if needed.
+    ///
+    /// # Errors
+    /// The actor system is stopping.
+    pub async fn hop(&self, hop: Hop) -> Result<Reply, HopError> {
+        // An actor that stops between lookup and send (its dialogue just ended) answers
+        // `Closed`; a fresh actor then answers from the tombstone. Two attempts cover that race;
+        // more means the system is going down.
+        for _ in 0..3 {
+            let addr = self.addr_for(&hop.key);
+            match addr.send(HopMsg(hop.clone())).await {
+                Ok(reply) => return Ok(reply),
+                Err(MailboxError::Closed) => {
+                    self.core.live.remove_if(&hop.key, |_, a| *a == addr);
+                }
+                Err(MailboxError::Timeout) => {
+                    return Err(HopError::Unavailable("actor mailbox timed out".into()));
+                }
+            }
+        }
+        Err(HopError::Unavailable("actor system is stopping".into()))
+    }
+
+    /// Ends the dialogue `key` at once because the network (or the aggregator) says it is over
+    /// (SMPP abort, AT end-of-session notification). Returns whether a live dialogue ended.
+    pub async fn abort(&self, key: SessionKey) -> bool {
+        for _ in 0..3 {
+            let addr = self.addr_for(&key);
+            match addr.send(Abort).await {
+                Ok(ended) => return ended,
+                Err(MailboxError::Closed) => {
+                    self.core.live.remove_if(&key, |_, a| *a == addr);
+                }
+                Err(MailboxError::Timeout) => return false,
+            }
+        }
+        false
+    }
+
+    /// Ends the dialogue `key` if it has been idle past its timeout (used for dialogues that a
+    /// restart left without an actor). Returns whether it ended.
+    pub async fn expire_if_idle(&self, key: SessionKey) -> bool {
+        for _ in 0..3 {
+            let addr = self.addr_for(&key);
+            match addr.send(Expire).await {
+                Ok(ended) => return ended,
+                Err(MailboxError::Closed) => {
+                    self.core.live.remove_if(&key, |_, a| *a == addr);
+                }
+                Err(MailboxError::Timeout) => return false,
+            }
+        }
+        false
+    }
+
+    fn addr_for(&self, key: &SessionKey) -> Addr<SessionActor> {
+        if let Some(addr) = self.core.live.get(key)
+            && addr.connected()
+        {
+            return addr.clone();
+        }
+        let entry = self.core.live.entry(key.clone());
+        match entry {
+            dashmap::Entry::Occupied(e) if e.get().connected() => e.get().clone(),
+            dashmap::Entry::Occupied(mut e) => {
+                let addr = self.spawn(key);
+                e.insert(addr.clone());
+                addr
+            }
+            dashmap::Entry::Vacant(v) => {
+                let addr = self.spawn(key);
+                v.insert(addr.clone());
+                addr
+            }
+        }
+    }
+
+    fn spawn(&self, key: &SessionKey) -> Addr<SessionActor> {
+        // DefaultHasher::new() has fixed keys: the same key always lands on the same shard.
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
+        let actor = SessionActor::new(key.clone(), self.core.clone());
+        SessionActor::start_in_arbiter(shard, move |_| actor)
+    }
+}
+
+/// Creates the core.
+pub fn core(store: Store, routes: RouteTable, settings: Settings) -> Arc<Core> {
+    Arc::new(Core {
+        store,
+        routes: ArcSwap::from_pointee(routes),
+        settings,
+        live: DashMap::new(),
+    })
+}
+
+/// Compile-time check that the registry can be shared with tokio tasks.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Registry>();
+};

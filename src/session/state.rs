@@ -1,0 +1,147 @@
+//! What a dialogue leaves in the store: its live state, its tombstone, its end record.
+
+use crate::app::AppState;
+use crate::hop::{Front, Reply};
+use crate::msisdn::Msisdn;
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, the time unit of everything persisted.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The live state of a dialogue, written to sled after every hop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dialogue {
+    /// The subscriber.
+    pub msisdn: Msisdn,
+    /// The front it came through.
+    pub front: Front,
+    /// The service code as dialled.
+    pub dialled: String,
+    /// The route's service code.
+    pub route: String,
+    /// The network code, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// When the first hop arrived.
+    pub started_ms: u64,
+    /// When the last hop was answered.
+    pub last_hop_ms: u64,
+    /// The idle timeout in force for this dialogue.
+    pub idle_timeout_ms: u64,
+    /// Hops answered so far.
+    pub hops: u32,
+    /// The cumulative input text of the last answered hop: a hop with the same text is a retry,
+    /// a hop extending it by `*input` carries a new input.
+    pub seen_text: String,
+    /// The last reply, to answer retries without running the step again.
+    pub last_reply: Reply,
+    /// The version of the app definition the dialogue started on.
+    pub app_version: String,
+    /// The app's own state (`None` only before the first turn is answered).
+    #[serde(default)]
+    pub app: Option<AppState>,
+}
+
+impl Dialogue {
+    /// When this dialogue times out if no hop comes.
+    pub fn idle_deadline_ms(&self) -> u64 {
+        self.last_hop_ms.saturating_add(self.idle_timeout_ms)
+    }
+}
+
+/// Kept for a while after a dialogue ends, to answer retries of its last hop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The cumulative text of the last hop.
+    pub seen_text: String,
+    /// What that hop was answered (always an END).
+    pub reply: Reply,
+    /// When it may be purged.
+    pub expires_ms: u64,
+}
+
+/// Why a dialogue ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The app answered END.
+    End,
+    /// No hop came within the idle timeout.
+    IdleTimeout,
+    /// The network or the subscriber aborted it.
+    Abort,
+    /// The gateway could not answer (store failure, deadline, incompatible state).
+    Error,
+}
+
+impl EndReason {
+    /// A fixed name, usable as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::End => "end",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::Abort => "abort",
+            EndReason::Error => "error",
+        }
+    }
+}
+
+/// The end-of-session record: who, what, how long, how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndRecord {
+    /// The session key.
+    pub session: String,
+    /// The subscriber.
+    pub msisdn: Msisdn,
+    /// The front.
+    pub front: Front,
+    /// The route's service code.
+    pub service_code: String,
+    /// The service code as dialled.
+    pub dialled: String,
+    /// The network code, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// First hop.
+    pub started_ms: u64,
+    /// When it ended.
+    pub ended_ms: u64,
+    /// `ended_ms - started_ms`.
+    pub duration_ms: u64,
+    /// Hops answered.
+    pub hops: u32,
+    /// How it ended.
+    pub reason: EndReason,
+    /// All inputs, `*`-joined as AT reports them.
+    pub input: String,
+    /// The last text the subscriber was shown.
+    pub last_reply: String,
+}
+
+impl EndRecord {
+    /// The end record of `d`, ending now for `reason`.
+    pub fn of(key: &str, d: &Dialogue, reason: EndReason) -> EndRecord {
+        let ended_ms = now_ms();
+        EndRecord {
+            session: key.to_string(),
+            msisdn: d.msisdn.clone(),
+            front: d.front,
+            service_code: d.route.clone(),
+            dialled: d.dialled.clone(),
+            network: d.network.clone(),
+            started_ms: d.started_ms,
+            ended_ms,
+            duration_ms: ended_ms.saturating_sub(d.started_ms),
+            hops: d.hops,
+            reason,
+            input: d.seen_text.clone(),
+            last_reply: d.last_reply.text.clone(),
+        }
+    }
+}

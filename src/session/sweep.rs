@@ -1,0 +1,104 @@
+//! Dialogues a crash or restart left behind, and tombstones past their time.
+//!
+//! After a start, persisted dialogues have no actor until their next hop. The sweep reads them
+//! once, in the background (the first hop is never delayed by it): those idle past their timeout
+//! end at once with an end-of-session record; the others are remembered with their deadline and
+//! ended then, unless a hop brought them back into an actor, which then owns their timer.
+
+use super::SessionKey;
+use super::registry::Registry;
+use super::state::{Dialogue, Tombstone, now_ms};
+use std::time::Duration;
+
+/// How often expired tombstones are purged.
+const TOMBSTONE_PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the start-up scan found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Dialogues ended because their idle timeout had passed.
+    pub expired: usize,
+    /// Dialogues still live, waiting for their next hop or their deadline.
+    pub pending: usize,
+}
+
+/// Scans persisted dialogues once: ends the expired ones now, and returns the others' keys with
+/// their deadlines (ms since the epoch), soonest first.
+pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, SessionKey)>) {
+    let store = registry.core().store.clone();
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for item in store.live_entries() {
+            match item {
+                Ok((key, bytes)) => match serde_json::from_slice::<Dialogue>(&bytes) {
+                    Ok(d) => out.push((d.idle_deadline_ms(), SessionKey::from(key))),
+                    // A document that no longer parses cannot be resumed or ended normally.
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable persisted dialogue removed");
+                        if let Err(e) = store.remove_live(&key) {
+                            tracing::error!(error = %e, "store write failed");
+                        }
+                    }
+                },
+                Err(e) => tracing::error!(error = %e, "store scan failed"),
+            }
+        }
+        out
+    })
+    .await
+    .unwrap_or_default();
+    let now = now_ms();
+    let mut report = SweepReport::default();
+    let mut pending = Vec::new();
+    for (deadline, key) in scanned {
+        if deadline <= now {
+            if registry.expire_if_idle(key).await {
+                report.expired += 1;
+            }
+        } else {
+            pending.push((deadline, key));
+        }
+    }
+    pending.sort_unstable_by_key(|(d, _)| *d);
+    report.pending = pending.len();
+    if report.expired > 0 || report.pending > 0 {
+        tracing::info!(
+            expired = report.expired,
+            pending = report.pending,
+            "start-up sweep of persisted dialogues"
+        );
+    }
+    (report, pending)
+}
+
+/// Ends each pending dialogue at its deadline unless it came back to life.
+pub async fn expire_pending(registry: Registry, pending: Vec<(u64, SessionKey)>) {
+    for (deadline, key) in pending {
+        let now = now_ms();
+        if deadline > now {
+            tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+        }
+        // An actor that resumed the dialogue re-arms its own timer; this is then a no-op.
+        registry.expire_if_idle(key).await;
+    }
+}
+
+/// Purges expired tombstones, forever (until the task is dropped).
+pub async fn purge_tombstones(registry: Registry) {
+    let mut tick = tokio::time::interval(TOMBSTONE_PURGE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = registry.core().store.clone();
+        let purged = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            store.purge_tombstones::<Tombstone>(|t| t.expires_ms <= now)
+        })
+        .await;
+        match purged {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(purged = n, "tombstones purged"),
+            Ok(Err(e)) => tracing::error!(error = %e, "tombstone purge failed"),
+            _ => {}
+        }
+    }
+}

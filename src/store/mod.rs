@@ -1,0 +1,266 @@
+//! The embedded sled database and everything kept in it.
+//!
+//! Trees:
+//! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
+//! - `tombstones`: the last reply of recently ended dialogues, to answer retries;
+//! - `ended`: end-of-session records, keyed by a monotonic id;
+//! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
+//! - `meta`: small bookkeeping (whether sample data was loaded).
+//!
+//! Writes go to sled's in-memory log and reach the disk with its background flush (at most one
+//! flush interval later); code that must not confirm anything before it is on disk awaits
+//! [`Store::flush`].
+
+pub mod records;
+
+use serde::{Serialize, de::DeserializeOwned};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::{Transactional, Tree};
+use std::path::Path;
+
+pub use records::Records;
+
+/// A store failure. The gateway answers the hop with an apology and counts it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption problem.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored document could not be (de)serialised.
+    #[error("store: bad document: {0}")]
+    Codec(#[from] serde_json::Error),
+    /// A transaction was aborted by its own logic.
+    #[error("store: {0}")]
+    Aborted(String),
+}
+
+impl From<TransactionError<String>> for StoreError {
+    fn from(e: TransactionError<String>) -> Self {
+        match e {
+            TransactionError::Abort(m) => StoreError::Aborted(m),
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: sled::Db,
+    sessions: Tree,
+    tombstones: Tree,
+    ended: Tree,
+    meta: Tree,
+    records: Records,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    ///
+    /// # Errors
+    /// The folder cannot be created or the database is locked or corrupt.
+    pub fn open(path: &Path, cache_mb: u64, flush_every_ms: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .flush_every_ms(Some(flush_every_ms))
+            .open()?;
+        Store::from_db(db)
+    }
+
+    /// A throw-away database for tests.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(16 * 1024 * 1024)
+            .open()?;
+        Store::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
+            sessions: db.open_tree("sessions")?,
+            tombstones: db.open_tree("tombstones")?,
+            ended: db.open_tree("ended")?,
+            meta: db.open_tree("meta")?,
+            records: Records::new(db.open_tree("records")?, db.clone()),
+            db,
+        })
+    }
+
+    /// A named tree of its own, for a part of the gateway that keeps its own documents (call
+    /// records, outbox). Names are fixed strings in code, never user input.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// A fresh id, unique and increasing for this database.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// The records flows read and write.
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    /// Waits until everything written so far is on disk.
+    ///
+    /// # Errors
+    /// The flush failed (disk full, I/O error).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Flushes synchronously (shutdown).
+    ///
+    /// # Errors
+    /// The flush failed.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Reads the live state of a dialogue.
+    ///
+    /// # Errors
+    /// sled errors, or a document that no longer parses.
+    pub fn live<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        get_json(&self.sessions, key)
+    }
+
+    /// Writes the live state of a dialogue (reaches disk with the next background flush).
+    ///
+    /// # Errors
+    /// sled or serialisation errors.
+    pub fn put_live<T: Serialize>(&self, key: &str, state: &T) -> Result<(), StoreError> {
+        self.sessions.insert(key, serde_json::to_vec(state)?)?;
+        Ok(())
+    }
+
+    /// Removes a live dialogue without an end record (only for documents that cannot be read).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn remove_live(&self, key: &str) -> Result<(), StoreError> {
+        self.sessions.remove(key)?;
+        Ok(())
+    }
+
+    /// Every live dialogue's key and raw document (the start-up sweep reads these).
+    pub fn live_entries(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), StoreError>> {
+        self.sessions.iter().map(|item| {
+            let (k, v) = item?;
+            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+        })
+    }
+
+    /// How many dialogues are persisted as live.
+    pub fn live_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Ends a dialogue in one transaction: its live state goes, its tombstone (for retries) and
+    /// its end-of-session record are written.
+    ///
+    /// # Errors
+    /// sled or serialisation errors; nothing is changed then.
+    pub fn end<T: Serialize, E: Serialize>(
+        &self,
+        key: &str,
+        tombstone: &T,
+        record: &E,
+    ) -> Result<(), StoreError> {
+        let tomb = serde_json::to_vec(tombstone)?;
+        let rec = serde_json::to_vec(record)?;
+        let id = self.db.generate_id()?.to_be_bytes();
+        (&self.sessions, &self.tombstones, &self.ended).transaction(
+            |(sessions, tombstones, ended)| {
+                sessions.remove(key.as_bytes())?;
+                tombstones.insert(key.as_bytes(), tomb.as_slice())?;
+                ended.insert(&id, rec.as_slice())?;
+                Ok::<_, ConflictableTransactionError<String>>(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The tombstone of an ended dialogue, if still kept.
+    ///
+    /// # Errors
+    /// sled or parse errors.
+    pub fn tombstone<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        get_json(&self.tombstones, key)
+    }
+
+    /// Removes tombstones for which `expired` says so; returns how many went.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn purge_tombstones<T: DeserializeOwned>(
+        &self,
+        expired: impl Fn(&T) -> bool,
+    ) -> Result<usize, StoreError> {
+        let mut gone = 0;
+        for item in self.tombstones.iter() {
+            let (k, v) = item?;
+            let drop = match serde_json::from_slice::<T>(&v) {
+                Ok(t) => expired(&t),
+                Err(_) => true,
+            };
+            if drop {
+                self.tombstones.remove(k)?;
+                gone += 1;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// How many end-of-session records are kept.
+    pub fn ended_count(&self) -> usize {
+        self.ended.len()
+    }
+
+    /// End-of-session records, oldest first.
+    pub fn ended_records<T: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<T, StoreError>> {
+        self.ended
+            .iter()
+            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+    }
+
+    /// A bookkeeping flag.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn meta_flag(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.meta.get(name)?.is_some())
+    }
+
+    /// Sets a bookkeeping flag.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn set_meta_flag(&self, name: &str) -> Result<(), StoreError> {
+        self.meta.insert(name, &[1u8])?;
+        Ok(())
+    }
+}
+
+fn get_json<T: DeserializeOwned>(tree: &Tree, key: &str) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}

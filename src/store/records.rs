@@ -1,0 +1,294 @@
+//! The embedded record store: JSON documents addressed `collection/id`, which flows load and save.
+//!
+//! All records live in one sled tree keyed by their address, so that any set of writes a flow
+//! makes is one sled transaction, and callers make it durable with [`crate::store::Store::flush`]
+//! before confirming it to the subscriber.
+
+use super::StoreError;
+use serde_json::{Map, Value};
+use sled::Tree;
+use sled::transaction::ConflictableTransactionError;
+use std::path::Path;
+
+/// One write of a save: the whole document, or fields merged into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    /// The collection, e.g. `customers`.
+    pub collection: String,
+    /// The id inside it, e.g. `254700000001`.
+    pub id: String,
+    /// The document, or the fields to merge.
+    pub value: Value,
+    /// Merge object fields into an existing document instead of replacing it.
+    pub merge: bool,
+}
+
+/// A handle on the records tree.
+#[derive(Clone, Debug)]
+pub struct Records {
+    tree: Tree,
+    db: sled::Db,
+}
+
+/// Builds the key of a record; collections and ids are checked where they are made.
+fn address(collection: &str, id: &str) -> String {
+    format!("{collection}/{id}")
+}
+
+/// Whether a collection name is usable (letters, digits, `_`, `-`).
+pub fn valid_collection(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Records {
+    pub(crate) fn new(tree: Tree, db: sled::Db) -> Self {
+        Records { tree, db }
+    }
+
+    /// Reads one record.
+    ///
+    /// # Errors
+    /// sled errors or a stored document that is not JSON.
+    pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        match self.tree.get(address(collection, id))? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies all `writes` in one transaction: either every one is applied or none.
+    ///
+    /// # Errors
+    /// An invalid collection name, sled errors, or a stored document that is not JSON.
+    pub fn apply(&self, writes: &[RecordWrite]) -> Result<(), StoreError> {
+        for w in writes {
+            if !valid_collection(&w.collection) || w.id.is_empty() {
+                return Err(StoreError::Aborted(format!(
+                    "invalid record address `{}/{}`",
+                    w.collection, w.id
+                )));
+            }
+        }
+        self.tree.transaction(|tx| {
+            for w in writes {
+                let key = address(&w.collection, &w.id);
+                let value = if w.merge {
+                    let mut current = match tx.get(key.as_bytes())? {
+                        Some(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+                            ConflictableTransactionError::Abort(format!("{key}: {e}"))
+                        })?,
+                        None => Value::Object(Map::new()),
+                    };
+                    merge(&mut current, &w.value);
+                    current
+                } else {
+                    w.value.clone()
+                };
+                let bytes = serde_json::to_vec(&value)
+                    .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                tx.insert(key.as_bytes(), bytes)?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Every record of a collection, by id.
+    ///
+    /// # Errors
+    /// sled or parse errors.
+    pub fn scan(&self, collection: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let prefix = format!("{collection}/");
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.push((id, serde_json::from_slice(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// True when no record exists at all.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Loads every `<collection>.yaml` of `dir` (a mapping of id to document), replacing
+    /// records with the same address, and flushes. Returns how many records were written.
+    ///
+    /// # Errors
+    /// Unreadable or invalid files (named in the message), or store errors.
+    pub fn seed_from_dir(&self, dir: &Path) -> Result<usize, SeedError> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| SeedError(format!("{}: {e}", dir.display())))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        let mut writes = Vec::new();
+        for path in files {
+            let collection = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !valid_collection(&collection) {
+                return Err(SeedError(format!(
+                    "{}: the file name must be a collection name (letters, digits, _ and -)",
+                    path.display()
+                )));
+            }
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
+            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
+            let serde_yaml_ng::Value::Mapping(map) = yaml else {
+                return Err(SeedError(format!(
+                    "{}: expected a mapping of id to document",
+                    path.display()
+                )));
+            };
+            for (id, doc) in map {
+                let id = yaml_key(&id).ok_or_else(|| {
+                    SeedError(format!(
+                        "{}: ids must be strings or numbers",
+                        path.display()
+                    ))
+                })?;
+                writes.push(RecordWrite {
+                    collection: collection.clone(),
+                    id,
+                    value: yaml_to_json(doc),
+                    merge: false,
+                });
+            }
+        }
+        self.apply(&writes).map_err(|e| SeedError(e.to_string()))?;
+        self.db.flush().map_err(|e| SeedError(e.to_string()))?;
+        Ok(writes.len())
+    }
+}
+
+/// A sample data file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("seed: {0}")]
+pub struct SeedError(pub String);
+
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                a.insert(k.clone(), v.clone());
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+fn yaml_key(v: &serde_yaml_ng::Value) -> Option<String> {
+    match v {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Converts YAML to JSON; mapping keys that are numbers or booleans become strings.
+pub fn yaml_to_json(v: serde_yaml_ng::Value) -> Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                n.as_f64().map(Value::from).unwrap_or(Value::Null)
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(seq) => Value::Array(seq.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .filter_map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        Y::Number(n) => n.to_string(),
+                        Y::Bool(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((key, yaml_to_json(v)))
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => yaml_to_json(t.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use serde_json::json;
+
+    #[test]
+    fn writes_are_all_or_nothing_and_merge_fields() {
+        let store = Store::temporary().unwrap();
+        let r = store.records();
+        r.apply(&[RecordWrite {
+            collection: "customers".into(),
+            id: "254700000001".into(),
+            value: json!({"name": "Amina", "city": "Nakuru"}),
+            merge: false,
+        }])
+        .unwrap();
+        r.apply(&[RecordWrite {
+            collection: "customers".into(),
+            id: "254700000001".into(),
+            value: json!({"city": "Kisumu"}),
+            merge: true,
+        }])
+        .unwrap();
+        assert_eq!(
+            r.get("customers", "254700000001").unwrap(),
+            Some(json!({"name": "Amina", "city": "Kisumu"}))
+        );
+        let bad = r.apply(&[
+            RecordWrite {
+                collection: "customers".into(),
+                id: "254700000002".into(),
+                value: json!({}),
+                merge: false,
+            },
+            RecordWrite {
+                collection: "no/slash".into(),
+                id: "1".into(),
+                value: json!({}),
+                merge: false,
+            },
+        ]);
+        assert!(bad.is_err());
+        assert_eq!(r.get("customers", "254700000002").unwrap(), None);
+    }
+
+    #[test]
+    fn seed_files_become_records_with_string_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("students.yaml"),
+            "254700000001:\n  full_name: Test Student\n  results: [{grade: A}]\n",
+        )
+        .unwrap();
+        let store = Store::temporary().unwrap();
+        assert_eq!(store.records().seed_from_dir(dir.path()).unwrap(), 1);
+        assert_eq!(
+            store.records().get("students", "254700000001").unwrap(),
+            Some(json!({"full_name": "Test Student", "results": [{"grade": "A"}]}))
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Test harness: start a real gateway on 127.0.0.1:0 (in-process or as a child process) and
+//! speak to it as Africa's Talking would.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use ussd_gateway::config::Config;
+use ussd_gateway::gateway::{self, Running};
+
+/// A gateway's folder: config, flows, data; removed when dropped.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A sandbox with `gateway.toml` = the test defaults + `extra` TOML, the given flows, and
+    /// (when `with_sample_data`) the repository's sample records.
+    pub fn new(extra: &str, flows: &[(&str, &str)]) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+        for (name, yaml) in flows {
+            std::fs::write(dir.path().join("flows").join(format!("{name}.yaml")), yaml).unwrap();
+        }
+        let toml = format!(
+            "flows_dir = \"flows\"\nseed_dir = \"seed\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}",
+            dir.path().join("db").display()
+        );
+        std::fs::write(dir.path().join("gateway.toml"), toml).unwrap();
+        Sandbox { dir }
+    }
+
+    /// A sandbox using the repository's own config/flows and config/data with `routes` TOML.
+    pub fn with_repo_flows(extra: &str) -> Sandbox {
+        let sb = Sandbox::new(extra, &[]);
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        copy_dir(&repo.join("flows"), &sb.dir.path().join("flows"));
+        copy_dir(&repo.join("data"), &sb.dir.path().join("seed"));
+        sb
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path()).unwrap()
+    }
+
+    /// Starts the gateway in this process.
+    pub async fn start(&self) -> Running {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        gateway::start(self.config()).await.unwrap()
+    }
+
+    /// Starts the gateway binary as a child process; returns it with its addresses.
+    pub fn spawn(&self) -> ChildGateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let mut public = None;
+        let mut admin = None;
+        for part in line.split_whitespace() {
+            if let Some(a) = part.strip_prefix("public=") {
+                public = a.parse().ok();
+            }
+            if let Some(a) = part.strip_prefix("admin=") {
+                admin = a.parse().ok();
+            }
+        }
+        ChildGateway {
+            child,
+            public: public.unwrap_or_else(|| panic!("no address line, got {line:?}")),
+            admin: admin.unwrap(),
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A gateway running as a child process; killed when dropped.
+pub struct ChildGateway {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl ChildGateway {
+    /// kill -9.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn signal(mut self, sig: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ChildGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client playing Africa's Talking.
+#[derive(Clone)]
+pub struct At {
+    client: Client<HttpConnector, Full<Bytes>>,
+    pub addr: SocketAddr,
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl At {
+    pub fn new(addr: SocketAddr) -> At {
+        At {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            addr,
+        }
+    }
+
+    /// One raw request.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Answer {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.addr, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = tokio::time::timeout(
+            Duration::from_secs(20),
+            self.client
+                .request(req.body(Full::new(body.into())).unwrap()),
+        )
+        .await
+        .expect("gateway answered within 20 s")
+        .unwrap();
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Answer {
+            status,
+            content_type,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    /// POSTs an AT callback form.
+    pub async fn form(&self, fields: &[(&str, &str)]) -> Answer {
+        let body = {
+            let mut f = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                f.append_pair(k, v);
+            }
+            f.finish()
+        };
+        self.request(
+            "POST",
+            "/ussd",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body,
+        )
+        .await
+    }
+
+    /// One hop of a dialogue; asserts a 200 and returns the body (`CON ...`/`END ...`).
+    pub async fn hop(&self, session: &str, code: &str, phone: &str, text: &str) -> String {
+        let a = self
+            .form(&[
+                ("sessionId", session),
+                ("serviceCode", code),
+                ("phoneNumber", phone),
+                ("networkCode", "63902"),
+                ("text", text),
+            ])
+            .await;
+        assert_eq!(a.status, 200, "hop {text:?} answered {a:?}");
+        assert!(a.content_type.starts_with("text/plain"), "{a:?}");
+        a.body
+    }
+}
+
+/// Polls `f` every 20 ms until it is true, for at most `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < until {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// GET /admin/status as JSON.
+pub async fn status(admin: SocketAddr) -> serde_json::Value {
+    let a = At::new(admin)
+        .request(
+            "GET",
+            "/admin/status",
+            &[("authorization", "Bearer test-token")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    serde_json::from_str(&a.body).unwrap()
+}
