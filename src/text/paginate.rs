@@ -4,9 +4,9 @@
 //! split into pages instead of being truncated. Pages after the first carry a "Back" line and
 //! every page but the last a "More" line, in that order, like ussd_airflow. The encoding (and so
 //! the budget: septets or UTF-16 units) is decided once for the whole screen, nav labels
-//! included, so every page is measured the same way. Packing is greedy: body lines are
-//! word-wrapped (words longer than a page are hard-split), option lines are kept whole whenever
-//! a page can hold them.
+//! included, so every page is measured the same way. Packing is greedy by whole lines: a body
+//! line or option that does not fit the room left moves to the next page; only a line longer
+//! than a whole page is word-wrapped (and a word longer than a page hard-split).
 
 use super::gsm::{Encoding, char_units, encoding_of, is_gsm7, units_in};
 
@@ -119,9 +119,9 @@ pub fn line_fits_any_page(line: &str, limit: Limit, nav: &Nav) -> bool {
 /// `"1. View Results"`. If `body` and the options joined by `'\n'` fit `limit`, that exact
 /// string is the only page. Otherwise every page fits the screen's budget including its nav
 /// lines: content, then `nav.back_line()` on pages after the first, then `nav.next_line()` on
-/// every page but the last. Content order is kept; body lines are word-wrapped at spaces (hard
-/// split for words longer than a page); options are packed greedily and never split unless one
-/// alone cannot fit a page. Trailing whitespace of the body and blank lines at page boundaries
+/// every page but the last. Content order is kept; lines (body or options) are packed whole and
+/// only a line longer than a page is word-wrapped at spaces (hard split for words longer than a
+/// page). Trailing whitespace of the body and blank lines at page boundaries
 /// are dropped. If the limit is too small for even one character next to the nav lines, pages
 /// still make progress one character at a time (and then exceed the limit).
 pub fn paginate(body: &str, options: &[String], limit: Limit, nav: &Nav) -> Vec<String> {
@@ -154,11 +154,11 @@ pub fn paginate(body: &str, options: &[String], limit: Limit, nav: &Nav) -> Vec<
     let body = body.trim_end();
     if !body.is_empty() {
         for line in body.split('\n') {
-            packer.add_body_line(line);
+            packer.add_line(line);
         }
     }
     for option in options {
-        packer.add_option_line(option);
+        packer.add_line(option);
     }
     packer.break_page();
 
@@ -252,17 +252,10 @@ impl Packer {
         }
     }
 
-    fn add_body_line(&mut self, line: &str) {
-        if line.trim().is_empty() {
-            self.add_blank_line(line);
-        } else if self.fits_room(self.cost(line)) {
-            self.push(line.to_owned());
-        } else {
-            self.wrap(line);
-        }
-    }
-
-    fn add_option_line(&mut self, line: &str) {
+    /// Adds one content line (a body line or an option). A line that does not fit the room left
+    /// moves whole to the next page when it fits there, so rows stay readable; only a line
+    /// longer than a whole page is word-wrapped.
+    fn add_line(&mut self, line: &str) {
         let cost = self.cost(line);
         if line.trim().is_empty() {
             self.add_blank_line(line);
