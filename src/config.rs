@@ -38,6 +38,12 @@ pub struct Config {
     /// Folder of flow files, relative to this file. Default `flows`.
     #[serde(default = "default_flows_dir")]
     pub flows_dir: PathBuf,
+    /// Folder of IVR files (`<name>.yaml`), relative to this file. Default `ivr`.
+    #[serde(default = "default_ivr_dir")]
+    pub ivr_dir: PathBuf,
+    /// Voice callbacks.
+    #[serde(default)]
+    pub voice: VoiceConfig,
     /// Folder of sample records loaded into an empty store, relative to this file. Default `data`.
     #[serde(default = "default_seed_dir")]
     pub seed_dir: PathBuf,
@@ -59,9 +65,23 @@ pub struct PublicConfig {
     /// Where the public front listens. Default 127.0.0.1:8080.
     #[serde(default = "default_public_listen")]
     pub listen: SocketAddr,
+    /// The base URL at which Africa's Talking reaches this front, used in the URLs placed in
+    /// voice XML (GetDigits callbackUrl, Redirect). Default http://127.0.0.1:8080.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
     /// Largest accepted request body in bytes. Default 16 KiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+}
+
+/// `[voice]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// The spelling of Dial's ringback attribute. AT's sample XML and the founding app say
+    /// `ringbackTone`, AT's attribute table says `ringBackTone`. Default `ringbackTone`.
+    #[serde(default = "default_ringback_attribute")]
+    pub ringback_attribute: String,
 }
 
 /// `[admin]`
@@ -166,6 +186,15 @@ pub struct RouteConfig {
 fn default_flows_dir() -> PathBuf {
     PathBuf::from("flows")
 }
+fn default_ivr_dir() -> PathBuf {
+    PathBuf::from("ivr")
+}
+fn default_base_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn default_ringback_attribute() -> String {
+    "ringbackTone".into()
+}
 fn default_seed_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -226,6 +255,7 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
+    VoiceConfig,
     PublicConfig,
     AdminConfig,
     StoreConfig,
@@ -319,6 +349,17 @@ impl Config {
         if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
             return Err("numbers.default_country_code must be 1 to 3 digits".into());
         }
+        if !(self.public.base_url.starts_with("http://")
+            || self.public.base_url.starts_with("https://"))
+        {
+            return Err("public.base_url must start with http:// or https://".into());
+        }
+        if !matches!(
+            self.voice.ringback_attribute.as_str(),
+            "ringbackTone" | "ringBackTone"
+        ) {
+            return Err("voice.ringback_attribute must be ringbackTone or ringBackTone".into());
+        }
         if self.ussd.max_septets < 40 || self.ussd.max_septets > 182 {
             return Err("ussd.max_septets must be between 40 and 182".into());
         }
@@ -381,6 +422,11 @@ impl Config {
     /// The flows folder, resolved against the config file's folder.
     pub fn flows_path(&self) -> PathBuf {
         self.base_dir.join(&self.flows_dir)
+    }
+
+    /// The IVR folder, resolved against the config file's folder.
+    pub fn ivr_path(&self) -> PathBuf {
+        self.base_dir.join(&self.ivr_dir)
     }
 
     /// The sample records folder, resolved against the config file's folder.

@@ -9,6 +9,7 @@ use crate::front::http::{self, admin, ussd};
 use crate::session::{self, Registry, Settings, Shards, sweep};
 use crate::store::Store;
 use crate::text::Limit;
+use crate::voice::{IvrSet, RenderOptions, VoicePath};
 use ::http::{Method, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,6 +154,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
         anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
     };
+    let ivr_dir = config.ivr_path();
+    let ivrs = if ivr_dir.is_dir() {
+        IvrSet::load_dir(&ivr_dir)
+            .map_err(|errors| anyhow::anyhow!("invalid IVRs:\n{}", errors.join("\n")))?
+    } else {
+        IvrSet::default()
+    };
     let seed_dir = config.seed_path();
     if store.records().is_empty() && seed_dir.is_dir() {
         let n = store.records().seed_from_dir(&seed_dir)?;
@@ -185,7 +193,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("admin listener {}: {e}", config.admin.listen))?;
     let public_addr = public.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
-    tracing::info!(%public_addr, "public front listening (POST /ussd, GET /health, GET /ready)");
+    tracing::info!(%public_addr, "public front listening (POST /ussd, POST /voice/..., GET /health, GET /ready)");
     tracing::info!(%admin_addr, "admin listener listening (GET /metrics, /admin/...)");
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -198,8 +206,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Arc::new(move || reload_routes(&config, &registry, &store))
     };
 
+    let voice_state = http::voice::VoiceState {
+        ivrs: Arc::new(ivrs),
+        store: store.clone(),
+        base_url: config.public.base_url.trim_end_matches('/').into(),
+        render: Arc::new(RenderOptions {
+            ringback_attribute: config.voice.ringback_attribute.clone(),
+        }),
+        max_body: config.public.max_body_bytes,
+    };
     let public_task = {
         let registry = registry.clone();
+        let voice_state = voice_state.clone();
         let ready = ready.clone();
         let max_body = config.public.max_body_bytes;
         let cc: Arc<str> = config.numbers.default_country_code.clone().into();
@@ -209,7 +227,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let ready = ready.clone();
             let cc = cc.clone();
             let apology = apology.clone();
+            let voice_state = voice_state.clone();
             async move {
+                if req.uri().path().starts_with("/voice/") {
+                    return match (req.method(), VoicePath::from_path(req.uri().path())) {
+                        (&Method::POST, Some(path)) => {
+                            http::voice::handle(req, path, voice_state).await
+                        }
+                        (_, Some(_)) => {
+                            http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+                        }
+                        (_, None) => http::text(StatusCode::NOT_FOUND, "not found\n"),
+                    };
+                }
                 match (req.method(), req.uri().path()) {
                     (&Method::POST, "/ussd") => {
                         ussd::handle(req, registry, max_body, http_limit, &cc, &apology).await

@@ -21,6 +21,8 @@
 //! - [`text`]: GSM-7 counting and pagination.
 //! - [`store`]: the sled database and the record store flows use.
 //! - [`metrics`]: every exported metric, registered once.
+//! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
+//! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.
 //! - [`dial`]: the terminal simulator that plays the aggregator.
 
@@ -36,6 +38,8 @@ pub mod gateway;
 pub mod hop;
 pub mod metrics;
 pub mod msisdn;
+pub mod outbox;
 pub mod session;
 pub mod store;
 pub mod text;
+pub mod voice;

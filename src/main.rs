@@ -163,6 +163,14 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
+    if config.ivr_path().is_dir()
+        && let Err(ivr_errors) = ussd_gateway::voice::IvrSet::load_dir(&config.ivr_path())
+    {
+        for e in &ivr_errors {
+            eprintln!("error: {e}");
+        }
+        errors += ivr_errors.len();
+    }
     for d in &diagnostics {
         if d.severity == Severity::Error {
             errors += 1;

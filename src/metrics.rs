@@ -30,6 +30,10 @@ pub const STORE_ERRORS: &str = "ussd_store_errors_total";
 pub const HTTP_REJECTED: &str = "ussd_http_rejected_total";
 /// Config reloads by result.
 pub const RELOADS: &str = "ussd_config_reloads_total";
+/// Voice callbacks by kind (active, final).
+pub const VOICE_CALLBACKS: &str = "ussd_voice_callbacks_total";
+/// Cost of finished calls as AT reports it, by currency.
+pub const VOICE_COST: &str = "ussd_voice_call_cost_cents_total";
 /// Build information (value 1).
 pub const BUILD_INFO: &str = "ussd_build_info";
 
@@ -106,6 +110,17 @@ fn describe() {
     );
     describe_counter!(RELOADS, "Flow reloads, by result");
     describe_gauge!(BUILD_INFO, "Build information");
+    describe_counter!(
+        VOICE_CALLBACKS,
+        "Voice callbacks answered, by kind (active, final)"
+    );
+    describe_counter!(
+        VOICE_COST,
+        "Cost of finished voice calls as reported by AT, in cents, by currency"
+    );
+    for kind in ["active", "final"] {
+        counter!(VOICE_CALLBACKS, "kind" => kind).absolute(0);
+    }
     // Families the dashboard reads exist from start-up, at zero.
     gauge!(LIVE).set(0.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -145,6 +160,20 @@ pub fn store_write(op: &'static str, took: Duration, ok: bool) {
     histogram!(STORE_WRITE_SECONDS, "op" => op).record(took.as_secs_f64());
     if !ok {
         counter!(STORE_ERRORS, "op" => op).increment(1);
+    }
+}
+
+/// A voice callback was answered; a final one may carry the call's cost.
+pub fn voice_callback(kind: &'static str, currency: Option<&str>, amount: Option<&str>) {
+    counter!(VOICE_CALLBACKS, "kind" => kind).increment(1);
+    if let (Some(currency), Some(amount)) =
+        (currency, amount.and_then(|a| a.trim().parse::<f64>().ok()))
+    {
+        // Currencies are ISO codes: a small fixed set in practice.
+        if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            metrics::counter!(VOICE_COST, "currency" => currency.to_string())
+                .increment((amount * 100.0).round() as u64);
+        }
     }
 }
 

@@ -43,6 +43,7 @@ impl Sandbox {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
         copy_dir(&repo.join("flows"), &sb.dir.path().join("flows"));
         copy_dir(&repo.join("data"), &sb.dir.path().join("seed"));
+        copy_dir(&repo.join("ivr"), &sb.dir.path().join("ivr"));
         sb
     }
 

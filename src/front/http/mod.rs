@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod ussd;
+pub mod voice;
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};

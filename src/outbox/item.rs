@@ -1,0 +1,116 @@
+//! What the outbox holds: side effects that leave the process (SMS, airtime, calls), written in
+//! the same sled transaction as the change they belong to and sent later in the background.
+
+use serde::{Deserialize, Serialize};
+
+/// The sled tree of pending and finished effects, keyed by the big-endian id.
+pub const TREE: &str = "outbox";
+
+/// One effect to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    /// An SMS through the AT messaging API.
+    Sms {
+        /// Canonical MSISDN (digits, country code, no `+`).
+        to: String,
+        /// The text.
+        message: String,
+    },
+    /// Airtime through the AT airtime API.
+    Airtime {
+        /// Canonical MSISDN.
+        to: String,
+        /// ISO currency code, e.g. `KES`.
+        currency: String,
+        /// Amount in cents (minor units).
+        amount_cents: i64,
+    },
+    /// An outbound voice call through the AT voice API, from the configured AT number.
+    Call {
+        /// Canonical MSISDN.
+        to: String,
+    },
+}
+
+impl Effect {
+    /// A fixed name, usable as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::Sms { .. } => "sms",
+            Effect::Airtime { .. } => "airtime",
+            Effect::Call { .. } => "call",
+        }
+    }
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting to be sent (first time, or again after a transient failure).
+    Pending,
+    /// The API accepted it.
+    Sent,
+    /// A permanent failure (401, a rejected recipient): not retried.
+    Failed {
+        /// Why, in one line.
+        reason: String,
+    },
+    /// No AT account is configured: recorded and logged, never sent.
+    NotSent,
+}
+
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// The store-wide unique id (also the key).
+    pub id: u64,
+    /// What to send.
+    pub effect: Effect,
+    /// When it was written.
+    pub created_ms: u64,
+    /// Not before this time (reminders); `created_ms` for immediate effects.
+    pub not_before_ms: u64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When the next attempt is due (back-off after transient failures).
+    pub next_attempt_ms: u64,
+    /// Where it stands.
+    pub status: Status,
+    /// The last error seen, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The dialogue that caused it, for tracing (the session key, never shown in metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+}
+
+impl Item {
+    /// A new pending item.
+    pub fn new(
+        id: u64,
+        effect: Effect,
+        now_ms: u64,
+        not_before_ms: Option<u64>,
+        session: Option<String>,
+    ) -> Item {
+        let not_before_ms = not_before_ms.unwrap_or(now_ms).max(now_ms);
+        Item {
+            id,
+            effect,
+            created_ms: now_ms,
+            not_before_ms,
+            attempts: 0,
+            next_attempt_ms: not_before_ms,
+            status: Status::Pending,
+            last_error: None,
+            session,
+        }
+    }
+
+    /// The key of this item in [`TREE`].
+    pub fn key(&self) -> [u8; 8] {
+        self.id.to_be_bytes()
+    }
+}
