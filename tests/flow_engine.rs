@@ -81,6 +81,11 @@ impl Store {
                             self.saves.push(writes);
                             EffectOutcome::Saved
                         }
+                        // Transactions have their own tests (tests/flow_transact.rs).
+                        Effect::Transact { .. } => EffectOutcome::Transacted {
+                            failed_op: None,
+                            txn: 1,
+                        },
                     };
                     step = resume(flow, state, outcome, ctx);
                 }
@@ -774,7 +779,7 @@ const GOLDEN_SCREENS: &[&str] = &[
     "error: invalid_screens.yaml: screens.pay.validators[1].range: `min` is greater than `max`",
     "error: invalid_screens.yaml: screens.pay.validators[2]: needs exactly one of `regex`, `range`, `length`, `expr`",
     "error: invalid_screens.yaml: screens.done.text: missing required field",
-    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save)",
+    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save, transact)",
     "error: invalid_screens.yaml: screens.orphan: a menu needs `options`, `items` or both",
     "error: invalid_screens.yaml: screens.route.routes[0].when: invalid template syntax: syntax error: unexpected end of input, expected expression (line 1)",
     "error: invalid_screens.yaml: home: `nowhere` is not a screen",

@@ -13,6 +13,20 @@ use crate::store::records::RecordWrite;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
+/// Idempotency keys of the transactions of one hop: `session#hop#n`.
+struct TxKeys<'a> {
+    session: &'a str,
+    hop: u32,
+    n: u32,
+}
+
+impl TxKeys<'_> {
+    fn next(&mut self) -> String {
+        self.n += 1;
+        format!("{}#{}#{}", self.session, self.hop, self.n)
+    }
+}
+
 /// A flow, bound to the store its effects run against.
 #[derive(Debug)]
 pub struct FlowApp {
@@ -35,20 +49,39 @@ impl FlowApp {
         &self,
         mut step: Step,
         ctx: &Ctx<'_>,
+        tx: &mut TxKeys<'_>,
     ) -> Result<(FlowState, Reply), AppError> {
         loop {
             match step {
                 Step::Reply { state, reply } => return Ok((state, reply)),
                 Step::Effect { state, effect } => {
-                    let outcome = self.effect(effect).await;
+                    let outcome = self.effect(effect, tx).await;
                     step = flow::resume(&self.flow, state, outcome, ctx);
                 }
             }
         }
     }
 
-    async fn effect(&self, effect: Effect) -> EffectOutcome {
+    async fn effect(&self, effect: Effect, tx: &mut TxKeys<'_>) -> EffectOutcome {
         match effect {
+            Effect::Transact { ops } => {
+                let key = tx.next();
+                let result = match self.store.transact(&key, &ops, Some(tx.session)) {
+                    // Durable before the engine goes on to the reply that confirms it.
+                    Ok(o) => self.store.flush().await.map(|()| o),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(o) => EffectOutcome::Transacted {
+                        failed_op: o.failed_op,
+                        txn: o.txn,
+                    },
+                    Err(e) => {
+                        tracing::error!(flow = self.flow.name(), error = %e, "transaction failed");
+                        EffectOutcome::Failed(e.to_string())
+                    }
+                }
+            }
             Effect::Load { collection, id } => match self.store.records().get(&collection, &id) {
                 Ok(found) => EffectOutcome::Loaded(found),
                 Err(e) => {
@@ -106,6 +139,11 @@ impl App for FlowApp {
                 limit: env.limit,
                 now: jiff::Timestamp::now(),
             };
+            let mut tx = TxKeys {
+                session: &env.session_id,
+                hop: env.hop,
+                n: 0,
+            };
             let mut inputs = inputs.into_iter();
             let first = match state {
                 None => flow::start(&self.flow, &ctx),
@@ -127,13 +165,13 @@ impl App for FlowApp {
                     flow::input(&self.flow, state, &input, &ctx)
                 }
             };
-            let (mut state, mut reply) = self.run_effects(first, &ctx).await?;
+            let (mut state, mut reply) = self.run_effects(first, &ctx, &mut tx).await?;
             for input in inputs {
                 if reply.end {
                     break;
                 }
                 let step = flow::input(&self.flow, state, &input, &ctx);
-                (state, reply) = self.run_effects(step, &ctx).await?;
+                (state, reply) = self.run_effects(step, &ctx, &mut tx).await?;
             }
             Ok(Turn {
                 state: AppState::Flow(state),

@@ -42,6 +42,10 @@ pub struct HopEnv {
     pub limit: Limit,
     /// When the hop must be answered by.
     pub deadline: Instant,
+    /// The hop's number in the dialogue (1 for the first): with the session id, the
+    /// idempotency key of what the hop changes. The same after a crash, so a retried hop
+    /// never applies a transaction twice.
+    pub hop: u32,
 }
 
 /// The outcome of one hop.

@@ -183,7 +183,7 @@ impl Checker<'_> {
         Screen::End(self.text(Some(screen), "text", &spec.text))
     }
 
-    fn record(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
+    pub(super) fn record(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
         if !static_parts(src).contains('/') && !src.contains("{{") {
             self.error(
                 Some(screen),

@@ -74,6 +74,38 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
             tracing::warn!(flow = %flow.name, screen = %run.state.screen, error = %why, "save failed");
             run.enter(s.failed.clone().unwrap_or_default())
         }
+        (
+            Some(Screen::Transact(t)),
+            EffectOutcome::Transacted {
+                failed_op: None,
+                txn,
+            },
+        ) => {
+            if let Some(into) = &t.into {
+                run.set_var(into, serde_json::json!({ "txn": txn.to_string() }));
+            }
+            run.enter(t.next.clone())
+        }
+        (
+            Some(Screen::Transact(t)),
+            EffectOutcome::Transacted {
+                failed_op: Some(i), ..
+            },
+        ) => {
+            match t
+                .ops
+                .get(i)
+                .and_then(|op| op.otherwise())
+                .or(t.failed.as_ref())
+            {
+                Some(next) => run.enter(next.clone()),
+                None => run.fail(format!("transaction op {i} failed and names no `else`")),
+            }
+        }
+        (Some(Screen::Transact(t)), EffectOutcome::Failed(why)) if t.failed.is_some() => {
+            tracing::error!(flow = %flow.name, screen = %run.state.screen, error = %why, "transaction failed");
+            run.enter(t.failed.clone().unwrap_or_default())
+        }
         (_, EffectOutcome::Failed(why)) => run.fail(format!("effect failed: {why}")),
         (_, outcome) => run.fail(format!("unexpected effect outcome {outcome:?}")),
     }
@@ -247,7 +279,7 @@ impl<'f, 'c> Run<'f, 'c> {
     }
 
     /// Renders `collection/id`.
-    fn record(&mut self, t: &Tpl) -> Result<(String, String), Fail> {
+    pub(super) fn record(&mut self, t: &Tpl) -> Result<(String, String), Fail> {
         let scope = self.scope();
         let path = self
             .flow
@@ -286,6 +318,9 @@ impl<'f, 'c> Run<'f, 'c> {
                 Screen::Save(s) => self
                     .writes(&s.writes)
                     .map(|writes| Next::Effect(Effect::Save { writes })),
+                Screen::Transact(t) => self
+                    .tx_ops(&t.ops)
+                    .map(|ops| Next::Effect(Effect::Transact { ops })),
                 shown => self.show(&name, shown).map(Next::Show),
             };
             match next {

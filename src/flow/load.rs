@@ -281,6 +281,7 @@ fn parse_screen(checker: &mut Checker, screen: &str, value: &Yaml) -> Option<Scr
         "set" => spec!(SetSpec, set),
         "end" => spec!(EndSpec, end),
         "load" => spec!(LoadSpec, load),
+        "transact" => spec!(TransactSpec, transact),
         _ => spec!(SaveSpec, save),
     }
 }

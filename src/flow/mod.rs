@@ -15,7 +15,9 @@
 mod answer;
 mod check;
 mod compile;
+mod compile_tx;
 mod engine;
+mod engine_tx;
 mod load;
 mod model;
 mod render;

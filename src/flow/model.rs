@@ -259,6 +259,130 @@ pub(crate) struct SaveSpec {
     pub failed: Option<String>,
 }
 
+/// `type: transact`: ledger and record operations applied all together or not at all.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransactSpec {
+    pub ops: Vec<OpSpec>,
+    /// A variable that receives `{txn: "<id>"}` on success.
+    #[serde(default)]
+    pub into: Option<String>,
+    pub next: String,
+    /// Where a failing op without its own `else`, or a store failure, goes.
+    #[serde(default)]
+    pub failed: Option<String>,
+}
+
+/// One operation of a transaction, written `- transfer: {...}`, `- add: {...}`, ...: exactly
+/// one of the fields is set (checked when compiling). A struct rather than an enum so that the
+/// YAML reads as a plain one-key mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpSpec {
+    #[serde(default)]
+    pub transfer: Option<TransferSpec>,
+    #[serde(default)]
+    pub add: Option<AddSpec>,
+    #[serde(default)]
+    pub require: Option<RequireSpec>,
+    #[serde(default)]
+    pub put: Option<PutSpec>,
+    #[serde(default)]
+    pub sms: Option<SmsSpec>,
+    #[serde(default)]
+    pub airtime: Option<AirtimeSpec>,
+    #[serde(default)]
+    pub call: Option<CallSpec>,
+}
+
+/// Moves money between ledger accounts (records with a `balance_cents` field) and journals it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferSpec {
+    /// The debited account (`wallets/{{ phone }}`); absent = money from outside.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The credited account; absent = money leaving the ledger.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Integer cents (use the `to_cents` filter on typed amounts).
+    pub amount: Value,
+    /// The journal's transaction type (`deposit`, `withdrawal`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where to go when the debited account has too little.
+    #[serde(default, rename = "else")]
+    pub otherwise: Option<String>,
+}
+
+/// Adds to a numeric field, within bounds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddSpec {
+    pub record: String,
+    pub field: String,
+    pub amount: Value,
+    #[serde(default)]
+    pub min: Option<Value>,
+    #[serde(default)]
+    pub max: Option<Value>,
+    #[serde(default, rename = "else")]
+    pub otherwise: Option<String>,
+}
+
+/// A condition on a record at the moment of the transaction.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RequireSpec {
+    pub record: String,
+    #[serde(default)]
+    pub exists: Option<bool>,
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default, rename = "else")]
+    pub otherwise: Option<String>,
+}
+
+/// Writes a record (merge by default), like a `save` write.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutSpec {
+    pub record: String,
+    pub fields: Map<String, Value>,
+    #[serde(default = "yes")]
+    pub merge: bool,
+}
+
+/// An SMS through the outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmsSpec {
+    pub to: String,
+    pub message: String,
+    /// RFC 3339 time before which it is not sent (reminders).
+    #[serde(default)]
+    pub not_before: Option<String>,
+}
+
+/// Airtime through the outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AirtimeSpec {
+    pub to: String,
+    pub amount: Value,
+    pub currency: String,
+}
+
+/// An outbound call through the outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallSpec {
+    pub to: String,
+}
+
 /// The screen types, named as in the `type:` field.
-pub(crate) const SCREEN_TYPES: [&str; 7] =
-    ["menu", "input", "router", "set", "end", "load", "save"];
+pub(crate) const SCREEN_TYPES: [&str; 8] = [
+    "menu", "input", "router", "set", "end", "load", "save", "transact",
+];

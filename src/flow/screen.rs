@@ -107,6 +107,67 @@ pub(crate) struct Save {
     pub failed: Option<String>,
 }
 
+/// One compiled transaction operation.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Transfer {
+        from: Option<Tpl>,
+        to: Option<Tpl>,
+        amount: ValueTpl,
+        kind: String,
+        otherwise: Option<String>,
+    },
+    Add {
+        record: Tpl,
+        field: String,
+        amount: ValueTpl,
+        min: Option<ValueTpl>,
+        max: Option<ValueTpl>,
+        otherwise: Option<String>,
+    },
+    Require {
+        record: Tpl,
+        exists: Option<bool>,
+        field: Option<String>,
+        equals: Option<ValueTpl>,
+        otherwise: Option<String>,
+    },
+    Put(WriteTpl),
+    Sms {
+        to: Tpl,
+        message: Tpl,
+        not_before: Option<ValueTpl>,
+    },
+    Airtime {
+        to: Tpl,
+        amount: ValueTpl,
+        currency: String,
+    },
+    Call {
+        to: Tpl,
+    },
+}
+
+impl Op {
+    /// Where a failure of this op goes, if it names a screen.
+    pub(crate) fn otherwise(&self) -> Option<&String> {
+        match self {
+            Op::Transfer { otherwise, .. }
+            | Op::Add { otherwise, .. }
+            | Op::Require { otherwise, .. } => otherwise.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Transact {
+    pub ops: Vec<Op>,
+    pub into: Option<String>,
+    pub next: String,
+    pub failed: Option<String>,
+}
+
 /// One compiled screen.
 #[derive(Debug)]
 pub(crate) enum Screen {
@@ -117,6 +178,7 @@ pub(crate) enum Screen {
     End(Localized<Tpl>),
     Load(Load),
     Save(Save),
+    Transact(Transact),
 }
 
 /// Navigation keys and labels, labels per language.

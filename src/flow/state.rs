@@ -115,6 +115,11 @@ pub enum Effect {
     /// Apply all writes in ONE transaction and make them durable before the next reply; answer
     /// [`EffectOutcome::Saved`] or [`EffectOutcome::Failed`].
     Save { writes: Vec<Write> },
+    /// Apply these operations in ONE transaction under the hop's idempotency key, make them
+    /// durable before the next reply, and answer [`EffectOutcome::Transacted`] (or `Failed`).
+    Transact {
+        ops: Vec<crate::store::ledger::TxOp>,
+    },
 }
 
 /// One record write of a [`Effect::Save`].
@@ -135,6 +140,9 @@ pub enum EffectOutcome {
     Loaded(Option<Value>),
     /// All writes are durable.
     Saved,
+    /// The transaction ran: `failed_op` is the index of the op whose condition failed (nothing
+    /// was applied), or `None` when everything was applied and is durable.
+    Transacted { failed_op: Option<usize>, txn: u64 },
     /// The effect failed; the text is for logs only.
     Failed(String),
 }

@@ -111,6 +111,8 @@ impl Templates {
         env.add_filter("money", money);
         env.add_filter("cents", cents);
         env.add_filter("date", date);
+        env.add_filter("to_cents", to_cents);
+        env.add_filter("msisdn", msisdn);
         Templates { env, count: 0 }
     }
 
@@ -241,6 +243,50 @@ fn cents(value: Value, currency: Option<String>) -> Result<String, Error> {
     Ok(with_currency(format_cents(cents), currency))
 }
 
+/// `"100.5"|to_cents` -> 10050: a decimal amount (string or number) to integer cents, exactly
+/// (no floating point for strings). More than two decimals, a sign or anything else is an error.
+fn to_cents(value: Value) -> Result<i64, Error> {
+    let text = match value.as_str() {
+        Some(s) => s.trim().to_string(),
+        None => value.to_string(),
+    };
+    parse_cents(&text).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("not an amount with at most two decimals: {text}"),
+        )
+    })
+}
+
+/// Parses `123`, `123.4`, `123.45` into cents.
+pub(crate) fn parse_cents(text: &str) -> Option<i64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || whole.len() > 15
+        || frac.len() > 2
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().ok()? * 10,
+        _ => frac.parse().ok()?,
+    };
+    whole.checked_mul(100)?.checked_add(frac)
+}
+
+/// `x|msisdn("254")` -> the canonical MSISDN (digits, country code, no `+`), or none when `x`
+/// is not a phone number: the same normalisation the fronts apply.
+fn msisdn(value: String, country_code: String) -> Value {
+    match crate::msisdn::Msisdn::parse(&value, &country_code) {
+        Ok(m) => Value::from(m.as_str()),
+        Err(_) => Value::from(()),
+    }
+}
+
 /// `x|date` / `x|date("%d %b %Y")`: strftime on an RFC 3339 timestamp, ISO datetime or date.
 fn date(value: String, format: Option<String>) -> Result<String, Error> {
     let format = format.as_deref().unwrap_or("%d/%m/%Y");
@@ -272,6 +318,22 @@ mod tests {
             "KES 45,000.00"
         );
         assert_eq!(cents(Value::from(123450), None).unwrap(), "1,234.50");
+    }
+
+    #[test]
+    fn amounts_become_cents_exactly() {
+        assert_eq!(to_cents(Value::from("100")).unwrap(), 10000);
+        assert_eq!(to_cents(Value::from("100.5")).unwrap(), 10050);
+        assert_eq!(to_cents(Value::from("0.07")).unwrap(), 7);
+        assert_eq!(to_cents(Value::from(12)).unwrap(), 1200);
+        for bad in ["", "1.234", "-5", "1e3", "abc", ".5"] {
+            assert!(to_cents(Value::from(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            msisdn("0700000002".into(), "254".into()),
+            Value::from("254700000002")
+        );
+        assert!(msisdn("hello".into(), "254".into()).is_none());
     }
 
     #[test]

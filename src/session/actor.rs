@@ -241,6 +241,7 @@ impl SessionActor {
             front: d.front,
             limit: route.limit.min(hop.limit),
             deadline: Instant::now() + route.deadline,
+            hop: d.hops + 1,
         };
         Plan::Run {
             app,
@@ -305,6 +306,7 @@ impl SessionActor {
             front,
             limit: route.limit.min(front_limit),
             deadline: Instant::now() + route.deadline,
+            hop: 1,
         };
         Plan::Run {
             app,

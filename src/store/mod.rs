@@ -11,6 +11,7 @@
 //! flush interval later); code that must not confirm anything before it is on disk awaits
 //! [`Store::flush`].
 
+pub mod ledger;
 pub mod records;
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -52,6 +53,8 @@ pub struct Store {
     ended: Tree,
     meta: Tree,
     records: Records,
+    /// Woken whenever a transaction wrote outbox items, so the sender need not poll.
+    outbox_written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -87,6 +90,7 @@ impl Store {
             ended: db.open_tree("ended")?,
             meta: db.open_tree("meta")?,
             records: Records::new(db.open_tree("records")?, db.clone()),
+            outbox_written: Default::default(),
             db,
         })
     }
@@ -106,6 +110,11 @@ impl Store {
     /// sled errors.
     pub fn generate_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
+    }
+
+    /// Signalled after a transaction wrote outbox items.
+    pub fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_written.clone()
     }
 
     /// The records flows read and write.

@@ -1,0 +1,453 @@
+//! Transactions of records, the money ledger and the outbox, applied all together or not at all.
+//!
+//! A flow's `transact` screen becomes a list of [`TxOp`]s. [`crate::store::Store::transact`]
+//! applies them in ONE sled transaction over the `records`, `journal`, `outbox` and
+//! `idempotency` trees:
+//!
+//! - conditions are checked against the state inside the transaction (two subscribers
+//!   confirming the same slot at once: exactly one gets it), and the first failing op is
+//!   reported instead of applying anything;
+//! - a `transfer` debits and credits `balance_cents` of ledger accounts and appends a journal
+//!   entry in the same transaction, so balances always reconcile with the journal and never go
+//!   below zero;
+//! - outbox effects (SMS, airtime, calls) are written with the change they belong to;
+//! - the outcome is stored under the caller's idempotency key (dialogue and hop) in the same
+//!   transaction, so a retried hop, even after a crash, gets the same outcome and never applies
+//!   anything twice.
+//!
+//! Amounts are integer cents. Durability is the caller's: flush before confirming.
+
+use super::{Store, StoreError};
+use crate::outbox;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+/// The journal tree: one entry per transfer, keyed by transaction id and op index.
+pub const JOURNAL: &str = "journal";
+/// The idempotency tree: outcome of each transaction by its key.
+pub const IDEMPOTENCY: &str = "idempotency";
+/// The balance field of a ledger account record.
+pub const BALANCE: &str = "balance_cents";
+
+/// A record address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// The collection.
+    pub collection: String,
+    /// The id inside it.
+    pub id: String,
+}
+
+impl Address {
+    /// The record key.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.collection, self.id)
+    }
+}
+
+/// One operation of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxOp {
+    /// Moves `amount_cents` from one account to another and journals it; fails when the debited
+    /// account has less. `None` is outside the ledger (cash in, cash out, airtime bought).
+    Transfer {
+        /// Debited account.
+        from: Option<Address>,
+        /// Credited account.
+        to: Option<Address>,
+        /// Positive amount in cents.
+        amount_cents: i64,
+        /// Journal type, e.g. `deposit`.
+        kind: String,
+    },
+    /// Adds `amount` to a numeric field; fails when the result leaves `[min, max]`.
+    Add {
+        /// The record (created if missing).
+        record: Address,
+        /// The field (0 if missing).
+        field: String,
+        /// May be negative.
+        amount: i64,
+        /// Lower bound of the result.
+        min: Option<i64>,
+        /// Upper bound of the result.
+        max: Option<i64>,
+    },
+    /// Fails unless the record exists (or not) and/or a field equals a value.
+    Require {
+        /// The record.
+        record: Address,
+        /// Required existence.
+        exists: Option<bool>,
+        /// A field that must equal `equals`.
+        field: Option<(String, Value)>,
+    },
+    /// Writes a record.
+    Put {
+        /// The record.
+        record: Address,
+        /// The document or the fields to merge.
+        value: Value,
+        /// Merge fields into an existing record.
+        merge: bool,
+    },
+    /// Writes an outbox item.
+    Outbox {
+        /// What to send.
+        effect: outbox::Effect,
+        /// Not before this time (ms since the epoch).
+        not_before_ms: Option<u64>,
+    },
+}
+
+/// What came of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxOutcome {
+    /// The index of the first op whose condition failed (nothing was applied), or `None`.
+    pub failed_op: Option<usize>,
+    /// The transaction id (journal entries carry it).
+    pub txn: u64,
+    /// True when this outcome was stored by an earlier attempt of the same hop.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The transaction id.
+    pub txn: u64,
+    /// The op's index in the transaction.
+    pub seq: u32,
+    /// `deposit`, `withdrawal`, `transfer`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Debited account key, if any.
+    pub from: Option<String>,
+    /// Credited account key, if any.
+    pub to: Option<String>,
+    /// Cents.
+    pub amount_cents: i64,
+    /// When.
+    pub at_ms: u64,
+    /// The idempotency key (dialogue and hop) that applied it.
+    pub key: String,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<String>>;
+
+fn abort(msg: impl Into<String>) -> ConflictableTransactionError<String> {
+    ConflictableTransactionError::Abort(msg.into())
+}
+
+fn read(records: &TransactionalTree, key: &str) -> TxResult<Option<Value>> {
+    match records.get(key.as_bytes())? {
+        Some(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).map_err(|e| abort(format!("{key}: {e}")))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn write(records: &TransactionalTree, key: &str, value: &Value) -> TxResult<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| abort(e.to_string()))?;
+    records.insert(key.as_bytes(), bytes)?;
+    Ok(())
+}
+
+fn number(doc: &Option<Value>, field: &str) -> TxResult<i64> {
+    match doc.as_ref().and_then(|d| d.get(field)) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| abort(format!("field `{field}` is not an integer"))),
+    }
+}
+
+fn with_field(doc: Option<Value>, field: &str, v: Value) -> Value {
+    let mut obj = match doc {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    obj.insert(field.to_string(), v);
+    Value::Object(obj)
+}
+
+impl Store {
+    /// Applies `ops` atomically under the idempotency `key` (see the module docs).
+    ///
+    /// # Errors
+    /// Store failures, a malformed record (a balance that is not an integer), or a
+    /// non-positive transfer amount; nothing is applied then.
+    pub fn transact(
+        &self,
+        key: &str,
+        ops: &[TxOp],
+        session: Option<&str>,
+    ) -> Result<TxOutcome, StoreError> {
+        for op in ops {
+            if let TxOp::Transfer { amount_cents, .. } = op
+                && *amount_cents <= 0
+            {
+                return Err(StoreError::Aborted(format!(
+                    "transfer amount must be positive, got {amount_cents}"
+                )));
+            }
+        }
+        let records = self.tree("records")?;
+        let journal = self.tree(JOURNAL)?;
+        let outbox_tree = self.tree(outbox::TREE)?;
+        let idem = self.tree(IDEMPOTENCY)?;
+        let txn = self.generate_id()?;
+        let outbox_ids: Vec<u64> = ops
+            .iter()
+            .filter(|op| matches!(op, TxOp::Outbox { .. }))
+            .map(|_| self.generate_id())
+            .collect::<Result<_, _>>()?;
+        let now = super::super::session::state::now_ms();
+        let outcome = (&records, &journal, &outbox_tree, &idem).transaction(
+            |(records, journal, outbox_tree, idem)| {
+                if let Some(done) = idem.get(key.as_bytes())? {
+                    let mut o: TxOutcome =
+                        serde_json::from_slice(&done).map_err(|e| abort(e.to_string()))?;
+                    o.replayed = true;
+                    return Ok(o);
+                }
+                // First pass: every condition, against the state inside this transaction.
+                // Effects of earlier ops are taken into account by applying as we go, and a
+                // failure aborts with the op's index (nothing is kept).
+                let mut outbox_ids = outbox_ids.iter();
+                for (i, op) in ops.iter().enumerate() {
+                    let failed = apply(
+                        op,
+                        i,
+                        txn,
+                        now,
+                        key,
+                        session,
+                        records,
+                        journal,
+                        outbox_tree,
+                        &mut outbox_ids,
+                    )?;
+                    if failed {
+                        return Err(ConflictableTransactionError::Abort(format!("#failed:{i}")));
+                    }
+                }
+                let o = TxOutcome {
+                    failed_op: None,
+                    txn,
+                    replayed: false,
+                };
+                idem.insert(
+                    key.as_bytes(),
+                    serde_json::to_vec(&o).map_err(|e| abort(e.to_string()))?,
+                )?;
+                Ok(o)
+            },
+        );
+        match outcome {
+            Ok(o) => {
+                if !o.replayed && ops.iter().any(|op| matches!(op, TxOp::Outbox { .. })) {
+                    self.outbox_written.notify_one();
+                }
+                Ok(o)
+            }
+            Err(sled::transaction::TransactionError::Abort(msg)) => {
+                match msg
+                    .strip_prefix("#failed:")
+                    .and_then(|i| i.parse::<usize>().ok())
+                {
+                    // A failed condition is an answer too: store it so a retry gets the same.
+                    Some(i) => {
+                        let o = TxOutcome {
+                            failed_op: Some(i),
+                            txn,
+                            replayed: false,
+                        };
+                        let stored = idem.compare_and_swap(
+                            key.as_bytes(),
+                            None as Option<&[u8]>,
+                            Some(serde_json::to_vec(&o)?),
+                        )?;
+                        match stored {
+                            Ok(()) => Ok(o),
+                            // Another attempt of the same hop stored its outcome first.
+                            Err(current) => {
+                                let mut o: TxOutcome =
+                                    serde_json::from_slice(&current.current.unwrap_or_default())?;
+                                o.replayed = true;
+                                Ok(o)
+                            }
+                        }
+                    }
+                    None => Err(StoreError::Aborted(msg)),
+                }
+            }
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        }
+    }
+
+    /// Every journal entry, in transaction order.
+    ///
+    /// # Errors
+    /// Store or parse errors.
+    pub fn journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree(JOURNAL)?.iter() {
+            out.push(serde_json::from_slice(&item?.1)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Applies one op inside the transaction; `Ok(true)` when its condition failed.
+#[allow(clippy::too_many_arguments)]
+fn apply<'a>(
+    op: &TxOp,
+    i: usize,
+    txn: u64,
+    now: u64,
+    key: &str,
+    session: Option<&str>,
+    records: &TransactionalTree,
+    journal: &TransactionalTree,
+    outbox_tree: &TransactionalTree,
+    outbox_ids: &mut impl Iterator<Item = &'a u64>,
+) -> TxResult<bool> {
+    match op {
+        TxOp::Transfer {
+            from,
+            to,
+            amount_cents,
+            kind,
+        } => {
+            if let Some(from) = from {
+                let k = from.key();
+                let doc = read(records, &k)?;
+                let balance = number(&doc, BALANCE)?;
+                if doc.is_none() || balance < *amount_cents {
+                    return Ok(true);
+                }
+                write(
+                    records,
+                    &k,
+                    &with_field(doc, BALANCE, Value::from(balance - amount_cents)),
+                )?;
+            }
+            if let Some(to) = to {
+                let k = to.key();
+                let doc = read(records, &k)?;
+                if doc.is_none() {
+                    return Ok(true);
+                }
+                let balance = number(&doc, BALANCE)?;
+                let credited = balance
+                    .checked_add(*amount_cents)
+                    .ok_or_else(|| abort("balance overflow"))?;
+                write(
+                    records,
+                    &k,
+                    &with_field(doc, BALANCE, Value::from(credited)),
+                )?;
+            }
+            let entry = JournalEntry {
+                txn,
+                seq: i as u32,
+                kind: kind.clone(),
+                from: from.as_ref().map(Address::key),
+                to: to.as_ref().map(Address::key),
+                amount_cents: *amount_cents,
+                at_ms: now,
+                key: key.to_string(),
+            };
+            let mut jkey = txn.to_be_bytes().to_vec();
+            jkey.extend_from_slice(&(i as u32).to_be_bytes());
+            journal.insert(
+                jkey,
+                serde_json::to_vec(&entry).map_err(|e| abort(e.to_string()))?,
+            )?;
+            Ok(false)
+        }
+        TxOp::Add {
+            record,
+            field,
+            amount,
+            min,
+            max,
+        } => {
+            let k = record.key();
+            let doc = read(records, &k)?;
+            let result = number(&doc, field)?
+                .checked_add(*amount)
+                .ok_or_else(|| abort("overflow"))?;
+            if min.is_some_and(|m| result < m) || max.is_some_and(|m| result > m) {
+                return Ok(true);
+            }
+            write(records, &k, &with_field(doc, field, Value::from(result)))?;
+            Ok(false)
+        }
+        TxOp::Require {
+            record,
+            exists,
+            field,
+        } => {
+            let doc = read(records, &record.key())?;
+            if exists.is_some_and(|e| e != doc.is_some()) {
+                return Ok(true);
+            }
+            if let Some((f, want)) = field {
+                let got = doc.as_ref().and_then(|d| d.get(f)).unwrap_or(&Value::Null);
+                if got != want {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        TxOp::Put {
+            record,
+            value,
+            merge,
+        } => {
+            let k = record.key();
+            let value = if *merge {
+                let mut current = read(records, &k)?.unwrap_or_else(|| Value::Object(Map::new()));
+                match (&mut current, value) {
+                    (Value::Object(a), Value::Object(b)) => {
+                        for (f, v) in b {
+                            a.insert(f.clone(), v.clone());
+                        }
+                        current
+                    }
+                    (_, v) => v.clone(),
+                }
+            } else {
+                value.clone()
+            };
+            write(records, &k, &value)?;
+            Ok(false)
+        }
+        TxOp::Outbox {
+            effect,
+            not_before_ms,
+        } => {
+            let id = *outbox_ids
+                .next()
+                .ok_or_else(|| abort("outbox id missing"))?;
+            let item = outbox::Item::new(
+                id,
+                effect.clone(),
+                now,
+                *not_before_ms,
+                session.map(str::to_string),
+            );
+            outbox_tree.insert(
+                &item.key(),
+                serde_json::to_vec(&item).map_err(|e| abort(e.to_string()))?,
+            )?;
+            Ok(false)
+        }
+    }
+}
