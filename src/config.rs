@@ -44,9 +44,22 @@ pub struct Config {
     /// Voice callbacks.
     #[serde(default)]
     pub voice: VoiceConfig,
+    /// The time zone of the sample records' dates (seed files may use `today`). Default UTC.
+    #[serde(default = "default_seed_timezone")]
+    pub seed_timezone: String,
+    /// The clock flows see.
+    #[serde(default)]
+    pub clock: ClockConfig,
     /// Folder of sample records loaded into an empty store, relative to this file. Default `data`.
     #[serde(default = "default_seed_dir")]
     pub seed_dir: PathBuf,
+    /// The Africa's Talking account that SMS, airtime and calls go out through. Without one
+    /// (the embedded default), effects are recorded in the outbox and logged as not sent.
+    #[serde(default)]
+    pub africastalking: crate::outbox::AtConfig,
+    /// The SMPP front: binds to operators, a listener, operator profiles. Off by default.
+    #[serde(default)]
+    pub smpp: crate::front::smpp::SmppConfig,
     /// Service code routes, matched by longest prefix.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
@@ -72,6 +85,16 @@ pub struct PublicConfig {
     /// Largest accepted request body in bytes. Default 16 KiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+}
+
+/// `[clock]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    /// A fixed time (RFC 3339) that flows and seed files see instead of the real clock: for
+    /// demos and golden tests. Unset in production.
+    #[serde(default)]
+    pub fixed: Option<String>,
 }
 
 /// `[voice]`
@@ -185,6 +208,9 @@ pub struct RouteConfig {
 
 fn default_flows_dir() -> PathBuf {
     PathBuf::from("flows")
+}
+fn default_seed_timezone() -> String {
+    "UTC".into()
 }
 fn default_ivr_dir() -> PathBuf {
     PathBuf::from("ivr")
@@ -349,6 +375,19 @@ impl Config {
         if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
             return Err("numbers.default_country_code must be 1 to 3 digits".into());
         }
+        if let Some(fixed) = &self.clock.fixed
+            && fixed.parse::<jiff::Timestamp>().is_err()
+        {
+            return Err(
+                "clock.fixed must be an RFC 3339 time, e.g. 2026-01-05T08:00:00+10:00".into(),
+            );
+        }
+        if jiff::tz::TimeZone::get(&self.seed_timezone).is_err() {
+            return Err(format!(
+                "seed_timezone `{}` is not a known time zone",
+                self.seed_timezone
+            ));
+        }
         if !(self.public.base_url.starts_with("http://")
             || self.public.base_url.starts_with("https://"))
         {
@@ -366,6 +405,8 @@ impl Config {
         if self.ussd.max_ucs2_chars < 20 || self.ussd.max_ucs2_chars > 80 {
             return Err("ussd.max_ucs2_chars must be between 20 and 80".into());
         }
+        self.smpp.validate()?;
+        self.africastalking.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (i, route) in self.routes.iter().enumerate() {
             let at = format!("routes[{i}] ({})", route.service_code);
@@ -432,6 +473,31 @@ impl Config {
     /// The sample records folder, resolved against the config file's folder.
     pub fn seed_path(&self) -> PathBuf {
         self.base_dir.join(&self.seed_dir)
+    }
+
+    /// The time flows see now: the fixed clock if one is set, else the real one.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock
+            .fixed
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(jiff::Timestamp::now)
+    }
+
+    /// Today's date in the seed time zone (by [`Config::now`]).
+    pub fn seed_today(&self) -> jiff::civil::Date {
+        let tz = jiff::tz::TimeZone::get(&self.seed_timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        self.now().to_zoned(tz).date()
+    }
+
+    /// The UTC offset of the seed time zone today, as `+10:00`.
+    pub fn seed_offset(&self) -> String {
+        let tz = jiff::tz::TimeZone::get(&self.seed_timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let offset = tz.to_offset(self.now());
+        let secs = offset.seconds();
+        let sign = if secs < 0 { '-' } else { '+' };
+        let secs = secs.abs();
+        format!("{sign}{:02}:{:02}", secs / 3600, secs % 3600 / 60)
     }
 
     /// The default idle timeout.

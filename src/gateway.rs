@@ -6,6 +6,7 @@ use crate::app::{App, Route, RouteTable};
 use crate::config::Config;
 use crate::flow::{Diagnostic, Flow, Severity};
 use crate::front::http::{self, admin, ussd};
+use crate::front::smpp::SmppFront;
 use crate::session::{self, Registry, Settings, Shards, sweep};
 use crate::store::Store;
 use crate::text::Limit;
@@ -82,6 +83,7 @@ pub struct Running {
     shards: Option<Shards>,
     store: Store,
     reload: admin::Reloader,
+    smpp: Option<SmppFront>,
 }
 
 impl std::fmt::Debug for Running {
@@ -99,6 +101,11 @@ impl Running {
         &self.registry
     }
 
+    /// The SMPP front, when `[smpp]` configures binds or a listener.
+    pub fn smpp(&self) -> Option<&SmppFront> {
+        self.smpp.as_ref()
+    }
+
     /// Reloads flows and routes; live dialogues finish on the version they started with.
     ///
     /// # Errors
@@ -111,11 +118,17 @@ impl Running {
     /// Live dialogues stay persisted and resume on the next start.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(smpp) = self.smpp.take() {
+            smpp.shutdown().await;
+        }
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        // Background tasks hold store handles: wait until they are gone, so that the database
+        // is released when this returns (an in-process restart can open it again at once).
         for t in self.background.drain(..) {
             t.abort();
+            let _ = t.await;
         }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush_blocking()).await {
@@ -163,7 +176,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let seed_dir = config.seed_path();
     if store.records().is_empty() && seed_dir.is_dir() {
-        let n = store.records().seed_from_dir(&seed_dir)?;
+        let n = store
+            .records()
+            .seed_from_dir(&seed_dir, &crate::store::records::SeedContext::of(&config))?;
         tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into an empty store");
     }
 
@@ -177,6 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         apology_text: config.ussd.apology_text.clone(),
         timeout_text: config.ussd.timeout_text.clone(),
         tombstone_ttl: Duration::from_secs(config.sessions.tombstone_secs),
+        fixed_now: config.clock.fixed.as_ref().map(|_| config.now()),
     };
     let http_limit = Limit {
         septets: config.ussd.max_septets,
@@ -199,6 +215,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
 
+    let smpp = if config.smpp.binds.is_empty() && config.smpp.listener.is_none() {
+        None
+    } else {
+        Some(
+            SmppFront::start(
+                &config.smpp,
+                registry.clone(),
+                config.numbers.default_country_code.clone(),
+                shutdown_rx.clone(),
+            )
+            .await?,
+        )
+    };
+    let smpp_health = smpp.as_ref().map(SmppFront::health);
+
     let reload: admin::Reloader = {
         let config = config.clone();
         let registry = registry.clone();
@@ -219,12 +250,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let registry = registry.clone();
         let voice_state = voice_state.clone();
         let ready = ready.clone();
+        let smpp_health = smpp_health.clone();
         let max_body = config.public.max_body_bytes;
         let cc: Arc<str> = config.numbers.default_country_code.clone().into();
         let apology: Arc<str> = config.ussd.apology_text.clone().into();
         let handler = move |req: hyper::Request<hyper::body::Incoming>| {
             let registry = registry.clone();
             let ready = ready.clone();
+            let smpp_ok = smpp_health.as_ref().is_none_or(|h| h.ready());
             let cc = cc.clone();
             let apology = apology.clone();
             let voice_state = voice_state.clone();
@@ -246,7 +279,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                     }
                     (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
                     (&Method::GET, "/ready") => {
-                        if ready.load(Ordering::Acquire) {
+                        if ready.load(Ordering::Acquire) && smpp_ok {
                             http::text(StatusCode::OK, "ready\n")
                         } else {
                             http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
@@ -283,6 +316,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })
     };
     let purger = tokio::spawn(sweep::purge_tombstones(registry.clone()));
+    // Awaited on shutdown (not aborted), so requests in flight get their answers recorded.
+    let outbox_task = crate::outbox::spawn_sender_with(
+        store.clone(),
+        config.africastalking.clone(),
+        crate::outbox::SenderOptions {
+            transport: None,
+            wake: Some(store.outbox_signal()),
+        },
+        shutdown_rx.clone(),
+    );
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -296,11 +339,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_addr,
         registry,
         shutdown,
-        tasks: vec![public_task, admin_task],
+        tasks: vec![public_task, admin_task, outbox_task],
         background: vec![sweeper, purger, upkeep],
         shards: Some(shards),
         store,
         reload,
+        smpp,
     })
 }
 

@@ -55,6 +55,30 @@ enum Command {
         #[arg(long)]
         network_code: Option<String>,
     },
+    /// An SMSC simulator: accepts the gateway's SMPP bind and lets you dial over SMPP.
+    OperatorSim {
+        /// Where to listen for the gateway's bind.
+        #[arg(long, default_value = "127.0.0.1:2775")]
+        listen: std::net::SocketAddr,
+        /// The operator convention to play: a preset, or a [smpp.profiles] name of --config.
+        #[arg(long, default_value = "its_session_info")]
+        profile: String,
+        /// A gateway.toml whose [smpp.profiles] define --profile.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The subscriber's phone number.
+        #[arg(long, default_value = "254700000001")]
+        phone: String,
+        /// The code to dial (asked at the terminal when absent).
+        #[arg(long)]
+        dial: Option<String>,
+        /// Scripted inputs, in order (non-interactive).
+        #[arg(long = "input", short)]
+        inputs: Vec<String>,
+        /// Accept only this system_id:password (any by default).
+        #[arg(long)]
+        credentials: Option<String>,
+    },
 }
 
 fn init_tracing() {
@@ -108,7 +132,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match store.records().seed_from_dir(&config.seed_path()) {
+            let ctx = ussd_gateway::store::records::SeedContext::of(&config);
+            match store.records().seed_from_dir(&config.seed_path(), &ctx) {
                 Ok(n) => {
                     println!("{n} records loaded from {}", config.seed_path().display());
                     ExitCode::SUCCESS
@@ -153,6 +178,58 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::OperatorSim {
+            listen,
+            profile,
+            config,
+            phone,
+            dial,
+            inputs,
+            credentials,
+        } => {
+            init_tracing();
+            let profile = match &config {
+                Some(path) => match load_config(path) {
+                    Ok(c) => c.smpp.profile(&profile),
+                    Err(code) => return code,
+                },
+                None => ussd_gateway::front::smpp::SmppConfig::default().profile(&profile),
+            };
+            let profile = match profile {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let opts = ussd_gateway::front::smpp::OperatorSimOptions {
+                listen,
+                profile,
+                credentials: credentials.and_then(|c| {
+                    c.split_once(':')
+                        .map(|(id, pw)| (id.to_string(), pw.to_string()))
+                }),
+                msisdn: phone,
+                service_code: dial,
+                inputs,
+                ..Default::default()
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(ussd_gateway::front::smpp::run_operator_sim(opts)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(2),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -192,6 +269,15 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Signal handlers first: a SIGHUP or SIGTERM that arrives as soon as the addresses are
+    // announced must reload or drain, not kill the process (their default action).
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let running = match gateway::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -204,29 +290,40 @@ async fn serve(config: Config) -> ExitCode {
         "listening public={} admin={}",
         running.public_addr, running.admin_addr
     );
-    let signals = wait_for_signals(&running).await;
-    if let Err(e) = signals {
-        tracing::error!(error = %e, "signal handling failed");
-    }
+    signals.wait(&running).await;
     tracing::info!("shutting down: no new connections, finishing hops in flight");
     running.shutdown().await;
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP meanwhile.
-async fn wait_for_signals(running: &gateway::Running) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => match running.reload() {
-                Ok(summary) => tracing::info!("SIGHUP: {}", summary.replace('\n', "; ")),
-                Err(errors) => tracing::error!("SIGHUP: reload refused: {}", errors.join("; ")),
-            },
+/// SIGTERM, SIGINT and SIGHUP, caught from before the gateway starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP meanwhile.
+    async fn wait(mut self, running: &gateway::Running) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => match running.reload() {
+                    Ok(summary) => tracing::info!("SIGHUP: {}", summary.replace('\n', "; ")),
+                    Err(errors) => tracing::error!("SIGHUP: reload refused: {}", errors.join("; ")),
+                },
+            }
         }
     }
 }

@@ -34,6 +34,12 @@ pub const RELOADS: &str = "ussd_config_reloads_total";
 pub const VOICE_CALLBACKS: &str = "ussd_voice_callbacks_total";
 /// Cost of finished calls as AT reports it, by currency.
 pub const VOICE_COST: &str = "ussd_voice_call_cost_cents_total";
+/// Outbox items waiting to be sent.
+pub const OUTBOX_PENDING: &str = "ussd_outbox_pending";
+/// Outbox delivery attempts by kind (sms, airtime, call) and outcome.
+pub const OUTBOX_DELIVERIES: &str = "ussd_outbox_deliveries_total";
+/// Time of one AT request made by the outbox sender, by kind, seconds.
+pub const OUTBOX_DELIVERY_SECONDS: &str = "ussd_outbox_delivery_duration_seconds";
 /// Build information (value 1).
 pub const BUILD_INFO: &str = "ussd_build_info";
 
@@ -121,6 +127,22 @@ fn describe() {
     for kind in ["active", "final"] {
         counter!(VOICE_CALLBACKS, "kind" => kind).absolute(0);
     }
+    describe_gauge!(OUTBOX_PENDING, "Outbox items waiting to be sent");
+    describe_counter!(
+        OUTBOX_DELIVERIES,
+        "Outbox delivery attempts by kind and outcome (sent, transient_failure, permanent_failure, not_sent)"
+    );
+    describe_histogram!(
+        OUTBOX_DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time of one AT request made by the outbox sender, by kind"
+    );
+    gauge!(OUTBOX_PENDING).set(0.0);
+    for kind in OUTBOX_KINDS {
+        for outcome in OUTBOX_OUTCOMES {
+            counter!(OUTBOX_DELIVERIES, "kind" => kind, "outcome" => outcome).absolute(0);
+        }
+    }
     // Families the dashboard reads exist from start-up, at zero.
     gauge!(LIVE).set(0.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -185,4 +207,23 @@ pub fn http_rejected(reason: &'static str) {
 /// A reload was tried.
 pub fn reload(ok: bool) {
     counter!(RELOADS, "result" => if ok { "ok" } else { "refused" }).increment(1);
+}
+
+/// The outbox effect kinds (metric label values).
+const OUTBOX_KINDS: [&str; 3] = ["sms", "airtime", "call"];
+/// The outbox delivery outcomes (metric label values).
+const OUTBOX_OUTCOMES: [&str; 4] = ["sent", "transient_failure", "permanent_failure", "not_sent"];
+
+/// The outbox sender counted `n` pending items.
+pub fn outbox_pending(n: usize) {
+    gauge!(OUTBOX_PENDING).set(n as f64);
+}
+
+/// An outbox delivery attempt ended with `outcome`; `took` is the AT request's time (none when
+/// nothing was sent).
+pub fn outbox_delivery(kind: &'static str, outcome: &'static str, took: Option<Duration>) {
+    counter!(OUTBOX_DELIVERIES, "kind" => kind, "outcome" => outcome).increment(1);
+    if let Some(took) = took {
+        histogram!(OUTBOX_DELIVERY_SECONDS, "kind" => kind).record(took.as_secs_f64());
+    }
 }

@@ -46,8 +46,15 @@ impl Store {
         for entry in std::fs::read_dir(Path::new(ROOT).join("config/data")).unwrap() {
             let path = entry.unwrap().path();
             let collection = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let docs: HashMap<String, Value> =
-                serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            // Seed files are templates (the dental slots are relative to today).
+            let ctx = ussd_gateway::store::records::SeedContext {
+                today: "2026-01-05".into(),
+                offset: "+10:00".into(),
+            };
+            let text = ctx
+                .render(&std::fs::read_to_string(&path).unwrap())
+                .unwrap();
+            let docs: HashMap<String, Value> = serde_yaml_ng::from_str(&text).unwrap();
             for (id, doc) in docs {
                 store.records.insert(format!("{collection}/{id}"), doc);
             }
@@ -80,6 +87,16 @@ impl Store {
                             }
                             self.saves.push(writes);
                             EffectOutcome::Saved
+                        }
+                        Effect::List { collection } => {
+                            let prefix = format!("{collection}/");
+                            EffectOutcome::Loaded(Some(Value::Array(
+                                self.records
+                                    .iter()
+                                    .filter(|(k, _)| k.starts_with(&prefix))
+                                    .map(|(_, v)| v.clone())
+                                    .collect(),
+                            )))
                         }
                         // Transactions have their own tests (tests/flow_transact.rs).
                         Effect::Transact { .. } => EffectOutcome::Transacted {
@@ -779,7 +796,7 @@ const GOLDEN_SCREENS: &[&str] = &[
     "error: invalid_screens.yaml: screens.pay.validators[1].range: `min` is greater than `max`",
     "error: invalid_screens.yaml: screens.pay.validators[2]: needs exactly one of `regex`, `range`, `length`, `expr`",
     "error: invalid_screens.yaml: screens.done.text: missing required field",
-    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save, transact)",
+    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save, transact, list)",
     "error: invalid_screens.yaml: screens.orphan: a menu needs `options`, `items` or both",
     "error: invalid_screens.yaml: screens.route.routes[0].when: invalid template syntax: syntax error: unexpected end of input, expected expression (line 1)",
     "error: invalid_screens.yaml: home: `nowhere` is not a screen",

@@ -82,6 +82,23 @@ impl FlowApp {
                     }
                 }
             }
+            Effect::List { collection } => match self.store.records().scan(&collection) {
+                Ok(records) => EffectOutcome::Loaded(Some(serde_json::Value::Array(
+                    records
+                        .into_iter()
+                        .map(|(id, mut doc)| {
+                            if let Some(obj) = doc.as_object_mut() {
+                                obj.insert("id".into(), serde_json::Value::String(id));
+                            }
+                            doc
+                        })
+                        .collect(),
+                ))),
+                Err(e) => {
+                    tracing::error!(flow = self.flow.name(), error = %e, "record list failed");
+                    EffectOutcome::Failed(e.to_string())
+                }
+            },
             Effect::Load { collection, id } => match self.store.records().get(&collection, &id) {
                 Ok(found) => EffectOutcome::Loaded(found),
                 Err(e) => {
@@ -137,7 +154,7 @@ impl App for FlowApp {
                 network: env.network.as_deref(),
                 session_id: &env.session_id,
                 limit: env.limit,
-                now: jiff::Timestamp::now(),
+                now: env.now,
             };
             let mut tx = TxKeys {
                 session: &env.session_id,

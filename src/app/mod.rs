@@ -46,6 +46,8 @@ pub struct HopEnv {
     /// idempotency key of what the hop changes. The same after a crash, so a retried hop
     /// never applies a transaction twice.
     pub hop: u32,
+    /// The time the flow sees (the fixed clock of demos and tests, else now).
+    pub now: jiff::Timestamp,
 }
 
 /// The outcome of one hop.

@@ -2,8 +2,8 @@
 //! and outbox effects, applied by the store in one sled transaction.
 
 use super::check::Checker;
-use super::model::{OpSpec, TransactSpec};
-use super::screen::{Op, Screen, Transact, WriteTpl};
+use super::model::{ListSpec, OpSpec, TransactSpec};
+use super::screen::{List, Op, Screen, Transact, WriteTpl};
 use super::template::{Tpl, ValueTpl};
 use serde_json::Value;
 
@@ -31,6 +31,21 @@ impl Checker<'_> {
 
     fn otherwise(&mut self, screen: &str, field: &str, target: &Option<String>) -> Option<String> {
         target.as_ref().map(|t| self.target(screen, field, t))
+    }
+
+    pub(crate) fn list(&mut self, screen: &str, spec: ListSpec) -> Screen {
+        if !crate::store::records::valid_collection(&spec.collection) {
+            self.error(
+                Some(screen),
+                Some("collection".into()),
+                "a collection name is letters, digits, `_` and `-`",
+            );
+        }
+        Screen::List(List {
+            collection: spec.collection,
+            into: self.variable(screen, "into", &spec.into),
+            next: self.target(screen, "next", &spec.next),
+        })
     }
 
     pub(crate) fn transact(&mut self, screen: &str, spec: TransactSpec) -> Screen {

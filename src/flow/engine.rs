@@ -60,6 +60,10 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
         return run.fail(why);
     }
     match (flow.screens.get(&run.state.screen), outcome) {
+        (Some(Screen::List(l)), EffectOutcome::Loaded(list)) => {
+            run.set_var(&l.into, list.unwrap_or_else(|| serde_json::json!([])));
+            run.enter(l.next.clone())
+        }
         (Some(Screen::Load(l)), EffectOutcome::Loaded(Some(record))) => {
             run.set_var(&l.into, record);
             run.enter(l.found.clone())
@@ -318,6 +322,9 @@ impl<'f, 'c> Run<'f, 'c> {
                 Screen::Save(s) => self
                     .writes(&s.writes)
                     .map(|writes| Next::Effect(Effect::Save { writes })),
+                Screen::List(l) => Ok(Next::Effect(Effect::List {
+                    collection: l.collection.clone(),
+                })),
                 Screen::Transact(t) => self
                     .tx_ops(&t.ops)
                     .map(|ops| Next::Effect(Effect::Transact { ops })),

@@ -282,6 +282,7 @@ fn parse_screen(checker: &mut Checker, screen: &str, value: &Yaml) -> Option<Scr
         "end" => spec!(EndSpec, end),
         "load" => spec!(LoadSpec, load),
         "transact" => spec!(TransactSpec, transact),
+        "list" => spec!(ListSpec, list),
         _ => spec!(SaveSpec, save),
     }
 }

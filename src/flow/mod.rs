@@ -25,6 +25,11 @@ mod screen;
 mod state;
 mod template;
 
+/// The `add_days` template filter, shared with seed files.
+pub(crate) use template::add_days as add_days_filter;
+/// The `epoch_ms` template filter, shared with seed files.
+pub(crate) use template::epoch_ms as epoch_ms_filter;
+
 pub use engine::{input, resume, start};
 pub use state::{Ctx, Effect, EffectOutcome, FlowState, Step, Write};
 

@@ -382,7 +382,16 @@ pub(crate) struct CallSpec {
     pub to: String,
 }
 
+/// `type: list`: every record of a collection, as a list of documents with their `id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListSpec {
+    pub collection: String,
+    pub into: String,
+    pub next: String,
+}
+
 /// The screen types, named as in the `type:` field.
-pub(crate) const SCREEN_TYPES: [&str; 8] = [
-    "menu", "input", "router", "set", "end", "load", "save", "transact",
+pub(crate) const SCREEN_TYPES: [&str; 9] = [
+    "menu", "input", "router", "set", "end", "load", "save", "transact", "list",
 ];

@@ -168,6 +168,13 @@ pub(crate) struct Transact {
     pub failed: Option<String>,
 }
 
+#[derive(Debug)]
+pub(crate) struct List {
+    pub collection: String,
+    pub into: String,
+    pub next: String,
+}
+
 /// One compiled screen.
 #[derive(Debug)]
 pub(crate) enum Screen {
@@ -179,6 +186,7 @@ pub(crate) enum Screen {
     Load(Load),
     Save(Save),
     Transact(Transact),
+    List(List),
 }
 
 /// Navigation keys and labels, labels per language.

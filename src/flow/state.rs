@@ -112,6 +112,9 @@ pub enum Step {
 pub enum Effect {
     /// Read the record `collection/id`; answer with [`EffectOutcome::Loaded`].
     Load { collection: String, id: String },
+    /// Read every record of `collection`; answer with [`EffectOutcome::Loaded`] holding a list
+    /// of the documents, each with its `id` added.
+    List { collection: String },
     /// Apply all writes in ONE transaction and make them durable before the next reply; answer
     /// [`EffectOutcome::Saved`] or [`EffectOutcome::Failed`].
     Save { writes: Vec<Write> },

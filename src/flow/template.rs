@@ -113,6 +113,9 @@ impl Templates {
         env.add_filter("date", date);
         env.add_filter("to_cents", to_cents);
         env.add_filter("msisdn", msisdn);
+        env.add_filter("epoch_ms", epoch_ms);
+        env.add_filter("add_days", add_days);
+        env.add_filter("shift_hours", shift_hours);
         Templates { env, count: 0 }
     }
 
@@ -287,6 +290,41 @@ fn msisdn(value: String, country_code: String) -> Value {
     }
 }
 
+fn time_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("{what}: {e}"))
+}
+
+/// `"2026-01-05T09:00:00+10:00"|epoch_ms`: milliseconds since the epoch, to compare times
+/// written with different offsets (`now` is UTC).
+pub(crate) fn epoch_ms(value: String) -> Result<i64, Error> {
+    let ts: jiff::Timestamp = value.parse().map_err(|e| time_error("epoch_ms", e))?;
+    Ok(ts.as_millisecond())
+}
+
+/// `"2026-01-05"|add_days(3)` -> `"2026-01-08"` (also on the date part of a datetime).
+pub(crate) fn add_days(value: String, days: i64) -> Result<String, Error> {
+    let date: Date = match value.parse::<Date>() {
+        Ok(d) => d,
+        Err(_) => value
+            .parse::<DateTime>()
+            .map_err(|e| time_error("add_days", e))?
+            .date(),
+    };
+    let shifted = date
+        .checked_add(jiff::Span::new().days(days))
+        .map_err(|e| time_error("add_days", e))?;
+    Ok(shifted.to_string())
+}
+
+/// `start|shift_hours(-24)`: a timestamp moved by whole hours, as RFC 3339 UTC (reminders).
+fn shift_hours(value: String, hours: i64) -> Result<String, Error> {
+    let ts: jiff::Timestamp = value.parse().map_err(|e| time_error("shift_hours", e))?;
+    let shifted = ts
+        .checked_add(jiff::Span::new().hours(hours))
+        .map_err(|e| time_error("shift_hours", e))?;
+    Ok(shifted.to_string())
+}
+
 /// `x|date` / `x|date("%d %b %Y")`: strftime on an RFC 3339 timestamp, ISO datetime or date.
 fn date(value: String, format: Option<String>) -> Result<String, Error> {
     let format = format.as_deref().unwrap_or("%d/%m/%Y");
@@ -334,6 +372,21 @@ mod tests {
             Value::from("254700000002")
         );
         assert!(msisdn("hello".into(), "254".into()).is_none());
+    }
+
+    #[test]
+    fn time_arithmetic() {
+        assert_eq!(epoch_ms("1970-01-01T10:00:01+10:00".into()).unwrap(), 1000);
+        assert_eq!(add_days("2026-12-30".into(), 3).unwrap(), "2027-01-02");
+        assert_eq!(
+            add_days("2026-12-30T09:00:00".into(), 1).unwrap(),
+            "2026-12-31"
+        );
+        assert_eq!(
+            shift_hours("2026-01-05T09:00:00+10:00".into(), -24).unwrap(),
+            "2026-01-03T23:00:00Z"
+        );
+        assert!(epoch_ms("tomorrow".into()).is_err());
     }
 
     #[test]

@@ -2,3 +2,4 @@
 //! [`crate::session::Hop`] and a [`crate::hop::Reply`] back, and does nothing else.
 
 pub mod http;
+pub mod smpp;

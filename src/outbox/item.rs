@@ -84,6 +84,12 @@ pub struct Item {
     /// The dialogue that caused it, for tracing (the session key, never shown in metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// What AT answered when it accepted the item (message, request or call session id, cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When it reached a final status (sent, failed, not sent); `None` while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
 }
 
 impl Item {
@@ -95,7 +101,8 @@ impl Item {
         not_before_ms: Option<u64>,
         session: Option<String>,
     ) -> Item {
-        let not_before_ms = not_before_ms.unwrap_or(now_ms).max(now_ms);
+        // A time in the past simply means "now"; it is kept as given for the record.
+        let not_before_ms = not_before_ms.unwrap_or(now_ms);
         Item {
             id,
             effect,
@@ -106,6 +113,8 @@ impl Item {
             status: Status::Pending,
             last_error: None,
             session,
+            detail: None,
+            finished_ms: None,
         }
     }
 

@@ -2,9 +2,55 @@
 //!
 //! Effects are written to the `outbox` sled tree in the same transaction as the change they
 //! belong to (a confirmed deposit and its SMS, a booking and its reminder), so a crash can lose
-//! neither one without the other. A background sender delivers them with timeouts and retries;
-//! a slow or failing API never delays a USSD answer.
+//! neither one without the other. A background sender ([`spawn_sender`]) delivers them through
+//! the Africa's Talking APIs ([`AtClient`]) with timeouts and retries; a slow or failing API
+//! never delays a USSD answer. Delivery is at-least-once: see [`sender`] and docs/outbox.md.
+//!
+//! - [`item`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
+//! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction;
+//! - [`config`]: `[africastalking]`, the account, hosts and retry policy;
+//! - [`at`], [`classify`], [`transport`]: requests, what the answers mean, the HTTP client;
+//! - [`sender`]: the background task.
 
+pub mod at;
+pub mod classify;
+pub mod config;
 pub mod item;
+pub mod queue;
+pub mod sender;
+pub mod transport;
 
+pub use at::AtClient;
+pub use classify::Outcome;
+pub use config::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
 pub use item::{Effect, Item, Status, TREE};
+pub use queue::{enqueue, get, list, now_ms, pending, purge_finished, requeue};
+pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
+pub use transport::{HyperTransport, Transport};
+
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::Notify;
+
+/// The wake-up signals of the running senders.
+static WAKERS: Mutex<Vec<Weak<Notify>>> = Mutex::new(Vec::new());
+
+/// Wakes every running sender: call it after a transaction that wrote outbox items.
+/// [`enqueue`] calls it itself. Cheap; a wake-up with nothing due costs one scan.
+pub fn notify() {
+    let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
+    wakers.retain(|w| match w.upgrade() {
+        Some(n) => {
+            n.notify_one();
+            true
+        }
+        None => false,
+    });
+}
+
+fn register_waker() -> Arc<Notify> {
+    let n = Arc::new(Notify::new());
+    let mut wakers = WAKERS.lock().unwrap_or_else(|e| e.into_inner());
+    wakers.retain(|w| w.strong_count() > 0);
+    wakers.push(Arc::downgrade(&n));
+    n
+}

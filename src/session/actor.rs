@@ -242,6 +242,11 @@ impl SessionActor {
             limit: route.limit.min(hop.limit),
             deadline: Instant::now() + route.deadline,
             hop: d.hops + 1,
+            now: self
+                .core
+                .settings
+                .fixed_now
+                .unwrap_or_else(jiff::Timestamp::now),
         };
         Plan::Run {
             app,
@@ -307,6 +312,11 @@ impl SessionActor {
             limit: route.limit.min(front_limit),
             deadline: Instant::now() + route.deadline,
             hop: 1,
+            now: self
+                .core
+                .settings
+                .fixed_now
+                .unwrap_or_else(jiff::Timestamp::now),
         };
         Plan::Run {
             app,

@@ -28,6 +28,8 @@ pub struct Settings {
     pub timeout_text: String,
     /// How long tombstones answer retries.
     pub tombstone_ttl: Duration,
+    /// A fixed time for flows (demos and golden tests); `None` is the real clock.
+    pub fixed_now: Option<jiff::Timestamp>,
 }
 
 /// What every actor shares: the store, the routes in force, the settings and the registry map.
@@ -62,13 +64,20 @@ impl Shards {
             .name("actix-system".into())
             .spawn(move || {
                 let runner = actix::System::new();
-                runner.block_on(async move {
-                    let handles: Vec<ArbiterHandle> =
-                        (0..n).map(|_| Arbiter::new().handle()).collect();
+                let arbiters = runner.block_on(async move {
+                    let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+                    let handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
                     let _ = tx.send((handles, actix::System::current()));
+                    arbiters
                 });
                 if let Err(e) = runner.run() {
                     tracing::error!(error = %e, "actor system stopped with an error");
+                }
+                // Every actor (and the store handles they hold) is gone once the shard threads
+                // have ended: wait for them, so that stopping is complete when `stop` returns.
+                for arbiter in arbiters {
+                    arbiter.stop();
+                    let _ = arbiter.join();
                 }
             })?;
         let (handles, system) = rx

@@ -121,7 +121,7 @@ impl Records {
     ///
     /// # Errors
     /// Unreadable or invalid files (named in the message), or store errors.
-    pub fn seed_from_dir(&self, dir: &Path) -> Result<usize, SeedError> {
+    pub fn seed_from_dir(&self, dir: &Path, ctx: &SeedContext) -> Result<usize, SeedError> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| SeedError(format!("{}: {e}", dir.display())))?
             .filter_map(Result::ok)
@@ -142,6 +142,9 @@ impl Records {
                 )));
             }
             let text = std::fs::read_to_string(&path)
+                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
+            let text = ctx
+                .render(&text)
                 .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
             let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
                 .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
@@ -169,6 +172,45 @@ impl Records {
         self.apply(&writes).map_err(|e| SeedError(e.to_string()))?;
         self.db.flush().map_err(|e| SeedError(e.to_string()))?;
         Ok(writes.len())
+    }
+}
+
+/// What seed files may use: they are minijinja templates, so sample dates can be relative to
+/// today (`{{ today | add_days(3) }}T09:00:00{{ offset }}`) and never fall into the past.
+#[derive(Debug, Clone)]
+pub struct SeedContext {
+    /// Today in the seed time zone, `YYYY-MM-DD`.
+    pub today: String,
+    /// That zone's UTC offset today, `+10:00`.
+    pub offset: String,
+}
+
+impl SeedContext {
+    /// The context of `config` (its seed time zone and clock).
+    pub fn of(config: &crate::config::Config) -> SeedContext {
+        SeedContext {
+            today: config.seed_today().to_string(),
+            offset: config.seed_offset(),
+        }
+    }
+
+    /// Renders one seed file's text.
+    ///
+    /// # Errors
+    /// Template syntax or evaluation errors, with their location.
+    pub fn render(&self, text: &str) -> Result<String, String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        let mut env = minijinja::Environment::new();
+        env.set_keep_trailing_newline(true);
+        env.add_filter("add_days", crate::flow::add_days_filter);
+        env.add_filter("epoch_ms", crate::flow::epoch_ms_filter);
+        env.render_str(
+            text,
+            minijinja::context! { today => self.today, offset => self.offset },
+        )
+        .map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -285,7 +327,11 @@ mod tests {
         )
         .unwrap();
         let store = Store::temporary().unwrap();
-        assert_eq!(store.records().seed_from_dir(dir.path()).unwrap(), 1);
+        let ctx = SeedContext {
+            today: "2026-01-05".into(),
+            offset: "+10:00".into(),
+        };
+        assert_eq!(store.records().seed_from_dir(dir.path(), &ctx).unwrap(), 1);
         assert_eq!(
             store.records().get("students", "254700000001").unwrap(),
             Some(json!({"full_name": "Test Student", "results": [{"grade": "A"}]}))

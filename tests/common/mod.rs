@@ -30,7 +30,7 @@ impl Sandbox {
             std::fs::write(dir.path().join("flows").join(format!("{name}.yaml")), yaml).unwrap();
         }
         let toml = format!(
-            "flows_dir = \"flows\"\nseed_dir = \"seed\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}",
+            "flows_dir = \"flows\"\nseed_dir = \"seed\"\nseed_timezone = \"Pacific/Port_Moresby\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}",
             dir.path().join("db").display()
         );
         std::fs::write(dir.path().join("gateway.toml"), toml).unwrap();

@@ -98,6 +98,9 @@ where
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connection tasks are tracked so that none outlives `serve` (they hold the handler, and
+    // through it the store).
+    let mut connections = tokio::task::JoinSet::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -123,12 +126,14 @@ where
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
             }
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             // Only `true` is ever sent; a dropped sender also means stop.
             _ = shutdown.changed() => break,
         }
@@ -140,4 +145,5 @@ where
     {
         tracing::warn!("requests still in flight after the grace period");
     }
+    connections.shutdown().await;
 }

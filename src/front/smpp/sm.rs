@@ -1,0 +1,145 @@
+//! deliver_sm and submit_sm: the usual carriers of a USSD dialogue.
+//!
+//! Towards the application (the gateway as ESME) the network sends deliver_sm and the
+//! application answers with submit_sm; a listener peer (the gateway as SMSC) does the reverse.
+//! The text is in short_message; when message_payload is present it wins (some centres send
+//! both, short_message empty), and a reply longer than 255 octets goes out in message_payload.
+//! esm_class is always written as 0.
+
+use super::message::{Common, TooLong, UssdMessage, address, ussd_tlvs};
+use rusmpp::Pdu;
+use rusmpp::pdus::{DeliverSm, SubmitSm};
+use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue};
+use rusmpp::types::OctetString;
+
+/// Reads a deliver_sm.
+pub fn from_deliver_sm(p: &DeliverSm) -> UssdMessage {
+    let mut m = UssdMessage {
+        service_type: p.service_type.value().to_string(),
+        source: address(p.source_addr_ton, p.source_addr_npi, &p.source_addr),
+        dest: address(p.dest_addr_ton, p.dest_addr_npi, &p.destination_addr),
+        data_coding: u8::from(p.data_coding),
+        body: p.short_message().as_ref().to_vec(),
+        ..UssdMessage::default()
+    };
+    if let Some(payload) = m.read_tlvs(p.tlvs()) {
+        m.body = payload;
+    }
+    m
+}
+
+/// Reads a submit_sm.
+pub fn from_submit_sm(p: &SubmitSm) -> UssdMessage {
+    let mut m = UssdMessage {
+        service_type: p.service_type.value().to_string(),
+        source: address(p.source_addr_ton, p.source_addr_npi, &p.source_addr),
+        dest: address(p.dest_addr_ton, p.dest_addr_npi, &p.destination_addr),
+        data_coding: u8::from(p.data_coding),
+        body: p.short_message().as_ref().to_vec(),
+        ..UssdMessage::default()
+    };
+    if let Some(payload) = m.read_tlvs(p.tlvs()) {
+        m.body = payload;
+    }
+    m
+}
+
+/// short_message, or (when the text is longer than 255 octets) empty plus message_payload.
+fn short_message(m: &UssdMessage) -> (OctetString<0, 255>, bool) {
+    match OctetString::<0, 255>::from_slice(&m.body) {
+        Ok(sm) => (sm, false),
+        Err(_) => (OctetString::empty(), true),
+    }
+}
+
+/// Writes a deliver_sm.
+///
+/// # Errors
+/// An address or service_type too long for its field.
+pub fn to_deliver_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
+    let c = Common::of(m)?;
+    let (sm, payload) = short_message(m);
+    Ok(DeliverSm::builder()
+        .service_type(c.service_type)
+        .source_addr_ton(c.source_ton)
+        .source_addr_npi(c.source_npi)
+        .source_addr(c.source)
+        .dest_addr_ton(c.dest_ton)
+        .dest_addr_npi(c.dest_npi)
+        .destination_addr(c.dest)
+        .esm_class(c.esm_class)
+        .data_coding(c.data_coding)
+        .short_message(sm)
+        .tlvs(ussd_tlvs!(MessageDeliveryRequestTlvValue, m, payload))
+        .build()
+        .into())
+}
+
+/// Writes a submit_sm.
+///
+/// # Errors
+/// An address or service_type too long for its field.
+pub fn to_submit_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
+    let c = Common::of(m)?;
+    let (sm, payload) = short_message(m);
+    Ok(SubmitSm::builder()
+        .service_type(c.service_type)
+        .source_addr_ton(c.source_ton)
+        .source_addr_npi(c.source_npi)
+        .source_addr(c.source)
+        .dest_addr_ton(c.dest_ton)
+        .dest_addr_npi(c.dest_npi)
+        .destination_addr(c.dest)
+        .esm_class(c.esm_class)
+        .data_coding(c.data_coding)
+        .short_message(sm)
+        .tlvs(ussd_tlvs!(MessageSubmissionRequestTlvValue, m, payload))
+        .build()
+        .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::smpp::message::Address;
+
+    fn sample() -> UssdMessage {
+        UssdMessage {
+            service_type: "USSD".into(),
+            source: Address::international("254700000001"),
+            dest: Address::unknown("384"),
+            data_coding: 0,
+            body: b"*384*1#".to_vec(),
+            op: Some(1),
+            its: Some([7, 0]),
+            umr: Some(513),
+        }
+    }
+
+    #[test]
+    fn both_carriers_round_trip() {
+        let m = sample();
+        let Pdu::DeliverSm(d) = to_deliver_sm(&m).unwrap() else {
+            panic!()
+        };
+        assert_eq!(u8::from(d.esm_class), 0);
+        assert_eq!(from_deliver_sm(&d), m);
+        let Pdu::SubmitSm(s) = to_submit_sm(&m).unwrap() else {
+            panic!()
+        };
+        assert_eq!(from_submit_sm(&s), m);
+    }
+
+    #[test]
+    fn long_text_moves_to_message_payload() {
+        let mut m = sample();
+        m.body = vec![b'x'; 300];
+        let Pdu::SubmitSm(s) = to_submit_sm(&m).unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.sm_length(), 0);
+        assert_eq!(from_submit_sm(&s).body.len(), 300);
+        m.dest.addr = "1".repeat(30);
+        assert!(to_submit_sm(&m).is_err());
+    }
+}

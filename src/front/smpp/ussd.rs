@@ -1,0 +1,263 @@
+//! The translation itself: a [`UssdMessage`] from the network becomes a [`Hop`] (or an abort),
+//! and the [`crate::hop::Reply`] becomes a [`UssdMessage`] back, per the operator's profile.
+//!
+//! This is the whole of the SMPP front's USSD semantics; the files around it only move PDUs.
+//! The checks that can refuse a message (MSISDN, session TLV, op) run before the PDU is
+//! acknowledged, so a refusal is an error status on the `_resp`; the hop itself runs after
+//! the acknowledgement, in a task of its own, so a slow app never holds up the connection or
+//! another subscriber's dialogue.
+
+use super::data_sm::to_data_sm;
+use super::encoding;
+use super::link::Link;
+use super::message::{Address, TooLong, UssdMessage};
+use super::profile::{Carrier, DialledFrom, Identity, Profile};
+use super::sm::{to_deliver_sm, to_submit_sm};
+use crate::hop::Front;
+use crate::msisdn::Msisdn;
+use crate::session::{Hop, HopInput, Registry, SessionKey, reply_or_apology};
+use rusmpp::{CommandStatus, Pdu};
+use std::sync::{Arc, Mutex};
+
+/// USSN confirm: the handset's acknowledgement of a push.
+const USSN_CONFIRM: u8 = 19;
+
+/// Which side of the SMPP conversation the gateway plays on this bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The gateway bound to the operator: MO comes in deliver_sm, replies go in submit_sm.
+    Esme,
+    /// The peer bound to the gateway: MO comes in submit_sm, replies go in deliver_sm.
+    Smsc,
+}
+
+/// The connections replies can leave by (a transceiver, or a transmitter for the ESME role;
+/// the peer's receivers and transceivers for the SMSC role).
+#[derive(Debug, Default)]
+pub struct Outlet {
+    links: Mutex<Vec<Link>>,
+}
+
+impl Outlet {
+    /// Adds a connection.
+    pub fn add(&self, link: Link) {
+        self.lock().push(link);
+    }
+
+    /// Forgets closed connections and returns the first open one.
+    pub fn pick(&self) -> Option<Link> {
+        let mut links = self.lock();
+        links.retain(Link::is_open);
+        links.first().cloned()
+    }
+
+    /// How many connections are open.
+    pub fn open(&self) -> usize {
+        let mut links = self.lock();
+        links.retain(Link::is_open);
+        links.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Link>> {
+        self.links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One bind's (or one listener peer's) USSD side.
+#[derive(Debug)]
+pub struct Ussd {
+    /// The name in session keys.
+    pub bind: Arc<str>,
+    /// The operator's convention.
+    pub profile: Profile,
+    /// Which side the gateway plays.
+    pub role: Role,
+    /// Where hops go.
+    pub registry: Registry,
+    /// Country code for national numbers.
+    pub default_cc: Arc<str>,
+    /// Where replies leave.
+    pub outlet: Outlet,
+}
+
+/// What an inbound message asks for.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Run a hop and answer with a reply built on `template`.
+    Hop(Box<Hop>, Box<UssdMessage>),
+    /// The network ended the dialogue.
+    Abort(SessionKey),
+    /// Nothing to do (a push's confirmation).
+    Ignore,
+}
+
+impl Ussd {
+    /// Reads an inbound message; refusals are the status for its `_resp`.
+    pub fn decide(&self, m: &UssdMessage) -> Result<Decision, CommandStatus> {
+        let p = &self.profile;
+        let msisdn = Msisdn::parse(&m.source.addr, &self.default_cc)
+            .map_err(|_| CommandStatus::EsmeRinvsrcadr)?;
+        let part = match p.identity {
+            Identity::ItsSessionInfo => {
+                Some(m.its.ok_or(CommandStatus::EsmeRmissingtlv)?[0].to_string())
+            }
+            Identity::UserMessageReference => {
+                Some(m.umr.ok_or(CommandStatus::EsmeRmissingtlv)?.to_string())
+            }
+            Identity::Msisdn => None,
+        };
+        let key: SessionKey = match part {
+            Some(part) => format!("smpp:{}:{msisdn}:{part}", self.bind),
+            None => format!("smpp:{}:{msisdn}", self.bind),
+        }
+        .into();
+        let end_bit = m.its.is_some_and(|i| i[1] & 1 == 1);
+        let text = encoding::decode(m.data_coding, &m.body, p.default_alphabet);
+        let has = |ops: &[u8]| m.op.is_some_and(|op| ops.contains(&op));
+        let start = if has(&p.abort_ops) || (p.end_bit_aborts && end_bit) {
+            return Ok(Decision::Abort(key));
+        } else if has(&p.start_ops) {
+            true
+        } else if has(&p.continue_ops) {
+            false
+        } else if m.op == Some(USSN_CONFIRM) {
+            return Ok(Decision::Ignore);
+        } else if m.op.is_none() {
+            // No op at all: a dialled code starts, anything else continues.
+            let t = text.trim();
+            t.starts_with('*') && t.ends_with('#')
+        } else {
+            return Err(CommandStatus::EsmeRinvtlvval);
+        };
+        let (dialled, input) = if start {
+            let dialled = match p.dialled_from {
+                DialledFrom::ShortMessage => text.trim().to_string(),
+                DialledFrom::DestinationAddr => service_code(&m.dest.addr),
+            };
+            (dialled, HopInput::Single(None))
+        } else {
+            (String::new(), HopInput::Single(Some(text)))
+        };
+        let hop = Hop {
+            key,
+            front: Front::Smpp,
+            msisdn,
+            dialled,
+            network: None,
+            input,
+            limit: p.limit(),
+        };
+        let template = UssdMessage {
+            service_type: p.service_type.clone(),
+            source: m.dest.clone(),
+            dest: m.source.clone(),
+            data_coding: 0,
+            body: Vec::new(),
+            op: None,
+            its: m.its,
+            umr: m.umr,
+        };
+        Ok(Decision::Hop(Box::new(hop), Box::new(template)))
+    }
+
+    /// Takes one inbound message: decides, and (after the caller has acknowledged it) runs the
+    /// hop or the abort in a task of its own. Returns the status for the `_resp`.
+    pub fn take(self: &Arc<Self>, m: &UssdMessage) -> CommandStatus {
+        match self.decide(m) {
+            Ok(Decision::Hop(hop, template)) => {
+                let this = self.clone();
+                tokio::spawn(async move { this.answer(*hop, *template).await });
+                CommandStatus::EsmeRok
+            }
+            Ok(Decision::Abort(key)) => {
+                let registry = self.registry.clone();
+                tokio::spawn(async move {
+                    let ended = registry.abort(key.clone()).await;
+                    tracing::debug!(%key, ended, "SMPP abort");
+                });
+                CommandStatus::EsmeRok
+            }
+            Ok(Decision::Ignore) => CommandStatus::EsmeRok,
+            Err(status) => {
+                tracing::warn!(bind = %self.bind, ?status, op = ?m.op, "USSD message refused");
+                status
+            }
+        }
+    }
+
+    async fn answer(&self, hop: Hop, mut reply: UssdMessage) {
+        let apology = self.registry.core().settings.apology_text.clone();
+        let key = hop.key.clone();
+        let r = reply_or_apology(self.registry.hop(hop).await, &apology);
+        let (dc, body) = encoding::encode(&r.text);
+        reply.data_coding = dc;
+        reply.body = body;
+        reply.op = Some(self.profile.reply_op(r.end));
+        reply.its = reply.its.map(|i| self.profile.reply_its(i, r.end));
+        if let Err(e) = self.send(&reply).await {
+            tracing::warn!(bind = %self.bind, %key, error = %e, "reply not delivered");
+        }
+    }
+
+    /// Sends a message towards the network side, in this profile's carrier, and checks the
+    /// response status.
+    ///
+    /// # Errors
+    /// No connection is up, the message does not fit, or the peer refused or did not answer.
+    pub async fn send(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
+        use super::SmppError;
+        let pdu = self.pdu(m).map_err(|e| SmppError::Invalid(e.to_string()))?;
+        let link = self.outlet.pick().ok_or(SmppError::NotBound)?;
+        let resp = link
+            .request_retrying(pdu)
+            .await
+            .map_err(|e| SmppError::Link(e.to_string()))?;
+        match resp.status() {
+            CommandStatus::EsmeRok => Ok(()),
+            status => Err(SmppError::Refused(u32::from(status))),
+        }
+    }
+
+    fn pdu(&self, m: &UssdMessage) -> Result<Pdu, TooLong> {
+        match (self.profile.carrier, self.role) {
+            (Carrier::DataSm, _) => to_data_sm(m),
+            (Carrier::Sm, Role::Esme) => to_submit_sm(m),
+            (Carrier::Sm, Role::Smsc) => to_deliver_sm(m),
+        }
+    }
+
+    /// A network-initiated notification (USSN request) to `msisdn` from `source`.
+    pub fn push(&self, msisdn: &Msisdn, source: &str, text: &str) -> UssdMessage {
+        let (data_coding, body) = encoding::encode(text);
+        UssdMessage {
+            service_type: self.profile.service_type.clone(),
+            source: Address::unknown(source),
+            dest: Address::international(msisdn.as_str()),
+            data_coding,
+            body,
+            op: Some(self.profile.push_op),
+            its: None,
+            umr: None,
+        }
+    }
+}
+
+/// A service code from destination_addr: `384*1` or `*384*1#` both read `*384*1#`.
+pub fn service_code(addr: &str) -> String {
+    let a = addr.trim().trim_start_matches('*').trim_end_matches('#');
+    format!("*{a}#")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_codes_from_addresses() {
+        assert_eq!(service_code("384"), "*384#");
+        assert_eq!(service_code("*384*1#"), "*384*1#");
+        assert_eq!(service_code("384*1"), "*384*1#");
+    }
+}

@@ -1,0 +1,287 @@
+//! The background sender: scans the outbox for due items and delivers them through AT.
+//!
+//! One task per gateway. Each scan starts at a watermark (the oldest item still pending or
+//! recently written), takes the due items (pending, `next_attempt_ms` reached, which for a
+//! reminder is its not-before time) oldest first, and sends at most `concurrency` at once.
+//!
+//! Every delivery follows the same steps, all state in sled:
+//! 1. claim: compare-and-swap the item to `attempts + 1` with `next_attempt_ms` pushed past the
+//!    request timeout and the back-off, so a crash mid-request resends it only after that delay;
+//! 2. send (bounded by the request timeout);
+//! 3. record: compare-and-swap the claimed item to its result (sent, pending again with a
+//!    back-off, failed, not sent) and flush, before the slot takes another item.
+//!
+//! So an item marked sent is never sent again; an item whose answer was lost to a crash between
+//! 2 and 3 is sent again after the restart (at-least-once). The sender wakes on
+//! [`super::notify`], on an extra `Notify` the integrator passes (the ledger's signal), on a
+//! finished delivery, when the next item falls due, and at the poll interval otherwise.
+//! Shutdown stops taking items, lets the requests in flight finish (at most the request
+//! timeout) and records them.
+
+use super::at::AtClient;
+use super::classify::Outcome;
+use super::config::{AtConfig, RetryConfig};
+use super::item::{Item, Status, TREE};
+use super::queue::{self, now_ms};
+use super::transport::{HyperTransport, Transport};
+use crate::store::{Store, StoreError};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// A full rescan (from the first id) happens at least this often.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(300);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Optional parts of a sender.
+#[derive(Debug, Default)]
+pub struct SenderOptions {
+    /// How requests reach AT; default [`HyperTransport::plain`] (no TLS).
+    pub transport: Option<Arc<dyn Transport>>,
+    /// Another signal that wakes the sender (the store's "outbox written" signal).
+    pub wake: Option<Arc<Notify>>,
+}
+
+/// Starts the sender with the plain-HTTP transport; it runs until `shutdown` turns true (or
+/// its sender is dropped), then finishes the requests in flight and returns.
+pub fn spawn_sender(
+    store: Store,
+    config: AtConfig,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    spawn_sender_with(store, config, SenderOptions::default(), shutdown)
+}
+
+/// As [`spawn_sender`], with a transport of choice (TLS) and an extra wake-up signal.
+pub fn spawn_sender_with(
+    store: Store,
+    config: AtConfig,
+    options: SenderOptions,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let transport = options
+        .transport
+        .unwrap_or_else(|| Arc::new(HyperTransport::plain()));
+    let client = AtClient::new(&config, transport);
+    let wake = super::register_waker();
+    let extra = options.wake.unwrap_or_default();
+    tokio::spawn(run(store, client, config, wake, extra, shutdown))
+}
+
+async fn run(
+    store: Store,
+    client: AtClient,
+    config: AtConfig,
+    wake: Arc<Notify>,
+    extra: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tree = match store.tree(TREE) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "outbox sender cannot open its tree; not started");
+            return;
+        }
+    };
+    if client.is_configured() {
+        for url in client.unreachable_hosts() {
+            tracing::error!(%url, "AT base URL is https but this build has no TLS connector: its effects will fail");
+        }
+        tracing::info!("outbox sender started");
+    } else {
+        tracing::warn!(
+            "no AT account configured (africastalking.username and AT_API_KEY): outbox effects are recorded, not sent"
+        );
+    }
+    let slots = config.concurrency.max(1);
+    let poll = config.poll_interval();
+    let ctx = Arc::new(Ctx {
+        store,
+        tree: tree.clone(),
+        client,
+        retry: config.retry.clone(),
+        lease: config.timeout(),
+    });
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::new();
+    let mut watermark = 0u64;
+    let mut last_full = Instant::now();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if last_full.elapsed() >= FULL_SCAN_EVERY {
+            watermark = 0;
+            last_full = Instant::now();
+        }
+        let now = now_ms();
+        let busy: HashSet<u64> = in_flight.values().copied().collect();
+        let mut sleep_for = poll;
+        match queue::scan(&tree, watermark, now, &busy, slots - tasks.len()) {
+            Ok(scan) => {
+                crate::metrics::outbox_pending(scan.pending);
+                watermark = scan.watermark;
+                for (item, raw) in scan.due {
+                    let id = item.id;
+                    let ctx = ctx.clone();
+                    let handle = tasks.spawn(async move { ctx.deliver(item, raw).await });
+                    in_flight.insert(handle.id(), id);
+                }
+                if let Some(at) = scan.next_due_ms {
+                    sleep_for = sleep_for.min(Duration::from_millis(at.saturating_sub(now)));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "outbox scan failed"),
+        }
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox delivery task failed");
+                        e.id()
+                    }
+                };
+                in_flight.remove(&task);
+            }
+            () = wake.notified() => {}
+            () = extra.notified() => {}
+            () = tokio::time::sleep(sleep_for) => {}
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "outbox delivery task failed");
+        }
+    }
+    tracing::info!("outbox sender stopped");
+}
+
+struct Ctx {
+    store: Store,
+    tree: sled::Tree,
+    client: AtClient,
+    retry: RetryConfig,
+    lease: Duration,
+}
+
+impl Ctx {
+    async fn deliver(&self, item: Item, raw: sled::IVec) {
+        let kind = item.effect.kind();
+        let id = item.id;
+        if let Err(e) = self.try_deliver(item, raw).await {
+            tracing::error!(id, kind, error = %e, "outbox item could not be updated");
+        }
+    }
+
+    async fn try_deliver(&self, item: Item, raw: sled::IVec) -> Result<(), StoreError> {
+        let kind = item.effect.kind();
+        let to = masked(&item);
+        let attempt = item.attempts.saturating_add(1);
+        let mut claimed = item.clone();
+        claimed.attempts = attempt;
+        claimed.next_attempt_ms =
+            now_ms().saturating_add(millis(self.lease + self.retry.backoff(attempt)));
+        let claimed_raw = serde_json::to_vec(&claimed)?;
+        if self
+            .tree
+            .compare_and_swap(item.key(), Some(raw), Some(claimed_raw.clone()))?
+            .is_err()
+        {
+            tracing::debug!(
+                id = item.id,
+                "outbox item changed under the sender; skipped"
+            );
+            return Ok(());
+        }
+        let started = Instant::now();
+        let outcome = self.client.deliver(&claimed, attempt).await;
+        let took = started.elapsed();
+        let now = now_ms();
+        let mut done = claimed.clone();
+        let mut label = outcome.label();
+        match outcome {
+            Outcome::Sent { detail } => {
+                done.status = Status::Sent;
+                done.detail = Some(detail);
+                done.finished_ms = Some(now);
+                tracing::info!(id = item.id, kind, %to, attempt, "outbox: sent");
+            }
+            Outcome::Transient {
+                reason,
+                retry_after,
+            } if attempt < self.retry.max_attempts => {
+                let wait = self
+                    .retry
+                    .backoff(attempt)
+                    .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+                done.next_attempt_ms = now.saturating_add(millis(wait));
+                tracing::info!(id = item.id, kind, %to, attempt, retry_in_ms = millis(wait), reason = %reason, "outbox: transient failure, will retry");
+                done.last_error = Some(reason);
+            }
+            Outcome::Transient { reason, .. } => {
+                let reason = format!("gave up after {attempt} attempts: {reason}");
+                tracing::warn!(id = item.id, kind, %to, reason = %reason, "outbox: failed");
+                done.status = Status::Failed {
+                    reason: reason.clone(),
+                };
+                done.last_error = Some(reason);
+                done.finished_ms = Some(now);
+                label = "permanent_failure";
+            }
+            Outcome::Permanent { reason } => {
+                tracing::warn!(id = item.id, kind, %to, attempt, reason = %reason, "outbox: permanent failure, not retried");
+                done.status = Status::Failed {
+                    reason: reason.clone(),
+                };
+                done.last_error = Some(reason);
+                done.finished_ms = Some(now);
+            }
+            Outcome::NotSent { reason } => {
+                tracing::info!(id = item.id, kind, %to, "{reason}");
+                done.attempts = item.attempts;
+                done.status = Status::NotSent;
+                done.last_error = Some(reason);
+                done.finished_ms = Some(now);
+            }
+        }
+        let attempted = label != "not_sent";
+        crate::metrics::outbox_delivery(kind, label, attempted.then_some(took));
+        let done_raw = serde_json::to_vec(&done)?;
+        if self
+            .tree
+            .compare_and_swap(item.key(), Some(claimed_raw), Some(done_raw))?
+            .is_err()
+        {
+            tracing::warn!(
+                id = item.id,
+                "outbox item changed while in flight; result not recorded"
+            );
+        }
+        self.store.flush().await
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The recipient for logs: country code and last three digits.
+fn masked(item: &Item) -> String {
+    let to = match &item.effect {
+        super::Effect::Sms { to, .. }
+        | super::Effect::Airtime { to, .. }
+        | super::Effect::Call { to } => to,
+    };
+    crate::msisdn::Msisdn::parse(to, "")
+        .map(|m| m.masked().to_string())
+        .unwrap_or_else(|_| "***".into())
+}

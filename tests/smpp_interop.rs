@@ -1,0 +1,158 @@
+//! Interop with an independent SMPP implementation: the npm `smpp` package (node-smpp), driven
+//! by the scripts in tests/interop (installed by `scripts/test` with `npm ci`).
+//!
+//! (a) node-smpp plays the operator's SMSC: the gateway binds to it, a subscriber dials the
+//!     student app (*123#), navigates (results, previous terms, next page) and reaches the
+//!     end; the texts are those of the HTTP front; the gateway unbinds on shutdown.
+//! (b) node-smpp plays an ESME binding to the gateway's listener, with a wrong password first.
+//!
+//! Skipped, with a message, only when `node` is not installed.
+
+mod common;
+
+use common::Sandbox;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// `node` with the script, or `None` (and a message) when node is absent.
+fn node(script: &str, args: &[String]) -> Option<(Child, Lines<BufReader<ChildStdout>>)> {
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `node` is not installed; the node-smpp interop test needs it");
+        return None;
+    }
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/smpp").is_dir(),
+        "tests/interop/node_modules is missing: run `npm ci --prefix tests/interop` (scripts/test does)"
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    Some((child, BufReader::new(stdout).lines()))
+}
+
+async fn json_line(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("node answered within 30 s")
+        .expect("node's stdout")
+        .expect("a line from node");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn texts(record: &Value) -> Vec<String> {
+    record["screens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const HOME: &str = "Welcome to UniConnect, ";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_as_the_operator_smsc() {
+    let args = ["*123#", "254700000001", "1", "2", "98"].map(String::from);
+    let Some((mut child, mut lines)) = node("smsc.js", &args) else {
+        return;
+    };
+    let port = json_line(&mut lines).await["port"].as_u64().unwrap();
+    let sb = Sandbox::with_repo_flows(&format!(
+        "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"gw\"\npassword = \"secret\"\n"
+    ));
+    let gw = sb.start().await;
+    assert_eq!(json_line(&mut lines).await["event"], "ended");
+    // The same dialogue over HTTP, for the texts.
+    let at = common::At::new(gw.public_addr);
+    let mut http = Vec::new();
+    for text in ["", "1", "1*2", "1*2*98"] {
+        http.push(at.hop("interop", "*123#", "+254700000001", text).await);
+    }
+    gw.shutdown().await;
+    let record = json_line(&mut lines).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    assert_eq!(record["bind"]["system_id"], "gw");
+    assert_eq!(record["bind"]["password"], "secret");
+    assert_eq!(record["bind"]["interface_version"], 0x34);
+    assert_eq!(record["deliver_sm_resp"], 0);
+    assert_eq!(record["unbound"], true, "{record}");
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 4, "{record}");
+    assert!(texts(&record)[0].starts_with(HOME), "{record}");
+    for (i, s) in screens.iter().enumerate() {
+        let last = i == screens.len() - 1;
+        assert_eq!(s["command"], "submit_sm");
+        assert_eq!(s["esm_class"], 0);
+        assert_eq!(s["data_coding"], 0);
+        assert_eq!(s["service_type"], "USSD");
+        assert_eq!(s["source_addr"], "123");
+        assert_eq!(s["destination_addr"], "254700000001");
+        assert_eq!(s["op"], if last { 17 } else { 2 });
+        let step = 2 * i as u64;
+        let its = serde_json::json!([0x2A, if last { step | 1 } else { step }]);
+        assert_eq!(s["its"], its, "{s}");
+        assert_eq!(s["end"], last);
+        let prefix = if last { "END " } else { "CON " };
+        assert_eq!(http[i], format!("{prefix}{}", s["text"].as_str().unwrap()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_as_an_esme_binding_to_the_listener() {
+    let sb = Sandbox::with_repo_flows(
+        "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[smpp.listener]\nlisten = \"127.0.0.1:0\"\n[[smpp.listener.peers]]\nsystem_id = \"aggregator\"\npassword = \"pw\"\n",
+    );
+    let gw = sb.start().await;
+    let port = gw
+        .smpp()
+        .unwrap()
+        .listener_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let args = [&port, "aggregator", "pw", "*123#", "254700000001", "2"].map(|s| s.to_string());
+    let Some((mut child, mut lines)) = node("esme.js", &args) else {
+        gw.shutdown().await;
+        return;
+    };
+    let record = json_line(&mut lines).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    assert_eq!(record["bad_bind_status"], 0x0E, "{record}");
+    assert_eq!(record["bind_status"], 0, "{record}");
+    assert_eq!(record["submit_statuses"], serde_json::json!([0, 0]));
+    assert_eq!(record["unbind_status"], 0);
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 2, "{record}");
+    assert!(texts(&record)[0].starts_with(HOME));
+    assert_eq!(screens[0]["command"], "deliver_sm");
+    assert_eq!(screens[0]["esm_class"], 0);
+    assert_eq!(screens[0]["its"], serde_json::json!([0x11, 0]));
+    assert_eq!(screens[1]["op"], 17);
+    assert_eq!(screens[1]["its"], serde_json::json!([0x11, 3]));
+    assert_eq!(screens[1]["end"], true);
+    let at = common::At::new(gw.public_addr);
+    at.hop("x", "*123#", "+254700000001", "").await;
+    let balance = at.hop("x", "*123#", "+254700000001", "2").await;
+    assert_eq!(balance, format!("END {}", texts(&record)[1]));
+    gw.shutdown().await;
+}
