@@ -321,7 +321,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         config.africastalking.clone(),
         crate::outbox::SenderOptions {
-            transport: None,
+            transport: Some(Arc::new(crate::outbox::HyperTransport::https())),
             wake: Some(store.outbox_signal()),
         },
         shutdown_rx.clone(),

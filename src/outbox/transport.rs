@@ -1,11 +1,10 @@
 //! How the AT clients reach the network: one small trait, so that TLS is a connector choice.
 //!
-//! AT's real hosts are https. The crate carries no TLS stack yet, so the built-in
-//! [`HyperTransport::plain`] speaks plain HTTP only (tests, a local TLS-terminating proxy) and
-//! refuses `https://` URLs with [`TransportError::Unsupported`], which the sender records as a
-//! permanent failure rather than retrying forever. Adding TLS is one line for the integrator:
-//! `HyperTransport::new(hyper_rustls::HttpsConnectorBuilder::new()...build())`, because
-//! [`HyperTransport`] is generic over any hyper-util connector.
+//! AT's real hosts are https: the gateway uses [`HyperTransport::https`] (rustls with the
+//! bundled webpki roots, so no system certificate store or OpenSSL is needed). The plain
+//! [`HyperTransport::plain`] speaks HTTP only (tests against a fake AT on loopback) and refuses
+//! `https://` URLs with [`TransportError::Unsupported`], which the sender records as a permanent
+//! failure rather than retrying forever.
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -73,6 +72,22 @@ impl HyperTransport<HttpConnector> {
             client: Client::builder(TokioExecutor::new()).build(connector),
             https: false,
         }
+    }
+}
+
+impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
+    /// HTTPS (and plain HTTP) with rustls and the bundled webpki roots: what reaches AT.
+    pub fn https() -> Self {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        HyperTransport::new(connector)
     }
 }
 
@@ -151,4 +166,15 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_transport_reaches_https_and_the_test_one_does_not() {
+        assert!(HyperTransport::https().supports_https());
+        assert!(!HyperTransport::plain().supports_https());
+    }
 }
