@@ -44,6 +44,15 @@ pub struct Config {
     /// Voice callbacks.
     #[serde(default)]
     pub voice: VoiceConfig,
+    /// How long records with personal data are kept.
+    #[serde(default)]
+    pub retention: crate::store::retention::RetentionConfig,
+    /// Limits that protect the gateway (defaults sit above what the benchmarks drive).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// End-of-session notifications sent to the operator's own receiver.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// The time zone of the sample records' dates (seed files may use `today`). Default UTC.
     #[serde(default = "default_seed_timezone")]
     pub seed_timezone: String,
@@ -95,6 +104,49 @@ pub struct ClockConfig {
     /// demos and golden tests. Unset in production.
     #[serde(default)]
     pub fixed: Option<String>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open connections per HTTP listener; past it, new connections wait. Default 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Hops per minute from one MSISDN, so a flood from one number does not starve others
+    /// (0 switches the limit off). Default 60.
+    #[serde(default = "default_hops_per_minute")]
+    pub hops_per_minute_per_msisdn: u32,
+    /// Live dialogues in memory at most; past it, new dialogues get `busy_text` and live ones
+    /// keep working. Default 2000000.
+    #[serde(default = "default_max_live")]
+    pub max_live_dialogues: usize,
+    /// What a refused hop is told.
+    #[serde(default = "default_busy_text")]
+    pub busy_text: String,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_hops_per_minute() -> u32 {
+    60
+}
+fn default_max_live() -> usize {
+    2_000_000
+}
+fn default_busy_text() -> String {
+    "The service is busy. Please try again in a minute.".into()
+}
+
+/// `[events]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Every ended dialogue (flows and upstream routes alike) is reported here in Africa's
+    /// Talking's end-of-session format, through the outbox, until it answers 200. Off if unset.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// `[voice]`
@@ -190,8 +242,32 @@ pub struct UssdConfig {
 pub struct RouteConfig {
     /// The service code, e.g. `*384*303#`. Dials that extend it (`*384*303*1#`) reach it too.
     pub service_code: String,
-    /// The flow that answers, by name: `flows_dir/<flow>.yaml`.
-    pub flow: String,
+    /// The flow that answers, by name: `flows_dir/<flow>.yaml`. Exactly one of `flow` and
+    /// `upstream`.
+    #[serde(default)]
+    pub flow: Option<String>,
+    /// An existing Africa's Talking-style app that answers instead (adapter mode): its
+    /// callback URL.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// `networkCode` sent upstream when the front does not know it.
+    #[serde(default)]
+    pub network_code: Option<String>,
+    /// What the subscriber is told when the upstream app fails (default `[ussd] apology_text`).
+    #[serde(default)]
+    pub apology: Option<String>,
+    /// Upstream answers longer than a screen: `paginate` (default) or `cut`.
+    #[serde(default)]
+    pub long_screens: crate::app::upstream::LongScreens,
+    /// Upstream requests in flight at most (default 64); past it, hops fail fast.
+    #[serde(default)]
+    pub upstream_concurrency: Option<usize>,
+    /// Consecutive upstream failures that open the circuit (default 5).
+    #[serde(default)]
+    pub breaker_failures: Option<u32>,
+    /// How long an open circuit refuses calls before one probe (default 10000 ms).
+    #[serde(default)]
+    pub breaker_cooldown_ms: Option<u64>,
     /// Idle timeout for this route's dialogues; default `[sessions] idle_timeout_secs`.
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
@@ -281,6 +357,7 @@ macro_rules! default_from_serde {
     )*};
 }
 default_from_serde!(
+    LimitsConfig,
     VoiceConfig,
     PublicConfig,
     AdminConfig,
@@ -375,6 +452,19 @@ impl Config {
         if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) {
             return Err("numbers.default_country_code must be 1 to 3 digits".into());
         }
+        if self.retention.every_minutes == 0 {
+            return Err("retention.every_minutes must be at least 1".into());
+        }
+        if self.limits.max_connections == 0 || self.limits.max_live_dialogues == 0 {
+            return Err(
+                "limits.max_connections and limits.max_live_dialogues must be at least 1".into(),
+            );
+        }
+        if let Some(url) = &self.events.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err("events.url must be an http:// or https:// URL".into());
+        }
         if let Some(fixed) = &self.clock.fixed
             && fixed.parse::<jiff::Timestamp>().is_err()
         {
@@ -418,14 +508,31 @@ impl Config {
             if !seen.insert(crate::app::routes::code_segments(&route.service_code)) {
                 return Err(format!("{at}: service_code is routed twice"));
             }
-            if route.flow.is_empty()
-                || !route
-                    .flow
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            match (&route.flow, &route.upstream) {
+                (Some(flow), None) => {
+                    if flow.is_empty()
+                        || !flow
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    {
+                        return Err(format!(
+                            "{at}: flow must be a flow file name (letters, digits, _ and -)"
+                        ));
+                    }
+                }
+                (None, Some(url)) => {
+                    let ok = url.parse::<http::Uri>().ok().is_some_and(|u| {
+                        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                    });
+                    if !ok {
+                        return Err(format!("{at}: upstream must be an http:// or https:// URL"));
+                    }
+                }
+                _ => return Err(format!("{at}: give exactly one of flow and upstream")),
+            }
+            if route.upstream_concurrency == Some(0) || route.breaker_failures == Some(0) {
                 return Err(format!(
-                    "{at}: flow must be a flow file name (letters, digits, _ and -)"
+                    "{at}: upstream_concurrency and breaker_failures must be at least 1"
                 ));
             }
             if let Some(s) = route.max_septets

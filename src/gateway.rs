@@ -2,6 +2,7 @@
 //! the listeners; and the reverse on shutdown.
 
 use crate::app::flow::FlowApp;
+use crate::app::upstream::{UpstreamApp, UpstreamConfig};
 use crate::app::{App, Route, RouteTable};
 use crate::config::Config;
 use crate::flow::{Diagnostic, Flow, Severity};
@@ -27,15 +28,15 @@ pub fn load_routes(
 ) -> (Option<RouteTable>, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     let mut flows: std::collections::HashMap<String, Arc<Flow>> = Default::default();
-    for route in &config.routes {
-        if flows.contains_key(&route.flow) {
+    for name in config.routes.iter().filter_map(|r| r.flow.as_ref()) {
+        if flows.contains_key(name) {
             continue;
         }
-        let path = config.flows_path().join(format!("{}.yaml", route.flow));
+        let path = config.flows_path().join(format!("{name}.yaml"));
         match Flow::load(&path) {
             Ok(flow) => {
                 diagnostics.extend(flow.warnings().iter().cloned());
-                flows.insert(route.flow.clone(), Arc::new(flow));
+                flows.insert(name.clone(), Arc::new(flow));
             }
             Err(errors) => diagnostics.extend(errors),
         }
@@ -48,11 +49,36 @@ pub fn load_routes(
     };
     let mut routes = Vec::new();
     for rc in &config.routes {
-        // unwrap-free: every routed flow loaded above, or we returned.
-        let Some(flow) = flows.get(&rc.flow) else {
-            continue;
+        let deadline = Duration::from_millis(rc.deadline_ms.unwrap_or(config.ussd.deadline_ms));
+        let app: Arc<dyn App> = match (&rc.flow, &rc.upstream) {
+            // Every routed flow loaded above, or we returned.
+            (Some(name), _) => match flows.get(name) {
+                Some(flow) => Arc::new(FlowApp::new(flow.clone(), store.clone())),
+                None => continue,
+            },
+            (None, Some(url)) => {
+                // The URL was validated with the config.
+                let Ok(url) = url.parse::<::http::Uri>() else {
+                    continue;
+                };
+                Arc::new(UpstreamApp::new(UpstreamConfig {
+                    url,
+                    route: rc.service_code.clone(),
+                    network_code: rc.network_code.clone(),
+                    apology: rc
+                        .apology
+                        .clone()
+                        .unwrap_or_else(|| config.ussd.apology_text.clone()),
+                    long_screens: rc.long_screens,
+                    concurrency: rc.upstream_concurrency.unwrap_or(64),
+                    breaker_failures: rc.breaker_failures.unwrap_or(5),
+                    breaker_cooldown: Duration::from_millis(
+                        rc.breaker_cooldown_ms.unwrap_or(10_000),
+                    ),
+                }))
+            }
+            (None, None) => continue,
         };
-        let app: Arc<dyn App> = Arc::new(FlowApp::new(flow.clone(), store.clone()));
         let limit = Limit {
             septets: rc.max_septets.unwrap_or(config.ussd.max_septets),
             ucs2: rc.max_ucs2_chars.unwrap_or(config.ussd.max_ucs2_chars),
@@ -61,7 +87,6 @@ pub fn load_routes(
             rc.idle_timeout_secs
                 .unwrap_or(config.sessions.idle_timeout_secs),
         );
-        let deadline = Duration::from_millis(rc.deadline_ms.unwrap_or(config.ussd.deadline_ms));
         // Service codes were validated with the config.
         if let Some(route) = Route::new(&rc.service_code, app, idle, deadline, limit) {
             routes.push(route);
@@ -83,7 +108,7 @@ pub struct Running {
     shards: Option<Shards>,
     store: Store,
     reload: admin::Reloader,
-    smpp: Option<SmppFront>,
+    smpp: Option<Arc<SmppFront>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -103,7 +128,7 @@ impl Running {
 
     /// The SMPP front, when `[smpp]` configures binds or a listener.
     pub fn smpp(&self) -> Option<&SmppFront> {
-        self.smpp.as_ref()
+        self.smpp.as_deref()
     }
 
     /// Reloads flows and routes; live dialogues finish on the version they started with.
@@ -118,11 +143,16 @@ impl Running {
     /// Live dialogues stay persisted and resume on the next start.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(smpp) = self.smpp.take() {
-            smpp.shutdown().await;
-        }
+
         for t in self.tasks.drain(..) {
             let _ = t.await;
+        }
+        // The listeners are closed, so the admin handler's handle on the SMPP front is gone.
+        if let Some(smpp) = self.smpp.take() {
+            match Arc::try_unwrap(smpp) {
+                Ok(smpp) => smpp.shutdown().await,
+                Err(_) => tracing::warn!("SMPP front still in use at shutdown"),
+            }
         }
         // Background tasks hold store handles: wait until they are gone, so that the database
         // is released when this returns (an in-process restart can open it again at once).
@@ -167,6 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
         anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
     };
+    crate::metrics::routes(routes.routes().iter().map(|r| r.service_code.as_str()));
     let ivr_dir = config.ivr_path();
     let ivrs = if ivr_dir.is_dir() {
         IvrSet::load_dir(&ivr_dir)
@@ -193,12 +224,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         timeout_text: config.ussd.timeout_text.clone(),
         tombstone_ttl: Duration::from_secs(config.sessions.tombstone_secs),
         fixed_now: config.clock.fixed.as_ref().map(|_| config.now()),
+        events_url: config.events.url.clone(),
     };
     let http_limit = Limit {
         septets: config.ussd.max_septets,
         ucs2: config.ussd.max_ucs2_chars,
     };
-    let core = session::registry::core(store.clone(), routes, settings);
+    let core = session::registry::core(
+        store.clone(),
+        routes,
+        settings,
+        session::registry::Limits::from_config(&config.limits),
+    );
     let registry = Registry::new(core, &shards);
 
     let public = TcpListener::bind(config.public.listen)
@@ -228,7 +265,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .await?,
         )
     };
-    let smpp_health = smpp.as_ref().map(SmppFront::health);
+    let smpp = smpp.map(Arc::new);
+    let smpp_health = smpp.as_deref().map(SmppFront::health);
 
     let reload: admin::Reloader = {
         let config = config.clone();
@@ -274,6 +312,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                     };
                 }
                 match (req.method(), req.uri().path()) {
+                    (&Method::POST, "/ussd/events") => {
+                        ussd::handle_event(req, registry, max_body).await
+                    }
                     (&Method::POST, "/ussd") => {
                         ussd::handle(req, registry, max_body, http_limit, &cc, &apology).await
                     }
@@ -285,26 +326,38 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                             http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
                         }
                     }
-                    (_, "/ussd" | "/health" | "/ready") => {
+                    (_, "/ussd" | "/ussd/events" | "/health" | "/ready") => {
                         http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
                     }
                     _ => http::text(StatusCode::NOT_FOUND, "not found\n"),
                 }
             }
         };
-        tokio::spawn(http::serve(public, handler, shutdown_rx.clone()))
+        tokio::spawn(http::serve(
+            public,
+            handler,
+            config.limits.max_connections,
+            shutdown_rx.clone(),
+        ))
     };
     let admin_task = {
         let state = admin::AdminState {
             registry: registry.clone(),
             token: config.admin_token().map(Arc::from),
             reload: reload.clone(),
+            smpp: smpp.clone(),
+            max_body: config.public.max_body_bytes,
         };
         if state.token.is_none() {
             tracing::warn!("no admin token configured: every /admin call will be refused");
         }
         let handler = move |req| admin::handle(req, state.clone());
-        tokio::spawn(http::serve(admin_listener, handler, shutdown_rx.clone()))
+        tokio::spawn(http::serve(
+            admin_listener,
+            handler,
+            config.limits.max_connections,
+            shutdown_rx.clone(),
+        ))
     };
     ready.store(true, Ordering::Release);
 
@@ -326,6 +379,29 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         },
         shutdown_rx.clone(),
     );
+    let retention = {
+        let store = store.clone();
+        let policy = config.retention.clone();
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_secs(policy.every_minutes.saturating_mul(60)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let store = store.clone();
+                let policy = policy.clone();
+                let purged = tokio::task::spawn_blocking(move || {
+                    crate::store::retention::purge(&store, &policy, session::state::now_ms())
+                })
+                .await;
+                match purged {
+                    Ok(Ok(p)) => tracing::info!(?p, "retention purge"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+                    Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+                }
+            }
+        })
+    };
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -340,7 +416,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry,
         shutdown,
         tasks: vec![public_task, admin_task, outbox_task],
-        background: vec![sweeper, purger, upkeep],
+        background: vec![sweeper, purger, upkeep, retention],
         shards: Some(shards),
         store,
         reload,
@@ -378,6 +454,7 @@ fn reload_routes(
         .iter()
         .map(|r| format!("{} {} {}", r.service_code, r.app.kind(), r.app.version()))
         .collect();
+    crate::metrics::routes(routes.routes().iter().map(|r| r.service_code.as_str()));
     registry.core().routes.store(Arc::new(routes));
     crate::metrics::reload(true);
     tracing::info!("flows reloaded");

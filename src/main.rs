@@ -37,6 +37,23 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, default_value = "config/gateway.toml")]
         config: PathBuf,
+        /// Also create N synthetic subscribers for load tests (254710000000 onwards: students
+        /// and microfinance customers with wallets; made-up names).
+        #[arg(long, value_name = "N")]
+        synthetic: Option<u64>,
+    },
+    /// Export records for reconciliation before retention removes them: ended, calls, outbox or
+    /// journal, as JSON lines or CSV on standard output. Reads the store directly, so the
+    /// gateway must be stopped; while it runs, use GET /admin/export/... instead.
+    Export {
+        /// ended, calls, outbox or journal.
+        what: String,
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/gateway.toml")]
+        config: PathBuf,
     },
     /// Dial a service code against a running gateway, as the aggregator would.
     Dial {
@@ -116,7 +133,49 @@ fn main() -> ExitCode {
             runtime.block_on(serve(config))
         }
         Command::Check { config } => check(&config),
-        Command::Seed { config } => {
+        Command::Export {
+            what,
+            format,
+            config,
+        } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let (kind, format) = match (what.parse(), format.parse()) {
+                (Ok(k), Ok(f)) => (k, f),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let store = match ussd_gateway::store::Store::open(
+                &config.store.data_dir,
+                config.store.cache_mb,
+                config.store.flush_every_ms,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "error: {}: {e} (is the gateway running? use GET /admin/export/...)",
+                        config.store.data_dir.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            match ussd_gateway::store::retention::export(&store, kind, format, &mut out) {
+                Ok(n) => {
+                    eprintln!("{n} records");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Seed { config, synthetic } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -136,6 +195,15 @@ fn main() -> ExitCode {
             match store.records().seed_from_dir(&config.seed_path(), &ctx) {
                 Ok(n) => {
                     println!("{n} records loaded from {}", config.seed_path().display());
+                    if let Some(n) = synthetic {
+                        match store.records().seed_synthetic(n) {
+                            Ok(w) => println!("{n} synthetic subscribers created ({w} records)"),
+                            Err(e) => {
+                                eprintln!("error: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -40,8 +40,30 @@ pub const OUTBOX_PENDING: &str = "ussd_outbox_pending";
 pub const OUTBOX_DELIVERIES: &str = "ussd_outbox_deliveries_total";
 /// Time of one AT request made by the outbox sender, by kind, seconds.
 pub const OUTBOX_DELIVERY_SECONDS: &str = "ussd_outbox_delivery_duration_seconds";
+/// Upstream app calls by route and outcome.
+pub const UPSTREAM_REQUESTS: &str = "ussd_upstream_requests_total";
+/// Upstream app latency by route, seconds.
+pub const UPSTREAM_SECONDS: &str = "ussd_upstream_duration_seconds";
+/// Upstream screens cut to the limit, by route.
+pub const UPSTREAM_CUT: &str = "ussd_upstream_screens_cut_total";
+/// Hops refused by a limit, by limit.
+pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
 pub const BUILD_INFO: &str = "ussd_build_info";
+/// SMPP binds configured (ESME role).
+pub const SMPP_BINDS_CONFIGURED: &str = "ussd_smpp_binds_configured";
+/// SMPP binds with every connection bound (ESME role).
+pub const SMPP_BINDS_UP: &str = "ussd_smpp_binds_up";
+/// One SMPP bind or listener peer: 1 while bound, 0 while not, by bind (name or system_id).
+pub const SMPP_BIND_UP: &str = "ussd_smpp_bind_up";
+/// SMPP PDUs by bind, direction, command and status; `bind="all"` sums every bind.
+pub const SMPP_PDUS: &str = "ussd_smpp_pdus_total";
+/// SMPP requests sent and not yet answered, by bind; `bind="all"` sums every bind.
+pub const SMPP_WINDOW: &str = "ussd_smpp_window_in_use";
+/// SMPP reconnection attempts, by bind; `bind="all"` sums every bind.
+pub const SMPP_RECONNECTS: &str = "ussd_smpp_reconnects_total";
+/// The aggregate label value of the per-bind SMPP families.
+pub const SMPP_ALL: &str = "all";
 
 /// Buckets for hop latencies: a local hop takes well under a millisecond, a flushed save a few
 /// milliseconds, an upstream call up to the 5 s deadline.
@@ -78,7 +100,9 @@ pub fn install() -> &'static PrometheusHandle {
 
 /// Renders the current values in Prometheus text format.
 pub fn render() -> String {
-    install().render()
+    let handle = install();
+    process_collector().collect();
+    handle.render()
 }
 
 /// Runs the exporter's periodic upkeep (drains histogram buffers).
@@ -117,6 +141,19 @@ fn describe() {
     describe_counter!(RELOADS, "Flow reloads, by result");
     describe_gauge!(BUILD_INFO, "Build information");
     describe_counter!(
+        UPSTREAM_REQUESTS,
+        "Calls to upstream AT-style apps, by route and outcome"
+    );
+    describe_histogram!(
+        UPSTREAM_SECONDS,
+        metrics::Unit::Seconds,
+        "Upstream app latency by route"
+    );
+    describe_counter!(
+        UPSTREAM_CUT,
+        "Upstream screens cut to the screen limit, by route"
+    );
+    describe_counter!(
         VOICE_CALLBACKS,
         "Voice callbacks answered, by kind (active, final)"
     );
@@ -153,6 +190,7 @@ fn describe() {
     for result in ["ok", "refused"] {
         counter!(RELOADS, "result" => result).absolute(0);
     }
+    describe_more();
 }
 
 /// A hop was answered.
@@ -199,6 +237,22 @@ pub fn voice_callback(kind: &'static str, currency: Option<&str>, amount: Option
     }
 }
 
+/// An upstream app was called for a hop: `outcome` is `ok` or the failure.
+pub fn upstream(route: &str, outcome: &'static str, took: Duration) {
+    counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => outcome).increment(1);
+    histogram!(UPSTREAM_SECONDS, "route" => route.to_string()).record(took.as_secs_f64());
+}
+
+/// An upstream screen was cut to the limit (routes with `long_screens = "cut"`).
+pub fn upstream_cut(route: &str) {
+    counter!(UPSTREAM_CUT, "route" => route.to_string()).increment(1);
+}
+
+/// A hop was refused by a limit (`msisdn_rate`, `live_dialogues`).
+pub fn limited(which: &'static str) {
+    counter!(LIMITED, "limit" => which).increment(1);
+}
+
 /// A request was refused at the HTTP edge.
 pub fn http_rejected(reason: &'static str) {
     counter!(HTTP_REJECTED, "reason" => reason).increment(1);
@@ -226,4 +280,216 @@ pub fn outbox_delivery(kind: &'static str, outcome: &'static str, took: Option<D
     if let Some(took) = took {
         histogram!(OUTBOX_DELIVERY_SECONDS, "kind" => kind).record(took.as_secs_f64());
     }
+}
+
+/// Descriptions and start-up zeros of the families added for the dashboard and the alerts
+/// (SMPP, store, HTTP edge, process): every family they read exists before the first hop.
+fn describe_more() {
+    describe_gauge!(SMPP_BINDS_CONFIGURED, "SMPP binds configured (ESME role)");
+    describe_gauge!(
+        SMPP_BINDS_UP,
+        "SMPP binds with every connection bound (ESME role)"
+    );
+    describe_gauge!(
+        SMPP_BIND_UP,
+        "1 while an SMPP bind (or listener peer) is bound, 0 while not"
+    );
+    describe_counter!(
+        SMPP_PDUS,
+        "SMPP PDUs by bind, direction (in, out), command and status; bind=\"all\" sums every bind"
+    );
+    describe_gauge!(
+        SMPP_WINDOW,
+        "SMPP requests in flight without a response, by bind; bind=\"all\" sums every bind"
+    );
+    describe_counter!(
+        SMPP_RECONNECTS,
+        "SMPP reconnection attempts, by bind; bind=\"all\" sums every bind"
+    );
+    gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
+    gauge!(SMPP_BINDS_UP).set(0.0);
+    gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).set(0.0);
+    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).absolute(0);
+    for (direction, command) in [
+        ("in", "deliver_sm"),
+        ("in", "submit_sm"),
+        ("in", "data_sm"),
+        ("out", "submit_sm"),
+        ("out", "deliver_sm"),
+        ("out", "data_sm"),
+    ] {
+        counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => "ok")
+            .absolute(0);
+    }
+    for op in ["session", "end"] {
+        let _ = histogram!(STORE_WRITE_SECONDS, "op" => op);
+        counter!(STORE_ERRORS, "op" => op).absolute(0);
+    }
+    for reason in ["content_type", "body", "bad_request"] {
+        counter!(HTTP_REJECTED, "reason" => reason).absolute(0);
+    }
+    for kind in OUTBOX_KINDS {
+        let _ = histogram!(OUTBOX_DELIVERY_SECONDS, "kind" => kind);
+    }
+    for reason in ["end", "idle_timeout", "abort", "error"] {
+        let _ = histogram!(DIALOGUE_SECONDS, "reason" => reason);
+    }
+    // The apps bill in Kenyan shillings; other currencies appear with their first call.
+    counter!(VOICE_COST, "currency" => "KES").absolute(0);
+    process_collector().describe();
+    process_collector().collect();
+}
+
+/// Process CPU, memory, threads and file descriptors as `ussd_process_*`, refreshed on every
+/// scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| metrics_process::Collector::new("ussd_"))
+}
+
+/// Registers zero-valued series for the routes in force, so that the hop families (and the
+/// upstream ones) exist per route before the first hop. Call after (re)loading routes.
+pub fn routes<'a>(service_codes: impl IntoIterator<Item = &'a str>) {
+    for route in service_codes {
+        for front in ["http", "smpp"] {
+            for outcome in ["con", "end", "error"] {
+                counter!(HOPS, "front" => front, "route" => route.to_string(), "outcome" => outcome)
+                    .absolute(0);
+            }
+            let _ = histogram!(HOP_SECONDS, "front" => front, "route" => route.to_string());
+        }
+        counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => "ok").absolute(0);
+        let _ = histogram!(UPSTREAM_SECONDS, "route" => route.to_string());
+    }
+}
+
+/// How many ESME binds are configured (at SMPP front start).
+pub fn smpp_binds_configured(n: usize) {
+    gauge!(SMPP_BINDS_CONFIGURED).set(n as f64);
+}
+
+/// Registers one bind's (or listener peer's) series at zero.
+pub fn smpp_bind_registered(bind: &str) {
+    let bind: std::sync::Arc<str> = bind.into();
+    gauge!(SMPP_BIND_UP, "bind" => bind.clone()).set(0.0);
+    gauge!(SMPP_WINDOW, "bind" => bind.clone()).set(0.0);
+    counter!(SMPP_RECONNECTS, "bind" => bind).absolute(0);
+}
+
+/// An ESME bind went up (`true`) or down; `bind_up` is per bind, `binds_up` counts them.
+pub fn smpp_bind_state(bind: &str, up: bool) {
+    gauge!(SMPP_BIND_UP, "bind" => bind.to_string()).set(if up { 1.0 } else { 0.0 });
+    gauge!(SMPP_BINDS_UP).increment(if up { 1.0 } else { -1.0 });
+}
+
+/// A listener peer's connection bound (`+1`) or closed (`-1`): `bind_up` counts its bound
+/// connections.
+pub fn smpp_peer_connections(peer: &str, delta: f64) {
+    gauge!(SMPP_BIND_UP, "bind" => peer.to_string()).increment(delta);
+}
+
+/// A reconnection attempt of `bind`.
+pub fn smpp_reconnect(bind: &str) {
+    counter!(SMPP_RECONNECTS, "bind" => bind.to_string()).increment(1);
+    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).increment(1);
+}
+
+/// One SMPP PDU went `direction` ("in" or "out") on `bind`.
+pub fn smpp_pdu(
+    bind: &std::sync::Arc<str>,
+    direction: &'static str,
+    command: rusmpp::CommandId,
+    status: rusmpp::CommandStatus,
+) {
+    let command = smpp_command_label(command);
+    let status = smpp_status_label(status);
+    counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status.clone())
+        .increment(1);
+    counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => status)
+        .increment(1);
+}
+
+/// A request entered (`+1`) or left (`-1`) the window of a connection of `bind`.
+pub fn smpp_window(bind: &std::sync::Arc<str>, delta: f64) {
+    gauge!(SMPP_WINDOW, "bind" => bind.clone()).increment(delta);
+    gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).increment(delta);
+}
+
+/// The command's name in snake case; ids outside the specification are `other`.
+pub fn smpp_command_label(id: rusmpp::CommandId) -> &'static str {
+    use rusmpp::CommandId as C;
+    match id {
+        C::BindReceiver => "bind_receiver",
+        C::BindTransmitter => "bind_transmitter",
+        C::BindTransceiver => "bind_transceiver",
+        C::BindReceiverResp => "bind_receiver_resp",
+        C::BindTransmitterResp => "bind_transmitter_resp",
+        C::BindTransceiverResp => "bind_transceiver_resp",
+        C::SubmitSm => "submit_sm",
+        C::SubmitSmResp => "submit_sm_resp",
+        C::DeliverSm => "deliver_sm",
+        C::DeliverSmResp => "deliver_sm_resp",
+        C::DataSm => "data_sm",
+        C::DataSmResp => "data_sm_resp",
+        C::Unbind => "unbind",
+        C::UnbindResp => "unbind_resp",
+        C::EnquireLink => "enquire_link",
+        C::EnquireLinkResp => "enquire_link_resp",
+        C::GenericNack => "generic_nack",
+        C::Outbind => "outbind",
+        C::AlertNotification => "alert_notification",
+        _ => "other",
+    }
+}
+
+/// `ok`, the status in hex for the codes SMPP 5.0 defines (0x01 to 0x112), `other` otherwise:
+/// a fixed, small set whatever a peer sends.
+pub fn smpp_status_label(status: rusmpp::CommandStatus) -> metrics::SharedString {
+    let raw = u32::from(status);
+    match raw {
+        0 => metrics::SharedString::const_str("ok"),
+        1..=0x112 => metrics::SharedString::from_owned(format!("{raw:#06x}")),
+        _ => metrics::SharedString::const_str("other"),
+    }
+}
+
+/// Backend calls made by flows' `http` screens, by route and outcome (ok, status, malformed
+/// is decided by the flow and not counted here; timeout, connection, cache_hit, retry).
+pub const FLOW_HTTP_REQUESTS: &str = "ussd_flow_http_requests_total";
+/// Time of one flow backend call (all its attempts), by route, seconds.
+pub const FLOW_HTTP_SECONDS: &str = "ussd_flow_http_duration_seconds";
+/// Resumes of cut dialogues, by route and outcome (offered, continued, restarted, silent).
+pub const FLOW_RESUMES: &str = "ussd_flow_resumes_total";
+
+/// Describes the flow backend and resume families (once; called when a flow app is built).
+pub fn describe_flow_extras() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        describe_counter!(
+            FLOW_HTTP_REQUESTS,
+            "Backend calls of flow http screens, by route and outcome (ok, status, timeout, connection, cache_hit, retry)"
+        );
+        describe_histogram!(
+            FLOW_HTTP_SECONDS,
+            metrics::Unit::Seconds,
+            "Time of one flow backend call, retries included, by route"
+        );
+        describe_counter!(
+            FLOW_RESUMES,
+            "Cut dialogues offered or taken back where they were, by route and outcome (offered, continued, restarted, silent)"
+        );
+    });
+}
+
+/// A flow's backend call ended with `outcome`.
+pub fn flow_http(route: &str, outcome: &'static str, took: Option<Duration>) {
+    counter!(FLOW_HTTP_REQUESTS, "route" => route.to_string(), "outcome" => outcome).increment(1);
+    if let Some(took) = took {
+        histogram!(FLOW_HTTP_SECONDS, "route" => route.to_string()).record(took.as_secs_f64());
+    }
+}
+
+/// A resume point was offered, continued, declined (`restarted`) or taken silently.
+pub fn flow_resume(route: &str, outcome: &'static str) {
+    counter!(FLOW_RESUMES, "route" => route.to_string(), "outcome" => outcome).increment(1);
 }

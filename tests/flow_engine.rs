@@ -103,6 +103,10 @@ impl Store {
                             failed_op: None,
                             txn: 1,
                         },
+                        // Backend calls have their own tests (tests/flow_http_*.rs).
+                        Effect::Http(_) => EffectOutcome::Http(HttpOutcome::Failed(
+                            "no backend in these tests".into(),
+                        )),
                     };
                     step = resume(flow, state, outcome, ctx);
                 }
@@ -783,7 +787,7 @@ const GOLDEN_YAML: &[&str] = &[
     "error: invalid_yaml.yaml: invalid YAML: did not find expected ',' or ']' at line 6 column 8, while parsing a flow sequence at line 5 column 11",
 ];
 const GOLDEN_HEADER: &[&str] = &[
-    "error: invalid_header.yaml: colour: unknown field (expected one of `start`, `home`, `default_language`, `language_var`, `vars`, `navigation`, `invalid_choice`, `apology`)",
+    "error: invalid_header.yaml: colour: unknown field (expected one of `start`, `home`, `default_language`, `language_var`, `vars`, `navigation`, `invalid_choice`, `apology`, `secrets`, `resume`)",
     "error: invalid_header.yaml: navigation.forward: unknown field (expected one of `next`, `back`, `home`, `more_label`, `back_label`, `history`)",
     "error: invalid_header.yaml: start: missing required field",
 ];
@@ -796,7 +800,7 @@ const GOLDEN_SCREENS: &[&str] = &[
     "error: invalid_screens.yaml: screens.pay.validators[1].range: `min` is greater than `max`",
     "error: invalid_screens.yaml: screens.pay.validators[2]: needs exactly one of `regex`, `range`, `length`, `expr`",
     "error: invalid_screens.yaml: screens.done.text: missing required field",
-    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save, transact, list)",
+    "error: invalid_screens.yaml: screens.dance.type: unknown screen type `tango` (expected one of menu, input, router, set, end, load, save, transact, list, http)",
     "error: invalid_screens.yaml: screens.orphan: a menu needs `options`, `items` or both",
     "error: invalid_screens.yaml: screens.route.routes[0].when: invalid template syntax: syntax error: unexpected end of input, expected expression (line 1)",
     "error: invalid_screens.yaml: home: `nowhere` is not a screen",

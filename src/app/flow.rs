@@ -4,6 +4,13 @@
 //! first (load a record, save records). Saves are one sled transaction, made durable with a
 //! flush before the engine is resumed, so the reply that confirms a save is never sent before
 //! the save is on disk.
+//!
+//! Backend calls of `http` screens run here too (the `http` submodule), against the hop's
+//! deadline less a margin kept for the flow's fallback screen, and so do resume points
+//! ([`resume`]) for flows that opted in to continuing cut dialogues.
+
+mod http;
+pub mod resume;
 
 use super::{App, AppError, AppState, HopEnv, Turn};
 use crate::flow::{self, Ctx, Effect, EffectOutcome, Flow, FlowState, Step};
@@ -12,6 +19,23 @@ use crate::store::Store;
 use crate::store::records::RecordWrite;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The least time kept back from backend calls for rendering the fallback and answering.
+const MIN_MARGIN: Duration = Duration::from_millis(50);
+/// The most time kept back.
+const MAX_MARGIN: Duration = Duration::from_millis(500);
+
+/// When a hop's backend calls must have given up: the hop's deadline less a tenth of what is
+/// left of it (at least 50 ms, at most 500 ms, never more than half), so the flow's fallback
+/// screen still goes out before the actor's hard cap.
+fn calls_deadline(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    let left = deadline.saturating_duration_since(now);
+    let margin = (left / 10).clamp(MIN_MARGIN, MAX_MARGIN).min(left / 2);
+    deadline.checked_sub(margin).unwrap_or(now)
+}
 
 /// Idempotency keys of the transactions of one hop: `session#hop#n`.
 struct TxKeys<'a> {
@@ -27,17 +51,44 @@ impl TxKeys<'_> {
     }
 }
 
+/// What the effects of one hop share besides the engine context.
+struct HopRun<'a> {
+    tx: TxKeys<'a>,
+    /// When backend calls must have given up.
+    calls_deadline: Instant,
+    /// The route's service code (metric label).
+    route: &'a str,
+}
+
 /// A flow, bound to the store its effects run against.
 #[derive(Debug)]
 pub struct FlowApp {
     flow: Arc<Flow>,
     store: Store,
+    backend: http::Backend,
+    /// Resume points, when the flow opted in.
+    points: Option<resume::Points>,
 }
 
 impl FlowApp {
     /// Binds `flow` to `store`.
     pub fn new(flow: Arc<Flow>, store: Store) -> FlowApp {
-        FlowApp { flow, store }
+        crate::metrics::describe_flow_extras();
+        let points = flow
+            .resume_window()
+            .and_then(|window| match store.tree(resume::TREE) {
+                Ok(tree) => Some(resume::Points::new(tree, window)),
+                Err(e) => {
+                    tracing::error!(flow = flow.name(), error = %e, "resume points unavailable");
+                    None
+                }
+            });
+        FlowApp {
+            backend: http::Backend::new(flow.secrets()),
+            flow,
+            store,
+            points,
+        }
     }
 
     /// The flow this app runs.
@@ -49,21 +100,25 @@ impl FlowApp {
         &self,
         mut step: Step,
         ctx: &Ctx<'_>,
-        tx: &mut TxKeys<'_>,
+        run: &mut HopRun<'_>,
     ) -> Result<(FlowState, Reply), AppError> {
         loop {
             match step {
                 Step::Reply { state, reply } => return Ok((state, reply)),
                 Step::Effect { state, effect } => {
-                    let outcome = self.effect(effect, tx).await;
+                    let outcome = self.effect(effect, run).await;
                     step = flow::resume(&self.flow, state, outcome, ctx);
                 }
             }
         }
     }
 
-    async fn effect(&self, effect: Effect, tx: &mut TxKeys<'_>) -> EffectOutcome {
+    async fn effect(&self, effect: Effect, run: &mut HopRun<'_>) -> EffectOutcome {
+        let tx = &mut run.tx;
         match effect {
+            Effect::Http(req) => {
+                EffectOutcome::Http(self.backend.call(req, run.calls_deadline, run.route).await)
+            }
             Effect::Transact { ops } => {
                 let key = tx.next();
                 let result = match self.store.transact(&key, &ops, Some(tx.session)) {
@@ -156,14 +211,29 @@ impl App for FlowApp {
                 limit: env.limit,
                 now: env.now,
             };
-            let mut tx = TxKeys {
-                session: &env.session_id,
-                hop: env.hop,
-                n: 0,
+            let mut run = HopRun {
+                tx: TxKeys {
+                    session: &env.session_id,
+                    hop: env.hop,
+                    n: 0,
+                },
+                calls_deadline: calls_deadline(env.deadline),
+                route: &env.service_code,
             };
+            let point_key = resume::key(env.msisdn.as_str(), &env.service_code);
             let mut inputs = inputs.into_iter();
             let first = match state {
+                // A dial with inputs typed ahead asks for something specific: no resume.
+                None if inputs.len() == 0 => self
+                    .points
+                    .as_ref()
+                    .and_then(|p| p.find(&point_key))
+                    .and_then(|saved| flow::restore(&self.flow, saved, &ctx))
+                    .unwrap_or_else(|| flow::start(&self.flow, &ctx)),
                 None => flow::start(&self.flow, &ctx),
+                Some(AppState::Upstream(_)) => {
+                    return Err(AppError::Incompatible("not a flow dialogue".into()));
+                }
                 Some(AppState::Flow(state)) => {
                     if state.version() != self.flow.version()
                         && !self.flow.has_screen(state.screen())
@@ -182,13 +252,24 @@ impl App for FlowApp {
                     flow::input(&self.flow, state, &input, &ctx)
                 }
             };
-            let (mut state, mut reply) = self.run_effects(first, &ctx, &mut tx).await?;
+            let (mut state, mut reply) = self.run_effects(first, &ctx, &mut run).await?;
             for input in inputs {
                 if reply.end {
                     break;
                 }
                 let step = flow::input(&self.flow, state, &input, &ctx);
-                (state, reply) = self.run_effects(step, &ctx, &mut tx).await?;
+                (state, reply) = self.run_effects(step, &ctx, &mut run).await?;
+            }
+            if let Some(event) = state.take_resume_event() {
+                crate::metrics::flow_resume(&env.service_code, event);
+            }
+            if let Some(points) = &self.points {
+                if state.is_resume_point() && !reply.end {
+                    points.save(&point_key, &state);
+                } else if !state.is_resume_offer() {
+                    // Ended, or back at a first screen (started afresh): nothing to come back to.
+                    points.clear(&point_key);
+                }
             }
             Ok(Turn {
                 state: AppState::Flow(state),

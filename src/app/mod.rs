@@ -6,6 +6,7 @@
 
 pub mod flow;
 pub mod routes;
+pub mod upstream;
 
 use crate::hop::{Front, Reply};
 use crate::msisdn::Msisdn;
@@ -23,6 +24,8 @@ pub use routes::{Route, RouteTable};
 pub enum AppState {
     /// A declarative flow's state.
     Flow(crate::flow::FlowState),
+    /// An upstream (AT-style) app's state: the inputs sent so far and any paged answer.
+    Upstream(upstream::UpstreamState),
 }
 
 /// What an app knows about the hop it answers.
@@ -68,6 +71,25 @@ pub enum AppError {
     /// A persisted state cannot be continued by this app (changed flow, other kind of app).
     #[error("cannot resume: {0}")]
     Incompatible(String),
+    /// An upstream app did not answer usefully (timeout, bad status, malformed body, saturated,
+    /// circuit open); the subscriber gets the route's apology.
+    #[error("upstream: {reason}")]
+    Upstream {
+        /// What went wrong.
+        reason: String,
+        /// What the subscriber is told.
+        apology: String,
+    },
+}
+
+impl AppError {
+    /// The text the subscriber gets, when the app chose one.
+    pub fn apology(&self) -> Option<&str> {
+        match self {
+            AppError::Upstream { apology, .. } => Some(apology),
+            _ => None,
+        }
+    }
 }
 
 /// An application answering hops.

@@ -24,6 +24,8 @@ pub(crate) struct Checker<'a> {
     pub(super) templates: Templates,
     /// The navigation lines as the default language shows them, for width checks.
     pub(super) nav: Nav,
+    /// The flow's declared `secrets:` (environment variable names).
+    pub(super) secrets: Vec<String>,
 }
 
 fn label_in(t: &Text, lang: &str) -> String {
@@ -64,6 +66,7 @@ impl<'a> Checker<'a> {
                 back_key: nav.back.clone(),
                 back_label: label_in(&nav.back_label, default_language),
             },
+            secrets: Vec::new(),
         }
     }
 

@@ -33,12 +33,17 @@ pub fn start(flow: &Flow, ctx: &Ctx) -> Step {
         view: View::default(),
         from: None,
         chain: 0,
+        offer: None,
+        resumed: None,
     };
     Run::new(flow, ctx, state).enter(flow.start.clone())
 }
 
 /// Handles what the subscriber typed on the screen `state` shows.
 pub fn input(flow: &Flow, mut state: FlowState, input: &str, ctx: &Ctx) -> Step {
+    if state.offer.is_some() {
+        return super::resume::on_offer(flow, state, input, ctx);
+    }
     state.chain = 0;
     state.from = None;
     let mut run = Run::new(flow, ctx, state);
@@ -60,6 +65,7 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
         return run.fail(why);
     }
     match (flow.screens.get(&run.state.screen), outcome) {
+        (Some(Screen::Http(h)), EffectOutcome::Http(o)) => run.on_http(h, o),
         (Some(Screen::List(l)), EffectOutcome::Loaded(list)) => {
             run.set_var(&l.into, list.unwrap_or_else(|| serde_json::json!([])));
             run.enter(l.next.clone())
@@ -116,7 +122,7 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
 }
 
 /// `scope` with `name` bound to `v` on top.
-fn bind(scope: Value, name: &str, v: Value) -> Value {
+pub(super) fn bind(scope: Value, name: &str, v: Value) -> Value {
     merge_maps([Value::from_iter([(name.to_string(), v)]), scope])
 }
 
@@ -150,7 +156,7 @@ impl<'f, 'c> Run<'f, 'c> {
     /// changed) onto this one, as long as its current screen still exists. A shown screen is
     /// rendered again so that its choices are this version's; the subscriber's answer then
     /// selects by position.
-    fn adopt_version(&mut self, rerender: bool) -> Result<(), Fail> {
+    pub(super) fn adopt_version(&mut self, rerender: bool) -> Result<(), Fail> {
         if self.state.version == self.flow.version {
             return Ok(());
         }
@@ -328,6 +334,7 @@ impl<'f, 'c> Run<'f, 'c> {
                 Screen::Transact(t) => self
                     .tx_ops(&t.ops)
                     .map(|ops| Next::Effect(Effect::Transact { ops })),
+                Screen::Http(h) => self.http_request(h).map(|r| Next::Effect(Effect::Http(r))),
                 shown => self.show(&name, shown).map(Next::Show),
             };
             match next {

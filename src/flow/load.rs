@@ -145,6 +145,9 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         .map_or("en", |h| h.default_language.as_str())
         .to_string();
     let mut checker = Checker::new(file, &nav_spec, &default_language);
+    if let Some(h) = &header {
+        checker.secrets_list(&h.secrets);
+    }
 
     let screens_map = match screens_yaml {
         Some(Yaml::Mapping(m)) => m,
@@ -172,18 +175,25 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
     }
     checker.set_names(&names);
     let mut screens = HashMap::new();
+    let mut pinned = HashSet::new();
     let mut all_parsed = true;
     for (key, value) in &screens_map {
         let Some(screen) = key.as_str() else { continue };
-        match parse_screen(&mut checker, screen, value) {
+        let value = take_resumable(&mut checker, screen, value, &mut pinned);
+        match parse_screen(&mut checker, screen, &value) {
             Some(compiled) => drop(screens.insert(screen.to_string(), compiled)),
             None => all_parsed = false,
         }
     }
 
     let mut consts = Vec::new();
+    let mut resume = None;
     if let Some(h) = &header {
         checker.header(h);
+        resume = h
+            .resume
+            .as_ref()
+            .map(|r| checker.resume_policy(r, &default_language));
         // A screen that did not parse has unknown edges: reachability would only guess.
         let roots: Vec<String> = [Some(h.start.clone()), h.home.clone()]
             .into_iter()
@@ -225,7 +235,48 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         screens,
         templates,
         warnings,
+        resume,
+        pinned,
+        secrets: h.secrets,
     })
+}
+
+/// Takes the `resumable` flag off a screen (it applies to every shown screen type, so it is
+/// not part of the per-type specs); `resumable: false` puts the screen in `pinned`.
+fn take_resumable(
+    checker: &mut Checker,
+    screen: &str,
+    value: &Yaml,
+    pinned: &mut HashSet<String>,
+) -> Yaml {
+    let Yaml::Mapping(map) = value else {
+        return value.clone();
+    };
+    let mut map = map.clone();
+    match map.remove("resumable") {
+        None => {}
+        Some(Yaml::Bool(flag)) => {
+            let shown = matches!(
+                map.get("type").and_then(Yaml::as_str),
+                Some("menu" | "input" | "end")
+            );
+            if !shown {
+                checker.error(
+                    Some(screen),
+                    Some("resumable".into()),
+                    "only screens that are shown (menu, input, end) can be resumed",
+                );
+            } else if !flag {
+                pinned.insert(screen.to_string());
+            }
+        }
+        Some(_) => checker.error(
+            Some(screen),
+            Some("resumable".into()),
+            "must be true or false",
+        ),
+    }
+    Yaml::Mapping(map)
 }
 
 /// Reads `type`, deserialises the rest as that type's spec and compiles it.
@@ -283,6 +334,7 @@ fn parse_screen(checker: &mut Checker, screen: &str, value: &Yaml) -> Option<Scr
         "load" => spec!(LoadSpec, load),
         "transact" => spec!(TransactSpec, transact),
         "list" => spec!(ListSpec, list),
+        "http" => spec!(super::model_http::HttpSpec, http),
         _ => spec!(SaveSpec, save),
     }
 }

@@ -15,12 +15,16 @@
 mod answer;
 mod check;
 mod compile;
+mod compile_http;
 mod compile_tx;
 mod engine;
+mod engine_http;
 mod engine_tx;
 mod load;
 mod model;
+mod model_http;
 mod render;
+mod resume;
 mod screen;
 mod state;
 mod template;
@@ -30,11 +34,14 @@ pub(crate) use template::add_days as add_days_filter;
 /// The `epoch_ms` template filter, shared with seed files.
 pub(crate) use template::epoch_ms as epoch_ms_filter;
 
+pub use compile_http::is_idempotent;
 pub use engine::{input, resume, start};
-pub use state::{Ctx, Effect, EffectOutcome, FlowState, Step, Write};
+pub use engine_http::{fill_secrets, secret_placeholder};
+pub use resume::restore;
+pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest, Step, Write};
 
-use screen::{Localized, Navigation, Screen};
-use std::collections::HashMap;
+use screen::{Localized, Navigation, ResumePolicy, Screen};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use template::Templates;
 
@@ -55,6 +62,12 @@ pub struct Flow {
     screens: HashMap<String, Screen>,
     templates: Templates,
     warnings: Vec<Diagnostic>,
+    /// `resume:`: `None` when the flow did not opt in.
+    resume: Option<ResumePolicy>,
+    /// Screens marked `resumable: false`.
+    pinned: HashSet<String>,
+    /// The environment variables the flow's `http` screens may read.
+    secrets: Vec<String>,
 }
 
 impl Flow {
@@ -96,6 +109,18 @@ impl Flow {
     /// Whether the flow has a screen of this name.
     pub fn has_screen(&self, screen: &str) -> bool {
         self.screens.contains_key(screen)
+    }
+
+    /// The resume window when the flow opted in to resuming cut dialogues, else `None`.
+    pub fn resume_window(&self) -> Option<std::time::Duration> {
+        self.resume
+            .as_ref()
+            .map(|r| std::time::Duration::from_secs(r.window_secs))
+    }
+
+    /// The environment variables the flow declared in `secrets:`.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 
     /// Load warnings: static texts with characters outside GSM-7 (those screens go out as UCS-2

@@ -73,6 +73,12 @@ pub(crate) struct HeaderSpec {
     pub invalid_choice: Option<Text>,
     #[serde(default)]
     pub apology: Option<Text>,
+    /// Environment variables that `http` screens may use as `secrets.NAME`.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Opt-in: continue a dialogue that was cut (`docs/flows.md`, "Resume").
+    #[serde(default)]
+    pub resume: Option<super::model_http::ResumeSpec>,
 }
 
 fn key_next() -> String {
@@ -392,6 +398,6 @@ pub(crate) struct ListSpec {
 }
 
 /// The screen types, named as in the `type:` field.
-pub(crate) const SCREEN_TYPES: [&str; 9] = [
-    "menu", "input", "router", "set", "end", "load", "save", "transact", "list",
+pub(crate) const SCREEN_TYPES: [&str; 10] = [
+    "menu", "input", "router", "set", "end", "load", "save", "transact", "list", "http",
 ];

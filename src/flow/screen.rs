@@ -187,6 +187,45 @@ pub(crate) enum Screen {
     Save(Save),
     Transact(Transact),
     List(List),
+    Http(Http),
+}
+
+/// The body of an `http` screen's request.
+#[derive(Debug)]
+pub(crate) enum HttpBody {
+    None,
+    /// A JSON object of these fields.
+    Json(Vec<(String, ValueTpl)>),
+    /// `application/x-www-form-urlencoded` fields.
+    Form(Vec<(String, ValueTpl)>),
+    /// A raw text body.
+    Text(Tpl),
+}
+
+/// A compiled `http` screen.
+#[derive(Debug)]
+pub(crate) struct Http {
+    pub method: http::Method,
+    pub url: Tpl,
+    pub headers: Vec<(String, Tpl)>,
+    pub body: HttpBody,
+    pub expect_json: bool,
+    pub retries: u32,
+    pub cache_ttl_secs: Option<u64>,
+    pub into: String,
+    pub next: String,
+    pub failed: String,
+    pub timeout: String,
+}
+
+/// A flow's `resume:` policy, compiled.
+#[derive(Debug)]
+pub(crate) struct ResumePolicy {
+    pub window_secs: u64,
+    pub ask: bool,
+    pub prompt: Localized<String>,
+    pub continue_label: Localized<String>,
+    pub restart_label: Localized<String>,
 }
 
 /// Navigation keys and labels, labels per language.

@@ -57,6 +57,13 @@ pub struct FlowState {
     /// Within one hop: screens entered so far (the loop guard).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) chain: u32,
+    /// While "1. Continue 2. Start again" is on display: the state of the dialogue that was
+    /// cut, continued on `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) offer: Option<Box<FlowState>>,
+    /// What the last engine call did about resuming, for the caller's metrics (never stored).
+    #[serde(skip)]
+    pub(crate) resumed: Option<&'static str>,
 }
 
 impl FlowState {
@@ -78,6 +85,23 @@ impl FlowState {
     /// The dialogue's current language code.
     pub fn language(&self) -> &str {
         &self.lang
+    }
+
+    /// Whether the resume question is on display (such a state is not itself a resume point).
+    pub fn is_resume_offer(&self) -> bool {
+        self.offer.is_some()
+    }
+
+    /// Whether this state is worth coming back to: the dialogue went past its first shown
+    /// screen and is not on the resume question.
+    pub fn is_resume_point(&self) -> bool {
+        !self.history.is_empty() && self.offer.is_none()
+    }
+
+    /// What the last engine call did about resuming: `offered`, `continued`, `restarted` or
+    /// `silent`; taken once, for metrics.
+    pub fn take_resume_event(&mut self) -> Option<&'static str> {
+        self.resumed.take()
     }
 }
 
@@ -123,6 +147,63 @@ pub enum Effect {
     Transact {
         ops: Vec<crate::store::ledger::TxOp>,
     },
+    /// Make this HTTP request within the hop's deadline; answer [`EffectOutcome::Http`].
+    Http(HttpRequest),
+}
+
+/// A backend request rendered by an `http` screen.
+///
+/// Secrets appear in it only as placeholders ([`super::secret_placeholder`]): the caller puts
+/// the values in with [`super::fill_secrets`] just before sending, so a request can be logged,
+/// compared and used as a cache key without ever holding one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: http::Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// The body, with its content type among `headers` when it has one.
+    pub body: Option<String>,
+    /// Extra attempts after a connection failure or a 502/503/504 (idempotent methods only).
+    pub retries: u32,
+    /// Keep a successful answer this long, keyed by the request (GET only).
+    pub cache_ttl_secs: Option<u64>,
+    /// Whether the flow expects JSON: a 2xx answer that is not JSON is not cached.
+    pub expect_json: bool,
+}
+
+impl HttpRequest {
+    /// The cache key: everything that makes the request what it is (secrets as placeholders).
+    pub fn cache_key(&self) -> String {
+        let mut key = format!("{} {}", self.method, self.url);
+        for (k, v) in &self.headers {
+            key.push_str(&format!("\n{}: {v}", k.to_ascii_lowercase()));
+        }
+        if let Some(b) = &self.body {
+            key.push_str("\n\n");
+            key.push_str(b);
+        }
+        key
+    }
+}
+
+/// What came of an [`Effect::Http`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpOutcome {
+    /// The backend answered (any status).
+    Response {
+        status: u16,
+        /// The headers that matter to flows (content type, location, etag, retry-after,
+        /// last-modified), names in lower case.
+        headers: Vec<(String, String)>,
+        body: String,
+        /// Whether it came from the response cache.
+        cached: bool,
+    },
+    /// No answer before the hop's deadline.
+    Timeout,
+    /// No usable answer: connection refused or closed, an invalid URL, a missing secret. The
+    /// text is for logs.
+    Failed(String),
 }
 
 /// One record write of a [`Effect::Save`].
@@ -148,4 +229,6 @@ pub enum EffectOutcome {
     Transacted { failed_op: Option<usize>, txn: u64 },
     /// The effect failed; the text is for logs only.
     Failed(String),
+    /// The answer to an [`Effect::Http`].
+    Http(HttpOutcome),
 }

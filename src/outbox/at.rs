@@ -97,6 +97,38 @@ impl AtClient {
                     .await
             }
             Effect::Call { to } => self.place_call(to).await,
+            Effect::Event { url, fields } => self.send_event(url, fields).await,
+        }
+    }
+
+    /// POSTs an end-of-session notification (no AT credentials: the receiver is the
+    /// operator's own app). Only a 200 counts as delivered; anything else is retried.
+    pub async fn send_event(&self, url: &str, fields: &[(String, String)]) -> Outcome {
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in fields {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let req = match http::Request::post(url)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(Full::new(Bytes::from(body)))
+        {
+            Ok(r) => r,
+            Err(e) => return Outcome::permanent(format!("cannot build the request: {e}")),
+        };
+        match self.transport.send(req, self.timeout).await {
+            Ok(resp) if resp.status == http::StatusCode::OK => Outcome::Sent {
+                detail: "receiver answered 200".into(),
+            },
+            Ok(resp) => {
+                Outcome::transient(format!("receiver answered HTTP {}", resp.status.as_u16()))
+            }
+            Err(e) => classify::from_transport(&e),
         }
     }
 

@@ -56,14 +56,14 @@ impl Outcome {
         }
     }
 
-    fn transient(reason: impl Into<String>) -> Outcome {
+    pub(crate) fn transient(reason: impl Into<String>) -> Outcome {
         Outcome::Transient {
             reason: reason.into(),
             retry_after: None,
         }
     }
 
-    fn permanent(reason: impl Into<String>) -> Outcome {
+    pub(crate) fn permanent(reason: impl Into<String>) -> Outcome {
         Outcome::Permanent {
             reason: reason.into(),
         }

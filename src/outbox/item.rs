@@ -31,6 +31,14 @@ pub enum Effect {
         /// Canonical MSISDN.
         to: String,
     },
+    /// An end-of-session notification in Africa's Talking's format, POSTed as a form to the
+    /// configured events URL until it answers 200.
+    Event {
+        /// The receiver.
+        url: String,
+        /// The form fields, in order.
+        fields: Vec<(String, String)>,
+    },
 }
 
 impl Effect {
@@ -40,6 +48,7 @@ impl Effect {
             Effect::Sms { .. } => "sms",
             Effect::Airtime { .. } => "airtime",
             Effect::Call { .. } => "call",
+            Effect::Event { .. } => "event",
         }
     }
 }

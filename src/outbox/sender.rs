@@ -280,6 +280,7 @@ fn masked(item: &Item) -> String {
         super::Effect::Sms { to, .. }
         | super::Effect::Airtime { to, .. }
         | super::Effect::Call { to } => to,
+        super::Effect::Event { .. } => return "events receiver".into(),
     };
     crate::msisdn::Msisdn::parse(to, "")
         .map(|m| m.masked().to_string())

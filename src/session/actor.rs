@@ -351,13 +351,30 @@ impl SessionActor {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
                 tracing::error!(session = %self.key, error = %e, "app failed; dialogue ends");
-                let reply = self.end_now(EndReason::Error, Some(text));
+                let reply = e
+                    .apology()
+                    .map(Reply::end)
+                    .unwrap_or_else(|| Reply::end(&self.core.settings.apology_text));
+                let reply = self.end_with(
+                    EndReason::Error,
+                    Some(text),
+                    reply,
+                    Some(e.to_string()),
+                    None,
+                );
                 stop_after_reply(ctx);
                 return (reply, "error");
             }
             Err(_) => {
                 tracing::error!(session = %self.key, "hop deadline passed; dialogue ends");
-                let reply = self.end_now(EndReason::Error, Some(text));
+                let reply = Reply::end(&self.core.settings.apology_text);
+                let reply = self.end_with(
+                    EndReason::Error,
+                    Some(text),
+                    reply,
+                    Some("hop deadline passed".into()),
+                    None,
+                );
                 stop_after_reply(ctx);
                 return (reply, "error");
             }
@@ -374,7 +391,7 @@ impl SessionActor {
         d.last_hop_ms = now_ms();
         if turn.reply.end {
             let reply = turn.reply;
-            if let Err(e) = self.persist_end(EndReason::End, reply.clone()) {
+            if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
                 tracing::error!(session = %self.key, error = %e, "store write failed at END");
             }
             stop_after_reply(ctx);
@@ -400,13 +417,25 @@ impl SessionActor {
             EndReason::IdleTimeout => Reply::end(&self.core.settings.timeout_text),
             _ => Reply::end(&self.core.settings.apology_text),
         };
+        self.end_with(reason, text, reply, None, None)
+    }
+
+    /// Ends the dialogue now, answering `reply` (the hop with cumulative `text`, if any).
+    fn end_with(
+        &mut self,
+        reason: EndReason,
+        text: Option<String>,
+        reply: Reply,
+        error: Option<String>,
+        aggregator: Option<crate::session::state::AggregatorReport>,
+    ) -> Reply {
         if let Some(d) = self.dialogue.as_mut()
             && let Some(text) = text
         {
             d.seen_text = text;
             d.last_reply = reply.clone();
         }
-        if let Err(e) = self.persist_end(reason, reply.clone()) {
+        if let Err(e) = self.persist_end(reason, reply.clone(), error, aggregator) {
             tracing::error!(session = %self.key, error = %e, "store write failed while ending");
         }
         reply
@@ -416,6 +445,8 @@ impl SessionActor {
         &mut self,
         reason: EndReason,
         reply: Reply,
+        error: Option<String>,
+        aggregator: Option<crate::session::state::AggregatorReport>,
     ) -> Result<(), crate::store::StoreError> {
         let Some(d) = self.dialogue.take() else {
             return Ok(());
@@ -425,7 +456,20 @@ impl SessionActor {
             reply,
             expires_ms: now_ms() + self.core.settings.tombstone_ttl.as_millis() as u64,
         };
-        let record = EndRecord::of(&self.key, &d, reason);
+        let mut record = EndRecord::of(&self.key, &d, reason);
+        record.error = error;
+        record.aggregator = aggregator;
+        // Reported to the operator's events receiver through the outbox, in the same
+        // transaction as the end itself.
+        let notification =
+            self.core
+                .settings
+                .events_url
+                .as_ref()
+                .map(|url| crate::outbox::Effect::Event {
+                    url: url.clone(),
+                    fields: record.at_event_fields(d.last_reply.end),
+                });
         metrics::dialogue_ended(reason.as_str(), Duration::from_millis(record.duration_ms));
         tracing::info!(
             msisdn = %d.msisdn.masked(),
@@ -435,7 +479,7 @@ impl SessionActor {
             "dialogue ended"
         );
         let t = Instant::now();
-        let result = self.core.store.end(&self.key, &tomb, &record);
+        let result = self.core.store.end(&self.key, &tomb, &record, notification);
         metrics::store_write("end", t.elapsed(), result.is_ok());
         result
     }
@@ -524,6 +568,49 @@ impl Handler<HopMsg> for SessionActor {
                         reply
                     },
                 )))
+            }
+        }
+    }
+}
+
+/// The aggregator reports that the dialogue ended (AT's end-of-session notification): end it
+/// now if it is still live, and keep the report with its end-of-session record either way.
+/// Answers whether a dialogue (live or ended) was found.
+#[derive(Debug, Message)]
+#[rtype(result = "bool")]
+pub struct AggregatorEnd(pub crate::session::state::AggregatorReport);
+
+impl Handler<AggregatorEnd> for SessionActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: AggregatorEnd, ctx: &mut Self::Context) -> bool {
+        ctx.stop();
+        if let Err(e) = self.load() {
+            tracing::error!(error = %e, "store read failed during an aggregator report");
+            return false;
+        }
+        let report = msg.0;
+        if let Some(d) = &self.dialogue {
+            let reason = if report.status == "Success" {
+                EndReason::End
+            } else {
+                EndReason::Abort
+            };
+            let last = d.last_reply.clone();
+            let reply = Reply::end(last.text);
+            self.end_with(reason, None, reply, None, Some(report));
+            return true;
+        }
+        match self
+            .core
+            .store
+            .update_end_record::<EndRecord>(&self.key, |r| {
+                r.aggregator = Some(report.clone());
+            }) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "end record update failed");
+                false
             }
         }
     }

@@ -5,7 +5,7 @@
 //! actors only through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
 //! is no lock shared by all dialogues on the hot path.
 
-use super::actor::{Abort, Expire, HopMsg, SessionActor};
+use super::actor::{Abort, AggregatorEnd, Expire, HopMsg, SessionActor};
 use super::{Hop, HopError, SessionKey};
 use crate::app::RouteTable;
 use crate::hop::Reply;
@@ -28,8 +28,50 @@ pub struct Settings {
     pub timeout_text: String,
     /// How long tombstones answer retries.
     pub tombstone_ttl: Duration,
+    /// Where end-of-session notifications go (AT's format), if anywhere.
+    pub events_url: Option<String>,
     /// A fixed time for flows (demos and golden tests); `None` is the real clock.
     pub fixed_now: Option<jiff::Timestamp>,
+}
+
+/// Limits applied before a hop reaches a dialogue.
+pub struct Limits {
+    /// Hops per minute per MSISDN; `None` switches it off.
+    pub per_msisdn: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// Live dialogues in memory at most.
+    pub max_live: usize,
+    /// What a refused hop is told.
+    pub busy_text: String,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("per_msisdn", &self.per_msisdn.is_some())
+            .field("max_live", &self.max_live)
+            .finish()
+    }
+}
+
+impl Limits {
+    /// From `[limits]`.
+    pub fn from_config(c: &crate::config::LimitsConfig) -> Limits {
+        Limits {
+            per_msisdn: std::num::NonZeroU32::new(c.hops_per_minute_per_msisdn)
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
+            max_live: c.max_live_dialogues,
+            busy_text: c.busy_text.clone(),
+        }
+    }
+
+    /// No limits (tests and embedders that want none).
+    pub fn none() -> Limits {
+        Limits {
+            per_msisdn: None,
+            max_live: usize::MAX,
+            busy_text: String::new(),
+        }
+    }
 }
 
 /// What every actor shares: the store, the routes in force, the settings and the registry map.
@@ -41,6 +83,8 @@ pub struct Core {
     pub routes: ArcSwap<RouteTable>,
     /// Fixed settings.
     pub settings: Settings,
+    /// Flood and capacity limits.
+    pub limits: Limits,
     pub(crate) live: DashMap<SessionKey, Addr<SessionActor>>,
 }
 
@@ -141,6 +185,19 @@ impl Registry {
     /// # Errors
     /// The actor system is stopping.
     pub async fn hop(&self, hop: Hop) -> Result<Reply, HopError> {
+        let limits = &self.core.limits;
+        if let Some(limiter) = &limits.per_msisdn
+            && limiter.check_key(&hop.msisdn.as_str().to_string()).is_err()
+        {
+            crate::metrics::limited("msisdn_rate");
+            tracing::warn!(msisdn = %hop.msisdn.masked(), "hop refused: too many hops from one number");
+            return Ok(Reply::end(&limits.busy_text));
+        }
+        if self.core.live.len() >= limits.max_live && !self.core.live.contains_key(&hop.key) {
+            crate::metrics::limited("live_dialogues");
+            tracing::warn!("new dialogue refused: live dialogue limit reached");
+            return Ok(Reply::end(&limits.busy_text));
+        }
         // An actor that stops between lookup and send (its dialogue just ended) answers
         // `Closed`; a fresh actor then answers from the tombstone. Two attempts cover that race;
         // more means the system is going down.
@@ -166,6 +223,26 @@ impl Registry {
             let addr = self.addr_for(&key);
             match addr.send(Abort).await {
                 Ok(ended) => return ended,
+                Err(MailboxError::Closed) => {
+                    self.core.live.remove_if(&key, |_, a| *a == addr);
+                }
+                Err(MailboxError::Timeout) => return false,
+            }
+        }
+        false
+    }
+
+    /// Records the aggregator's end-of-session report for `key`, ending the dialogue if it is
+    /// still live. Returns whether the dialogue (live or recently ended) was known.
+    pub async fn report_end(
+        &self,
+        key: SessionKey,
+        report: super::state::AggregatorReport,
+    ) -> bool {
+        for _ in 0..3 {
+            let addr = self.addr_for(&key);
+            match addr.send(AggregatorEnd(report.clone())).await {
+                Ok(found) => return found,
                 Err(MailboxError::Closed) => {
                     self.core.live.remove_if(&key, |_, a| *a == addr);
                 }
@@ -224,11 +301,12 @@ impl Registry {
 }
 
 /// Creates the core.
-pub fn core(store: Store, routes: RouteTable, settings: Settings) -> Arc<Core> {
+pub fn core(store: Store, routes: RouteTable, settings: Settings, limits: Limits) -> Arc<Core> {
     Arc::new(Core {
         store,
         routes: ArcSwap::from_pointee(routes),
         settings,
+        limits,
         live: DashMap::new(),
     })
 }

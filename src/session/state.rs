@@ -122,6 +122,70 @@ pub struct EndRecord {
     pub input: String,
     /// The last text the subscriber was shown.
     pub last_reply: String,
+    /// Why the gateway ended it, when it was an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the aggregator reported about it (AT's end-of-session notification), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregator: Option<AggregatorReport>,
+}
+
+/// An aggregator's own account of how a dialogue ended (AT's `/ussd/events` notification).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregatorReport {
+    /// `Success`, `Incomplete` or `Failed`.
+    pub status: String,
+    /// The cost as AT wrote it (format unconfirmed, kept verbatim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<String>,
+    /// AT's error message, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+impl EndReason {
+    /// The status Africa's Talking reports for a dialogue that ended this way.
+    pub fn at_status(self) -> &'static str {
+        match self {
+            EndReason::End => "Success",
+            EndReason::IdleTimeout | EndReason::Abort => "Incomplete",
+            EndReason::Error => "Failed",
+        }
+    }
+}
+
+impl EndRecord {
+    /// The session id the front and the apps know: the AT `sessionId` for the HTTP front.
+    pub fn public_session_id(key: &str) -> &str {
+        key.strip_prefix("http:").unwrap_or(key)
+    }
+
+    /// This record as an Africa's Talking end-of-session notification (form fields in order).
+    pub fn at_event_fields(&self, last_reply_end: bool) -> Vec<(String, String)> {
+        let date = jiff::Timestamp::from_millisecond(self.ended_ms as i64)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let prefix = if last_reply_end { "END " } else { "CON " };
+        [
+            ("date", date),
+            (
+                "sessionId",
+                Self::public_session_id(&self.session).to_string(),
+            ),
+            ("serviceCode", self.service_code.clone()),
+            ("networkCode", self.network.clone().unwrap_or_default()),
+            ("phoneNumber", self.msisdn.international()),
+            ("status", self.reason.at_status().to_string()),
+            ("durationInMillis", self.duration_ms.to_string()),
+            ("hopsCount", self.hops.to_string()),
+            ("input", self.input.clone()),
+            ("lastAppResponse", format!("{prefix}{}", self.last_reply)),
+            ("errorMessage", self.error.clone().unwrap_or_default()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
 }
 
 impl EndRecord {
@@ -142,6 +206,8 @@ impl EndRecord {
             reason,
             input: d.seen_text.clone(),
             last_reply: d.last_reply.text.clone(),
+            error: None,
+            aggregator: None,
         }
     }
 }

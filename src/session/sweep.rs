@@ -89,6 +89,11 @@ pub async fn purge_tombstones(registry: Registry) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // The per-MSISDN rate limiter keeps one entry per number seen: forget the idle ones.
+        if let Some(limiter) = &registry.core().limits.per_msisdn {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
         let store = registry.core().store.clone();
         let purged = tokio::task::spawn_blocking(move || {
             let now = now_ms();

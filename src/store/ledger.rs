@@ -112,6 +112,9 @@ pub struct TxOutcome {
     /// True when this outcome was stored by an earlier attempt of the same hop.
     #[serde(skip)]
     pub replayed: bool,
+    /// When it was stored (retention purges old idempotency keys).
+    #[serde(default)]
+    pub at_ms: u64,
 }
 
 /// One journal entry.
@@ -240,6 +243,7 @@ impl Store {
                     failed_op: None,
                     txn,
                     replayed: false,
+                    at_ms: now,
                 };
                 idem.insert(
                     key.as_bytes(),
@@ -266,6 +270,7 @@ impl Store {
                             failed_op: Some(i),
                             txn,
                             replayed: false,
+                            at_ms: now,
                         };
                         let stored = idem.compare_and_swap(
                             key.as_bytes(),

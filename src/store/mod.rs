@@ -13,6 +13,7 @@
 
 pub mod ledger;
 pub mod records;
+pub mod retention;
 
 use serde::{Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -20,6 +21,9 @@ use sled::{Transactional, Tree};
 use std::path::Path;
 
 pub use records::Records;
+
+/// Session key -> id of its (last) end-of-session record.
+const ENDED_INDEX: &str = "ended_by_session";
 
 /// A store failure. The gateway answers the hop with an apology and counts it.
 #[derive(Debug, thiserror::Error)]
@@ -189,19 +193,70 @@ impl Store {
         key: &str,
         tombstone: &T,
         record: &E,
+        notification: Option<crate::outbox::Effect>,
     ) -> Result<(), StoreError> {
         let tomb = serde_json::to_vec(tombstone)?;
         let rec = serde_json::to_vec(record)?;
         let id = self.db.generate_id()?.to_be_bytes();
-        (&self.sessions, &self.tombstones, &self.ended).transaction(
-            |(sessions, tombstones, ended)| {
+        let item = match notification {
+            Some(effect) => {
+                let item = crate::outbox::Item::new(
+                    self.db.generate_id()?,
+                    effect,
+                    crate::session::state::now_ms(),
+                    None,
+                    Some(key.to_string()),
+                );
+                Some((item.key(), serde_json::to_vec(&item)?))
+            }
+            None => None,
+        };
+        let ended_index = self.tree(ENDED_INDEX)?;
+        let outbox = self.tree(crate::outbox::TREE)?;
+        (
+            &self.sessions,
+            &self.tombstones,
+            &self.ended,
+            &ended_index,
+            &outbox,
+        )
+            .transaction(|(sessions, tombstones, ended, index, outbox)| {
                 sessions.remove(key.as_bytes())?;
                 tombstones.insert(key.as_bytes(), tomb.as_slice())?;
                 ended.insert(&id, rec.as_slice())?;
+                index.insert(key.as_bytes(), &id)?;
+                if let Some((k, v)) = &item {
+                    outbox.insert(k, v.as_slice())?;
+                }
                 Ok::<_, ConflictableTransactionError<String>>(())
-            },
-        )?;
+            })?;
+        if item.is_some() {
+            self.outbox_written.notify_one();
+        }
         Ok(())
+    }
+
+    /// Changes the end-of-session record of the dialogue `key` (the last one it left), if it
+    /// is still kept. Returns whether there was one.
+    ///
+    /// # Errors
+    /// sled or serialisation errors.
+    pub fn update_end_record<E: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        change: impl Fn(&mut E),
+    ) -> Result<bool, StoreError> {
+        let index = self.tree(ENDED_INDEX)?;
+        let Some(id) = index.get(key)? else {
+            return Ok(false);
+        };
+        let Some(bytes) = self.ended.get(&id)? else {
+            return Ok(false);
+        };
+        let mut record: E = serde_json::from_slice(&bytes)?;
+        change(&mut record);
+        self.ended.insert(&id, serde_json::to_vec(&record)?)?;
+        Ok(true)
     }
 
     /// The tombstone of an ended dialogue, if still kept.

@@ -173,6 +173,75 @@ impl Records {
         self.db.flush().map_err(|e| SeedError(e.to_string()))?;
         Ok(writes.len())
     }
+
+    /// Creates `n` synthetic subscribers for load tests: each number `254710000000 + i` is a
+    /// student (results, fees, timetable) and a registered microfinance customer with a wallet
+    /// and no loan. Names are made up. Replaces records with the same address; flushes.
+    /// Returns how many records were written.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn seed_synthetic(&self, n: u64) -> Result<u64, StoreError> {
+        const FIRST: [&str; 8] = [
+            "Amani", "Baraka", "Chege", "Dalia", "Eshe", "Faraji", "Gathoni", "Hamisi",
+        ];
+        const LAST: [&str; 6] = ["Kamau", "Otieno", "Wanjiku", "Mutua", "Achieng", "Njoroge"];
+        let mut written = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for i in 0..n {
+            let msisdn = format!("2547{:08}", 10_000_000 + i);
+            let name = format!(
+                "{} {}",
+                FIRST[(i % 8) as usize],
+                LAST[((i / 8) % 6) as usize]
+            );
+            let docs = [
+                (
+                    "students",
+                    serde_json::json!({
+                        "full_name": name,
+                        "student_id": format!("SYN{i:07}"),
+                        "phone": msisdn,
+                        "results": [
+                            { "course_name": "Data Structures", "course_code": "CS201", "grade": "A", "term": "2024 Term 1" },
+                            { "course_name": "Discrete Mathematics", "course_code": "MA202", "grade": "B+", "term": "2024 Term 1" },
+                            { "course_name": "Calculus I", "course_code": "MA101", "grade": "B", "term": "2023 Term 1" }
+                        ],
+                        "fees": { "term": "2024 Term 1", "amount_due": "45000.00", "amount_paid": "30000.00", "balance": "15000.00" },
+                        "timetable": [
+                            { "day_of_week": "Monday", "course_name": "Data Structures", "start_time": "8:00:00", "end_time": "10:00:00", "venue": "LH 1" }
+                        ],
+                        "missed_exams": []
+                    }),
+                ),
+                (
+                    "customers",
+                    serde_json::json!({ "name": name, "phone": msisdn, "city": "Nairobi", "registered": "2024-01-01T00:00:00Z" }),
+                ),
+                (
+                    "wallets",
+                    serde_json::json!({ "balance_cents": 100_000_000 }),
+                ),
+                ("loans", serde_json::json!({ "outstanding_cents": 0 })),
+            ];
+            for (collection, doc) in docs {
+                batch.insert(
+                    address(collection, &msisdn).as_bytes(),
+                    serde_json::to_vec(&doc)?,
+                );
+                in_batch += 1;
+                written += 1;
+            }
+            if in_batch >= 20_000 {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(written)
+    }
 }
 
 /// What seed files may use: they are minijinja templates, so sample dates can be relative to

@@ -29,8 +29,15 @@ impl Sandbox {
         for (name, yaml) in flows {
             std::fs::write(dir.path().join("flows").join(format!("{name}.yaml")), yaml).unwrap();
         }
+        // Tests drive one number much harder than a person can: the per-number flood limit is off
+        // unless a test sets its own [limits].
+        let limits = if extra.contains("[limits]") {
+            ""
+        } else {
+            "[limits]\nhops_per_minute_per_msisdn = 0\n"
+        };
         let toml = format!(
-            "flows_dir = \"flows\"\nseed_dir = \"seed\"\nseed_timezone = \"Pacific/Port_Moresby\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}",
+            "flows_dir = \"flows\"\nseed_dir = \"seed\"\nseed_timezone = \"Pacific/Port_Moresby\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}\n{limits}",
             dir.path().join("db").display()
         );
         std::fs::write(dir.path().join("gateway.toml"), toml).unwrap();
@@ -260,4 +267,115 @@ pub async fn status(admin: SocketAddr) -> serde_json::Value {
         .await;
     assert_eq!(a.status, 200, "{a:?}");
     serde_json::from_str(&a.body).unwrap()
+}
+
+/// One request as a fake HTTP server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub form: Vec<(String, String)>,
+}
+
+/// A fake HTTP peer on 127.0.0.1:0 (an upstream app, an events receiver): `answer` decides
+/// each response from the request; every request is recorded. It stops when dropped.
+pub struct FakeHttp {
+    pub addr: SocketAddr,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeHttp {
+    pub async fn start<F, Fut>(answer: F) -> FakeHttp
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = (u16, String)> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let answer = answer.clone();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let answer = answer.clone();
+                            let log = log.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let body = req.into_body().collect().await.unwrap().to_bytes();
+                                let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                                    .collect();
+                                let seen = Seen { path, form };
+                                log.lock().unwrap().push(seen.clone());
+                                let (status, text) = answer(seen).await;
+                                let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));
+                                *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeHttp { addr, seen, task }
+    }
+
+    /// How many requests arrived so far.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for FakeHttp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The founding USSD-SYTEM Flask app (tests/upstream/ussd_system.py) as a child process.
+pub struct FlaskApp {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl FlaskApp {
+    pub fn spawn() -> FlaskApp {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstream/ussd_system.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs (scripts/test installs Flask)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the Flask app did not start: {line:?}"));
+        FlaskApp {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+}
+
+impl Drop for FlaskApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -3,6 +3,17 @@
 //! Nothing administrative is reachable on the public front. Every `/admin/...` call needs
 //! `Authorization: Bearer <token>`, compared in constant time; when no token is configured, every
 //! admin call is refused.
+//!
+//! | call | what it does |
+//! | --- | --- |
+//! | `GET /admin/status` | dialogue counts and the routes in force |
+//! | `POST /admin/reload` | reloads routes and flows (live dialogues keep their version) |
+//! | `GET /admin/dialogues` | live dialogues, MSISDNs masked |
+//! | `POST /admin/dialogues/end` | ends one (`{"session": "http:ATUid_..."}`), as an abort |
+//! | `GET /admin/outbox` | outbox items (pending first), recipients masked |
+//! | `POST /admin/outbox/requeue` | puts a failed or not-sent item back (`{"id": 42}`) |
+//! | `POST /admin/push` | a USSN push over SMPP (`{"msisdn", "text", "bind"?}`) |
+//! | `GET /admin/export/{ended,calls,outbox,journal}` | JSON lines, or CSV with `?format=csv` |
 
 use super::{Body, json, text};
 use crate::session::Registry;
@@ -25,6 +36,10 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// Reloads flows.
     pub reload: Reloader,
+    /// The SMPP front, for pushes, when one runs.
+    pub smpp: Option<Arc<crate::front::smpp::SmppFront>>,
+    /// Largest accepted request body.
+    pub max_body: usize,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -127,9 +142,186 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 ),
             }
         }
-        (_, "/admin/status" | "/admin/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (&Method::GET, "/admin/dialogues") => dialogues(&state),
+        (&Method::GET, p) if p.starts_with("/admin/export/") => {
+            let format = req.uri().query().unwrap_or_default().contains("format=csv");
+            export(&state, &p["/admin/export/".len()..], format).await
         }
+        (&Method::GET, "/admin/outbox") => outbox(&state),
+        (&Method::POST, "/admin/dialogues/end" | "/admin/outbox/requeue" | "/admin/push") => {
+            let body = match super::read_body(req, state.max_body).await {
+                Ok(b) => b,
+                Err(e) => return e.response(),
+            };
+            let Ok(args) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                return text(StatusCode::BAD_REQUEST, "the body must be a JSON object\n");
+            };
+            match path.as_str() {
+                "/admin/dialogues/end" => end_dialogue(&state, &args).await,
+                "/admin/outbox/requeue" => requeue(&state, &args),
+                _ => push(&state, &args).await,
+            }
+        }
+        (
+            _,
+            "/admin/status"
+            | "/admin/reload"
+            | "/admin/dialogues"
+            | "/admin/dialogues/end"
+            | "/admin/outbox"
+            | "/admin/outbox/requeue"
+            | "/admin/push",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// `GET /admin/export/{ended|calls|outbox|journal}[?format=csv]`: everything kept of that kind,
+/// for billing reconciliation before retention removes it.
+async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
+    use crate::store::retention::{Format, Kind, export};
+    let kind: Kind = match what.parse() {
+        Ok(k) => k,
+        Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
+    };
+    let format = if csv { Format::Csv } else { Format::JsonLines };
+    let store = state.registry.core().store.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        export(&store, kind, format, &mut out).map(|_| out)
+    })
+    .await;
+    match written {
+        Ok(Ok(bytes)) => {
+            let mut r = text(StatusCode::OK, String::from_utf8_lossy(&bytes).into_owned());
+            let ct = if csv {
+                "text/csv; charset=utf-8"
+            } else {
+                "application/x-ndjson"
+            };
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ct));
+            r
+        }
+        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+/// Live dialogues (persisted state), MSISDNs masked.
+fn dialogues(state: &AdminState) -> Response<Body> {
+    let store = &state.registry.core().store;
+    let now = crate::session::state::now_ms();
+    let mut out = Vec::new();
+    for item in store.live_entries() {
+        let Ok((key, bytes)) = item else { continue };
+        let Ok(d) = serde_json::from_slice::<crate::session::state::Dialogue>(&bytes) else {
+            continue;
+        };
+        out.push(json!({
+            "session": key,
+            "msisdn": d.msisdn.masked().to_string(),
+            "service_code": d.route,
+            "front": d.front.as_str(),
+            "hops": d.hops,
+            "age_ms": now.saturating_sub(d.started_ms),
+            "idle_ms": now.saturating_sub(d.last_hop_ms),
+        }));
+    }
+    json(StatusCode::OK, &json!({ "dialogues": out }))
+}
+
+async fn end_dialogue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
+    let Some(session) = args.get("session").and_then(|s| s.as_str()) else {
+        return text(StatusCode::BAD_REQUEST, "missing \"session\"\n");
+    };
+    if state.registry.abort(session.into()).await {
+        tracing::info!("dialogue ended by an operator");
+        json(StatusCode::OK, &json!({ "ended": true }))
+    } else {
+        text(
+            StatusCode::NOT_FOUND,
+            "no live dialogue with that session\n",
+        )
+    }
+}
+
+/// Outbox items, pending first, recipients masked.
+fn outbox(state: &AdminState) -> Response<Body> {
+    let store = &state.registry.core().store;
+    let mut items = match crate::outbox::list(store) {
+        Ok(items) => items,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    };
+    items.sort_by_key(|i| (i.status != crate::outbox::Status::Pending, i.id));
+    let out: Vec<_> = items
+        .iter()
+        .map(|i| {
+            let to = match &i.effect {
+                crate::outbox::Effect::Sms { to, .. }
+                | crate::outbox::Effect::Airtime { to, .. }
+                | crate::outbox::Effect::Call { to } => crate::msisdn::Msisdn::parse(to, "")
+                    .map(|m| m.masked().to_string())
+                    .unwrap_or_else(|_| "***".into()),
+                crate::outbox::Effect::Event { .. } => "events receiver".into(),
+            };
+            json!({
+                "id": i.id,
+                "kind": i.effect.kind(),
+                "to": to,
+                "status": i.status,
+                "attempts": i.attempts,
+                "created_ms": i.created_ms,
+                "not_before_ms": i.not_before_ms,
+                "last_error": i.last_error,
+            })
+        })
+        .collect();
+    json(StatusCode::OK, &json!({ "items": out }))
+}
+
+fn requeue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
+    let Some(id) = args.get("id").and_then(|i| i.as_u64()) else {
+        return text(StatusCode::BAD_REQUEST, "missing \"id\"\n");
+    };
+    match crate::outbox::requeue(&state.registry.core().store, id) {
+        Ok(true) => {
+            state.registry.core().store.outbox_signal().notify_one();
+            json(StatusCode::OK, &json!({ "requeued": id }))
+        }
+        Ok(false) => text(StatusCode::NOT_FOUND, "no outbox item with that id\n"),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+async fn push(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
+    use crate::front::smpp::SmppError;
+    let (Some(msisdn), Some(message)) = (
+        args.get("msisdn").and_then(|s| s.as_str()),
+        args.get("text").and_then(|s| s.as_str()),
+    ) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "\"msisdn\" and \"text\" are required\n",
+        );
+    };
+    let Some(smpp) = &state.smpp else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no SMPP bind is configured\n",
+        );
+    };
+    let bind = args.get("bind").and_then(|b| b.as_str());
+    match smpp.push_ussn(bind, msisdn, message).await {
+        Ok(()) => json(StatusCode::OK, &json!({ "pushed": true })),
+        Err(e) => {
+            let status = match e {
+                SmppError::UnknownBind(_) => StatusCode::NOT_FOUND,
+                SmppError::NotBound => StatusCode::SERVICE_UNAVAILABLE,
+                SmppError::Invalid(_) => StatusCode::BAD_REQUEST,
+                SmppError::Link(_) | SmppError::Refused(_) => StatusCode::BAD_GATEWAY,
+            };
+            text(status, format!("{e}\n"))
+        }
     }
 }

@@ -92,8 +92,12 @@ pub async fn read_body(req: http::Request<Incoming>, max: usize) -> Result<Bytes
 
 /// Accepts connections on `listener` and serves each with `handler` until `shutdown` turns
 /// true; then stops accepting and waits (up to a grace period) for requests in flight.
-pub async fn serve<H, F>(listener: TcpListener, handler: H, mut shutdown: watch::Receiver<bool>)
-where
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    handler: H,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -101,12 +105,24 @@ where
     // Connection tasks are tracked so that none outlives `serve` (they hold the handler, and
     // through it the store).
     let mut connections = tokio::task::JoinSet::new();
+    // At most `max_connections` open at once: past it the listener stops accepting until one
+    // closes (the kernel's backlog holds the rest), so a flood of idle clients cannot exhaust
+    // file descriptors or memory.
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                // unwrap-free: the semaphore is never closed; stop serving if it were.
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
@@ -130,6 +146,7 @@ where
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             // Reap finished connections as they end.

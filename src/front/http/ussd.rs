@@ -84,6 +84,67 @@ pub fn parse_callback(body: &[u8], default_cc: &str) -> Result<AtCallback, Strin
     })
 }
 
+/// Handles `POST /ussd/events`: AT's end-of-session notification. It ends the dialogue at once
+/// (instead of waiting for its idle timeout) and keeps AT's status, cost and error message with
+/// the end-of-session record. Answers 200 `OK` whenever the notification is well formed, known
+/// dialogue or not, so AT does not retry it.
+pub async fn handle_event(
+    req: http::Request<Incoming>,
+    registry: Registry,
+    max_body: usize,
+) -> Response<Body> {
+    if !is_form(&req) {
+        crate::metrics::http_rejected("content_type");
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/x-www-form-urlencoded\n",
+        );
+    }
+    let body = match read_body(req, max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            crate::metrics::http_rejected("body");
+            return e.response();
+        }
+    };
+    let mut session_id = None;
+    let mut status = None;
+    let mut cost = None;
+    let mut error_message = None;
+    for (k, v) in form_urlencoded::parse(&body) {
+        let v = v.trim().to_string();
+        match k.as_ref() {
+            "sessionId" => session_id = Some(v),
+            "status" => status = Some(v),
+            "cost" => cost = Some(v).filter(|c| !c.is_empty()),
+            "errorMessage" => error_message = Some(v).filter(|e| !e.is_empty() && e != "None"),
+            _ => {}
+        }
+    }
+    let Some(session_id) = session_id.filter(|s| !s.is_empty() && s.len() <= MAX_SESSION_ID) else {
+        crate::metrics::http_rejected("bad_request");
+        return text(StatusCode::BAD_REQUEST, "missing field sessionId\n");
+    };
+    let Some(status) = status.filter(|s| matches!(s.as_str(), "Success" | "Incomplete" | "Failed"))
+    else {
+        crate::metrics::http_rejected("bad_request");
+        return text(
+            StatusCode::BAD_REQUEST,
+            "field status must be Success, Incomplete or Failed\n",
+        );
+    };
+    let report = crate::session::state::AggregatorReport {
+        status,
+        cost,
+        error_message,
+    };
+    let key = SessionKey::from(format!("http:{session_id}"));
+    if !registry.report_end(key, report).await {
+        tracing::info!("end-of-session notification for an unknown dialogue");
+    }
+    text(StatusCode::OK, "OK")
+}
+
 /// The AT wire form of a reply.
 pub fn render(reply: &Reply) -> String {
     let prefix = if reply.end { "END " } else { "CON " };

@@ -20,8 +20,8 @@ use super::{data_sm, sm};
 use rand::Rng;
 use rusmpp::pdus::{DataSmResp, DeliverSmResp};
 use rusmpp::{Command, CommandStatus, Pdu};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -40,6 +40,8 @@ pub struct EsmeBind {
     tx_up: AtomicBool,
     /// Whether the receiver is bound (transmitter+receiver mode only).
     rx_up: AtomicBool,
+    /// What the metrics last showed for [`EsmeBind::is_up`].
+    shown_up: Mutex<bool>,
 }
 
 impl EsmeBind {
@@ -50,6 +52,7 @@ impl EsmeBind {
             ussd,
             tx_up: AtomicBool::new(false),
             rx_up: AtomicBool::new(false),
+            shown_up: Mutex::new(false),
         }
     }
 
@@ -60,6 +63,20 @@ impl EsmeBind {
             BindMode::TransmitterReceiver => {
                 self.tx_up.load(Ordering::Acquire) && self.rx_up.load(Ordering::Acquire)
             }
+        }
+    }
+
+    /// Sets one connection's state and shows the bind's in the metrics when it changed.
+    fn set_up(&self, kind: BindKind, up: bool) {
+        let mut shown = self
+            .shown_up
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.flag(kind).store(up, Ordering::Release);
+        let now = self.is_up();
+        if *shown != now {
+            *shown = now;
+            crate::metrics::smpp_bind_state(&self.cfg.name, now);
         }
     }
 
@@ -101,22 +118,26 @@ async fn connection_loop(bind: Arc<EsmeBind>, kind: BindKind, mut stop: watch::R
     let name = bind.cfg.name.clone();
     let cap = Duration::from_millis(bind.cfg.reconnect_cap_ms.max(1));
     let mut failures: u32 = 0;
+    let mut first = true;
     loop {
         let stopping = *stop.borrow();
         if stopping {
             return;
         }
+        if !std::mem::take(&mut first) {
+            crate::metrics::smpp_reconnect(&name);
+        }
         match connect(&bind, kind).await {
             Ok((link, task)) => {
                 failures = 0;
                 tracing::info!(bind = %name, kind = kind.as_str(), peer = %link.peer(), "SMPP bound");
-                bind.flag(kind).store(true, Ordering::Release);
+                bind.set_up(kind, true);
                 if kind.esme_may_send() {
                     bind.ussd.outlet.add(link.clone());
                 }
                 tokio::select! {
                     () = stopped(&mut stop) => {
-                        bind.flag(kind).store(false, Ordering::Release);
+                        bind.set_up(kind, false);
                         link.unbind().await;
                         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
                         tracing::info!(bind = %name, kind = kind.as_str(), "SMPP unbound");
@@ -124,7 +145,7 @@ async fn connection_loop(bind: Arc<EsmeBind>, kind: BindKind, mut stop: watch::R
                     }
                     () = link.closed() => {}
                 }
-                bind.flag(kind).store(false, Ordering::Release);
+                bind.set_up(kind, false);
                 tracing::warn!(bind = %name, kind = kind.as_str(), "SMPP connection lost; reconnecting");
             }
             Err(e) => {
@@ -167,6 +188,7 @@ async fn connect(
         kind,
     });
     let (link, task) = Link::spawn(stream, &link_cfg, addr.clone(), handler);
+    link.count_as(&cfg.name);
     let resp = match link.request(bind::request(kind, &bind.credentials())).await {
         Ok(resp) => resp,
         Err(e) => {

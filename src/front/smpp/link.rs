@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -62,6 +62,8 @@ struct Inner {
     closed: CancellationToken,
     last_rx: Mutex<Instant>,
     peer: String,
+    /// The bind this connection is counted under in the metrics (unset: not counted).
+    metrics: OnceLock<Arc<str>>,
 }
 
 /// A handle on one connection. Cheap to clone.
@@ -105,6 +107,7 @@ impl Link {
                 closed: CancellationToken::new(),
                 last_rx: Mutex::new(Instant::now()),
                 peer,
+                metrics: OnceLock::new(),
             }),
         };
         let writer = tokio::spawn(write_loop(
@@ -134,6 +137,18 @@ impl Link {
         &self.inner.peer
     }
 
+    /// Counts this connection's PDUs and window under `bind` in the metrics from now on
+    /// (the gateway's own links; the simulator's are not counted).
+    pub fn count_as(&self, bind: &str) {
+        let _ = self.inner.metrics.set(bind.into());
+    }
+
+    fn count(&self, direction: &'static str, command: &Command) {
+        if let Some(bind) = self.inner.metrics.get() {
+            crate::metrics::smpp_pdu(bind, direction, command.id(), command.status());
+        }
+    }
+
     /// True until the connection closes.
     pub fn is_open(&self) -> bool {
         !self.inner.closed.is_cancelled()
@@ -159,6 +174,7 @@ impl Link {
         if !self.is_open() {
             return Err(LinkError::Closed);
         }
+        self.count("out", &command);
         self.inner
             .out
             .send(command)
@@ -174,6 +190,7 @@ impl Link {
             () = self.closed() => return Err(LinkError::Closed),
             () = tokio::time::sleep(timeout) => return Err(LinkError::Timeout(timeout)),
         };
+        let _in_window = WindowGauge::enter(self.inner.metrics.get());
         let seq = self.next_sequence();
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(seq, tx);
@@ -263,6 +280,26 @@ impl Link {
     }
 }
 
+/// Counts one request in a bind's window for as long as it lives.
+struct WindowGauge(Option<Arc<str>>);
+
+impl WindowGauge {
+    fn enter(bind: Option<&Arc<str>>) -> WindowGauge {
+        if let Some(b) = bind {
+            crate::metrics::smpp_window(b, 1.0);
+        }
+        WindowGauge(bind.cloned())
+    }
+}
+
+impl Drop for WindowGauge {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            crate::metrics::smpp_window(b, -1.0);
+        }
+    }
+}
+
 async fn write_loop(
     mut wr: tokio::net::tcp::OwnedWriteHalf,
     mut codec: SmppCodec,
@@ -332,7 +369,10 @@ async fn read_loop(
         };
         link.touch();
         match frame {
-            Frame::Command(cmd) => on_command(link, *cmd, handler).await,
+            Frame::Command(cmd) => {
+                link.count("in", &cmd);
+                on_command(link, *cmd, handler).await;
+            }
             Frame::Malformed {
                 command_id,
                 sequence_number,

@@ -143,6 +143,8 @@ impl Connection {
             peer.ussd.outlet.add(link.clone());
         }
         tracing::info!(peer = %link.peer(), system_id = %c.system_id, kind = kind.as_str(), "SMPP peer bound");
+        link.count_as(&c.system_id);
+        crate::metrics::smpp_peer_connections(&c.system_id, 1.0);
         *state = Some((c.system_id, kind));
         Command::new(
             CommandStatus::EsmeRok,
@@ -202,6 +204,7 @@ impl Handler for Connection {
     fn closed(&self, link: &Link) {
         lock(&self.shared.links).retain(|l| l.is_open());
         if let Some((system_id, _)) = lock(&self.state).as_ref() {
+            crate::metrics::smpp_peer_connections(system_id, -1.0);
             tracing::info!(peer = %link.peer(), %system_id, "SMPP peer connection closed");
         }
     }

@@ -1,0 +1,60 @@
+//! The ceiling: a bare hyper server that reads each POST's body and answers a fixed `END`, with
+//! the same runtime and connection handling the gateway's public front uses (tokio multi-thread,
+//! hyper's HTTP/1 connection builder with keep-alive). What the gateway does beyond this is its own cost.
+//!
+//! ```sh
+//! cargo run --release -p ussd-loadtest --bin bare-hyper -- --listen 127.0.0.1:8090
+//! ```
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Read the form as the gateway does, then answer without looking at it.
+    let _ = req.into_body().collect().await;
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"END Thank you")));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        rt.worker_threads(args.threads);
+    }
+    rt.enable_all().build()?.block_on(async move {
+        let listener = TcpListener::bind(args.listen).await?;
+        println!("listening public={}", listener.local_addr()?);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service_fn(answer))
+                    .await;
+            });
+        }
+    })
+}

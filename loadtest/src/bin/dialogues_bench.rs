@@ -1,0 +1,154 @@
+//! Dialogue residency and restart:
+//!
+//! 1. starts the gateway in this process with `--config`, opens `--n` dialogues through the
+//!    registry (the path every front takes after its own translation: a first hop on the
+//!    student app, leaving each dialogue live and idle on its menu), and reports the resident
+//!    memory they take (RSS after minus RSS before, and the total);
+//! 2. shuts the gateway down (every live dialogue stays persisted in sled), starts it again on
+//!    the same store, and reports the time from the start call to the answer of one hop that
+//!    continues a persisted dialogue (`--restart`).
+//!
+//! The config's idle timeout must outlast the run (e.g. `[sessions] idle_timeout_secs = 3600`).
+//!
+//! ```sh
+//! cargo run --release -p ussd-loadtest --bin dialogues-bench -- --config bench.toml --n 1000000 --restart
+//! ```
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use ussd_gateway::config::Config;
+use ussd_gateway::hop::Front;
+use ussd_gateway::msisdn::Msisdn;
+use ussd_gateway::session::{Hop, HopInput};
+use ussd_gateway::text::Limit;
+use ussd_loadtest::{rss_bytes, synthetic_msisdn};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The gateway configuration (its store is filled; use a scratch data_dir).
+    #[arg(long)]
+    config: PathBuf,
+    /// Dialogues to open.
+    #[arg(long, default_value_t = 1_000_000)]
+    n: u64,
+    /// Hops in flight at once while opening them.
+    #[arg(long, default_value_t = 512)]
+    concurrency: u64,
+    /// The code dialled.
+    #[arg(long, default_value = "*123#")]
+    code: String,
+    /// Then restart on the same store and time the first hop.
+    #[arg(long)]
+    restart: bool,
+}
+
+fn hop(i: u64, code: &str, text: &str) -> Hop {
+    let msisdn = synthetic_msisdn(i % 10_000_000);
+    Hop {
+        key: format!("http:bench-{i}").into(),
+        front: Front::Http,
+        msisdn: Msisdn::parse(&msisdn, "254").expect("synthetic numbers are valid"),
+        dialled: code.to_string(),
+        network: None,
+        input: HopInput::Cumulative(text.to_string()),
+        limit: Limit {
+            septets: 182,
+            ucs2: 80,
+        },
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // Both of rustls's providers are compiled in here (the gateway's ring, goose's aws-lc-rs):
+    // name the gateway's, or its HTTPS outbox transport cannot choose.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let gw = ussd_gateway::gateway::start(config.clone()).await?;
+        let before = rss_bytes().unwrap_or(0);
+        let started = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency {
+            let registry = gw.registry().clone();
+            let next = next.clone();
+            let failed = failed.clone();
+            let code = args.code.clone();
+            let n = args.n;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    match registry.hop(hop(i, &code, "")).await {
+                        Ok(r) if !r.end => {}
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        let mut last = Instant::now();
+        for t in tasks {
+            t.await?;
+            if last.elapsed() > Duration::from_secs(5) {
+                last = Instant::now();
+                eprintln!("  {} dialogues open", gw.registry().live());
+            }
+        }
+        let took = started.elapsed();
+        let live = gw.registry().live();
+        let after = rss_bytes().unwrap_or(0);
+        println!(
+            "opened {} dialogues in {:.1} s ({:.0}/s), {} failed; live {}",
+            args.n,
+            took.as_secs_f64(),
+            args.n as f64 / took.as_secs_f64(),
+            failed.load(Ordering::Relaxed),
+            live
+        );
+        println!(
+            "RSS: {:.0} MiB before, {:.0} MiB with {} live idle dialogues: {:.0} MiB for them ({:.0} bytes each)",
+            mib(before),
+            mib(after),
+            live,
+            mib(after.saturating_sub(before)),
+            after.saturating_sub(before) as f64 / live.max(1) as f64
+        );
+        if !args.restart {
+            gw.shutdown().await;
+            return Ok(());
+        }
+        let t = Instant::now();
+        gw.shutdown().await;
+        println!("shutdown with {live} live dialogues took {:.1} s", t.elapsed().as_secs_f64());
+        let probe = args.n / 2;
+        let t = Instant::now();
+        let gw = ussd_gateway::gateway::start(config).await?;
+        let started_in = t.elapsed();
+        let reply = gw.registry().hop(hop(probe, &args.code, "1")).await;
+        let first = t.elapsed();
+        let reply = reply.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "restart with {} persisted dialogues: started in {:.3} s, first hop (continuing dialogue {probe}) answered {:.3} s after the start call: {:?}",
+            gw.registry().core().store.live_count(),
+            started_in.as_secs_f64(),
+            first.as_secs_f64(),
+            reply.text.chars().take(40).collect::<String>()
+        );
+        gw.shutdown().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,115 @@
+//! Goose load test of the HTTP front (Africa's Talking callbacks).
+//!
+//! Scenarios (pick with `--scenarios`): `studentwalk` dials `*123#` as a synthetic student and
+//! reads the current term's results (3 hops, END); `microfinancedeposit` dials `*384*303#` as a
+//! synthetic customer and deposits KES 100 (4 hops, the last one a ledger transaction flushed
+//! to disk before it is confirmed). Subscribers are drawn from the `USSD_SUBSCRIBERS` (default
+//! 10000) numbers `ussd-gateway seed --synthetic N` creates.
+//!
+//! Everything else is goose's own options: `--host`, `--users`, `--increase-rate`, `--run-time`,
+//! `--throttle-requests` (the rate), `--report-file`; goose prints throughput and latency
+//! percentiles per request name (one name per hop of each scenario).
+//!
+//! ```sh
+//! cargo run --release -p ussd-loadtest --bin ussd-goose -- --host http://127.0.0.1:8080 \
+//!     --users 64 --increase-rate 64 --run-time 30s --scenarios studentwalk
+//! ```
+
+use goose::prelude::*;
+use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use ussd_loadtest::synthetic_msisdn;
+
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+fn subscribers() -> u64 {
+    std::env::var("USSD_SUBSCRIBERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(10_000)
+}
+
+/// One dialogue: POSTs each cumulative `text` in turn; every hop but the last must answer
+/// `CON `, the last `END `.
+async fn dialogue(
+    user: &mut GooseUser,
+    name: &str,
+    code: &str,
+    inputs: &[&str],
+) -> TransactionResult {
+    let phone = synthetic_msisdn(rand::rng().random_range(0..subscribers()));
+    let session = format!(
+        "goose-{}-{}-{}",
+        std::process::id(),
+        user.weighted_users_index,
+        SESSIONS.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut text = String::new();
+    for (i, input) in std::iter::once(&"").chain(inputs.iter()).enumerate() {
+        if i > 1 {
+            text.push('*');
+        }
+        text.push_str(input);
+        let form = [
+            ("sessionId", session.as_str()),
+            ("serviceCode", code),
+            ("phoneNumber", phone.as_str()),
+            ("networkCode", "63902"),
+            ("text", text.as_str()),
+        ];
+        let step = format!("{name} hop {}", i + 1);
+        let builder = user
+            .get_request_builder(&GooseMethod::Post, "/ussd")?
+            .form(&form);
+        let request = GooseRequest::builder()
+            .method(GooseMethod::Post)
+            .path("/ussd")
+            .name(step.as_str())
+            .set_request_builder(builder)
+            .build();
+        let mut goose = user.request(request).await?;
+        let want = if i == inputs.len() { "END " } else { "CON " };
+        match goose.response {
+            Ok(r) => {
+                let body = r.text().await.unwrap_or_default();
+                if !body.starts_with(want) {
+                    let tag = format!(
+                        "expected {want:?}, got {:?}",
+                        body.chars().take(60).collect::<String>()
+                    );
+                    return user.set_failure(&tag, &mut goose.request, None, Some(&body));
+                }
+            }
+            Err(e) => {
+                return user.set_failure(&e.to_string(), &mut goose.request, None, None);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn student_walk(user: &mut GooseUser) -> TransactionResult {
+    dialogue(user, "student", "*123#", &["1", "1"]).await
+}
+
+async fn microfinance_deposit(user: &mut GooseUser) -> TransactionResult {
+    dialogue(user, "deposit", "*384*303#", &["2", "100", "1"]).await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), GooseError> {
+    GooseAttack::initialize()?
+        .register_scenario(
+            scenario!("StudentWalk")
+                .register_transaction(transaction!(student_walk).set_name("student walk")),
+        )
+        .register_scenario(
+            scenario!("MicrofinanceDeposit")
+                .register_transaction(transaction!(microfinance_deposit).set_name("deposit")),
+        )
+        .set_default(GooseDefault::Host, "http://127.0.0.1:8080")?
+        .execute()
+        .await?;
+    Ok(())
+}

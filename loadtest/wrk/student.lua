@@ -1,0 +1,64 @@
+-- wrk script: the student walk (*123#, then 1, then 1: current term results, END) over many
+-- synthetic subscribers. Run with one connection per thread (-t N -c N): wrk then sends each
+-- thread's next request only after the previous answer, so a dialogue's hops stay in order.
+-- Environment: USSD_SUBSCRIBERS (default 10000), USSD_CODE (default *123#),
+-- USSD_INPUTS (default "1,1").
+local counter = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  subscribers = tonumber(os.getenv("USSD_SUBSCRIBERS") or "10000")
+  code = os.getenv("USSD_CODE") or "*123#"
+  inputs = {}
+  for s in string.gmatch(os.getenv("USSD_INPUTS") or "1,1", "[^,]+") do
+    table.insert(inputs, s)
+  end
+  session = 0
+  hop = 0
+  text = ""
+  phone = ""
+  bad = 0
+  math.randomseed(id * 7919 + os.time())
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+end
+
+local function urlencode(s)
+  return (string.gsub(s, "[^%w%-_%.~]", function(c) return string.format("%%%02X", string.byte(c)) end))
+end
+
+function request()
+  if hop == 0 then
+    session = session + 1
+    phone = string.format("2547%08d", 10000000 + math.random(0, subscribers - 1))
+    text = ""
+  elseif hop == 1 then
+    text = inputs[1]
+  else
+    text = text .. "*" .. inputs[hop]
+  end
+  local body = "sessionId=wrk-" .. id .. "-" .. session .. "&serviceCode=" .. urlencode(code) ..
+    "&phoneNumber=" .. phone .. "&networkCode=63902&text=" .. urlencode(text)
+  return wrk.format("POST", "/ussd", nil, body)
+end
+
+function response(status, headers, body)
+  local want = (hop == #inputs) and "END " or "CON "
+  if status ~= 200 or string.sub(body, 1, 4) ~= want then
+    bad = bad + 1
+  end
+  hop = (hop + 1) % (#inputs + 1)
+end
+
+function done(summary, latency, requests)
+  local b = 0
+  for _, t in ipairs(threads) do
+    b = b + (t:get("bad") or 0)
+  end
+  io.write(string.format("unexpected answers: %d\n", b))
+end

@@ -1,0 +1,142 @@
+//! Resume points: the state of an opted-in flow's last answered hop, kept per MSISDN and route
+//! in a sled tree of their own (`flow_resume`), so that a dialogue cut by the network, by an
+//! aggregator's Incomplete report, by the idle timeout, or superseded by a new dialogue from
+//! the same number, can be continued when the number dials the same service code again.
+//!
+//! A point is written after every answered hop that continues (CON) and removed when the flow
+//! ends the dialogue itself (END), so only cut dialogues leave one behind. It is valid for the
+//! flow's window from that hop (wall clock, not the flows' fixed demo clock) and purged after;
+//! expired points are also swept from time to time as points are written.
+
+use crate::flow::FlowState;
+use crate::session::state::now_ms;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The sled tree of resume points.
+pub const TREE: &str = "flow_resume";
+/// Expired points are swept once every this many writes.
+const SWEEP_EVERY: u64 = 256;
+
+/// One resume point.
+#[derive(Debug, Serialize, Deserialize)]
+struct Point {
+    /// When the hop it was taken after was answered.
+    saved_ms: u64,
+    /// When it stops being valid.
+    expires_ms: u64,
+    state: FlowState,
+}
+
+/// The resume points of one flow app.
+#[derive(Debug)]
+pub(super) struct Points {
+    tree: sled::Tree,
+    window: Duration,
+    writes: AtomicU64,
+}
+
+/// The key of a subscriber's point on a route: `msisdn|service code`.
+pub(super) fn key(msisdn: &str, route: &str) -> String {
+    format!("{msisdn}|{route}")
+}
+
+impl Points {
+    pub(super) fn new(tree: sled::Tree, window: Duration) -> Points {
+        Points {
+            tree,
+            window,
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// The state saved under `key`, if still within its window.
+    pub(super) fn find(&self, key: &str) -> Option<FlowState> {
+        let bytes = match self.tree.get(key) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "resume point read failed");
+                return None;
+            }
+        };
+        match serde_json::from_slice::<Point>(&bytes) {
+            Ok(p) if p.expires_ms > now_ms() => Some(p.state),
+            Ok(_) | Err(_) => {
+                self.clear(key);
+                None
+            }
+        }
+    }
+
+    /// Saves `state` as the point to come back to.
+    pub(super) fn save(&self, key: &str, state: &FlowState) {
+        let saved_ms = now_ms();
+        let point = Point {
+            saved_ms,
+            expires_ms: saved_ms.saturating_add(self.window.as_millis() as u64),
+            state: state.clone(),
+        };
+        let written = serde_json::to_vec(&point)
+            .map_err(|e| e.to_string())
+            .and_then(|b| self.tree.insert(key, b).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            tracing::error!(error = %e, "resume point write failed");
+        }
+        if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let tree = self.tree.clone();
+            tokio::task::spawn_blocking(move || sweep(&tree, now_ms()));
+        }
+    }
+
+    /// Removes the point under `key` (the dialogue ended normally).
+    pub(super) fn clear(&self, key: &str) {
+        if let Err(e) = self.tree.remove(key) {
+            tracing::error!(error = %e, "resume point removal failed");
+        }
+    }
+}
+
+/// Removes every point expired at `now`; answers how many.
+pub(super) fn sweep(tree: &sled::Tree, now: u64) -> usize {
+    let mut removed = 0;
+    for entry in tree.iter().flatten() {
+        let (k, v) = entry;
+        let expired = serde_json::from_slice::<Point>(&v).map_or(true, |p| p.expires_ms <= now);
+        if expired && tree.remove(k).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> FlowState {
+        serde_json::from_value(serde_json::json!({
+            "version": "v", "screen": "amount", "lang": "en", "history": ["home"]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn points_expire_and_are_swept() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree(TREE).unwrap();
+        let points = Points::new(tree.clone(), Duration::from_secs(60));
+        points.save(&key("254700000001", "*1#"), &state());
+        assert_eq!(
+            points.find(&key("254700000001", "*1#")).unwrap().screen(),
+            "amount"
+        );
+        assert!(points.find(&key("254700000001", "*2#")).is_none());
+        assert!(points.find(&key("254700000002", "*1#")).is_none());
+        // Nothing is expired now; everything is a minute and a bit from now.
+        assert_eq!(sweep(&tree, now_ms()), 0);
+        assert_eq!(sweep(&tree, now_ms() + 61_000), 1);
+        assert!(points.find(&key("254700000001", "*1#")).is_none());
+    }
+}

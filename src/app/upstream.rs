@@ -1,0 +1,400 @@
+//! Adapter mode: an existing Africa's Talking-style app answers the hops.
+//!
+//! For every hop the gateway POSTs the AT callback form to the app (a stable `sessionId`, the
+//! route's `serviceCode`, `phoneNumber` in `+` international form, `networkCode`, and `text` as
+//! every input so far joined by `*`) and relays its `CON`/`END` answer, whatever content type it
+//! comes with. So an app written for an aggregator runs unchanged behind a direct operator bind.
+//!
+//! - One deadline per hop (the route's): a timeout, a non-200 answer or a body that does not
+//!   start with `CON `/`END ` ends the dialogue with the route's apology, logged and counted.
+//! - Pooled keep-alive connections; a concurrency limit per upstream that fails fast when
+//!   saturated; a circuit breaker that stops calling an upstream after consecutive failures and
+//!   lets one probe through after a cool-down.
+//! - Screens longer than the effective limit are paginated by the gateway (the app never sees
+//!   the gateway's More/Back inputs), or cut if the route says so (counted).
+
+use super::{App, AppError, AppState, HopEnv, Turn};
+use crate::hop::Reply;
+use crate::text::{Nav, fits, paginate};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// The largest answer read from an upstream app.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What to do with an answer longer than one screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LongScreens {
+    /// Split into pages with More/Back, handled by the gateway (the default).
+    #[default]
+    Paginate,
+    /// Cut to the limit, with a warning logged and counted.
+    Cut,
+}
+
+/// An upstream route's settings.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The app's callback URL.
+    pub url: http::Uri,
+    /// The route's service code, for metric labels.
+    pub route: String,
+    /// `networkCode` to send when the front does not know it.
+    pub network_code: Option<String>,
+    /// What the subscriber is told when the app fails.
+    pub apology: String,
+    /// Long answers: paginate or cut.
+    pub long_screens: LongScreens,
+    /// Requests in flight at most; past it, hops fail fast.
+    pub concurrency: usize,
+    /// Consecutive failures that open the circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit refuses calls before letting one probe through.
+    pub breaker_cooldown: Duration,
+}
+
+/// The per-dialogue state of an upstream route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UpstreamState {
+    /// The inputs the app has been sent so far (never the gateway's page keys).
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// The pages of the app's last answer, when it did not fit one screen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<String>,
+    /// The page on display.
+    #[serde(default)]
+    pub page: usize,
+    /// Whether the paged answer ends the dialogue (on its last page).
+    #[serde(default)]
+    pub end: bool,
+}
+
+/// A circuit breaker: closed, open until a time, or half-open with one probe in flight.
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+/// An AT-style app reached over HTTP.
+pub struct UpstreamApp {
+    config: UpstreamConfig,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    permits: Arc<Semaphore>,
+    breaker: Mutex<Breaker>,
+    version: String,
+}
+
+impl std::fmt::Debug for UpstreamApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamApp")
+            .field("url", &self.config.url)
+            .finish()
+    }
+}
+
+/// Why an upstream call failed, as logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer before the hop's deadline.
+    Timeout,
+    /// Connecting or reading failed.
+    Connection,
+    /// An HTTP status other than 200.
+    Status,
+    /// A body not starting with `CON ` or `END `.
+    Malformed,
+    /// The concurrency limit was reached.
+    Saturated,
+    /// The circuit is open.
+    CircuitOpen,
+}
+
+impl Failure {
+    /// A fixed label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Timeout => "timeout",
+            Failure::Connection => "connection",
+            Failure::Status => "bad_status",
+            Failure::Malformed => "malformed",
+            Failure::Saturated => "saturated",
+            Failure::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+impl UpstreamApp {
+    /// An app at `config.url`.
+    pub fn new(config: UpstreamConfig) -> UpstreamApp {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(3)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        UpstreamApp {
+            permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            version: format!("upstream:{}", config.url),
+            config,
+            client,
+            breaker: Mutex::new(Breaker::default()),
+        }
+    }
+
+    /// Whether a call may go out now; a half-open circuit lets exactly one probe through.
+    fn admit(&self) -> bool {
+        // unwrap-free: a poisoned lock only means a panic elsewhere; keep the state anyway.
+        let mut b = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        match b.open_until {
+            None => true,
+            Some(until) if Instant::now() < until => false,
+            Some(_) if b.probing => false,
+            Some(_) => {
+                b.probing = true;
+                true
+            }
+        }
+    }
+
+    fn record(&self, ok: bool) {
+        let mut b = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
+        b.probing = false;
+        if ok {
+            b.failures = 0;
+            b.open_until = None;
+        } else {
+            b.failures += 1;
+            if b.failures >= self.config.breaker_failures || b.open_until.is_some() {
+                if b.open_until.is_none() {
+                    tracing::warn!(route = %self.config.route, "upstream circuit opened");
+                }
+                b.open_until = Some(Instant::now() + self.config.breaker_cooldown);
+            }
+        }
+    }
+
+    /// One POST to the app, bounded by `deadline`.
+    async fn call(&self, text: &str, env: &HopEnv) -> Result<Reply, (Failure, String)> {
+        if !self.admit() {
+            return Err((Failure::CircuitOpen, "circuit open".into()));
+        }
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
+            // Saturation is load, not a fault of the app: it does not count for the breaker,
+            // but a probe that was let through must be released.
+            self.breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .probing = false;
+            return Err((Failure::Saturated, "concurrency limit reached".into()));
+        };
+        let network = env
+            .network
+            .clone()
+            .or_else(|| self.config.network_code.clone())
+            .unwrap_or_default();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair(
+                "sessionId",
+                crate::session::state::EndRecord::public_session_id(&env.session_id),
+            )
+            .append_pair("serviceCode", &env.service_code)
+            .append_pair("phoneNumber", &env.msisdn.international())
+            .append_pair("networkCode", &network)
+            .append_pair("text", text)
+            .finish();
+        let req = http::Request::post(self.config.url.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "text/plain")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| (Failure::Connection, e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| (Failure::Connection, e.to_string()))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| (Failure::Connection, format!("reading the answer: {e}")))?
+                .to_bytes();
+            if status != http::StatusCode::OK {
+                return Err((Failure::Status, format!("HTTP {}", status.as_u16())));
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            if let Some(t) = body.strip_prefix("CON ") {
+                Ok(Reply::con(t))
+            } else if let Some(t) = body.strip_prefix("END ") {
+                Ok(Reply::end(t))
+            } else {
+                let head: String = body.chars().take(40).collect();
+                Err((
+                    Failure::Malformed,
+                    format!("answer does not start with CON or END: {head:?}"),
+                ))
+            }
+        };
+        let result = match tokio::time::timeout_at(env.deadline, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err((
+                Failure::Timeout,
+                "no answer before the hop's deadline".into(),
+            )),
+        };
+        self.record(result.is_ok());
+        result
+    }
+
+    /// Shows `reply`, paginated (or cut) to the effective limit.
+    fn present(&self, state: &mut UpstreamState, reply: Reply, env: &HopEnv) -> Reply {
+        state.pages.clear();
+        state.page = 0;
+        state.end = false;
+        if fits(&reply.text, env.limit) {
+            return reply;
+        }
+        match self.config.long_screens {
+            LongScreens::Cut => {
+                crate::metrics::upstream_cut(&self.config.route);
+                tracing::warn!(route = %self.config.route, "upstream screen cut to the limit");
+                let mut cut = String::new();
+                for c in reply.text.chars() {
+                    let mut next = cut.clone();
+                    next.push(c);
+                    if !fits(&next, env.limit) {
+                        break;
+                    }
+                    cut = next;
+                }
+                Reply {
+                    text: cut,
+                    end: reply.end,
+                }
+            }
+            LongScreens::Paginate => {
+                let pages = paginate(&reply.text, &[], env.limit, &Nav::default());
+                state.pages = pages;
+                state.end = reply.end;
+                self.page(state)
+            }
+        }
+    }
+
+    /// The current page of a paginated answer: CON until the last page of an END answer.
+    fn page(&self, state: &UpstreamState) -> Reply {
+        let text = state.pages.get(state.page).cloned().unwrap_or_default();
+        let last = state.page + 1 >= state.pages.len();
+        if last && state.end {
+            // The "Back" line makes no sense on a closing screen.
+            let back = Nav::default().back_line();
+            let text = text
+                .strip_suffix(&format!("\n{back}"))
+                .map(str::to_string)
+                .unwrap_or(text);
+            Reply::end(text)
+        } else {
+            Reply::con(text)
+        }
+    }
+}
+
+impl App for UpstreamApp {
+    fn kind(&self) -> &'static str {
+        "upstream"
+    }
+
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn hop(
+        self: Arc<Self>,
+        state: Option<AppState>,
+        inputs: Vec<String>,
+        env: HopEnv,
+    ) -> BoxFuture<'static, Result<Turn, AppError>> {
+        Box::pin(async move {
+            let mut state = match state {
+                None => UpstreamState::default(),
+                Some(AppState::Upstream(s)) => s,
+                Some(_) => {
+                    return Err(AppError::Incompatible("not an upstream dialogue".into()));
+                }
+            };
+            let mut fresh = Vec::new();
+            for input in inputs {
+                // The gateway's own page keys never reach the app.
+                let nav = Nav::default();
+                if !state.pages.is_empty() {
+                    if input == nav.next_key && state.page + 1 < state.pages.len() {
+                        state.page += 1;
+                        continue;
+                    }
+                    if input == nav.back_key && state.page > 0 {
+                        state.page -= 1;
+                        continue;
+                    }
+                }
+                fresh.push(input);
+            }
+            let started = state.inputs.is_empty() && fresh.is_empty();
+            if fresh.is_empty() && !started {
+                let reply = self.page(&state);
+                return Ok(Turn {
+                    state: AppState::Upstream(state),
+                    reply,
+                });
+            }
+            state.inputs.extend(fresh);
+            let text = state.inputs.join("*");
+            let t = Instant::now();
+            match self.call(&text, &env).await {
+                Ok(reply) => {
+                    crate::metrics::upstream(&self.config.route, "ok", t.elapsed());
+                    let reply = self.present(&mut state, reply, &env);
+                    Ok(Turn {
+                        state: AppState::Upstream(state),
+                        reply,
+                    })
+                }
+                Err((failure, reason)) => {
+                    crate::metrics::upstream(&self.config.route, failure.as_str(), t.elapsed());
+                    tracing::error!(
+                        route = %self.config.route,
+                        failure = failure.as_str(),
+                        %reason,
+                        "upstream app failed; dialogue ends with the apology"
+                    );
+                    Err(AppError::Upstream {
+                        reason: format!("{}: {reason}", failure.as_str()),
+                        apology: self.config.apology.clone(),
+                    })
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,238 @@
+//! Retention: personal data is not kept forever.
+//!
+//! End-of-session records, delivered outbox items, call records and transaction idempotency keys
+//! expire after configured periods (tombstones have their own short TTL). A background task
+//! purges them periodically; [`export`] writes them out first (JSON lines or CSV) for billing
+//! reconciliation. The ledger journal is financial history and is never purged here.
+
+use super::{Store, StoreError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::Write;
+
+/// `[retention]` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// End-of-session records. Default 90 days.
+    #[serde(default = "days_90")]
+    pub end_records_days: u64,
+    /// Outbox items that reached a final status (sent, failed, not sent). Default 30 days.
+    #[serde(default = "days_30")]
+    pub outbox_days: u64,
+    /// Voice call records. Default 90 days.
+    #[serde(default = "days_90")]
+    pub call_records_days: u64,
+    /// Transaction idempotency keys (a retried hop is answered from them). Default 7 days.
+    #[serde(default = "days_7")]
+    pub idempotency_days: u64,
+    /// How often the purge runs, in minutes. Default 60.
+    #[serde(default = "minutes_60")]
+    pub every_minutes: u64,
+}
+
+fn days_90() -> u64 {
+    90
+}
+fn days_30() -> u64 {
+    30
+}
+fn days_7() -> u64 {
+    7
+}
+fn minutes_60() -> u64 {
+    60
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            end_records_days: days_90(),
+            outbox_days: days_30(),
+            call_records_days: days_90(),
+            idempotency_days: days_7(),
+            every_minutes: minutes_60(),
+        }
+    }
+}
+
+/// What one purge removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// End-of-session records.
+    pub end_records: usize,
+    /// Finished outbox items.
+    pub outbox: usize,
+    /// Call records.
+    pub calls: usize,
+    /// Idempotency keys.
+    pub idempotency: usize,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// What can be exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// End-of-session records.
+    Ended,
+    /// Voice call records.
+    Calls,
+    /// Outbox items.
+    Outbox,
+    /// The ledger journal.
+    Journal,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "ended" => Ok(Kind::Ended),
+            "calls" => Ok(Kind::Calls),
+            "outbox" => Ok(Kind::Outbox),
+            "journal" => Ok(Kind::Journal),
+            other => Err(format!(
+                "unknown kind {other:?} (ended, calls, outbox, journal)"
+            )),
+        }
+    }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON document per line.
+    JsonLines,
+    /// CSV with a header; nested values as JSON text.
+    Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "jsonl" | "json" => Ok(Format::JsonLines),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!("unknown format {other:?} (jsonl, csv)")),
+        }
+    }
+}
+
+fn tree_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Ended => "ended",
+        Kind::Calls => crate::voice::CALLS_TREE,
+        Kind::Outbox => crate::outbox::TREE,
+        Kind::Journal => super::ledger::JOURNAL,
+    }
+}
+
+/// Every document of `kind`, oldest first.
+///
+/// # Errors
+/// Store or parse errors.
+pub fn documents(store: &Store, kind: Kind) -> Result<Vec<Value>, StoreError> {
+    let mut out = Vec::new();
+    for item in store.tree(tree_of(kind))?.iter() {
+        out.push(serde_json::from_slice(&item?.1)?);
+    }
+    Ok(out)
+}
+
+/// Writes every document of `kind` to `out` in `format`.
+///
+/// # Errors
+/// Store errors, or the writer failing.
+pub fn export(
+    store: &Store,
+    kind: Kind,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize, String> {
+    let docs = documents(store, kind).map_err(|e| e.to_string())?;
+    match format {
+        Format::JsonLines => {
+            for d in &docs {
+                writeln!(out, "{d}").map_err(|e| e.to_string())?;
+            }
+        }
+        Format::Csv => {
+            let mut columns: Vec<String> = Vec::new();
+            for d in &docs {
+                if let Value::Object(o) = d {
+                    for k in o.keys() {
+                        if !columns.contains(k) {
+                            columns.push(k.clone());
+                        }
+                    }
+                }
+            }
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(&columns).map_err(|e| e.to_string())?;
+            for d in &docs {
+                let row = columns.iter().map(|c| match d.get(c) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                });
+                w.write_record(row).map_err(|e| e.to_string())?;
+            }
+            w.flush().map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(docs.len())
+}
+
+/// Removes what is past its retention period at `now_ms`.
+///
+/// # Errors
+/// Store errors.
+pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Purged, StoreError> {
+    let cutoff = |days: u64| now_ms.saturating_sub(days.saturating_mul(DAY_MS));
+    let end_records = purge_tree(store, "ended", |v| {
+        v.get("ended_ms").and_then(Value::as_u64).unwrap_or(0) < cutoff(config.end_records_days)
+    })?;
+    let outbox = crate::outbox::purge_finished(store, cutoff(config.outbox_days))?;
+    let calls_cutoff = cutoff(config.call_records_days);
+    let calls = purge_tree(store, crate::voice::CALLS_TREE, |v| {
+        v.get("recorded_at")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|t| (t.as_millisecond().max(0) as u64) < calls_cutoff)
+    })?;
+    let idem_cutoff = cutoff(config.idempotency_days);
+    let idempotency = purge_tree(store, super::ledger::IDEMPOTENCY, |v| {
+        // Keys written before they carried a time are kept (they are few and small).
+        v.get("at_ms")
+            .and_then(Value::as_u64)
+            .is_some_and(|t| t < idem_cutoff)
+    })?;
+    let purged = Purged {
+        end_records,
+        outbox,
+        calls,
+        idempotency,
+    };
+    Ok(purged)
+}
+
+fn purge_tree(
+    store: &Store,
+    name: &str,
+    expired: impl Fn(&Value) -> bool,
+) -> Result<usize, StoreError> {
+    let tree = store.tree(name)?;
+    let mut gone = 0;
+    for item in tree.iter() {
+        let (k, v) = item?;
+        let drop = match serde_json::from_slice::<Value>(&v) {
+            Ok(doc) => expired(&doc),
+            Err(_) => false,
+        };
+        if drop && tree.compare_and_swap(&k, Some(v), None::<&[u8]>)?.is_ok() {
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
