@@ -91,6 +91,20 @@ pub struct PublicConfig {
     /// voice XML (GetDigits callbackUrl, Redirect). Default http://127.0.0.1:8080.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// Source networks allowed to call (aggregators publish theirs), e.g. `["196.201.214.0/24"]`.
+    /// Empty (the default) allows every caller.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A shared secret callers must present, in `secret_header` or as the first path segment
+    /// (`/<secret>/ussd`). Falls back to `USSD_GATEWAY_PUBLIC_SECRET`; unset means none.
+    #[serde(default)]
+    pub shared_secret: Option<String>,
+    /// The header carrying the shared secret. Default `X-Ussd-Secret`.
+    #[serde(default = "default_secret_header")]
+    pub secret_header: String,
     /// Largest accepted request body in bytes. Default 16 KiB.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -287,6 +301,9 @@ fn default_flows_dir() -> PathBuf {
 }
 fn default_seed_timezone() -> String {
     "UTC".into()
+}
+fn default_secret_header() -> String {
+    "X-Ussd-Secret".into()
 }
 fn default_ivr_dir() -> PathBuf {
     PathBuf::from("ivr")
@@ -562,6 +579,19 @@ impl Config {
             .filter(|t| !t.is_empty())
             .or_else(|| {
                 std::env::var(ADMIN_TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+            })
+    }
+
+    /// The public front's shared secret: the file's, else `USSD_GATEWAY_PUBLIC_SECRET`.
+    pub fn public_secret(&self) -> Option<String> {
+        self.public
+            .shared_secret
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                std::env::var("USSD_GATEWAY_PUBLIC_SECRET")
                     .ok()
                     .filter(|t| !t.is_empty())
             })

@@ -292,7 +292,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let max_body = config.public.max_body_bytes;
         let cc: Arc<str> = config.numbers.default_country_code.clone().into();
         let apology: Arc<str> = config.ussd.apology_text.clone().into();
-        let handler = move |req: hyper::Request<hyper::body::Incoming>| {
+        let guard = Arc::new(http::guard::Guard {
+            allow_from: config.public.allow_from.clone(),
+            trusted_proxies: config.public.trusted_proxies.clone(),
+            secret: config.public_secret().map(Arc::from),
+            secret_header: config.public.secret_header.clone(),
+        });
+        let handler = move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let guard = guard.clone();
             let registry = registry.clone();
             let ready = ready.clone();
             let smpp_ok = smpp_health.as_ref().is_none_or(|h| h.ready());
@@ -300,6 +307,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let apology = apology.clone();
             let voice_state = voice_state.clone();
             async move {
+                let probe = matches!(req.uri().path(), "/health" | "/ready");
+                if !probe && let Err(refusal) = guard.check(&mut req) {
+                    return *refusal;
+                }
                 if req.uri().path().starts_with("/voice/") {
                     return match (req.method(), VoicePath::from_path(req.uri().path())) {
                         (&Method::POST, Some(path)) => {

@@ -56,7 +56,7 @@ async fn inspect_and_end_dialogues_and_requeue_the_outbox() {
     )
     .await;
     assert_eq!(a.status, 200, "{a:?}");
-    assert_eq!(gw.registry().live(), 0);
+    assert_eq!(gw.registry().core().store.live_count(), 0, "ended");
     let a = admin(
         &gw,
         "POST",

@@ -164,7 +164,14 @@ async fn the_start_up_sweep_ends_expired_dialogues() {
         })
         .await
     );
-    assert_eq!(gw.registry().live(), 0);
+    let registry = gw.registry().clone();
+    assert!(
+        eventually(10, || {
+            let r = registry.clone();
+            async move { r.live() == 0 }
+        })
+        .await
+    );
     gw.shutdown().await;
 }
 

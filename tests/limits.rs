@@ -58,8 +58,16 @@ async fn past_the_live_dialogue_cap_new_dialogues_are_refused_and_live_ones_go_o
         at.hop("a", "*384*1#", "+254700000001", "x").await,
         "CON #1 254700000001: x\n1. Again\n2. Stop"
     );
-    // When one ends, there is room again.
+    // When one ends (and its actor is gone), there is room again.
     at.hop("a", "*384*1#", "+254700000001", "x*2").await;
+    let registry = gw.registry().clone();
+    assert!(
+        common::eventually(10, || {
+            let r = registry.clone();
+            async move { r.live() == 1 }
+        })
+        .await
+    );
     assert_eq!(
         at.hop("d", "*384*1#", "+254700000004", "").await,
         "CON Say something"
@@ -87,5 +95,57 @@ async fn past_the_connection_cap_the_listener_waits() {
         .expect("served once the slot is free")
         .unwrap();
     assert_eq!(answer, "CON Say something");
+    gw.shutdown().await;
+}
+
+/// The public front can be restricted to an aggregator's networks and a shared secret, in a
+/// header or the path; health probes stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_networks_and_the_shared_secret() {
+    let routes = "[[routes]]\nservice_code = \"*384*1#\"\nflow = \"echo\"\n";
+    // Loopback is not among the allowed networks: refused.
+    let sb = Sandbox::new(routes, &[("echo", ECHO)]);
+    let toml = std::fs::read_to_string(sb.config_path()).unwrap().replace(
+        "[public]\nlisten = \"127.0.0.1:0\"\n",
+        "[public]\nlisten = \"127.0.0.1:0\"\nallow_from = [\"196.201.214.0/24\"]\n",
+    );
+    std::fs::write(sb.config_path(), toml).unwrap();
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let a = at
+        .form(&[
+            ("sessionId", "x"),
+            ("serviceCode", "*384*1#"),
+            ("phoneNumber", "254700000001"),
+        ])
+        .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(at.request("GET", "/health", &[], "").await.status, 200);
+    gw.shutdown().await;
+
+    // Loopback allowed, a secret required.
+    let sb = Sandbox::new(routes, &[("echo", ECHO)]);
+    let toml = std::fs::read_to_string(sb.config_path()).unwrap().replace(
+        "[public]\nlisten = \"127.0.0.1:0\"\n",
+        "[public]\nlisten = \"127.0.0.1:0\"\nallow_from = [\"127.0.0.0/8\"]\nshared_secret = \"s3cret\"\n",
+    );
+    std::fs::write(sb.config_path(), toml).unwrap();
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let form = "sessionId=s1&serviceCode=*384*1%23&phoneNumber=254700000001&text=";
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let a = at.request("POST", "/ussd", &[ct], form).await;
+    assert_eq!(a.status, 401);
+    let a = at
+        .request("POST", "/ussd", &[ct, ("x-ussd-secret", "wrong")], form)
+        .await;
+    assert_eq!(a.status, 401);
+    let a = at
+        .request("POST", "/ussd", &[ct, ("x-ussd-secret", "s3cret")], form)
+        .await;
+    assert_eq!((a.status, a.body.as_str()), (200, "CON Say something"));
+    let a = at.request("POST", "/s3cret/ussd", &[ct], form).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "CON Say something"));
+    assert_eq!(at.request("GET", "/ready", &[], "").await.status, 200);
     gw.shutdown().await;
 }

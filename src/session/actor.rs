@@ -350,7 +350,7 @@ impl SessionActor {
         let turn = match outcome {
             Ok(Ok(turn)) => turn,
             Ok(Err(e)) => {
-                tracing::error!(session = %self.key, error = %e, "app failed; dialogue ends");
+                tracing::error!(session = %super::log_id(&self.key), error = %e, "app failed; dialogue ends");
                 let reply = e
                     .apology()
                     .map(Reply::end)
@@ -366,7 +366,7 @@ impl SessionActor {
                 return (reply, "error");
             }
             Err(_) => {
-                tracing::error!(session = %self.key, "hop deadline passed; dialogue ends");
+                tracing::error!(session = %super::log_id(&self.key), "hop deadline passed; dialogue ends");
                 let reply = Reply::end(&self.core.settings.apology_text);
                 let reply = self.end_with(
                     EndReason::Error,
@@ -392,7 +392,7 @@ impl SessionActor {
         if turn.reply.end {
             let reply = turn.reply;
             if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
-                tracing::error!(session = %self.key, error = %e, "store write failed at END");
+                tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed at END");
             }
             stop_after_reply(ctx);
             return (reply, "end");
@@ -401,7 +401,7 @@ impl SessionActor {
         let written = self.core.store.put_live(&self.key, &*d);
         metrics::store_write("session", t.elapsed(), written.is_ok());
         if let Err(e) = written {
-            tracing::error!(session = %self.key, error = %e, "store write failed; dialogue ends");
+            tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed; dialogue ends");
             let reply = self.end_now(EndReason::Error, None);
             stop_after_reply(ctx);
             return (reply, "error");
@@ -436,7 +436,7 @@ impl SessionActor {
             d.last_reply = reply.clone();
         }
         if let Err(e) = self.persist_end(reason, reply.clone(), error, aggregator) {
-            tracing::error!(session = %self.key, error = %e, "store write failed while ending");
+            tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed while ending");
         }
         reply
     }

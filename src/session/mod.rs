@@ -62,6 +62,15 @@ pub enum HopError {
     Unavailable(String),
 }
 
+/// A session key as logged: a short hash, enough to follow one dialogue through the logs without
+/// writing its id (which, over SMPP, contains the MSISDN) at any level.
+pub fn log_id(key: &str) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
 /// Convenience for fronts: a reply or the apology.
 pub fn reply_or_apology(result: Result<Reply, HopError>, apology: &str) -> Reply {
     result.unwrap_or_else(|e| {

@@ -5,6 +5,7 @@
 //! the requests in flight finish (hyper-util's graceful shutdown).
 
 pub mod admin;
+pub mod guard;
 pub mod ussd;
 pub mod voice;
 
@@ -125,7 +126,7 @@ pub async fn serve<H, F>(
         };
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of file descriptors and the like: back off briefly, keep serving.
@@ -136,8 +137,9 @@ pub async fn serve<H, F>(
                 };
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
-                let service = hyper::service::service_fn(move |req| {
+                let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     let h = h.clone();
+                    req.extensions_mut().insert(guard::Peer(peer));
                     async move { Ok::<_, Infallible>(h(req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);

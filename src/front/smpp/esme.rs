@@ -183,12 +183,54 @@ async fn connect(
     let stream = tokio::time::timeout(link_cfg.response_timeout(), TcpStream::connect(&addr))
         .await
         .map_err(|_| anyhow::anyhow!("connect to {addr} timed out"))??;
-    let handler = Arc::new(EsmeHandler {
+    let (link, task) = Link::spawn(stream, &link_cfg, addr, handler(bind, kind));
+    handshake(bind, kind, link, task).await
+}
+
+/// A connection to the MC over an already open byte stream instead of a TCP connection: the
+/// bind exchange, then the connection serves the MC's requests as a socket's would. Test plumbing: the fuzz targets and replay
+/// tests drive the ESME side through an in-memory pipe with it.
+///
+/// # Errors
+/// The MC refused the bind or did not answer it.
+#[doc(hidden)]
+pub async fn connect_io<R, W>(
+    bind: &Arc<EsmeBind>,
+    kind: BindKind,
+    rd: R,
+    wr: W,
+    peer: &str,
+) -> anyhow::Result<(Link, tokio::task::JoinHandle<()>)>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (link, task) = Link::spawn_io(
+        rd,
+        wr,
+        &bind.cfg.link(),
+        peer.to_string(),
+        handler(bind, kind),
+    );
+    handshake(bind, kind, link, task).await
+}
+
+fn handler(bind: &Arc<EsmeBind>, kind: BindKind) -> Arc<EsmeHandler> {
+    Arc::new(EsmeHandler {
         ussd: bind.ussd.clone(),
         kind,
-    });
-    let (link, task) = Link::spawn(stream, &link_cfg, addr.clone(), handler);
-    link.count_as(&cfg.name);
+    })
+}
+
+/// Sends the bind on a fresh connection and checks its response.
+async fn handshake(
+    bind: &Arc<EsmeBind>,
+    kind: BindKind,
+    link: Link,
+    task: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<(Link, tokio::task::JoinHandle<()>)> {
+    let addr = link.peer().to_string();
+    link.count_as(&bind.cfg.name);
     let resp = match link.request(bind::request(kind, &bind.credentials())).await {
         Ok(resp) => resp,
         Err(e) => {

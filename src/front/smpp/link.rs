@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::codec::{Encoder, FramedRead};
@@ -96,6 +97,23 @@ impl Link {
     ) -> (Link, tokio::task::JoinHandle<()>) {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
+        Link::spawn_io(rd, wr, cfg, peer, handler)
+    }
+
+    /// [`Link::spawn`] over the two halves of any byte stream instead of a socket: the fuzz
+    /// targets and replay tests drive the connection through an in-memory pipe with it.
+    #[doc(hidden)]
+    pub fn spawn_io<R, W>(
+        rd: R,
+        wr: W,
+        cfg: &LinkConfig,
+        peer: String,
+        handler: Arc<dyn Handler>,
+    ) -> (Link, tokio::task::JoinHandle<()>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(256);
         let link = Link {
             inner: Arc::new(Inner {
@@ -300,8 +318,8 @@ impl Drop for WindowGauge {
     }
 }
 
-async fn write_loop(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut codec: SmppCodec,
     mut rx: mpsc::Receiver<Command>,
     closed: CancellationToken,
@@ -346,9 +364,9 @@ async fn write_loop(
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     link: &Link,
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, SmppCodec>,
+    mut frames: FramedRead<R, SmppCodec>,
     handler: &dyn Handler,
 ) {
     loop {

@@ -87,19 +87,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        let conn = Arc::new(Connection {
-            shared: shared.clone(),
-            state: Mutex::new(None),
-        });
+        let conn = Connection::new(&shared);
         let (link, _task) = Link::spawn(stream, &link_cfg, peer.to_string(), conn.clone());
-        lock(&shared.links).push(link.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(bind_timeout).await;
-            if lock(&conn.state).is_none() && link.is_open() {
-                tracing::info!(peer = %link.peer(), "no bind in time; closing");
-                link.close();
-            }
-        });
+        admit(&shared, conn, link, bind_timeout);
     }
     // Shutdown: unbind every connection still open, concurrently, bounded by the response
     // timeout of each.
@@ -108,6 +98,59 @@ async fn accept_loop(
         .filter(Link::is_open)
         .collect();
     futures_util::future::join_all(links.iter().map(Link::unbind)).await;
+}
+
+/// Keeps an accepted connection for the unbind at shutdown, and closes it if it has not bound
+/// within `bind_timeout`.
+fn admit(shared: &Arc<Shared>, conn: Arc<Connection>, link: Link, bind_timeout: Duration) {
+    lock(&shared.links).push(link.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(bind_timeout) => {}
+            () = link.closed() => return,
+        }
+        if lock(&conn.state).is_none() && link.is_open() {
+            tracing::info!(peer = %link.peer(), "no bind in time; closing");
+            link.close();
+        }
+    });
+}
+
+/// The listener without its socket: serves connections handed to it as byte streams. Test
+/// plumbing: the fuzz targets and replay tests drive the bind state machine and the peer's
+/// USSD through an in-memory pipe with it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Acceptor {
+    shared: Arc<Shared>,
+    cfg: ListenerConfig,
+}
+
+impl Acceptor {
+    /// An acceptor for `peers`, with `cfg`'s link settings and bind timeout (`listen` unused).
+    pub fn new(cfg: &ListenerConfig, peers: HashMap<String, Peer>) -> Acceptor {
+        Acceptor {
+            shared: Arc::new(Shared {
+                peers,
+                links: Mutex::new(Vec::new()),
+                message_ids: AtomicU64::new(1),
+            }),
+            cfg: cfg.clone(),
+        }
+    }
+
+    /// Serves one connection over `rd` / `wr`, exactly as an accepted socket is served.
+    pub fn serve_io<R, W>(&self, rd: R, wr: W, peer: &str) -> (Link, tokio::task::JoinHandle<()>)
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = Connection::new(&self.shared);
+        let (link, task) = Link::spawn_io(rd, wr, &self.cfg.link(), peer.to_string(), conn.clone());
+        let bind_timeout = Duration::from_secs(self.cfg.bind_timeout_secs.max(1));
+        admit(&self.shared, conn, link.clone(), bind_timeout);
+        (link, task)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,6 +166,13 @@ struct Connection {
 }
 
 impl Connection {
+    fn new(shared: &Arc<Shared>) -> Arc<Connection> {
+        Arc::new(Connection {
+            shared: shared.clone(),
+            state: Mutex::new(None),
+        })
+    }
+
     fn bind(&self, link: &Link, cmd: &Command, kind: BindKind, c: bind::Credentials) -> Command {
         let seq = cmd.sequence_number();
         let refuse = |status| Command::new(status, seq, bind::response(kind, SYSTEM_ID, c.version));

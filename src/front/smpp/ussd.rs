@@ -175,7 +175,7 @@ impl Ussd {
                 let registry = self.registry.clone();
                 tokio::spawn(async move {
                     let ended = registry.abort(key.clone()).await;
-                    tracing::debug!(%key, ended, "SMPP abort");
+                    tracing::debug!(session = %crate::session::log_id(&key), ended, "SMPP abort");
                 });
                 CommandStatus::EsmeRok
             }
@@ -197,7 +197,7 @@ impl Ussd {
         reply.op = Some(self.profile.reply_op(r.end));
         reply.its = reply.its.map(|i| self.profile.reply_its(i, r.end));
         if let Err(e) = self.send(&reply).await {
-            tracing::warn!(bind = %self.bind, %key, error = %e, "reply not delivered");
+            tracing::warn!(bind = %self.bind, session = %crate::session::log_id(&key), error = %e, "reply not delivered");
         }
     }
 
