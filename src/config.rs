@@ -215,6 +215,10 @@ pub struct SessionsConfig {
     /// Actor shards (one Arbiter thread each). 0 means one per core.
     #[serde(default)]
     pub shards: usize,
+    /// On SIGTERM, how long hops in flight may take to finish before the gateway stops
+    /// anyway. Default 10 s.
+    #[serde(default = "default_grace_secs")]
+    pub shutdown_grace_secs: u64,
 }
 
 /// `[numbers]`
@@ -337,6 +341,9 @@ fn default_flush_ms() -> u64 {
 }
 fn default_idle_secs() -> u64 {
     180
+}
+fn default_grace_secs() -> u64 {
+    10
 }
 fn default_tombstone_secs() -> u64 {
     300

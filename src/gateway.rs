@@ -250,6 +250,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%admin_addr, "admin listener listening (GET /metrics, /admin/...)");
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let serve_limits = http::ServeLimits {
+        max_connections: config.limits.max_connections,
+        grace: Duration::from_secs(config.sessions.shutdown_grace_secs),
+    };
     let ready = Arc::new(AtomicBool::new(false));
 
     let smpp = if config.smpp.binds.is_empty() && config.smpp.listener.is_none() {
@@ -347,7 +351,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(http::serve(
             public,
             handler,
-            config.limits.max_connections,
+            serve_limits,
             shutdown_rx.clone(),
         ))
     };
@@ -366,7 +370,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(http::serve(
             admin_listener,
             handler,
-            config.limits.max_connections,
+            serve_limits,
             shutdown_rx.clone(),
         ))
     };

@@ -449,3 +449,50 @@ async fn the_founding_app_answers_over_smpp() {
     }
     gw.shutdown().await;
 }
+
+/// SIGTERM drains: a hop in flight (waiting on a slow upstream) still gets its answer, new
+/// connections are refused, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_hops_in_flight_finish() {
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let app = FakeHttp::start(move |_| {
+        let mut release = release_rx.clone();
+        async move {
+            // Answers only once the test says so: the hop is in flight until then.
+            let _ = release.wait_for(|r| *r).await;
+            (200, "END finished".to_string())
+        }
+    })
+    .await;
+    let sb = Sandbox::new(&route(&format!("http://{}/cb", app.addr), ""), &[]);
+    let gw = sb.spawn();
+    let at = At::new(gw.public);
+    let in_flight = {
+        let at = at.clone();
+        tokio::spawn(async move { at.hop("drain", "*123#", "+254700000001", "").await })
+    };
+    assert!(
+        eventually(10, || async { app.count() == 1 }).await,
+        "hop reached the app"
+    );
+    let pid = gw.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Give the gateway a moment to stop accepting, then check a new caller is refused.
+    assert!(
+        eventually(10, || async {
+            tokio::net::TcpStream::connect(gw.public).await.is_err()
+        })
+        .await,
+        "stops accepting"
+    );
+    release_tx.send(true).unwrap();
+    assert_eq!(in_flight.await.unwrap(), "END finished");
+    let status = gw.signal_wait();
+    assert!(status.success(), "exit 0 after draining, got {status:?}");
+}

@@ -138,6 +138,13 @@ impl ChildGateway {
     }
 }
 
+impl ChildGateway {
+    /// Waits for the process to exit (after a signal sent by the test).
+    pub fn signal_wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
 impl Drop for ChildGateway {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -26,9 +26,6 @@ pub type Body = Full<Bytes>;
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long requests in flight may take to finish once shutdown starts.
-const DRAIN_GRACE: Duration = Duration::from_secs(10);
-
 /// A plain-text response.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.into())));
@@ -91,12 +88,22 @@ pub async fn read_body(req: http::Request<Incoming>, max: usize) -> Result<Bytes
     }
 }
 
+/// How a listener serves: its connection cap and how long requests in flight may take to
+/// finish once shutdown starts.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// The drain grace period.
+    pub grace: Duration,
+}
+
 /// Accepts connections on `listener` and serves each with `handler` until `shutdown` turns
-/// true; then stops accepting and waits (up to a grace period) for requests in flight.
+/// true; then stops accepting and waits (up to the grace period) for requests in flight.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
-    max_connections: usize,
+    limits: ServeLimits,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -109,7 +116,7 @@ pub async fn serve<H, F>(
     // At most `max_connections` open at once: past it the listener stops accepting until one
     // closes (the kernel's backlog holds the rest), so a flood of idle clients cannot exhaust
     // file descriptors or memory.
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -158,7 +165,7 @@ pub async fn serve<H, F>(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_GRACE, graceful.shutdown())
+    if tokio::time::timeout(limits.grace, graceful.shutdown())
         .await
         .is_err()
     {
