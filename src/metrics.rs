@@ -46,6 +46,8 @@ pub const UPSTREAM_REQUESTS: &str = "ussd_upstream_requests_total";
 pub const UPSTREAM_SECONDS: &str = "ussd_upstream_duration_seconds";
 /// Upstream screens cut to the limit, by route.
 pub const UPSTREAM_CUT: &str = "ussd_upstream_screens_cut_total";
+/// Dialogues ended because the same number dialled the same code again.
+pub const ENDED_SUPERSEDED: &str = "ussd_dialogues_superseded_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
@@ -246,6 +248,11 @@ pub fn upstream(route: &str, outcome: &'static str, took: Duration) {
 /// An upstream screen was cut to the limit (routes with `long_screens = "cut"`).
 pub fn upstream_cut(route: &str) {
     counter!(UPSTREAM_CUT, "route" => route.to_string()).increment(1);
+}
+
+/// A live dialogue was superseded by a new one from the same number on the same code.
+pub fn superseded() {
+    counter!(ENDED_SUPERSEDED).increment(1);
 }
 
 /// A hop was refused by a limit (`msisdn_rate`, `live_dialogues`).

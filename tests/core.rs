@@ -504,3 +504,43 @@ async fn dial_runs_a_scripted_path() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "connection refused is an error");
 }
+
+/// A new dialogue from the same number on the same code supersedes the live one (the network
+/// abandoned it without telling us): it ends as an abort. Other numbers and codes are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_dial_supersedes_the_same_subscribers_live_dialogue() {
+    let sb = Sandbox::new(
+        "[[routes]]\nservice_code = \"*384*1#\"\nflow = \"echo\"\n[[routes]]\nservice_code = \"*384*2#\"\nflow = \"echo\"\n",
+        &[("echo", ECHO)],
+    );
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    at.hop("old", "*384*1#", PHONE, "").await;
+    at.hop("old", "*384*1#", PHONE, "a").await;
+    at.hop("other-code", "*384*2#", PHONE, "").await;
+    at.hop("other-number", "*384*1#", "+254700000002", "").await;
+    at.hop("new", "*384*1#", PHONE, "").await;
+    let store = gw.registry().core().store.clone();
+    assert!(
+        eventually(10, || {
+            let store = store.clone();
+            async move { store.ended_count() == 1 }
+        })
+        .await,
+        "the old dialogue ended"
+    );
+    let records: Vec<serde_json::Value> = store.ended_records().collect::<Result<_, _>>().unwrap();
+    assert_eq!(records[0]["session"], "http:old");
+    assert_eq!(records[0]["reason"], "abort");
+    // The others go on.
+    assert_eq!(
+        at.hop("other-code", "*384*2#", PHONE, "x").await,
+        "CON #1 254700000001: x\n1. Again\n2. Stop"
+    );
+    assert_eq!(
+        at.hop("other-number", "*384*1#", "+254700000002", "y")
+            .await,
+        "CON #1 254700000002: y\n1. Again\n2. Stop"
+    );
+    gw.shutdown().await;
+}

@@ -284,6 +284,17 @@ impl SessionActor {
         if !text.is_empty() {
             inputs.extend(text.split('*').map(str::to_string));
         }
+        // The same number dialling the same code again while its previous dialogue is live:
+        // the network has abandoned that one without telling us. It ends now, as an abort
+        // (a flow that opted in may then offer to resume it).
+        let subscriber = (msisdn.as_str().to_string(), route.service_code.clone());
+        if let Some(previous) = self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
+            && previous != self.key
+            && let Some(addr) = self.core.live.get(&previous).map(|a| a.clone())
+        {
+            metrics::superseded();
+            addr.do_send(Abort);
+        }
         let now = now_ms();
         let app = route.app.clone();
         self.dialogue = Some(Dialogue {
@@ -407,6 +418,10 @@ impl SessionActor {
             return (reply, "error");
         }
         let timeout = Duration::from_millis(d.idle_timeout_ms);
+        self.core.by_subscriber.insert(
+            (d.msisdn.as_str().to_string(), d.route.clone()),
+            self.key.clone(),
+        );
         self.arm_idle(ctx, timeout);
         (turn.reply, "con")
     }
@@ -451,6 +466,11 @@ impl SessionActor {
         let Some(d) = self.dialogue.take() else {
             return Ok(());
         };
+        self.core
+            .by_subscriber
+            .remove_if(&(d.msisdn.as_str().to_string(), d.route.clone()), |_, k| {
+                *k == self.key
+            });
         let tomb = Tombstone {
             seen_text: d.seen_text.clone(),
             reply,

@@ -86,6 +86,9 @@ pub struct Core {
     /// Flood and capacity limits.
     pub limits: Limits,
     pub(crate) live: DashMap<SessionKey, Addr<SessionActor>>,
+    /// The live dialogue of each subscriber on each route (MSISDN, route service code): a new
+    /// dialogue from the same number on the same code supersedes it.
+    pub(crate) by_subscriber: DashMap<(String, String), SessionKey>,
 }
 
 /// The actix side: a System on its own thread with one Arbiter per shard.
@@ -308,6 +311,7 @@ pub fn core(store: Store, routes: RouteTable, settings: Settings, limits: Limits
         settings,
         limits,
         live: DashMap::new(),
+        by_subscriber: DashMap::new(),
     })
 }
 
