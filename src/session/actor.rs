@@ -227,6 +227,7 @@ impl SessionActor {
             }
         };
         let (Some(app), Some(route)) = (self.app.clone(), self.route.clone()) else {
+            tracing::error!(session = %super::log_id(&self.key), route = %d.route, "the dialogue's route is gone; it ends");
             return Plan::Answer {
                 reply: self.end_now(EndReason::Error, None),
                 stop: true,

@@ -79,7 +79,10 @@ impl Sandbox {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -209,6 +212,40 @@ impl At {
             content_type,
             body: String::from_utf8(body.to_vec()).unwrap(),
         }
+    }
+
+    /// One raw request that may fail (connection refused, reset): `None` then.
+    pub async fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Option<Answer> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.addr, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(body.into())).ok()?)
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        Some(Answer {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     }
 
     /// POSTs an AT callback form.
