@@ -110,20 +110,17 @@ async fn subscriber(
             let mut b = books.lock().unwrap();
             b.hops += 1;
             // A hop after the first must continue the dialogue where it was.
-            if hop > 0 && answer.starts_with("END Sorry") || hop > 0 && answer.contains("timed out")
-            {
+            if hop > 0 && (answer.starts_with("END Sorry") || answer.contains("timed out")) {
                 b.lost.push(format!("{session} hop {hop}: {answer}"));
                 return;
             }
-            if round > 1 && hop == 3 {
-                if answer.starts_with("END Simulated deposit:") {
-                    // The dialogue's own prefix of the idempotency key (`<session>#<hop>#<n>`):
-                    // after a crash that lost an early hop's state the dialogue is rebuilt from
-                    // the cumulative text, so the hop number may differ.
-                    let key = format!("http:{session}#");
-                    b.amounts.insert(key.clone(), amount as i64 * 100);
-                    b.confirmed.insert(key);
-                }
+            if round > 1 && hop == 3 && answer.starts_with("END Simulated deposit:") {
+                // The dialogue's own prefix of the idempotency key (`<session>#<hop>#<n>`):
+                // after a crash that lost an early hop's state the dialogue is rebuilt from
+                // the cumulative text, so the hop number may differ.
+                let key = format!("http:{session}#");
+                b.amounts.insert(key.clone(), amount as i64 * 100);
+                b.confirmed.insert(key);
             }
         }
     }
