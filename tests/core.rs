@@ -187,7 +187,8 @@ async fn restart_resumes_and_later_expires() {
     let at = At::new(gw.public_addr);
     at.hop("r1", "*384*1#", PHONE, "").await;
     at.hop("r1", "*384*1#", PHONE, "one").await;
-    at.hop("r2", "*384*1#", PHONE, "").await;
+    // Another subscriber: the same number dialling again would supersede r1.
+    at.hop("r2", "*384*1#", "+254700000009", "").await;
     gw.shutdown().await;
     let gw = sb.start().await;
     let at = At::new(gw.public_addr);

@@ -46,7 +46,11 @@ async fn reload_keeps_live_dialogues_on_their_version() {
     assert_eq!(a.status, 200, "{a:?}");
 
     // New dialogues get the new version...
-    assert_eq!(at.hop("new", "*384*1#", PHONE, "").await, "CON Tell me");
+    // (Another number: the same one dialling again would supersede the live dialogue.)
+    assert_eq!(
+        at.hop("new", "*384*1#", "+254700000003", "").await,
+        "CON Tell me"
+    );
     // ...the live one finishes on the version it started with.
     at.hop("old", "*384*1#", PHONE, "x").await;
     assert_eq!(
@@ -60,7 +64,10 @@ async fn reload_keeps_live_dialogues_on_their_version() {
     assert_eq!(a.status, 422, "{a:?}");
     assert!(a.body.contains("echo.yaml"), "{}", a.body);
     assert!(a.body.contains("nowhere"), "{}", a.body);
-    assert_eq!(at.hop("newer", "*384*1#", PHONE, "").await, "CON Tell me");
+    assert_eq!(
+        at.hop("newer", "*384*1#", "+254700000004", "").await,
+        "CON Tell me"
+    );
     gw.shutdown().await;
 }
 
@@ -86,7 +93,8 @@ async fn sighup_reloads_flows() {
             n += 1;
             let at = at.clone();
             let session = format!("h2-{n}");
-            async move { at.hop(&session, "*384*1#", PHONE, "").await == "CON Speak up" }
+            // Other numbers: the same one dialling again would supersede h1.
+            async move { at.hop(&session, "*384*1#", "+254700000006", "").await == "CON Speak up" }
         })
         .await
     );
@@ -105,7 +113,7 @@ async fn restart_with_a_changed_flow() {
     let at = At::new(gw.public_addr);
     at.hop("keeps", "*384*1#", PHONE, "").await;
     at.hop("keeps", "*384*1#", PHONE, "a").await; // on `echo`
-    at.hop("loses", "*384*1#", PHONE, "").await; // on `ask`
+    at.hop("loses", "*384*1#", "+254700000005", "").await; // on `ask`
     gw.shutdown().await;
 
     // `ask` is renamed; `echo` stays (with a changed text).
@@ -118,7 +126,7 @@ async fn restart_with_a_changed_flow() {
     let gw = sb.start().await;
     let at = At::new(gw.public_addr);
     assert_eq!(
-        at.hop("loses", "*384*1#", PHONE, "b").await,
+        at.hop("loses", "*384*1#", "+254700000005", "b").await,
         "END Sorry, the service is unavailable right now. Please try again later."
     );
     assert_eq!(

@@ -34,6 +34,15 @@ struct Books {
     hops: usize,
 }
 
+/// Concurrent subscribers (`SOAK_USERS`, default 8).
+fn users() -> usize {
+    std::env::var("SOAK_USERS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(8)
+        .min(99)
+}
+
 fn rounds() -> usize {
     std::env::var("SOAK_ROUNDS")
         .ok()
@@ -135,7 +144,7 @@ async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
     let addr = Arc::new(Mutex::new(gw.as_ref().unwrap().public));
     let books = Arc::new(Mutex::new(Books::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let drivers: Vec<_> = (0..8)
+    let drivers: Vec<_> = (0..users())
         .map(|n| tokio::spawn(subscriber(n, addr.clone(), books.clone(), stop.clone())))
         .collect();
     for round in 0..rounds() {
@@ -152,11 +161,15 @@ async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
         *addr.lock().unwrap() = next.public;
         gw = Some(next);
     }
-    // A last stretch of load after the final restart, then stop.
+    // A last stretch of load after the final restart (`SOAK_TAIL_HOPS`, default 40), then stop.
+    let tail: usize = std::env::var("SOAK_TAIL_HOPS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(40);
     let before = books.lock().unwrap().hops;
-    common::eventually(30, || {
+    common::eventually(300, || {
         let books = books.clone();
-        async move { books.lock().unwrap().hops >= before + 40 }
+        async move { books.lock().unwrap().hops >= before + tail }
     })
     .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -192,7 +205,7 @@ async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
         assert_eq!(entries[0].amount_cents, books.amounts[prefix]);
     }
     // Balances equal the journal (every soak wallet opened at zero on registration).
-    for n in 0..8 {
+    for n in 0..users() {
         let phone = format!("2547100000{n:02}");
         let account = format!("wallets/{phone}");
         let credits: i64 = journal

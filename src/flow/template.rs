@@ -139,6 +139,12 @@ impl Templates {
     /// Compiles an expression; a `{{ }}` around it is optional.
     pub(crate) fn expr(&mut self, src: &str) -> Result<Expr, SyntaxError> {
         let src = single_expr(src).unwrap_or(src);
+        // minijinja 2's expression lexer panics ("empty lexer stack") on a `}}` followed by
+        // more input, and a `}}` ends an expression there anyway: refuse it before compiling.
+        // (Found by the template_render fuzz target; a text template is not affected.)
+        if src.contains("}}") {
+            return Err("invalid template syntax: an expression cannot contain `}}`".into());
+        }
         self.env.compile_expression(src).map_err(|e| describe(&e))?;
         let name = self.next_name("e");
         self.env
@@ -345,6 +351,17 @@ fn date(value: String, format: Option<String>) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expression_holding_a_closing_tag_is_refused_not_a_panic() {
+        let mut t = Templates::new();
+        for src in ["r }} {{ price | rou{{me | upw", "a }} b", "{{ a }} }}"] {
+            let e = t.expr(src).unwrap_err();
+            assert!(e.contains("cannot contain `}}`"), "{src}: {e}");
+        }
+        assert!(t.expr("{{ n > 2 }}").is_ok());
+        assert!(t.expr("n > 2").is_ok());
+    }
 
     #[test]
     fn money_formats() {

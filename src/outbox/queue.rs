@@ -49,7 +49,9 @@ pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
 /// sled errors.
 pub fn list(store: &Store) -> Result<Vec<Item>, StoreError> {
     let mut out = Vec::new();
-    for entry in store.tree(TREE)?.iter() {
+    let tree = store.tree(TREE)?;
+    let _gate = store.shared();
+    for entry in tree.iter() {
         let (_, v) = entry?;
         if let Ok(item) = serde_json::from_slice::<Item>(&v) {
             out.push(item);
@@ -105,6 +107,7 @@ pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
 pub fn purge_finished(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
     let tree = store.tree(TREE)?;
     let mut gone = 0;
+    let _gate = store.shared();
     for entry in tree.iter() {
         let (k, v) = entry?;
         let Ok(item) = serde_json::from_slice::<Item>(&v) else {

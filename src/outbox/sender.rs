@@ -120,7 +120,17 @@ async fn run(
         let now = now_ms();
         let busy: HashSet<u64> = in_flight.values().copied().collect();
         let mut sleep_for = poll;
-        match queue::scan(&tree, watermark, now, &busy, slots - tasks.len()) {
+        // On the blocking pool, under the store's scan gate (see `Store::exclusive`).
+        let scanned = {
+            let (store, tree, free) = (ctx.store.clone(), tree.clone(), slots - tasks.len());
+            tokio::task::spawn_blocking(move || {
+                let _gate = store.shared();
+                queue::scan(&tree, watermark, now, &busy, free)
+            })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Aborted(format!("outbox scan task: {e}"))))
+        };
+        match scanned {
             Ok(scan) => {
                 crate::metrics::outbox_pending(scan.pending);
                 watermark = scan.watermark;

@@ -210,6 +210,7 @@ impl Store {
             .map(|_| self.generate_id())
             .collect::<Result<_, _>>()?;
         let now = super::super::session::state::now_ms();
+        let gate = self.exclusive();
         let outcome = (&records, &journal, &outbox_tree, &idem).transaction(
             |(records, journal, outbox_tree, idem)| {
                 if let Some(done) = idem.get(key.as_bytes())? {
@@ -252,6 +253,7 @@ impl Store {
                 Ok(o)
             },
         );
+        drop(gate);
         match outcome {
             Ok(o) => {
                 if !o.replayed && ops.iter().any(|op| matches!(op, TxOp::Outbox { .. })) {
@@ -301,7 +303,9 @@ impl Store {
     /// Store or parse errors.
     pub fn journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
         let mut out = Vec::new();
-        for item in self.tree(JOURNAL)?.iter() {
+        let tree = self.tree(JOURNAL)?;
+        let _gate = self.shared();
+        for item in tree.iter() {
             out.push(serde_json::from_slice(&item?.1)?);
         }
         Ok(out)

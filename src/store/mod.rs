@@ -59,6 +59,8 @@ pub struct Store {
     records: Records,
     /// Woken whenever a transaction wrote outbox items, so the sender need not poll.
     outbox_written: std::sync::Arc<tokio::sync::Notify>,
+    /// Keeps multi-tree transactions and scans apart (see [`Store::exclusive`]).
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 impl Store {
@@ -88,13 +90,15 @@ impl Store {
     }
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        let gate: std::sync::Arc<std::sync::RwLock<()>> = Default::default();
         Ok(Store {
             sessions: db.open_tree("sessions")?,
             tombstones: db.open_tree("tombstones")?,
             ended: db.open_tree("ended")?,
             meta: db.open_tree("meta")?,
-            records: Records::new(db.open_tree("records")?, db.clone()),
+            records: Records::new(db.open_tree("records")?, db.clone(), gate.clone()),
             outbox_written: Default::default(),
+            gate,
             db,
         })
     }
@@ -116,6 +120,20 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
+    /// Held while a sled transaction runs. sled 0.34 can deadlock when a transaction and an
+    /// iterator over the same database interleave under load (its issues #1301 and #1412: every
+    /// thread ends parked on its global concurrency lock), so transactions take this gate
+    /// exclusively and scans take it shared ([`Store::shared`]): they never overlap. Never held
+    /// across an await, never taken twice by one thread.
+    pub fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held while a scan (an iterator over a tree) runs; see [`Store::exclusive`].
+    pub fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Signalled after a transaction wrote outbox items.
     pub fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.outbox_written.clone()
@@ -131,8 +149,16 @@ impl Store {
     /// # Errors
     /// The flush failed (disk full, I/O error).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        // A blocking flush on the blocking pool rather than sled's `flush_async`, which can
+        // deadlock in sled 0.34 (its issue #1308).
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(result) => {
+                result?;
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Aborted(format!("flush task failed: {e}"))),
+        }
     }
 
     /// Flushes synchronously (shutdown).
@@ -171,11 +197,16 @@ impl Store {
     }
 
     /// Every live dialogue's key and raw document (the start-up sweep reads these).
-    pub fn live_entries(&self) -> impl Iterator<Item = Result<(String, Vec<u8>), StoreError>> {
-        self.sessions.iter().map(|item| {
-            let (k, v) = item?;
-            Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-        })
+    pub fn live_entries(&self) -> std::vec::IntoIter<Result<(String, Vec<u8>), StoreError>> {
+        let _gate = self.shared();
+        self.sessions
+            .iter()
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// How many dialogues are persisted as live.
@@ -213,6 +244,7 @@ impl Store {
         };
         let ended_index = self.tree(ENDED_INDEX)?;
         let outbox = self.tree(crate::outbox::TREE)?;
+        let _gate = self.exclusive();
         (
             &self.sessions,
             &self.tombstones,
@@ -276,6 +308,7 @@ impl Store {
         expired: impl Fn(&T) -> bool,
     ) -> Result<usize, StoreError> {
         let mut gone = 0;
+        let _gate = self.shared();
         for item in self.tombstones.iter() {
             let (k, v) = item?;
             let drop = match serde_json::from_slice::<T>(&v) {
@@ -296,12 +329,13 @@ impl Store {
     }
 
     /// End-of-session records, oldest first.
-    pub fn ended_records<T: DeserializeOwned>(
-        &self,
-    ) -> impl Iterator<Item = Result<T, StoreError>> {
+    pub fn ended_records<T: DeserializeOwned>(&self) -> std::vec::IntoIter<Result<T, StoreError>> {
+        let _gate = self.shared();
         self.ended
             .iter()
             .map(|item| Ok(serde_json::from_slice(&item?.1)?))
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// A bookkeeping flag.

@@ -28,6 +28,8 @@ pub struct RecordWrite {
 pub struct Records {
     tree: Tree,
     db: sled::Db,
+    /// The store's transaction/scan gate (see `Store::exclusive`).
+    gate: std::sync::Arc<std::sync::RwLock<()>>,
 }
 
 /// Builds the key of a record; collections and ids are checked where they are made.
@@ -44,8 +46,12 @@ pub fn valid_collection(name: &str) -> bool {
 }
 
 impl Records {
-    pub(crate) fn new(tree: Tree, db: sled::Db) -> Self {
-        Records { tree, db }
+    pub(crate) fn new(
+        tree: Tree,
+        db: sled::Db,
+        gate: std::sync::Arc<std::sync::RwLock<()>>,
+    ) -> Self {
+        Records { tree, db, gate }
     }
 
     /// Reads one record.
@@ -72,6 +78,7 @@ impl Records {
                 )));
             }
         }
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
         self.tree.transaction(|tx| {
             for w in writes {
                 let key = address(&w.collection, &w.id);
@@ -103,6 +110,7 @@ impl Records {
     pub fn scan(&self, collection: &str) -> Result<Vec<(String, Value)>, StoreError> {
         let prefix = format!("{collection}/");
         let mut out = Vec::new();
+        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
         for item in self.tree.scan_prefix(prefix.as_bytes()) {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();

@@ -134,7 +134,9 @@ fn tree_of(kind: Kind) -> &'static str {
 /// Store or parse errors.
 pub fn documents(store: &Store, kind: Kind) -> Result<Vec<Value>, StoreError> {
     let mut out = Vec::new();
-    for item in store.tree(tree_of(kind))?.iter() {
+    let tree = store.tree(tree_of(kind))?;
+    let _gate = store.shared();
+    for item in tree.iter() {
         out.push(serde_json::from_slice(&item?.1)?);
     }
     Ok(out)
@@ -224,6 +226,7 @@ fn purge_tree(
 ) -> Result<usize, StoreError> {
     let tree = store.tree(name)?;
     let mut gone = 0;
+    let _gate = store.shared();
     for item in tree.iter() {
         let (k, v) = item?;
         let drop = match serde_json::from_slice::<Value>(&v) {

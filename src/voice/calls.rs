@@ -100,6 +100,7 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
     let calls = store.tree(CALLS_TREE)?;
     let sessions = store.tree(CALL_SESSIONS_TREE)?;
     let session = record.session_id.as_bytes();
+    let gate = store.exclusive();
     let stored = (&calls, &sessions).transaction(|(calls, sessions)| {
         if sessions.get(session)?.is_some() {
             return Ok(false);
@@ -108,6 +109,7 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
         calls.insert(&key[..], doc.as_slice())?;
         Ok::<_, ConflictableTransactionError<String>>(true)
     })?;
+    drop(gate);
     if !stored {
         tracing::debug!(session = %record.session_id, "voice: call record already stored");
     }
@@ -119,9 +121,9 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
 /// # Errors
 /// sled errors, or a record that no longer parses.
 pub fn call_records(store: &Store) -> Result<Vec<CallRecord>, StoreError> {
-    store
-        .tree(CALLS_TREE)?
-        .iter()
+    let tree = store.tree(CALLS_TREE)?;
+    let _gate = store.shared();
+    tree.iter()
         .map(|item| Ok(serde_json::from_slice(&item?.1)?))
         .collect()
 }

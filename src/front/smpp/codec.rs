@@ -12,8 +12,8 @@
 //!   ESME_RINVCMDLEN and closes (SMPP 3.4 §3.3); nothing more is read from it.
 
 use bytes::{Buf, BytesMut};
-use rusmpp::Command;
 use rusmpp::tokio_codec::CommandCodec;
+use rusmpp::{Command, CommandId};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Length of the SMPP header.
@@ -90,6 +90,23 @@ impl Decoder for SmppCodec {
         }
         let mut frame = src.split_to(len);
         match self.inner.decode(&mut frame) {
+            // rusmpp decodes a request whose body is missing (command_length 16) as a command
+            // without a PDU; answered as such it would get a misleading status (a bind or a
+            // submit_sm without a body is not "not bound"): it is malformed. Responses may come
+            // without a body (SMPP 3.4 omits it when command_status is not 0), and unknown
+            // command ids get their own answer (ESME_RINVCMDID), so both stay commands.
+            Ok(Some(command))
+                if command.pdu().is_none()
+                    && len == HEADER_LEN
+                    && command_id & 0x8000_0000 == 0
+                    && !matches!(command.id(), CommandId::Other(_)) =>
+            {
+                Ok(Some(Frame::Malformed {
+                    command_id,
+                    sequence_number,
+                    reason: "body missing".into(),
+                }))
+            }
             Ok(Some(command)) => Ok(Some(Frame::Command(Box::new(command)))),
             // The frame is complete, so the inner codec cannot be waiting for more: treat it
             // as malformed rather than stall.
@@ -174,6 +191,34 @@ mod tests {
             Some(Frame::Command(cmd)) => assert_eq!(cmd.sequence_number(), 10),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_request_without_its_body_is_malformed() {
+        // Found by the smpp_decode fuzz target: rusmpp decodes a body-less bind or submit_sm
+        // as a command without a PDU, which the roles answered ESME_RINVBNDSTS.
+        let mut c = SmppCodec::new(4096);
+        for id in [4u8, 9] {
+            let mut buf = BytesMut::from(&[0u8, 0, 0, 16, 0, 0, 0, id, 0, 0, 0, 0, 0, 0, 0, 7][..]);
+            match c.decode(&mut buf).unwrap() {
+                Some(Frame::Malformed {
+                    sequence_number: 7, ..
+                }) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // A response without a body (an error status) and an unknown command id stay commands.
+        let mut buf =
+            BytesMut::from(&[0u8, 0, 0, 16, 0x80, 0, 0, 4, 0, 0, 0, 0x58, 0, 0, 0, 7][..]);
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Command(_))
+        ));
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 16, 0, 0, 0, 0x77, 0, 0, 0, 0, 0, 0, 0, 7][..]);
+        assert!(matches!(
+            c.decode(&mut buf).unwrap(),
+            Some(Frame::Command(_))
+        ));
     }
 
     #[test]

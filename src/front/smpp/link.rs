@@ -370,9 +370,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
     handler: &dyn Handler,
 ) {
     loop {
+        // Closed first: after an unbind (or a close by the owner) nothing more that the peer
+        // had already sent is read and answered.
         let frame = tokio::select! {
-            f = frames.next() => f,
+            biased;
             () = link.closed() => return,
+            f = frames.next() => f,
         };
         let frame = match frame {
             Some(Ok(frame)) => frame,
