@@ -35,7 +35,10 @@ end
 function request()
   if hop == 0 then
     session = session + 1
-    phone = string.format("2547%08d", 10000000 + math.random(0, subscribers - 1))
+    -- A new dial supersedes the same number's live dialogue: threads never share a number
+    -- (thread t dials t, t + 1024, t + 2048, ...; up to 1024 threads).
+    local span = math.max(1, math.floor(subscribers / 1024)) * 1024
+    phone = string.format("2547%08d", 10000000 + (id + 1024 * math.random(0, span / 1024 - 1)) % span)
     text = ""
   elseif hop == 1 then
     text = inputs[1]

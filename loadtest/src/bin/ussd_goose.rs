@@ -4,7 +4,8 @@
 //! reads the current term's results (3 hops, END); `microfinancedeposit` dials `*384*303#` as a
 //! synthetic customer and deposits KES 100 (4 hops, the last one a ledger transaction flushed
 //! to disk before it is confirmed). Subscribers are drawn from the `USSD_SUBSCRIBERS` (default
-//! 10000) numbers `ussd-gateway seed --synthetic N` creates.
+//! 10000) numbers `ussd-gateway seed --synthetic N` creates, no two users
+//! on the same number (up to 4096 users).
 //!
 //! Everything else is goose's own options: `--host`, `--users`, `--increase-rate`, `--run-time`,
 //! `--throttle-requests` (the rate), `--report-file`; goose prints throughput and latency
@@ -22,6 +23,9 @@ use ussd_loadtest::synthetic_msisdn;
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
+/// Users at most for disjoint numbers (see `dialogue`).
+const STRIDE: u64 = 4096;
+
 fn subscribers() -> u64 {
     std::env::var("USSD_SUBSCRIBERS")
         .ok()
@@ -38,7 +42,11 @@ async fn dialogue(
     code: &str,
     inputs: &[&str],
 ) -> TransactionResult {
-    let phone = synthetic_msisdn(rand::rng().random_range(0..subscribers()));
+    // A new dial from a number supersedes that number's live dialogue on the same code, so no
+    // two users share a number: user u dials the numbers u, u + STRIDE, u + 2 STRIDE, ...
+    let span = (subscribers() / STRIDE).max(1) * STRIDE;
+    let k = rand::rng().random_range(0..span / STRIDE);
+    let phone = synthetic_msisdn((user.weighted_users_index as u64 % STRIDE + k * STRIDE) % span);
     let session = format!(
         "goose-{}-{}-{}",
         std::process::id(),
