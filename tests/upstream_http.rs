@@ -496,3 +496,36 @@ async fn sigterm_lets_hops_in_flight_finish() {
     let status = gw.signal_wait();
     assert!(status.success(), "exit 0 after draining, got {status:?}");
 }
+
+/// A route may cut long upstream screens instead of paginating them: the answer fits one
+/// screen, and the cut is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_screens_can_be_cut() {
+    let app = FakeHttp::start(|_| async {
+        let long: String = (1..=60).map(|i| format!("line {i}\n")).collect();
+        (200, format!("END {long}"))
+    })
+    .await;
+    let sb = Sandbox::new(
+        &route(
+            &format!("http://{}/cb", app.addr),
+            "long_screens = \"cut\"\n",
+        ),
+        &[],
+    );
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let answer = at.hop("cut", "*123#", "+254700000001", "").await;
+    assert!(answer.starts_with("END line 1\nline 2\n"), "{answer}");
+    assert!(fits(&answer[4..], Limit::default()), "{answer}");
+    assert!(!answer.contains("98. More"));
+    let metrics = At::new(gw.admin_addr)
+        .request("GET", "/metrics", &[], "")
+        .await
+        .body;
+    assert!(
+        metrics.contains("ussd_upstream_screens_cut_total{route=\"*123#\"} 1"),
+        "{metrics}"
+    );
+    gw.shutdown().await;
+}
