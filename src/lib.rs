@@ -38,6 +38,7 @@ pub mod gateway;
 pub mod hop;
 pub mod metrics;
 pub mod msisdn;
+pub mod net;
 pub mod outbox;
 pub mod session;
 pub mod store;

@@ -140,15 +140,7 @@ impl Failure {
 impl UpstreamApp {
     /// An app at `config.url`.
     pub fn new(config: UpstreamConfig) -> UpstreamApp {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(3)));
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = crate::net::https_connector(Duration::from_secs(3));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

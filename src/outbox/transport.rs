@@ -78,16 +78,7 @@ impl HyperTransport<HttpConnector> {
 impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
     /// HTTPS (and plain HTTP) with rustls and the bundled webpki roots: what reaches AT.
     pub fn https() -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        HyperTransport::new(connector)
+        HyperTransport::new(crate::net::https_connector(Duration::from_secs(5)))
     }
 }
 

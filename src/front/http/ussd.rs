@@ -93,19 +93,9 @@ pub async fn handle_event(
     registry: Registry,
     max_body: usize,
 ) -> Response<Body> {
-    if !is_form(&req) {
-        crate::metrics::http_rejected("content_type");
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/x-www-form-urlencoded\n",
-        );
-    }
-    let body = match read_body(req, max_body).await {
+    let body = match read_form(req, max_body).await {
         Ok(b) => b,
-        Err(e) => {
-            crate::metrics::http_rejected("body");
-            return e.response();
-        }
+        Err(refusal) => return *refusal,
     };
     let mut session_id = None;
     let mut status = None;
@@ -145,6 +135,24 @@ pub async fn handle_event(
     text(StatusCode::OK, "OK")
 }
 
+/// Reads a form-urlencoded body, or the refusal to send (415, 413, 400), counted.
+pub async fn read_form(
+    req: http::Request<Incoming>,
+    max_body: usize,
+) -> Result<bytes::Bytes, Box<Response<Body>>> {
+    if !is_form(&req) {
+        crate::metrics::http_rejected("content_type");
+        return Err(Box::new(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/x-www-form-urlencoded\n",
+        )));
+    }
+    read_body(req, max_body).await.map_err(|e| {
+        crate::metrics::http_rejected("body");
+        Box::new(e.response())
+    })
+}
+
 /// The AT wire form of a reply.
 pub fn render(reply: &Reply) -> String {
     let prefix = if reply.end { "END " } else { "CON " };
@@ -176,19 +184,9 @@ pub async fn handle(
     default_cc: &str,
     apology: &str,
 ) -> Response<Body> {
-    if !is_form(&req) {
-        crate::metrics::http_rejected("content_type");
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/x-www-form-urlencoded\n",
-        );
-    }
-    let body = match read_body(req, max_body).await {
+    let body = match read_form(req, max_body).await {
         Ok(b) => b,
-        Err(e) => {
-            crate::metrics::http_rejected("body");
-            return e.response();
-        }
+        Err(refusal) => return *refusal,
     };
     let cb = match parse_callback(&body, default_cc) {
         Ok(cb) => cb,

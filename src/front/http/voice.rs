@@ -5,7 +5,7 @@
 //! writes the answer. The final callback of a call (`isActive=0`) carries its record (duration,
 //! cost), which is stored and flushed before the empty 200 that AT expects.
 
-use super::{Body, read_body, text};
+use super::{Body, text};
 use crate::store::Store;
 use crate::voice::{self, IvrSet, RenderOptions, VoiceAnswer, VoicePath};
 use http::{Response, StatusCode, header};
@@ -33,19 +33,9 @@ pub async fn handle(
     path: VoicePath,
     state: VoiceState,
 ) -> Response<Body> {
-    if !super::ussd::is_form(&req) {
-        crate::metrics::http_rejected("content_type");
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content type must be application/x-www-form-urlencoded\n",
-        );
-    }
-    let body = match read_body(req, state.max_body).await {
+    let body = match super::ussd::read_form(req, state.max_body).await {
         Ok(b) => b,
-        Err(e) => {
-            crate::metrics::http_rejected("body");
-            return e.response();
-        }
+        Err(refusal) => return *refusal,
     };
     let cb = match voice::parse_callback(&body) {
         Ok(cb) => cb,
