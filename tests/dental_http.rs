@@ -19,16 +19,7 @@ fn sandbox() -> Sandbox {
 }
 
 async fn walk(at: &At, session: &str, phone: &str, inputs: &[&str]) -> Vec<String> {
-    let mut answers = vec![at.hop(session, CODE, phone, "").await];
-    let mut text = String::new();
-    for input in inputs {
-        if !text.is_empty() {
-            text.push('*');
-        }
-        text.push_str(input);
-        answers.push(at.hop(session, CODE, phone, &text).await);
-    }
-    answers
+    at.walk(session, CODE, phone, inputs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,16 +16,7 @@ fn sandbox() -> Sandbox {
 }
 
 async fn walk(at: &At, session: &str, phone: &str, inputs: &[&str]) -> Vec<String> {
-    let mut answers = vec![at.hop(session, CODE, phone, "").await];
-    let mut text = String::new();
-    for input in inputs {
-        if !text.is_empty() {
-            text.push('*');
-        }
-        text.push_str(input);
-        answers.push(at.hop(session, CODE, phone, &text).await);
-    }
-    answers
+    at.walk(session, CODE, phone, inputs).await
 }
 
 fn balance(store: &Store, phone: &str) -> i64 {

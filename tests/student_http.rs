@@ -10,16 +10,7 @@ const HOME_AMINA: &str = "CON Welcome to UniConnect, Amina Wanjiru\n1. View Resu
 /// Dials `*123#` as `phone`, sends each input in turn (cumulative `text`), and returns every
 /// answer.
 async fn walk(at: &At, session: &str, phone: &str, inputs: &[&str]) -> Vec<String> {
-    let mut answers = vec![at.hop(session, "*123#", phone, "").await];
-    let mut text = String::new();
-    for input in inputs {
-        if !text.is_empty() {
-            text.push('*');
-        }
-        text.push_str(input);
-        answers.push(at.hop(session, "*123#", phone, &text).await);
-    }
-    answers
+    at.walk(session, "*123#", phone, inputs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

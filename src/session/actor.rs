@@ -48,6 +48,8 @@ pub struct SessionActor {
     app: Option<Arc<dyn App>>,
     route: Option<Arc<Route>>,
     idle: Option<SpawnHandle>,
+    /// Whether this dialogue is in the subscriber index (`Core::by_subscriber`).
+    indexed: bool,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -107,6 +109,7 @@ impl SessionActor {
             app: None,
             route: None,
             idle: None,
+            indexed: false,
         }
     }
 
@@ -419,10 +422,14 @@ impl SessionActor {
             return (reply, "error");
         }
         let timeout = Duration::from_millis(d.idle_timeout_ms);
-        self.core.by_subscriber.insert(
-            (d.msisdn.as_str().to_string(), d.route.clone()),
-            self.key.clone(),
-        );
+        // Indexed once per actor (after a restart the first hop this actor answers does it).
+        if !self.indexed {
+            self.indexed = true;
+            self.core.by_subscriber.insert(
+                (d.msisdn.as_str().to_string(), d.route.clone()),
+                self.key.clone(),
+            );
+        }
         self.arm_idle(ctx, timeout);
         (turn.reply, "con")
     }

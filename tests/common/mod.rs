@@ -266,6 +266,27 @@ impl At {
         .await
     }
 
+    /// Dials `code` as `phone`, sends each input in turn with the cumulative `text` AT sends,
+    /// and returns every answer (the first screen included).
+    pub async fn walk(
+        &self,
+        session: &str,
+        code: &str,
+        phone: &str,
+        inputs: &[&str],
+    ) -> Vec<String> {
+        let mut answers = vec![self.hop(session, code, phone, "").await];
+        let mut text = String::new();
+        for input in inputs {
+            if !text.is_empty() {
+                text.push('*');
+            }
+            text.push_str(input);
+            answers.push(self.hop(session, code, phone, &text).await);
+        }
+        answers
+    }
+
     /// One hop of a dialogue; asserts a 200 and returns the body (`CON ...`/`END ...`).
     pub async fn hop(&self, session: &str, code: &str, phone: &str, text: &str) -> String {
         let a = self
