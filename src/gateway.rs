@@ -391,6 +391,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         crate::outbox::SenderOptions {
             transport: Some(Arc::new(crate::outbox::HyperTransport::https())),
             wake: Some(store.outbox_signal()),
+            network: smpp
+                .as_deref()
+                .map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>),
         },
         shutdown_rx.clone(),
     );

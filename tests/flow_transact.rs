@@ -186,6 +186,7 @@ screens:
       - { put: { record: "a/b", fields: {} }, call: { to: "1" } }
       - { require: { record: "a/b", field: status } }
       - { transfer: { to: "wallets/x", amount: 1, type: deposit, else: nowhere } }
+      - { dialogue: { to: "{{ phone }}", service_code: "384" } }
     next: done
   done: { type: end, text: ok }
 "#;
@@ -198,9 +199,10 @@ screens:
         errors,
         [
             "error: bad.yaml: screens.pay.ops[0].transfer: a transfer needs `from`, `to` or both",
-            "error: bad.yaml: screens.pay.ops[1]: an op has exactly one of transfer, add, require, put, sms, airtime, call",
+            "error: bad.yaml: screens.pay.ops[1]: an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue",
             "error: bad.yaml: screens.pay.ops[2].require: `field` and `equals` go together",
             "error: bad.yaml: screens.pay.ops[3].transfer.else: unknown target screen `nowhere`",
+            "error: bad.yaml: screens.pay.ops[4].dialogue.service_code: a service code looks like *384*303#",
         ]
     );
 }

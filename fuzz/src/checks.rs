@@ -133,7 +133,7 @@ fn smpp_harness() -> &'static SmppHarness {
             esme::EsmeBind,
             listener,
             profile::PRESETS,
-            ussd::{Outlet, Role, Ussd},
+            ussd::{Role, Ussd},
         };
         use ussd_gateway::session::registry::{self, Limits, Registry, Settings, Shards};
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -171,14 +171,13 @@ fn smpp_harness() -> &'static SmppHarness {
             let profile = Profile::preset(name).expect("preset");
             for registry in &registries {
                 let ussd = |role| {
-                    Arc::new(Ussd {
-                        bind: "fuzz".into(),
-                        profile: profile.clone(),
+                    Arc::new(Ussd::new(
+                        "fuzz",
+                        profile.clone(),
                         role,
-                        registry: registry.clone(),
-                        default_cc: "254".into(),
-                        outlet: Outlet::default(),
-                    })
+                        registry.clone(),
+                        "254".into(),
+                    ))
                 };
                 let peers = [(
                     LISTENER_PEER.0.to_string(),

@@ -67,12 +67,14 @@ impl Checker<'_> {
                 op.sms.is_some(),
                 op.airtime.is_some(),
                 op.call.is_some(),
+                op.push.is_some(),
+                op.dialogue.is_some(),
             ];
             if set.iter().filter(|s| **s).count() != 1 {
                 self.error(
                     Some(screen),
                     Some(format!("ops[{i}]")),
-                    "an op has exactly one of transfer, add, require, put, sms, airtime, call",
+                    "an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue",
                 );
                 continue;
             }
@@ -168,6 +170,38 @@ impl Checker<'_> {
                 OpSpec { call: Some(c), .. } => Op::Call {
                     to: self.tpl(screen, &at("call.to"), &c.to),
                 },
+                OpSpec { push: Some(p), .. } => Op::Push {
+                    to: self.tpl(screen, &at("push.to"), &p.to),
+                    message: self.tpl(screen, &at("push.message"), &p.message),
+                    bind: p.bind.clone(),
+                    not_before: p.not_before.as_ref().map(|v| {
+                        self.value_tpl(screen, &at("push.not_before"), &Value::from(v.as_str()))
+                    }),
+                },
+                OpSpec {
+                    dialogue: Some(d), ..
+                } => {
+                    let code = d.service_code.trim();
+                    if !(code.starts_with('*') && code.ends_with('#') && code.len() > 2) {
+                        self.error(
+                            Some(screen),
+                            Some(at("dialogue.service_code")),
+                            "a service code looks like *384*303#",
+                        );
+                    }
+                    Op::Dialogue {
+                        to: self.tpl(screen, &at("dialogue.to"), &d.to),
+                        service_code: code.to_string(),
+                        bind: d.bind.clone(),
+                        not_before: d.not_before.as_ref().map(|v| {
+                            self.value_tpl(
+                                screen,
+                                &at("dialogue.not_before"),
+                                &Value::from(v.as_str()),
+                            )
+                        }),
+                    }
+                }
                 // Exactly one field is set (checked above).
                 _ => continue,
             };

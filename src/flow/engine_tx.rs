@@ -52,6 +52,17 @@ impl Run<'_, '_> {
         Ok(to.to_string())
     }
 
+    /// An RFC 3339 `not_before` as epoch milliseconds.
+    fn not_before(&mut self, what: &str, v: &Option<ValueTpl>) -> Result<Option<u64>, Fail> {
+        let Some(v) = v else {
+            return Ok(None);
+        };
+        let when = self.value_of(what, v)?;
+        let when = when.as_str().unwrap_or_default().to_string();
+        let ts: jiff::Timestamp = when.parse().map_err(|e| format!("{what}: `{when}`: {e}"))?;
+        Ok(Some(ts.as_millisecond().max(0) as u64))
+    }
+
     /// Renders every op with the dialogue's variables.
     pub(super) fn tx_ops(&mut self, ops: &[Op]) -> Result<Vec<TxOp>, Fail> {
         let mut out = Vec::with_capacity(ops.len());
@@ -130,22 +141,37 @@ impl Run<'_, '_> {
                 } => {
                     let to = self.phone("sms.to", to)?;
                     let message = self.render_tpl(message)?;
-                    let not_before_ms = match not_before {
-                        Some(v) => {
-                            let when = self.value_of("sms.not_before", v)?;
-                            let when = when.as_str().unwrap_or_default().to_string();
-                            let ts: jiff::Timestamp = when
-                                .parse()
-                                .map_err(|e| format!("sms.not_before: `{when}`: {e}"))?;
-                            Some(ts.as_millisecond().max(0) as u64)
-                        }
-                        None => None,
-                    };
                     TxOp::Outbox {
                         effect: outbox::Effect::Sms { to, message },
-                        not_before_ms,
+                        not_before_ms: self.not_before("sms.not_before", not_before)?,
                     }
                 }
+                Op::Push {
+                    to,
+                    message,
+                    bind,
+                    not_before,
+                } => TxOp::Outbox {
+                    effect: outbox::Effect::Ussn {
+                        to: self.phone("push.to", to)?,
+                        message: self.render_tpl(message)?,
+                        bind: bind.clone(),
+                    },
+                    not_before_ms: self.not_before("push.not_before", not_before)?,
+                },
+                Op::Dialogue {
+                    to,
+                    service_code,
+                    bind,
+                    not_before,
+                } => TxOp::Outbox {
+                    effect: outbox::Effect::Ussr {
+                        to: self.phone("dialogue.to", to)?,
+                        service_code: service_code.clone(),
+                        bind: bind.clone(),
+                    },
+                    not_before_ms: self.not_before("dialogue.not_before", not_before)?,
+                },
                 Op::Airtime {
                     to,
                     amount,

@@ -299,6 +299,10 @@ pub(crate) struct OpSpec {
     pub airtime: Option<AirtimeSpec>,
     #[serde(default)]
     pub call: Option<CallSpec>,
+    #[serde(default)]
+    pub push: Option<PushSpec>,
+    #[serde(default)]
+    pub dialogue: Option<DialogueSpec>,
 }
 
 /// Moves money between ledger accounts (records with a `balance_cents` field) and journals it.
@@ -379,6 +383,35 @@ pub(crate) struct AirtimeSpec {
     pub to: String,
     pub amount: Value,
     pub currency: String,
+}
+
+/// A USSD notification (USSN) over an SMPP bind, through the outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushSpec {
+    pub to: String,
+    pub message: String,
+    /// The `[[smpp.binds]]` name; the first bind up when absent.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// RFC 3339 time before which it is not sent.
+    #[serde(default)]
+    pub not_before: Option<String>,
+}
+
+/// A network-initiated USSD dialogue over an SMPP bind, through the outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DialogueSpec {
+    pub to: String,
+    /// The service code whose route answers.
+    pub service_code: String,
+    /// The `[[smpp.binds]]` name; the first bind up when absent.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// RFC 3339 time before which it is not started.
+    #[serde(default)]
+    pub not_before: Option<String>,
 }
 
 /// An outbound call through the outbox.

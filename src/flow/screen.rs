@@ -146,6 +146,18 @@ pub(crate) enum Op {
     Call {
         to: Tpl,
     },
+    Push {
+        to: Tpl,
+        message: Tpl,
+        bind: Option<String>,
+        not_before: Option<ValueTpl>,
+    },
+    Dialogue {
+        to: Tpl,
+        service_code: String,
+        bind: Option<String>,
+        not_before: Option<ValueTpl>,
+    },
 }
 
 impl Op {

@@ -98,6 +98,9 @@ impl AtClient {
             }
             Effect::Call { to } => self.place_call(to).await,
             Effect::Event { url, fields } => self.send_event(url, fields).await,
+            Effect::Ussn { .. } | Effect::Ussr { .. } => Outcome::NotSent {
+                reason: "USSD pushes need an SMPP bind and none is configured".into(),
+            },
         }
     }
 

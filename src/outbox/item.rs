@@ -31,6 +31,27 @@ pub enum Effect {
         /// Canonical MSISDN.
         to: String,
     },
+    /// A USSD notification (USSN push) over an SMPP bind.
+    Ussn {
+        /// Canonical MSISDN.
+        to: String,
+        /// The text.
+        message: String,
+        /// The `[[smpp.binds]]` name; the first bind up when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    },
+    /// A network-initiated USSD dialogue (USSR) over an SMPP bind: the subscriber's phone
+    /// shows the first screen of the route for `service_code`, as if they had dialled it.
+    Ussr {
+        /// Canonical MSISDN.
+        to: String,
+        /// The service code whose route answers (`*384*303#`).
+        service_code: String,
+        /// The `[[smpp.binds]]` name; the first bind up when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    },
     /// An end-of-session notification in Africa's Talking's format, POSTed as a form to the
     /// configured events URL until it answers 200.
     Event {
@@ -49,6 +70,31 @@ impl Effect {
             Effect::Airtime { .. } => "airtime",
             Effect::Call { .. } => "call",
             Effect::Event { .. } => "event",
+            Effect::Ussn { .. } => "ussn",
+            Effect::Ussr { .. } => "ussr",
+        }
+    }
+
+    /// The subscriber it goes to (canonical MSISDN); `None` for an event.
+    pub fn recipient(&self) -> Option<&str> {
+        match self {
+            Effect::Sms { to, .. }
+            | Effect::Airtime { to, .. }
+            | Effect::Call { to }
+            | Effect::Ussn { to, .. }
+            | Effect::Ussr { to, .. } => Some(to),
+            Effect::Event { .. } => None,
+        }
+    }
+
+    /// The recipient as logs and the admin listener show it: country code and last three
+    /// digits, or "events receiver".
+    pub fn masked_recipient(&self) -> String {
+        match self.recipient() {
+            Some(to) => crate::msisdn::Msisdn::parse(to, "")
+                .map(|m| m.masked().to_string())
+                .unwrap_or_else(|_| "***".into()),
+            None => "events receiver".into(),
         }
     }
 }

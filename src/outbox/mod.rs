@@ -28,8 +28,16 @@ pub use queue::{enqueue, get, list, now_ms, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
 pub use transport::{HyperTransport, Transport};
 
+use futures_util::future::BoxFuture;
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
+
+/// A network side that sends some effects itself instead of Africa's Talking: the SMPP front
+/// (USSN pushes, network-initiated dialogues, and SMS when `[smpp.sms]` says so).
+pub trait Network: Send + Sync + std::fmt::Debug {
+    /// Sends `item` if it is this network's to send; `None` leaves it to AT.
+    fn deliver<'a>(&'a self, item: &'a Item) -> Option<BoxFuture<'a, Outcome>>;
+}
 
 /// The wake-up signals of the running senders.
 static WAKERS: Mutex<Vec<Weak<Notify>>> = Mutex::new(Vec::new());

@@ -43,6 +43,8 @@ pub struct SenderOptions {
     pub transport: Option<Arc<dyn Transport>>,
     /// Another signal that wakes the sender (the store's "outbox written" signal).
     pub wake: Option<Arc<Notify>>,
+    /// The SMPP side, for the effects that go out over a bind.
+    pub network: Option<Arc<dyn super::Network>>,
 }
 
 /// Starts the sender with the plain-HTTP transport; it runs until `shutdown` turns true (or
@@ -68,12 +70,14 @@ pub fn spawn_sender_with(
     let client = AtClient::new(&config, transport);
     let wake = super::register_waker();
     let extra = options.wake.unwrap_or_default();
-    tokio::spawn(run(store, client, config, wake, extra, shutdown))
+    let network = options.network;
+    tokio::spawn(run(store, client, network, config, wake, extra, shutdown))
 }
 
 async fn run(
     store: Store,
     client: AtClient,
+    network: Option<Arc<dyn super::Network>>,
     config: AtConfig,
     wake: Arc<Notify>,
     extra: Arc<Notify>,
@@ -93,7 +97,7 @@ async fn run(
         tracing::info!("outbox sender started");
     } else {
         tracing::warn!(
-            "no AT account configured (africastalking.username and AT_API_KEY): outbox effects are recorded, not sent"
+            "no AT account configured (africastalking.username and AT_API_KEY): outbox effects for AT are recorded, not sent"
         );
     }
     let slots = config.concurrency.max(1);
@@ -102,6 +106,7 @@ async fn run(
         store,
         tree: tree.clone(),
         client,
+        network,
         retry: config.retry.clone(),
         lease: config.timeout(),
     });
@@ -179,6 +184,7 @@ struct Ctx {
     store: Store,
     tree: sled::Tree,
     client: AtClient,
+    network: Option<Arc<dyn super::Network>>,
     retry: RetryConfig,
     lease: Duration,
 }
@@ -194,7 +200,7 @@ impl Ctx {
 
     async fn try_deliver(&self, item: Item, raw: sled::IVec) -> Result<(), StoreError> {
         let kind = item.effect.kind();
-        let to = masked(&item);
+        let to = item.effect.masked_recipient();
         let attempt = item.attempts.saturating_add(1);
         let mut claimed = item.clone();
         claimed.attempts = attempt;
@@ -213,7 +219,11 @@ impl Ctx {
             return Ok(());
         }
         let started = Instant::now();
-        let outcome = self.client.deliver(&claimed, attempt).await;
+        let by_network = self.network.as_ref().and_then(|n| n.deliver(&claimed));
+        let outcome = match by_network {
+            Some(sending) => sending.await,
+            None => self.client.deliver(&claimed, attempt).await,
+        };
         let took = started.elapsed();
         let now = now_ms();
         let mut done = claimed.clone();
@@ -282,17 +292,4 @@ impl Ctx {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The recipient for logs: country code and last three digits.
-fn masked(item: &Item) -> String {
-    let to = match &item.effect {
-        super::Effect::Sms { to, .. }
-        | super::Effect::Airtime { to, .. }
-        | super::Effect::Call { to } => to,
-        super::Effect::Event { .. } => return "events receiver".into(),
-    };
-    crate::msisdn::Msisdn::parse(to, "")
-        .map(|m| m.masked().to_string())
-        .unwrap_or_else(|_| "***".into())
 }

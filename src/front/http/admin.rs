@@ -12,7 +12,7 @@
 //! | `POST /admin/dialogues/end` | ends one (`{"session": "http:ATUid_..."}`), as an abort |
 //! | `GET /admin/outbox` | outbox items (pending first), recipients masked |
 //! | `POST /admin/outbox/requeue` | puts a failed or not-sent item back (`{"id": 42}`) |
-//! | `POST /admin/push` | a USSN push over SMPP (`{"msisdn", "text", "bind"?}`) |
+//! | `POST /admin/push` | over SMPP: a USSN push (`{"msisdn", "text", "bind"?}`) or a network-initiated dialogue (`{"msisdn", "service_code", "bind"?}`) |
 //! | `GET /admin/export/{ended,calls,outbox,journal}` | JSON lines, or CSV with `?format=csv` |
 
 use super::{Body, json, text};
@@ -257,14 +257,7 @@ fn outbox(state: &AdminState) -> Response<Body> {
     let out: Vec<_> = items
         .iter()
         .map(|i| {
-            let to = match &i.effect {
-                crate::outbox::Effect::Sms { to, .. }
-                | crate::outbox::Effect::Airtime { to, .. }
-                | crate::outbox::Effect::Call { to } => crate::msisdn::Msisdn::parse(to, "")
-                    .map(|m| m.masked().to_string())
-                    .unwrap_or_else(|_| "***".into()),
-                crate::outbox::Effect::Event { .. } => "events receiver".into(),
-            };
+            let to = i.effect.masked_recipient();
             json!({
                 "id": i.id,
                 "kind": i.effect.kind(),
@@ -296,13 +289,12 @@ fn requeue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
 
 async fn push(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
     use crate::front::smpp::SmppError;
-    let (Some(msisdn), Some(message)) = (
-        args.get("msisdn").and_then(|s| s.as_str()),
-        args.get("text").and_then(|s| s.as_str()),
-    ) else {
+    let field = |name| args.get(name).and_then(|s| s.as_str());
+    let (msisdn, message, code) = (field("msisdn"), field("text"), field("service_code"));
+    let (Some(msisdn), true) = (msisdn, message.is_some() != code.is_some()) else {
         return text(
             StatusCode::BAD_REQUEST,
-            "\"msisdn\" and \"text\" are required\n",
+            "\"msisdn\" and one of \"text\" (a USSN notification) or \"service_code\" (a network-initiated dialogue) are required\n",
         );
     };
     let Some(smpp) = &state.smpp else {
@@ -311,9 +303,21 @@ async fn push(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
             "no SMPP bind is configured\n",
         );
     };
-    let bind = args.get("bind").and_then(|b| b.as_str());
-    match smpp.push_ussn(bind, msisdn, message).await {
-        Ok(()) => json(StatusCode::OK, &json!({ "pushed": true })),
+    let bind = field("bind");
+    let pusher = smpp.pusher();
+    let result = match (message, code) {
+        (Some(message), _) => pusher
+            .push_ussn(bind, msisdn, message)
+            .await
+            .map(|()| json!({ "pushed": true })),
+        (None, Some(code)) => pusher
+            .initiate(bind, msisdn, code)
+            .await
+            .map(|open| json!({ "pushed": true, "dialogue": open })),
+        (None, None) => unreachable!("checked above"),
+    };
+    match result {
+        Ok(body) => json(StatusCode::OK, &body),
         Err(e) => {
             let status = match e {
                 SmppError::UnknownBind(_) => StatusCode::NOT_FOUND,

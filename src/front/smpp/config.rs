@@ -27,6 +27,51 @@ pub struct SmppConfig {
     /// `[smpp.profiles.<name>]`: operator profiles of this deployment, each based on a preset.
     #[serde(default)]
     pub profiles: BTreeMap<String, ProfileConfig>,
+    /// `[smpp.sms]`: send the outbox's SMS as plain submit_sm over a bind instead of through
+    /// Africa's Talking. Off by default.
+    #[serde(default)]
+    pub sms: Option<SmsConfig>,
+}
+
+/// `[smpp.sms]`: SMS over an SMPP bind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// The `[[smpp.binds]]` name the SMS go out on.
+    pub bind: String,
+    /// The sender: a short code, a long number or an alphanumeric sender id (at most 11
+    /// characters).
+    pub source_addr: String,
+    /// source_addr_ton; by default 5 (alphanumeric) for a sender id with letters, 1
+    /// (international) for a number of 10 digits or more, 3 (network specific) otherwise.
+    #[serde(default)]
+    pub source_ton: Option<u8>,
+    /// source_addr_npi; by default 0 for an alphanumeric sender id, 1 (ISDN) otherwise.
+    #[serde(default)]
+    pub source_npi: Option<u8>,
+    /// service_type of the submit_sm (empty: the SMSC's default).
+    #[serde(default)]
+    pub service_type: String,
+}
+
+impl SmsConfig {
+    /// The sender as an SMPP address.
+    pub fn source(&self) -> super::message::Address {
+        let a = &self.source_addr;
+        let alpha = !a.chars().all(|c| c.is_ascii_digit());
+        let (ton, npi) = if alpha {
+            (5, 0)
+        } else if a.len() >= 10 {
+            (1, 1)
+        } else {
+            (3, 1)
+        };
+        super::message::Address {
+            ton: self.source_ton.unwrap_or(ton),
+            npi: self.source_npi.unwrap_or(npi),
+            addr: a.clone(),
+        }
+    }
 }
 
 /// How a bind's connections are made.
@@ -279,6 +324,32 @@ impl SmppConfig {
                 errors.push(format!("{at}: {e}"));
             }
         }
+        if let Some(sms) = &self.sms {
+            if !names.contains(&sms.bind) {
+                errors.push(format!(
+                    "[smpp.sms] bind {:?}: no [[smpp.binds]] has that name",
+                    sms.bind
+                ));
+            }
+            let alpha = !sms.source_addr.chars().all(|c| c.is_ascii_digit());
+            let max = if alpha { 11 } else { 20 };
+            check_len(
+                &mut errors,
+                "[smpp.sms]",
+                "source_addr",
+                &sms.source_addr,
+                1,
+                max,
+            );
+            check_len(
+                &mut errors,
+                "[smpp.sms]",
+                "service_type",
+                &sms.service_type,
+                0,
+                5,
+            );
+        }
         if let Some(l) = &self.listener {
             let mut ids = std::collections::HashSet::new();
             check_link(&mut errors, "[smpp.listener]", &l.link());
@@ -327,6 +398,32 @@ fn check_link(errors: &mut Vec<String>, at: &str, l: &LinkConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sms_over_smpp_names_a_bind_and_a_sender() {
+        let parse = |sms: &str| -> SmppConfig {
+            toml::from_str(&format!(
+                "[[binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nsystem_id = \"u\"\n[sms]\n{sms}"
+            ))
+            .unwrap()
+        };
+        let c = parse("bind = \"op\"\nsource_addr = \"ACME\"");
+        c.validate().unwrap();
+        let src = c.sms.as_ref().unwrap().source();
+        assert_eq!((src.ton, src.npi), (5, 0));
+        let c = parse("bind = \"op\"\nsource_addr = \"254700000009\"");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 1);
+        let c = parse("bind = \"op\"\nsource_addr = \"22384\"\nsource_ton = 0");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 0);
+        let e = parse("bind = \"other\"\nsource_addr = \"ACME\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("[smpp.sms] bind \"other\""), "{e}");
+        let e = parse("bind = \"op\"\nsource_addr = \"TOOLONGSENDER\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("source_addr"), "{e}");
+    }
 
     #[test]
     fn an_example_section_parses_and_validates() {

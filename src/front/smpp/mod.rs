@@ -37,7 +37,9 @@ pub mod sim_term;
 pub mod sm;
 pub mod ussd;
 
-pub use config::{BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion};
+pub use config::{
+    BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion, SmsConfig,
+};
 pub use profile::{Profile, ProfileConfig};
 pub use sim::{OperatorSim, OperatorSimOptions, Screen, SimDialogue, run_operator_sim};
 
@@ -48,7 +50,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use ussd::{Outlet, Role, Ussd};
+use ussd::{Role, Ussd};
 
 /// How long [`SmppFront::shutdown`] waits for binds to unbind.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -85,7 +87,17 @@ pub struct SmppFront {
     listener_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    default_cc: String,
+    pusher: Pusher,
+}
+
+/// What the gateway sends over its binds on its own initiative: USSN pushes, network-initiated
+/// dialogues and (with `[smpp.sms]`) SMS. Cheap to clone: the admin listener and the outbox
+/// each hold one.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    binds: Arc<[Arc<esme::EsmeBind>]>,
+    default_cc: Arc<str>,
+    sms: Option<SmsConfig>,
 }
 
 /// The binds' state, shareable with the HTTP front's `/ready`.
@@ -124,14 +136,13 @@ impl SmppFront {
         let (stop, stop_rx) = watch::channel(false);
         let cc: Arc<str> = default_cc.clone().into();
         let ussd = |bind: &str, profile: &str, role| -> anyhow::Result<Arc<Ussd>> {
-            Ok(Arc::new(Ussd {
-                bind: bind.into(),
-                profile: config.profile(profile).map_err(|e| anyhow::anyhow!(e))?,
+            Ok(Arc::new(Ussd::new(
+                bind,
+                config.profile(profile).map_err(|e| anyhow::anyhow!(e))?,
                 role,
-                registry: registry.clone(),
-                default_cc: cc.clone(),
-                outlet: Outlet::default(),
-            }))
+                registry.clone(),
+                cc.clone(),
+            )))
         };
         let mut tasks = Vec::new();
         let mut binds = Vec::new();
@@ -176,12 +187,17 @@ impl SmppFront {
                 let _ = stop.send(true);
             });
         }
+        let binds: Arc<[Arc<esme::EsmeBind>]> = binds.into();
         Ok(SmppFront {
-            binds: binds.into(),
+            pusher: Pusher {
+                binds: binds.clone(),
+                default_cc: cc,
+                sms: config.sms.clone(),
+            },
+            binds,
             listener_addr,
             stop,
             tasks,
-            default_cc,
         })
     }
 
@@ -217,8 +233,47 @@ impl SmppFront {
         }
     }
 
-    /// Network-initiated: a USSN push (ussd_service_op 3, or the profile's `push_op`) to
-    /// `msisdn` over the named bind, or the first bind that is up.
+    /// The handle for network-initiated messages.
+    pub fn pusher(&self) -> Pusher {
+        self.pusher.clone()
+    }
+
+    /// Network-initiated: a USSN push; see [`Pusher::push_ussn`].
+    ///
+    /// # Errors
+    /// As [`Pusher::push_ussn`].
+    pub async fn push_ussn(
+        &self,
+        bind: Option<&str>,
+        msisdn: &str,
+        text: &str,
+    ) -> Result<(), SmppError> {
+        self.pusher.push_ussn(bind, msisdn, text).await
+    }
+}
+
+impl Pusher {
+    fn bind(&self, name: Option<&str>) -> Result<&Arc<esme::EsmeBind>, SmppError> {
+        match name {
+            Some(name) => self
+                .binds
+                .iter()
+                .find(|b| b.cfg.name == name)
+                .ok_or_else(|| SmppError::UnknownBind(name.to_string())),
+            None => self
+                .binds
+                .iter()
+                .find(|b| b.is_up())
+                .ok_or(SmppError::NotBound),
+        }
+    }
+
+    fn msisdn(&self, msisdn: &str) -> Result<Msisdn, SmppError> {
+        Msisdn::parse(msisdn, &self.default_cc).map_err(|e| SmppError::Invalid(e.to_string()))
+    }
+
+    /// A USSN push (ussd_service_op 3, or the profile's `push_op`) to `msisdn` over the named
+    /// bind, or the first bind that is up.
     ///
     /// # Errors
     /// Unknown bind, no bind up, an invalid MSISDN, or the SMSC refused or did not answer.
@@ -228,21 +283,157 @@ impl SmppFront {
         msisdn: &str,
         text: &str,
     ) -> Result<(), SmppError> {
-        let msisdn = Msisdn::parse(msisdn, &self.default_cc)
-            .map_err(|e| SmppError::Invalid(e.to_string()))?;
-        let b = match bind {
-            Some(name) => self
-                .binds
-                .iter()
-                .find(|b| b.cfg.name == name)
-                .ok_or_else(|| SmppError::UnknownBind(name.to_string()))?,
-            None => self
-                .binds
-                .iter()
-                .find(|b| b.is_up())
-                .ok_or(SmppError::NotBound)?,
-        };
+        let msisdn = self.msisdn(msisdn)?;
+        let b = self.bind(bind)?;
         let m = b.ussd.push(&msisdn, &b.cfg.source_addr, text);
         b.ussd.send(&m).await
+    }
+
+    /// A network-initiated USSR dialogue: the first screen of the route for `service_code`,
+    /// sent to `msisdn` over the named bind (or the first one up) from the bind's
+    /// `source_addr`. Returns whether a dialogue is open (false when the first screen already
+    /// ended it and went out as a USSN).
+    ///
+    /// # Errors
+    /// As [`Pusher::push_ussn`]; the dialogue is then ended.
+    pub async fn initiate(
+        &self,
+        bind: Option<&str>,
+        msisdn: &str,
+        service_code: &str,
+    ) -> Result<bool, SmppError> {
+        let msisdn = self.msisdn(msisdn)?;
+        let b = self.bind(bind)?;
+        b.ussd
+            .initiate(&msisdn, &b.cfg.source_addr, service_code)
+            .await
+    }
+
+    /// Whether `[smpp.sms]` sends SMS over a bind.
+    pub fn sends_sms(&self) -> bool {
+        self.sms.is_some()
+    }
+
+    /// An SMS as a plain submit_sm (no USSD TLVs) over the `[smpp.sms]` bind.
+    ///
+    /// # Errors
+    /// No `[smpp.sms]`, the bind is down, an invalid MSISDN, or the SMSC refused or did not
+    /// answer.
+    pub async fn send_sms(&self, msisdn: &str, text: &str) -> Result<(), SmppError> {
+        let Some(sms) = &self.sms else {
+            return Err(SmppError::Invalid("no [smpp.sms] configured".into()));
+        };
+        let msisdn = self.msisdn(msisdn)?;
+        let b = self.bind(Some(&sms.bind))?;
+        let (data_coding, body) = encoding::encode(text);
+        let m = message::UssdMessage {
+            service_type: sms.service_type.clone(),
+            source: sms.source(),
+            dest: message::Address::international(msisdn.as_str()),
+            data_coding,
+            body,
+            op: None,
+            its: None,
+            umr: None,
+        };
+        b.ussd.send_sms(&m).await
+    }
+}
+
+impl crate::outbox::Network for Pusher {
+    fn deliver<'a>(
+        &'a self,
+        item: &'a crate::outbox::Item,
+    ) -> Option<futures_util::future::BoxFuture<'a, crate::outbox::Outcome>> {
+        use crate::outbox::Effect;
+        use futures_util::FutureExt;
+        match &item.effect {
+            Effect::Ussn { to, message, bind } => Some(
+                async move { outcome(self.push_ussn(bind.as_deref(), to, message).await, "pushed") }
+                    .boxed(),
+            ),
+            Effect::Ussr {
+                to,
+                service_code,
+                bind,
+            } => Some(
+                async move {
+                    let r = self.initiate(bind.as_deref(), to, service_code).await;
+                    let detail = match r {
+                        Ok(true) => "dialogue opened",
+                        _ => "first screen ended the dialogue; sent as USSN",
+                    };
+                    outcome(r.map(|_| ()), detail)
+                }
+                .boxed(),
+            ),
+            Effect::Sms { to, message } if self.sends_sms() => {
+                Some(async move { outcome(self.send_sms(to, message).await, "submit_sm accepted") }.boxed())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a send over a bind means for the outbox: a bind that is down, a broken link or a
+/// throttling SMSC are retried; a refusal or an invalid message is final.
+fn outcome(r: Result<(), SmppError>, detail: &str) -> crate::outbox::Outcome {
+    use crate::outbox::Outcome;
+    use rusmpp::CommandStatus;
+    match r {
+        Ok(()) => Outcome::Sent {
+            detail: detail.to_string(),
+        },
+        Err(e @ (SmppError::NotBound | SmppError::Link(_))) => Outcome::Transient {
+            reason: e.to_string(),
+            retry_after: None,
+        },
+        Err(SmppError::Refused(status))
+            if [
+                CommandStatus::EsmeRthrottled,
+                CommandStatus::EsmeRmsgqful,
+                CommandStatus::EsmeRsyserr,
+                CommandStatus::EsmeRxTAppn,
+            ]
+            .iter()
+            .any(|s| u32::from(*s) == status) =>
+        {
+            Outcome::Transient {
+                reason: SmppError::Refused(status).to_string(),
+                retry_after: None,
+            }
+        }
+        Err(e @ (SmppError::Refused(_) | SmppError::UnknownBind(_) | SmppError::Invalid(_))) => {
+            Outcome::Permanent {
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outcome;
+    use rusmpp::CommandStatus;
+
+    #[test]
+    fn a_bind_down_or_a_busy_smsc_is_retried_a_refusal_is_not() {
+        let transient = |e| matches!(outcome(Err(e), ""), Outcome::Transient { .. });
+        assert!(transient(SmppError::NotBound));
+        assert!(transient(SmppError::Link("closed".into())));
+        assert!(transient(SmppError::Refused(u32::from(
+            CommandStatus::EsmeRthrottled
+        ))));
+        assert!(transient(SmppError::Refused(u32::from(
+            CommandStatus::EsmeRmsgqful
+        ))));
+        let permanent = |e| matches!(outcome(Err(e), ""), Outcome::Permanent { .. });
+        assert!(permanent(SmppError::Refused(u32::from(
+            CommandStatus::EsmeRinvdstadr
+        ))));
+        assert!(permanent(SmppError::UnknownBind("x".into())));
+        assert!(permanent(SmppError::Invalid("x".into())));
+        assert!(matches!(outcome(Ok(()), "ok"), Outcome::Sent { .. }));
     }
 }

@@ -59,7 +59,9 @@ pub struct Screen {
     pub message: UssdMessage,
 }
 
-type Waiters = Mutex<HashMap<String, mpsc::UnboundedSender<UssdMessage>>>;
+/// Each subscriber's dialogue in progress: where its messages go, and whether the gateway
+/// opened it (then a USSN ends it rather than being a notification of its own).
+type Waiters = Mutex<HashMap<String, (mpsc::UnboundedSender<UssdMessage>, bool)>>;
 
 #[derive(Debug)]
 struct Shared {
@@ -71,6 +73,8 @@ struct Shared {
     waiters: Waiters,
     pushes: Mutex<mpsc::UnboundedReceiver<UssdMessage>>,
     push_tx: mpsc::UnboundedSender<UssdMessage>,
+    initiated: tokio::sync::Mutex<mpsc::UnboundedReceiver<UssdMessage>>,
+    initiated_tx: mpsc::UnboundedSender<UssdMessage>,
     sessions: AtomicU32,
     links: Mutex<Vec<Link>>,
 }
@@ -101,6 +105,7 @@ impl OperatorSim {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let (initiated_tx, initiated_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             profile,
             credentials,
@@ -110,6 +115,8 @@ impl OperatorSim {
             waiters: Mutex::new(HashMap::new()),
             pushes: Mutex::new(push_rx),
             push_tx,
+            initiated: tokio::sync::Mutex::new(initiated_rx),
+            initiated_tx,
             sessions: AtomicU32::new(0),
             links: Mutex::new(Vec::new()),
         });
@@ -161,7 +168,7 @@ impl OperatorSim {
             DialledFrom::DestinationAddr => code.trim_matches(['*', '#']).to_string(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.shared.waiters).insert(msisdn.to_string(), tx);
+        lock(&self.shared.waiters).insert(msisdn.to_string(), (tx, false));
         let mut d = SimDialogue {
             shared: self.shared.clone(),
             msisdn: msisdn.to_string(),
@@ -175,6 +182,29 @@ impl OperatorSim {
             .hop(code, p.start_ops.first().copied().unwrap_or(1), false)
             .await?;
         Ok((d, first))
+    }
+
+    /// The next dialogue the gateway opened (a USSR request to a subscriber who is in no
+    /// dialogue), within `timeout`: the dialogue, to answer as the subscriber, and its first
+    /// screen.
+    pub async fn next_dialogue(&self, timeout: Duration) -> Option<(SimDialogue, Screen)> {
+        let m = {
+            let mut rx = self.shared.initiated.lock().await;
+            tokio::time::timeout(timeout, rx.recv()).await.ok()??
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let msisdn = m.dest.addr.clone();
+        lock(&self.shared.waiters).insert(msisdn.clone(), (tx, true));
+        let d = SimDialogue {
+            shared: self.shared.clone(),
+            msisdn,
+            dest: m.source.addr.clone(),
+            session: m.its.map_or(0, |i| i[0]),
+            umr: m.umr.unwrap_or_default(),
+            hops: 1,
+            rx,
+        };
+        Some((d, screen(&self.shared.profile, m)))
     }
 
     /// The next message the gateway sent outside any dialogue (a USSN push), within `timeout`.
@@ -308,7 +338,8 @@ impl Drop for SimDialogue {
 }
 
 fn screen(p: &Profile, m: UssdMessage) -> Screen {
-    let by_op = p.reply_op(true) != p.continue_op && m.op == Some(p.end_op);
+    let by_op =
+        (p.reply_op(true) != p.continue_op && m.op == Some(p.end_op)) || m.op == Some(p.push_op);
     let by_bit = p.end_by_bit() && m.its.is_some_and(|i| i[1] & 1 == 1);
     Screen {
         text: encoding::decode(m.data_coding, &m.body, DefaultAlphabet::Gsm7),
@@ -379,10 +410,15 @@ impl Handler for SimConn {
             ),
             _ => return error_response(&cmd, CommandStatus::EsmeRinvcmdid),
         };
+        let p = &self.shared.profile;
         let waiter = lock(&self.shared.waiters).get(&m.dest.addr).cloned();
         match waiter {
-            Some(tx) if m.op != Some(self.shared.profile.push_op) => {
+            Some((tx, initiated)) if initiated || m.op != Some(p.push_op) => {
                 let _ = tx.send(m);
+            }
+            // A USSR request to a subscriber in no dialogue: the gateway opens one.
+            None if m.op == Some(p.continue_op) => {
+                let _ = self.shared.initiated_tx.send(m);
             }
             _ => {
                 let _ = self.shared.push_tx.send(m);

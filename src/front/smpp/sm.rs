@@ -44,11 +44,11 @@ pub fn from_submit_sm(p: &SubmitSm) -> UssdMessage {
     m
 }
 
-/// short_message, or (when the text is longer than 255 octets) empty plus message_payload.
-fn short_message(m: &UssdMessage) -> (OctetString<0, 255>, bool) {
+/// short_message, or (when the text is longer than `max` octets) empty plus message_payload.
+fn short_message(m: &UssdMessage, max: usize) -> (OctetString<0, 255>, bool) {
     match OctetString::<0, 255>::from_slice(&m.body) {
-        Ok(sm) => (sm, false),
-        Err(_) => (OctetString::empty(), true),
+        Ok(sm) if m.body.len() <= max => (sm, false),
+        _ => (OctetString::empty(), true),
     }
 }
 
@@ -58,7 +58,7 @@ fn short_message(m: &UssdMessage) -> (OctetString<0, 255>, bool) {
 /// An address or service_type too long for its field.
 pub fn to_deliver_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
     let c = Common::of(m)?;
-    let (sm, payload) = short_message(m);
+    let (sm, payload) = short_message(m, 255);
     Ok(DeliverSm::builder()
         .service_type(c.service_type)
         .source_addr_ton(c.source_ton)
@@ -80,8 +80,21 @@ pub fn to_deliver_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
 /// # Errors
 /// An address or service_type too long for its field.
 pub fn to_submit_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
+    submit_sm(m, 255)
+}
+
+/// Writes a submit_sm for a plain SMS (no USSD TLVs in `m`): a text longer than one SMS (160
+/// octets of unpacked GSM 7-bit, 140 of UCS-2) goes in message_payload, for the SMSC to split.
+///
+/// # Errors
+/// An address or service_type too long for its field.
+pub fn to_sms_submit_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
+    submit_sm(m, if m.data_coding == 8 { 140 } else { 160 })
+}
+
+fn submit_sm(m: &UssdMessage, max_short: usize) -> Result<Pdu, TooLong> {
     let c = Common::of(m)?;
-    let (sm, payload) = short_message(m);
+    let (sm, payload) = short_message(m, max_short);
     Ok(SubmitSm::builder()
         .service_type(c.service_type)
         .source_addr_ton(c.source_ton)
@@ -141,5 +154,26 @@ mod tests {
         assert_eq!(from_submit_sm(&s).body.len(), 300);
         m.dest.addr = "1".repeat(30);
         assert!(to_submit_sm(&m).is_err());
+    }
+
+    #[test]
+    fn an_sms_longer_than_one_message_goes_in_message_payload() {
+        let mut m = sample();
+        (m.op, m.its, m.umr) = (None, None, None);
+        for (dc, fits, over) in [(0u8, 160, 161), (8, 140, 142)] {
+            m.data_coding = dc;
+            m.body = vec![b'a'; fits];
+            let Pdu::SubmitSm(s) = to_sms_submit_sm(&m).unwrap() else {
+                panic!()
+            };
+            assert_eq!(usize::from(s.sm_length()), fits, "data_coding {dc}");
+            assert!(s.tlvs().is_empty(), "no USSD TLVs, no payload");
+            m.body = vec![b'a'; over];
+            let Pdu::SubmitSm(s) = to_sms_submit_sm(&m).unwrap() else {
+                panic!()
+            };
+            assert_eq!(s.sm_length(), 0, "data_coding {dc}");
+            assert_eq!(from_submit_sm(&s).body.len(), over);
+        }
     }
 }

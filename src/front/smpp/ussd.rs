@@ -17,10 +17,17 @@ use crate::hop::Front;
 use crate::msisdn::Msisdn;
 use crate::session::{Hop, HopInput, Registry, SessionKey, reply_or_apology};
 use rusmpp::{CommandStatus, Pdu};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// USSN confirm: the handset's acknowledgement of a push.
 const USSN_CONFIRM: u8 = 19;
+
+/// How long the front remembers that it opened a dialogue (to end it with a USSN rather than a
+/// PSSR response); longer than any idle timeout a USSD centre allows.
+const INITIATED_MEMORY: Duration = Duration::from_secs(600);
 
 /// Which side of the SMPP conversation the gateway plays on this bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,10 @@ pub struct Ussd {
     pub default_cc: Arc<str>,
     /// Where replies leave.
     pub outlet: Outlet,
+    /// The live dialogues this side opened (network-initiated USSR), with when.
+    pub initiated: Mutex<HashMap<SessionKey, Instant>>,
+    /// The next session number for a dialogue this side opens.
+    pub next_session: AtomicU32,
 }
 
 /// What an inbound message asks for.
@@ -94,6 +105,26 @@ pub enum Decision {
 }
 
 impl Ussd {
+    /// One bind's (or listener peer's) USSD side, with no connection yet.
+    pub fn new(
+        bind: &str,
+        profile: Profile,
+        role: Role,
+        registry: Registry,
+        default_cc: Arc<str>,
+    ) -> Ussd {
+        Ussd {
+            bind: bind.into(),
+            profile,
+            role,
+            registry,
+            default_cc,
+            outlet: Outlet::default(),
+            initiated: Mutex::default(),
+            next_session: AtomicU32::new(rand::random()),
+        }
+    }
+
     /// Reads an inbound message; refusals are the status for its `_resp`.
     pub fn decide(&self, m: &UssdMessage) -> Result<Decision, CommandStatus> {
         let p = &self.profile;
@@ -108,11 +139,7 @@ impl Ussd {
             }
             Identity::Msisdn => None,
         };
-        let key: SessionKey = match part {
-            Some(part) => format!("smpp:{}:{msisdn}:{part}", self.bind),
-            None => format!("smpp:{}:{msisdn}", self.bind),
-        }
-        .into();
+        let key = self.key(&msisdn, part.as_deref());
         let end_bit = m.its.is_some_and(|i| i[1] & 1 == 1);
         let text = encoding::decode(m.data_coding, &m.body, p.default_alphabet);
         let has = |ops: &[u8]| m.op.is_some_and(|op| ops.contains(&op));
@@ -173,6 +200,7 @@ impl Ussd {
             }
             Ok(Decision::Abort(key)) => {
                 let registry = self.registry.clone();
+                self.lock_initiated().remove(&key);
                 tokio::spawn(async move {
                     let ended = registry.abort(key.clone()).await;
                     tracing::debug!(session = %crate::session::log_id(&key), ended, "SMPP abort");
@@ -194,7 +222,13 @@ impl Ussd {
         let (dc, body) = encoding::encode(&r.text);
         reply.data_coding = dc;
         reply.body = body;
-        reply.op = Some(self.profile.reply_op(r.end));
+        // A dialogue the network side opened (USSR) ends with a notification (USSN).
+        let initiated = r.end && self.lock_initiated().remove(&key).is_some();
+        reply.op = Some(if initiated {
+            self.profile.push_op
+        } else {
+            self.profile.reply_op(r.end)
+        });
         reply.its = reply.its.map(|i| self.profile.reply_its(i, r.end));
         if let Err(e) = self.send(&reply).await {
             tracing::warn!(bind = %self.bind, session = %crate::session::log_id(&key), error = %e, "reply not delivered");
@@ -207,8 +241,24 @@ impl Ussd {
     /// # Errors
     /// No connection is up, the message does not fit, or the peer refused or did not answer.
     pub async fn send(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
+        let pdu = self
+            .pdu(m)
+            .map_err(|e| super::SmppError::Invalid(e.to_string()))?;
+        self.send_pdu(pdu).await
+    }
+
+    /// Sends a plain SMS (a submit_sm without USSD TLVs; long texts in message_payload).
+    ///
+    /// # Errors
+    /// As [`Ussd::send`].
+    pub async fn send_sms(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
+        let pdu =
+            super::sm::to_sms_submit_sm(m).map_err(|e| super::SmppError::Invalid(e.to_string()))?;
+        self.send_pdu(pdu).await
+    }
+
+    async fn send_pdu(&self, pdu: Pdu) -> Result<(), super::SmppError> {
         use super::SmppError;
-        let pdu = self.pdu(m).map_err(|e| SmppError::Invalid(e.to_string()))?;
         let link = self.outlet.pick().ok_or(SmppError::NotBound)?;
         let resp = link
             .request_retrying(pdu)
@@ -226,6 +276,87 @@ impl Ussd {
             (Carrier::Sm, Role::Esme) => to_submit_sm(m),
             (Carrier::Sm, Role::Smsc) => to_deliver_sm(m),
         }
+    }
+
+    /// The session key of a message from `msisdn` with the profile's session part.
+    fn key(&self, msisdn: &Msisdn, part: Option<&str>) -> SessionKey {
+        match part {
+            Some(part) => format!("smpp:{}:{msisdn}:{part}", self.bind),
+            None => format!("smpp:{}:{msisdn}", self.bind),
+        }
+        .into()
+    }
+
+    fn lock_initiated(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Instant>> {
+        self.initiated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A network-initiated dialogue: runs the first screen of the route for `code` as if
+    /// `msisdn` had dialled it, and sends it as a USSR request (the profile's continue op) from
+    /// `source`, with a session of this side's choosing; the subscriber's answers then come back
+    /// as ordinary continuing messages (USSR confirm) and the dialogue goes on like any other.
+    /// A first screen that already ends goes out as a USSN. Returns whether a dialogue is now
+    /// open.
+    ///
+    /// # Errors
+    /// No connection is up, the message does not fit, or the peer refused or did not answer;
+    /// the dialogue is then ended at once, so nothing waits for an answer that cannot come.
+    pub async fn initiate(
+        &self,
+        msisdn: &Msisdn,
+        source: &str,
+        code: &str,
+    ) -> Result<bool, super::SmppError> {
+        let p = &self.profile;
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (its, umr) = ((n % 256) as u8, (n % 65536) as u16);
+        let part = match p.identity {
+            Identity::ItsSessionInfo => Some(its.to_string()),
+            Identity::UserMessageReference => Some(umr.to_string()),
+            Identity::Msisdn => None,
+        };
+        let key = self.key(msisdn, part.as_deref());
+        let hop = Hop {
+            key: key.clone(),
+            front: Front::Smpp,
+            msisdn: msisdn.clone(),
+            dialled: service_code(code),
+            network: None,
+            input: HopInput::Single(None),
+            limit: p.limit(),
+        };
+        let r = self
+            .registry
+            .hop(hop)
+            .await
+            .map_err(|e| super::SmppError::Link(format!("dialogue not started: {e}")))?;
+        let (data_coding, body) = encoding::encode(&r.text);
+        let m = UssdMessage {
+            service_type: p.service_type.clone(),
+            source: Address::unknown(source),
+            dest: Address::international(msisdn.as_str()),
+            data_coding,
+            body,
+            op: Some(if r.end { p.push_op } else { p.continue_op }),
+            its: (p.identity == Identity::ItsSessionInfo || p.end_by_bit())
+                .then_some([its, u8::from(r.end && p.end_by_bit())]),
+            umr: (p.identity == Identity::UserMessageReference).then_some(umr),
+        };
+        if !r.end {
+            let mut initiated = self.lock_initiated();
+            initiated.retain(|_, at| at.elapsed() < INITIATED_MEMORY);
+            initiated.insert(key.clone(), Instant::now());
+        }
+        if let Err(e) = self.send(&m).await {
+            self.lock_initiated().remove(&key);
+            if !r.end {
+                self.registry.abort(key).await;
+            }
+            return Err(e);
+        }
+        Ok(!r.end)
     }
 
     /// A network-initiated notification (USSN request) to `msisdn` from `source`.
