@@ -64,6 +64,15 @@ pub const SMPP_PDUS: &str = "ussd_smpp_pdus_total";
 pub const SMPP_WINDOW: &str = "ussd_smpp_window_in_use";
 /// SMPP reconnection attempts, by bind; `bind="all"` sums every bind.
 pub const SMPP_RECONNECTS: &str = "ussd_smpp_reconnects_total";
+/// Binds refused by the SMPP listener, by reason.
+pub const SMPP_BIND_FAILURES: &str = "ussd_smpp_bind_failures_total";
+/// The reasons of [`SMPP_BIND_FAILURES`].
+pub const SMPP_BIND_FAILURE_REASONS: [&str; 4] = [
+    "unknown_system_id",
+    "wrong_password",
+    "not_allowed",
+    "too_many_binds",
+];
 /// The aggregate label value of the per-bind SMPP families.
 pub const SMPP_ALL: &str = "all";
 
@@ -313,6 +322,13 @@ fn describe_more() {
         SMPP_RECONNECTS,
         "SMPP reconnection attempts, by bind; bind=\"all\" sums every bind"
     );
+    describe_counter!(
+        SMPP_BIND_FAILURES,
+        "Binds (and connections) refused by the SMPP listener, by reason"
+    );
+    for reason in SMPP_BIND_FAILURE_REASONS {
+        counter!(SMPP_BIND_FAILURES, "reason" => reason).absolute(0);
+    }
     gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
     gauge!(SMPP_BINDS_UP).set(0.0);
     gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).set(0.0);
@@ -393,6 +409,12 @@ pub fn smpp_bind_state(bind: &str, up: bool) {
 /// connections.
 pub fn smpp_peer_connections(peer: &str, delta: f64) {
     gauge!(SMPP_BIND_UP, "bind" => peer.to_string()).increment(delta);
+}
+
+/// The SMPP listener refused a bind (or a connection) for `reason`, one of
+/// [`SMPP_BIND_FAILURE_REASONS`].
+pub fn smpp_bind_failure(reason: &'static str) {
+    counter!(SMPP_BIND_FAILURES, "reason" => reason).increment(1);
 }
 
 /// A reconnection attempt of `bind`.

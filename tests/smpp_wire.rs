@@ -145,17 +145,26 @@ async fn the_listener_enforces_bind_state_and_answers_bad_input() {
         read(&mut s).await.unwrap(),
         (ENQUIRE_LINK | RESP, 0, 2, vec![])
     );
-    // Credentials.
+    // Credentials: a refused bind is answered late, later for each recent refusal from the
+    // same address (0.5 s, then 1 s), and its connection is closed.
+    let started = std::time::Instant::now();
     send(&mut s, &pdu(BIND_TRX, 0, 3, &bind_body("nobody", "pw"))).await;
     assert_eq!(
         read(&mut s).await.unwrap(),
         (BIND_TRX | RESP, 0x0F, 3, bind_resp_body())
     );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(read(&mut s).await, None, "closed after a refused bind");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
     send(&mut s, &pdu(BIND_TRX, 0, 4, &bind_body("agg", "bad"))).await;
     assert_eq!(
         read(&mut s).await.unwrap(),
         (BIND_TRX | RESP, 0x0E, 4, bind_resp_body())
     );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(read(&mut s).await, None, "closed after a refused bind");
+    let mut s = TcpStream::connect(addr).await.unwrap();
     send(&mut s, &pdu(BIND_TRX, 0, 5, &bind_body("agg", "pw"))).await;
     assert_eq!(
         read(&mut s).await.unwrap(),
@@ -400,4 +409,88 @@ async fn the_esme_side_byte_for_byte_and_a_silent_peer_is_dropped() {
     assert_eq!(id, UNBIND);
     send(&mut s2, &pdu(UNBIND | RESP, 0, seq, &[])).await;
     stop.await.unwrap();
+}
+
+/// The listener's perimeter: binds per system_id capped, source networks checked (at bind, and
+/// at connect when no peer may come from the address), refusals counted by reason; and a peer
+/// over its request rate answered ESME_RTHROTTLED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_caps_binds_checks_addresses_and_throttles() {
+    let sb = sandbox(
+        "[smpp.listener]\nlisten = \"127.0.0.1:0\"\nmax_pdus_per_sec = 1\n\
+         [[smpp.listener.peers]]\nsystem_id = \"agg\"\npassword = \"pw\"\nmax_binds = 1\n\
+         [[smpp.listener.peers]]\nsystem_id = \"far\"\npassword = \"pw\"\nallow_from = [\"192.0.2.0/24\"]\n",
+    );
+    let gw = sb.start().await;
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut a = TcpStream::connect(addr).await.unwrap();
+    send(&mut a, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut a).await.unwrap().1, 0, "first bind");
+    // Over max_binds: ESME_RBINDFAIL, closed.
+    let mut b = TcpStream::connect(addr).await.unwrap();
+    send(&mut b, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut b).await.unwrap().1, 0x0D, "ESME_RBINDFAIL");
+    assert_eq!(read(&mut b).await, None);
+    // Not from 192.0.2.0/24.
+    let mut f = TcpStream::connect(addr).await.unwrap();
+    send(&mut f, &pdu(BIND_TRX, 0, 1, &bind_body("far", "pw"))).await;
+    assert_eq!(read(&mut f).await.unwrap().1, 0x0D, "ESME_RBINDFAIL");
+    // Ten requests at once on the bound connection, one allowed per second (the bind took the
+    // first): most are throttled, every one is answered.
+    let mut burst = Vec::new();
+    for seq in 2..12 {
+        burst.extend(pdu(
+            SUBMIT_SM,
+            0,
+            seq,
+            &sm((1, 1, "x"), (0, 0, "384"), 0, b"", &[]),
+        ));
+    }
+    send(&mut a, &burst).await;
+    let mut statuses = Vec::new();
+    for _ in 2..12 {
+        let p = next(&mut a).await;
+        assert_eq!(p.0, SUBMIT_SM | RESP);
+        statuses.push(p.1);
+    }
+    let throttled = statuses.iter().filter(|s| **s == 0x58).count();
+    assert!(throttled >= 8, "ESME_RTHROTTLED: {statuses:x?}");
+    // The bound connection goes; its slot frees.
+    send(&mut a, &pdu(UNBIND, 0, 20, &[])).await;
+    assert_eq!(next(&mut a).await.0, UNBIND | RESP);
+    let scrape = || async {
+        common::At::new(gw.admin_addr)
+            .request("GET", "/metrics", &[], String::new())
+            .await
+            .body
+    };
+    assert!(
+        common::eventually(5, || async {
+            scrape().await.contains("ussd_smpp_bind_up{bind=\"agg\"} 0")
+        })
+        .await
+    );
+    let mut c2 = TcpStream::connect(addr).await.unwrap();
+    send(&mut c2, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(
+        read(&mut c2).await.unwrap().1,
+        0,
+        "a bind after the first one left"
+    );
+    let metrics = scrape().await;
+    for reason in ["too_many_binds", "not_allowed"] {
+        let line = format!("ussd_smpp_bind_failures_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line}");
+    }
+    gw.shutdown().await;
+
+    // No peer may come from here: the connection is closed before any PDU.
+    let sb = sandbox(
+        "[smpp.listener]\nlisten = \"127.0.0.1:0\"\n[[smpp.listener.peers]]\nsystem_id = \"far\"\npassword = \"pw\"\nallow_from = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n",
+    );
+    let gw = sb.start().await;
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read(&mut s).await, None);
+    gw.shutdown().await;
 }

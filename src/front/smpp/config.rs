@@ -119,6 +119,9 @@ pub struct LinkConfig {
     pub enquire_link_secs: u64,
     /// Largest accepted PDU in octets.
     pub max_pdu_bytes: usize,
+    /// Requests per second the peer may send on one connection (enquire_link and unbind
+    /// aside); past it they are answered ESME_RTHROTTLED. 0: no limit.
+    pub max_pdus_per_sec: u32,
 }
 
 impl Default for LinkConfig {
@@ -128,6 +131,7 @@ impl Default for LinkConfig {
             response_timeout_ms: default_response_timeout_ms(),
             enquire_link_secs: default_enquire_link_secs(),
             max_pdu_bytes: default_max_pdu_bytes(),
+            max_pdus_per_sec: default_max_pdus_per_sec(),
         }
     }
 }
@@ -193,6 +197,10 @@ pub struct BindConfig {
     /// Largest accepted PDU in octets; longer ones are refused. Default 4096.
     #[serde(default = "default_max_pdu_bytes")]
     pub max_pdu_bytes: usize,
+    /// Requests per second the peer may send on one connection; past it they are answered
+    /// ESME_RTHROTTLED. Default 20,000 (above what the benchmarks drive); 0: no limit.
+    #[serde(default = "default_max_pdus_per_sec")]
+    pub max_pdus_per_sec: u32,
 }
 
 /// `[smpp.listener]`: the gateway accepts binds (SMSC role).
@@ -219,6 +227,10 @@ pub struct ListenerConfig {
     /// Largest accepted PDU in octets; longer ones are refused. Default 4096.
     #[serde(default = "default_max_pdu_bytes")]
     pub max_pdu_bytes: usize,
+    /// Requests per second the peer may send on one connection; past it they are answered
+    /// ESME_RTHROTTLED. Default 20,000 (above what the benchmarks drive); 0: no limit.
+    #[serde(default = "default_max_pdus_per_sec")]
+    pub max_pdus_per_sec: u32,
 }
 
 /// One `[[smpp.listener.peers]]`: who may bind, and how its traffic is read.
@@ -232,6 +244,17 @@ pub struct PeerConfig {
     /// The profile (preset or `[smpp.profiles]` name). Default `its_session_info`.
     #[serde(default = "default_profile")]
     pub profile: String,
+    /// Source networks the peer may connect from (`["192.0.2.0/24"]`); empty: any.
+    #[serde(default)]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Connections bound at once under this system_id at most; more binds get
+    /// ESME_RBINDFAIL. Default 4 (a transmitter and a receiver, twice).
+    #[serde(default = "default_max_binds")]
+    pub max_binds: usize,
+}
+
+fn default_max_binds() -> usize {
+    4
 }
 
 fn default_window() -> usize {
@@ -242,6 +265,9 @@ fn default_response_timeout_ms() -> u64 {
 }
 fn default_enquire_link_secs() -> u64 {
     30
+}
+fn default_max_pdus_per_sec() -> u32 {
+    20_000
 }
 fn default_max_pdu_bytes() -> usize {
     4096
@@ -269,6 +295,7 @@ macro_rules! link_of {
                     response_timeout_ms: self.response_timeout_ms,
                     enquire_link_secs: self.enquire_link_secs,
                     max_pdu_bytes: self.max_pdu_bytes,
+                    max_pdus_per_sec: self.max_pdus_per_sec,
                 }
             }
         }
@@ -364,6 +391,9 @@ impl SmppConfig {
                 }
                 if !ids.insert(p.system_id.clone()) {
                     errors.push(format!("{at}: duplicate peer"));
+                }
+                if p.max_binds == 0 {
+                    errors.push(format!("{at}: max_binds must be at least 1"));
                 }
                 if let Err(e) = self.profile(&p.profile) {
                     errors.push(format!("{at}: {e}"));

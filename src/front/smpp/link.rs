@@ -6,7 +6,9 @@
 //! no role: enquire_link (in any state), unbind (unbind_resp, then close), unknown command ids
 //! (generic_nack ESME_RINVCMDID), bodies that do not decode (generic_nack ESME_RINVCMDLEN, the
 //! connection lives on) and lengths out of bounds (generic_nack ESME_RINVCMDLEN, then close).
-//! A peer that sends nothing for an enquire_link interval is probed; one that does not answer
+//! Requests beyond the connection's rate limit (`max_pdus_per_sec`) are answered
+//! ESME_RTHROTTLED without reaching the role. A peer that sends nothing for an enquire_link
+//! interval is probed; one that does not answer
 //! the probe within the response timeout is considered gone and the link closes, so its owner
 //! reconnects.
 
@@ -65,6 +67,8 @@ struct Inner {
     peer: String,
     /// The bind this connection is counted under in the metrics (unset: not counted).
     metrics: OnceLock<Arc<str>>,
+    /// The peer's request rate limit, if any.
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 /// A handle on one connection. Cheap to clone.
@@ -126,6 +130,8 @@ impl Link {
                 last_rx: Mutex::new(Instant::now()),
                 peer,
                 metrics: OnceLock::new(),
+                limiter: std::num::NonZeroU32::new(cfg.max_pdus_per_sec)
+                    .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
             }),
         };
         let writer = tokio::spawn(write_loop(
@@ -452,6 +458,19 @@ async fn on_command(link: &Link, cmd: Command, handler: &dyn Handler) {
                 .send(Command::new(CommandStatus::EsmeRok, seq, Pdu::UnbindResp))
                 .await;
             link.close();
+        }
+        _ if link
+            .inner
+            .limiter
+            .as_ref()
+            .is_some_and(|l| l.check().is_err()) =>
+        {
+            tracing::debug!(peer = %link.peer(), "request rate limit reached; throttled");
+            if let Some(resp) =
+                super::generic_nack::error_response(&cmd, CommandStatus::EsmeRthrottled)
+            {
+                let _ = link.send(resp).await;
+            }
         }
         _ => {
             if let Some(resp) = handler.request(link, cmd) {

@@ -170,6 +170,8 @@ impl SmppFront {
                 let peer = listener::Peer {
                     password: p.password.clone(),
                     ussd: ussd(&p.system_id, &p.profile, Role::Smsc)?,
+                    allow_from: p.allow_from.clone(),
+                    max_binds: p.max_binds,
                 };
                 peers.insert(p.system_id.clone(), peer);
             }
