@@ -344,7 +344,7 @@ fn describe_more() {
         counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => "ok")
             .absolute(0);
     }
-    for op in ["session", "end"] {
+    for op in ["session", "end", "transact", "records"] {
         let _ = histogram!(STORE_WRITE_SECONDS, "op" => op);
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }

@@ -121,11 +121,13 @@ impl FlowApp {
             }
             Effect::Transact { ops } => {
                 let key = tx.next();
+                let t = std::time::Instant::now();
                 let result = match self.store.transact(&key, &ops, Some(tx.session)) {
                     // Durable before the engine goes on to the reply that confirms it.
                     Ok(o) => self.store.flush().await.map(|()| o),
                     Err(e) => Err(e),
                 };
+                crate::metrics::store_write("transact", t.elapsed(), result.is_ok());
                 match result {
                     Ok(o) => EffectOutcome::Transacted {
                         failed_op: o.failed_op,
@@ -171,10 +173,12 @@ impl FlowApp {
                         merge: w.merge,
                     })
                     .collect();
+                let t = std::time::Instant::now();
                 let result = match self.store.records().apply(&writes) {
                     Ok(()) => self.store.flush().await,
                     Err(e) => Err(e),
                 };
+                crate::metrics::store_write("records", t.elapsed(), result.is_ok());
                 match result {
                     Ok(()) => EffectOutcome::Saved,
                     Err(e) => {

@@ -190,6 +190,7 @@ impl Store {
         ops: &[TxOp],
         session: Option<&str>,
     ) -> Result<TxOutcome, StoreError> {
+        super::check_writable(&self.faults)?;
         for op in ops {
             if let TxOp::Transfer { amount_cents, .. } = op
                 && *amount_cents <= 0

@@ -61,6 +61,21 @@ pub struct Store {
     outbox_written: std::sync::Arc<tokio::sync::Notify>,
     /// Keeps multi-tree transactions and scans apart (see [`Store::exclusive`]).
     gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Fault injection: while set, every write and flush fails (see [`Store::fail_writes`]).
+    faults: Faults,
+}
+
+/// The fault-injection switch shared by a store's handles.
+pub(crate) type Faults = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// The error of a write refused by fault injection, as a disk that refuses writes gives it.
+pub(crate) fn check_writable(faults: &Faults) -> Result<(), StoreError> {
+    if faults.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
+            "write refused (fault injection)",
+        ))));
+    }
+    Ok(())
 }
 
 impl Store {
@@ -91,14 +106,21 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
         let gate: std::sync::Arc<std::sync::RwLock<()>> = Default::default();
+        let faults = Faults::default();
         Ok(Store {
             sessions: db.open_tree("sessions")?,
             tombstones: db.open_tree("tombstones")?,
             ended: db.open_tree("ended")?,
             meta: db.open_tree("meta")?,
-            records: Records::new(db.open_tree("records")?, db.clone(), gate.clone()),
+            records: Records::new(
+                db.open_tree("records")?,
+                db.clone(),
+                gate.clone(),
+                faults.clone(),
+            ),
             outbox_written: Default::default(),
             gate,
+            faults,
             db,
         })
     }
@@ -144,6 +166,15 @@ impl Store {
         &self.records
     }
 
+    /// Fault injection for tests and drills: while `fail` is true every write of a dialogue,
+    /// a record or a transaction, and every flush, fails as on a disk that refuses writes,
+    /// before anything is changed. Reads go on working.
+    #[doc(hidden)]
+    pub fn fail_writes(&self, fail: bool) {
+        self.faults
+            .store(fail, std::sync::atomic::Ordering::Release);
+    }
+
     /// Waits until everything written so far is on disk.
     ///
     /// # Errors
@@ -151,6 +182,7 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         // A blocking flush on the blocking pool rather than sled's `flush_async`, which can
         // deadlock in sled 0.34 (its issue #1308).
+        check_writable(&self.faults)?;
         let db = self.db.clone();
         match tokio::task::spawn_blocking(move || db.flush()).await {
             Ok(result) => {
@@ -166,6 +198,7 @@ impl Store {
     /// # Errors
     /// The flush failed.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        check_writable(&self.faults)?;
         self.db.flush()?;
         Ok(())
     }
@@ -183,6 +216,7 @@ impl Store {
     /// # Errors
     /// sled or serialisation errors.
     pub fn put_live<T: Serialize>(&self, key: &str, state: &T) -> Result<(), StoreError> {
+        check_writable(&self.faults)?;
         self.sessions.insert(key, serde_json::to_vec(state)?)?;
         Ok(())
     }
@@ -226,6 +260,7 @@ impl Store {
         record: &E,
         notification: Option<crate::outbox::Effect>,
     ) -> Result<(), StoreError> {
+        check_writable(&self.faults)?;
         let tomb = serde_json::to_vec(tombstone)?;
         let rec = serde_json::to_vec(record)?;
         let id = self.db.generate_id()?.to_be_bytes();

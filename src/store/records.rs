@@ -30,6 +30,8 @@ pub struct Records {
     db: sled::Db,
     /// The store's transaction/scan gate (see `Store::exclusive`).
     gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// The store's fault-injection switch.
+    faults: super::Faults,
 }
 
 /// Builds the key of a record; collections and ids are checked where they are made.
@@ -50,8 +52,14 @@ impl Records {
         tree: Tree,
         db: sled::Db,
         gate: std::sync::Arc<std::sync::RwLock<()>>,
+        faults: super::Faults,
     ) -> Self {
-        Records { tree, db, gate }
+        Records {
+            tree,
+            db,
+            gate,
+            faults,
+        }
     }
 
     /// Reads one record.
@@ -70,6 +78,7 @@ impl Records {
     /// # Errors
     /// An invalid collection name, sled errors, or a stored document that is not JSON.
     pub fn apply(&self, writes: &[RecordWrite]) -> Result<(), StoreError> {
+        super::check_writable(&self.faults)?;
         for w in writes {
             if !valid_collection(&w.collection) || w.id.is_empty() {
                 return Err(StoreError::Aborted(format!(
