@@ -57,7 +57,10 @@ async fn a_dialogue_aborted_by_the_network_continues_on_redial() {
     assert_eq!(d.reply("1").await.unwrap().text, "Enter amount:");
     d.abort().await.unwrap();
     let registry = gw.registry().clone();
-    assert!(eventually(5, || async { registry.live() == 0 }).await, "aborted");
+    assert!(
+        eventually(5, || async { registry.live() == 0 }).await,
+        "aborted"
+    );
 
     let (mut d, s) = sim.dial(MSISDN, "*500#").await.unwrap();
     assert_eq!(s.text, OFFER);
@@ -78,10 +81,16 @@ async fn a_dialogue_that_timed_out_continues_on_redial() {
     let gw = sb.start().await;
     let at = At::new(gw.public_addr);
     at.hop("s1", "*500#", MSISDN, "").await;
-    assert_eq!(at.hop("s1", "*500#", MSISDN, "1").await, "CON Enter amount:");
+    assert_eq!(
+        at.hop("s1", "*500#", MSISDN, "1").await,
+        "CON Enter amount:"
+    );
     // The subscriber goes quiet: the dialogue ends as timed out.
     let registry = gw.registry().clone();
-    assert!(eventually(10, || async { registry.live() == 0 }).await, "timed out");
+    assert!(
+        eventually(10, || async { registry.live() == 0 }).await,
+        "timed out"
+    );
     let ended = gw
         .registry()
         .core()
@@ -96,6 +105,9 @@ async fn a_dialogue_that_timed_out_continues_on_redial() {
         at.hop("s2", "*500#", MSISDN, "").await,
         format!("CON {OFFER}")
     );
-    assert_eq!(at.hop("s2", "*500#", MSISDN, "1").await, "CON Enter amount:");
+    assert_eq!(
+        at.hop("s2", "*500#", MSISDN, "1").await,
+        "CON Enter amount:"
+    );
     gw.shutdown().await;
 }

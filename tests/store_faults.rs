@@ -10,7 +10,11 @@ const CODE: &str = "*384*303#";
 const AMINA: &str = "+254700000001";
 
 fn balance(store: &ussd_gateway::store::Store) -> i64 {
-    store.records().get("wallets", "254700000001").unwrap().unwrap()["balance_cents"]
+    store
+        .records()
+        .get("wallets", "254700000001")
+        .unwrap()
+        .unwrap()["balance_cents"]
         .as_i64()
         .unwrap()
 }

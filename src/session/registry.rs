@@ -183,6 +183,26 @@ impl Registry {
         self.core.live.len()
     }
 
+    /// Ends, as aborted, every live dialogue whose key starts with `prefix` (all dialogues of
+    /// an SMPP bind whose connection was lost: the network side has dropped them). Returns how
+    /// many ended.
+    pub async fn abort_prefix(&self, prefix: &str) -> usize {
+        let keys: Vec<SessionKey> = self
+            .core
+            .live
+            .iter()
+            .filter(|e| e.key().starts_with(prefix))
+            .map(|e| e.key().clone())
+            .collect();
+        let mut ended = 0;
+        for key in keys {
+            if self.abort(key).await {
+                ended += 1;
+            }
+        }
+        ended
+    }
+
     /// Answers one hop through the dialogue's actor, spawning it if needed.
     ///
     /// # Errors

@@ -147,6 +147,15 @@ async fn connection_loop(bind: Arc<EsmeBind>, kind: BindKind, mut stop: watch::R
                 }
                 bind.set_up(kind, false);
                 tracing::warn!(bind = %name, kind = kind.as_str(), "SMPP connection lost; reconnecting");
+                // The USSD centre's side of this bind's dialogues is gone (or unreachable):
+                // end them now, as aborted, instead of leaving them to their idle timeout.
+                let (registry, name) = (bind.ussd.registry.clone(), name.clone());
+                tokio::spawn(async move {
+                    let ended = registry.abort_prefix(&format!("smpp:{name}:")).await;
+                    if ended > 0 {
+                        tracing::warn!(bind = %name, ended, "dialogues of the lost bind ended as aborted");
+                    }
+                });
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
