@@ -22,16 +22,30 @@ use std::time::Duration;
 use ussd_gateway::store::Store;
 
 const MF: &str = "*384*303#";
+const STUDENT: &str = "*123#";
+const DENTAL: &str = "*675#";
+
+/// Answers that mean a dialogue did not continue where it was: the gateway's apology, a flow's
+/// own apology, a timeout.
+const LOST: [&str; 3] = [
+    "END Sorry, the service is unavailable right now",
+    "END Sorry, something went wrong",
+    "END Your session has timed out",
+];
 
 #[derive(Default)]
 struct Books {
-    /// Idempotency key prefixes (`http:<session>#`) of deposits the driver saw confirmed.
+    /// Idempotency key prefixes (`http:<session>#`) of transactions the driver saw confirmed.
     confirmed: HashSet<String>,
     /// Amount confirmed per key.
     amounts: HashMap<String, i64>,
+    /// Dental bookings the driver saw confirmed, per phone (canonical).
+    bookings: HashMap<String, usize>,
     /// Dialogues whose next hop after a restart did not continue.
     lost: Vec<String>,
     hops: usize,
+    /// Finished walks by kind.
+    walks: HashMap<&'static str, usize>,
 }
 
 /// Concurrent subscribers (`SOAK_USERS`, default 8).
@@ -40,7 +54,7 @@ fn users() -> usize {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(8)
-        .min(99)
+        .clamp(2, 99)
 }
 
 fn rounds() -> usize {
@@ -50,7 +64,79 @@ fn rounds() -> usize {
         .unwrap_or(3)
 }
 
-/// One subscriber's loop: deposits (and walks of the other apps), until `stop`.
+/// The soak subscriber `n`'s number, canonical.
+fn phone(n: usize) -> String {
+    format!("2547100000{n:02}")
+}
+
+/// What one dialogue of the mix is.
+struct Walk {
+    kind: &'static str,
+    code: &'static str,
+    phone: String,
+    /// The cumulative texts of its hops.
+    texts: Vec<String>,
+    /// Money it moves when confirmed, in cents.
+    amount_cents: i64,
+}
+
+/// The walk of subscriber `n` in round `round`: registrations first (microfinance, then
+/// dental), then deposits, transfers to the next subscriber, student walks and dental
+/// bookings in turn.
+fn walk(n: usize, round: usize, users: usize) -> Walk {
+    let name = format!("Soak {}", (b'A' + n as u8) as char);
+    let cumulative = |inputs: &[String]| -> Vec<String> {
+        (0..=inputs.len()).map(|i| inputs[..i].join("*")).collect()
+    };
+    let own = format!("+{}", phone(n));
+    let amount = 1 + (n * 7 + round * 13) % 50;
+    let w = |kind, code, phone: &str, inputs: &[String], cents| Walk {
+        kind,
+        code,
+        phone: phone.to_string(),
+        texts: cumulative(inputs),
+        amount_cents: cents,
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    match round {
+        1 => w("register", MF, &own, &[name.clone(), "Lae".into()], 0),
+        2 => w("dental_register", DENTAL, &own, &s(&["1", &name, "4"]), 0),
+        _ => match (round - 3) % 4 {
+            0 => w(
+                "deposit",
+                MF,
+                &own,
+                &s(&["2", &amount.to_string(), "1"]),
+                amount as i64 * 100,
+            ),
+            1 => {
+                let to = format!("0{}", &phone((n + 1) % users)[3..]);
+                w(
+                    "transfer",
+                    MF,
+                    &own,
+                    &s(&["4", &to, &amount.to_string(), "1"]),
+                    amount as i64 * 100,
+                )
+            }
+            // Two subscribers walk as the seeded students, the others as unknown numbers.
+            2 => match n {
+                0 => w("student", STUDENT, "+254700000001", &s(&["1", "1"]), 0),
+                1 => w("student", STUDENT, "+254700000002", &s(&["1", "1"]), 0),
+                _ => w("student", STUDENT, &own, &[], 0),
+            },
+            _ => w(
+                "booking",
+                DENTAL,
+                &own,
+                &s(&["2", "2", "1", "1", "1", "4"]),
+                0,
+            ),
+        },
+    }
+}
+
+/// One subscriber's loop: its walks, until `stop`.
 async fn subscriber(
     n: usize,
     gateway: Arc<Mutex<std::net::SocketAddr>>,
@@ -58,28 +144,13 @@ async fn subscriber(
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     // One number per subscriber (a phone has one USSD session at a time: a second dial from
-    // the same number supersedes the first). Each registers first, then deposits in a loop.
-    let phone = format!("+2547100000{n:02}");
-    let phone = phone.as_str();
-    let name = format!("Soak {}", (b'A' + n as u8) as char);
+    // the same number supersedes the first).
     let mut round = 0usize;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         round += 1;
         let session = format!("soak-{n}-{round}");
-        let amount = 1 + (n * 7 + round * 13) % 50;
-        // registration: "", "<name>", "<name>*<city>";
-        // deposit: "", "2", "2*<amount>", "2*<amount>*1"
-        let texts: Vec<String> = if round == 1 {
-            vec![String::new(), name.clone(), format!("{name}*Lae")]
-        } else {
-            vec![
-                String::new(),
-                "2".to_string(),
-                format!("2*{amount}"),
-                format!("2*{amount}*1"),
-            ]
-        };
-        for (hop, text) in texts.iter().enumerate() {
+        let walk = walk(n, round, users());
+        for (hop, text) in walk.texts.iter().enumerate() {
             // Retry the hop until the gateway answers (it may be down between a kill and its
             // restart), as the aggregator would; each retry is the same text.
             let mut answer = None;
@@ -89,8 +160,8 @@ async fn subscriber(
                 let body = {
                     let mut f = form_urlencoded::Serializer::new(String::new());
                     f.append_pair("sessionId", &session)
-                        .append_pair("serviceCode", MF)
-                        .append_pair("phoneNumber", phone)
+                        .append_pair("serviceCode", walk.code)
+                        .append_pair("phoneNumber", &walk.phone)
                         .append_pair("text", text);
                     f.finish()
                 };
@@ -119,17 +190,30 @@ async fn subscriber(
             let mut b = books.lock().unwrap();
             b.hops += 1;
             // A hop after the first must continue the dialogue where it was.
-            if hop > 0 && (answer.starts_with("END Sorry") || answer.contains("timed out")) {
-                b.lost.push(format!("{session} hop {hop}: {answer}"));
+            if LOST.iter().any(|l| answer.starts_with(l)) {
+                b.lost
+                    .push(format!("{session} {} hop {hop}: {answer}", walk.kind));
                 return;
             }
-            if round > 1 && hop == 3 && answer.starts_with("END Simulated deposit:") {
-                // The dialogue's own prefix of the idempotency key (`<session>#<hop>#<n>`):
-                // after a crash that lost an early hop's state the dialogue is rebuilt from
-                // the cumulative text, so the hop number may differ.
-                let key = format!("http:{session}#");
-                b.amounts.insert(key.clone(), amount as i64 * 100);
+            // The dialogue's own prefix of the idempotency key (`<session>#<hop>#<n>`): after
+            // a crash that lost an early hop's state the dialogue is rebuilt from the
+            // cumulative text, so the hop number may differ.
+            let key = format!("http:{session}#");
+            let confirmed = match walk.kind {
+                "deposit" => answer.starts_with("END Simulated deposit:"),
+                "transfer" => answer.starts_with("END We are sending"),
+                _ => false,
+            };
+            if confirmed {
+                b.amounts.insert(key.clone(), walk.amount_cents);
                 b.confirmed.insert(key);
+            }
+            if walk.kind == "booking" && answer.starts_with("CON Appointment confirmed!") {
+                *b.bookings.entry(phone(n)).or_default() += 1;
+            }
+            if answer.starts_with("END ") {
+                *b.walks.entry(walk.kind).or_default() += 1;
+                break;
             }
         }
     }
@@ -138,7 +222,7 @@ async fn subscriber(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
     let sb = Sandbox::with_repo_flows(&format!(
-        "[[routes]]\nservice_code = \"{MF}\"\nflow = \"microfinance\"\n[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n"
+        "[[routes]]\nservice_code = \"{MF}\"\nflow = \"microfinance\"\n[[routes]]\nservice_code = \"{STUDENT}\"\nflow = \"student\"\n[[routes]]\nservice_code = \"{DENTAL}\"\nflow = \"dental\"\n"
     ));
     let mut gw = Some(sb.spawn());
     let addr = Arc::new(Mutex::new(gw.as_ref().unwrap().public));
@@ -195,7 +279,8 @@ async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
     }
     let twice: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "applied twice: {twice:?}");
-    // Nothing confirmed lost, with the confirmed amount, exactly once per dialogue.
+    // Nothing confirmed lost, with the confirmed amount, exactly once per dialogue (deposits
+    // and transfers alike).
     for prefix in &books.confirmed {
         let entries: Vec<_> = journal
             .iter()
@@ -225,12 +310,37 @@ async fn kill_9_under_load_loses_nothing_and_applies_nothing_twice() {
         let opening = 0;
         assert_eq!(balance, opening + credits - debits, "{phone}");
     }
+    // Every booking the driver saw confirmed is there, for that number, and no slot is booked
+    // twice.
+    let bookings = store.records().scan("bookings").unwrap();
+    let mut slots: HashMap<String, usize> = HashMap::new();
+    for (_, b) in bookings.iter().filter(|(_, b)| b["status"] == "booked") {
+        *slots
+            .entry(b["slot"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(
+        slots.values().all(|n| *n == 1),
+        "a slot booked twice: {slots:?}"
+    );
+    for (phone, seen) in &books.bookings {
+        let stored = bookings
+            .iter()
+            .filter(|(_, b)| b["phone"] == phone.as_str() && b["status"] == "booked")
+            .count();
+        assert_eq!(stored, *seen, "bookings of {phone}");
+    }
+    let kinds = |k: &str| journal.iter().filter(|e| e.kind == k).count();
     eprintln!(
-        "soak: {} rounds, {} hops, {} confirmed deposits, {} journal entries, none lost, none twice",
+        "soak: {} rounds, {} hops, {} confirmed transactions ({} deposits, {} transfers in the \
+         journal), {} bookings, walks {:?}; none lost, none applied twice",
         rounds(),
         books.hops,
         books.confirmed.len(),
-        journal.len()
+        kinds("deposit"),
+        kinds("transfer"),
+        books.bookings.values().sum::<usize>(),
+        books.walks
     );
     assert!(!books.confirmed.is_empty());
 }
