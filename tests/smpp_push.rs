@@ -270,3 +270,76 @@ async fn without_smpp_sms_the_sms_stays_with_africas_talking() {
     );
     gw.shutdown().await;
 }
+
+/// `ussd-gateway operator-sim` at a terminal (stdin and stdout piped): waiting at its prompt,
+/// it prints a push and lets the person answer a dialogue the gateway opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sim_terminal_shows_pushes_and_answers_initiated_dialogues() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = tokio::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+        .args(["operator-sim", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = sim.stdin.take().unwrap();
+    let mut lines = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let mut until = async |want: &str| -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("no `{want}` in {seen:?}"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("operator-sim ended before `{want}`: {seen:?}"));
+            let done = line.contains(want);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    };
+    let sb = Sandbox::new(
+        &format!(
+            "[[routes]]\nservice_code = \"*384*1#\"\nflow = \"echo\"\n\
+             [[smpp.binds]]\nname = \"sim\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"any\"\n\
+             source_addr = \"384\"\nreconnect_cap_ms = 200\n"
+        ),
+        &[("echo", ECHO)],
+    );
+    let gw = sb.start().await;
+    until("gateway bound").await;
+    let a = admin(&gw, r#"{"msisdn":"254700000001","text":"Results are out"}"#).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = until("Results are out").await;
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("--- USSN to 254700000001 ---")),
+        "{seen:?}"
+    );
+    let a = admin(&gw, r#"{"msisdn":"254700000001","service_code":"*384*1#"}"#).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let seen = until("Say something").await;
+    assert!(
+        seen.iter().any(|l| l.contains("opened a dialogue")),
+        "{seen:?}"
+    );
+    stdin.write_all(b"hello\n").await.unwrap();
+    until("#1 254700000001: hello").await;
+    stdin.write_all(b"2\n").await.unwrap();
+    let seen = until("Bye after 1").await;
+    assert!(seen.iter().any(|l| l.ends_with("--- END ---")), "{seen:?}");
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), sim.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "end of input ends it: {status:?}");
+    gw.shutdown().await;
+}

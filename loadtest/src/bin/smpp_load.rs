@@ -9,7 +9,7 @@
 //! ```sh
 //! # 1. the driver listens; 2. a gateway whose [[smpp.binds]] point at it is started.
 //! cargo run --release -p ussd-loadtest --bin smpp-load -- --listen 127.0.0.1:2776 \
-//!     --concurrency 256 --duration 30s
+//!     --concurrency 256 --window 256 --duration 30s
 //! ```
 
 use clap::Parser;
@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use ussd_gateway::front::smpp::config::LinkConfig;
 use ussd_gateway::front::smpp::{OperatorSim, Profile};
 use ussd_loadtest::{Percentiles, cpu_seconds, synthetic_msisdn};
 
@@ -31,6 +32,10 @@ struct Args {
     /// Dialogues in flight at once.
     #[arg(long, default_value_t = 256)]
     concurrency: u64,
+    /// The SMSC side's window: its deliver_sm in flight without a response, at most (set it
+    /// as wide as the gateway bind's `window`; SMPP's guideline default is 10).
+    #[arg(long, default_value_t = 10)]
+    window: usize,
     /// How long to drive load (e.g. 30s, 500ms).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
@@ -66,7 +71,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let profile = Profile::preset(&args.profile)
         .ok_or_else(|| anyhow::anyhow!("unknown profile {}", args.profile))?;
-    let sim = Arc::new(OperatorSim::start(args.listen, profile, None).await?);
+    let link = LinkConfig {
+        window: args.window.max(1),
+        ..LinkConfig::default()
+    };
+    let sim = Arc::new(OperatorSim::start_with(args.listen, profile, None, link).await?);
     println!(
         "smpp-load listening on {} (profile {})",
         sim.addr(),

@@ -198,7 +198,7 @@ pub struct BindConfig {
     #[serde(default = "default_max_pdu_bytes")]
     pub max_pdu_bytes: usize,
     /// Requests per second the peer may send on one connection; past it they are answered
-    /// ESME_RTHROTTLED. Default 20,000 (above what the benchmarks drive); 0: no limit.
+    /// ESME_RTHROTTLED. Default 50,000 (above what the benchmarks drive); 0: no limit.
     #[serde(default = "default_max_pdus_per_sec")]
     pub max_pdus_per_sec: u32,
 }
@@ -228,7 +228,7 @@ pub struct ListenerConfig {
     #[serde(default = "default_max_pdu_bytes")]
     pub max_pdu_bytes: usize,
     /// Requests per second the peer may send on one connection; past it they are answered
-    /// ESME_RTHROTTLED. Default 20,000 (above what the benchmarks drive); 0: no limit.
+    /// ESME_RTHROTTLED. Default 50,000 (above what the benchmarks drive); 0: no limit.
     #[serde(default = "default_max_pdus_per_sec")]
     pub max_pdus_per_sec: u32,
 }
@@ -267,7 +267,7 @@ fn default_enquire_link_secs() -> u64 {
     30
 }
 fn default_max_pdus_per_sec() -> u32 {
-    20_000
+    50_000
 }
 fn default_max_pdu_bytes() -> usize {
     4096

@@ -102,6 +102,20 @@ impl OperatorSim {
         profile: Profile,
         credentials: Option<(String, String)>,
     ) -> std::io::Result<OperatorSim> {
+        OperatorSim::start_with(listen, profile, credentials, LinkConfig::default()).await
+    }
+
+    /// [`OperatorSim::start`] with the simulator's own connection settings (a load driver
+    /// sets a wider window than the default 10 requests in flight).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn start_with(
+        listen: SocketAddr,
+        profile: Profile,
+        credentials: Option<(String, String)>,
+        link: LinkConfig,
+    ) -> std::io::Result<OperatorSim> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
@@ -120,7 +134,7 @@ impl OperatorSim {
             sessions: AtomicU32::new(0),
             links: Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(accept(listener, shared.clone()));
+        let task = tokio::spawn(accept(listener, shared.clone(), link));
         Ok(OperatorSim { addr, shared, task })
     }
 
@@ -348,8 +362,7 @@ fn screen(p: &Profile, m: UssdMessage) -> Screen {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let cfg = LinkConfig::default();
+async fn accept(listener: TcpListener, shared: Arc<Shared>, cfg: LinkConfig) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;

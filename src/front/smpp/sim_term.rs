@@ -4,7 +4,9 @@
 //! dial: each screen the gateway sends is printed as `dial` prints them (`--- CON ---` /
 //! `--- END ---` and the text), each line typed is the subscriber's answer. With `--input`
 //! values it runs one scripted dialogue and exits: 0 when it reached the end, 2 when the
-//! inputs ran out first.
+//! inputs ran out first. At the `dial>` prompt it also shows what the gateway sends on its own
+//! initiative: a USSN push is printed, a network-initiated dialogue is answered like a dialled
+//! one (`POST /admin/push` on the gateway's admin listener sends both).
 
 use super::profile::Profile;
 use super::sim::{OperatorSim, Screen};
@@ -70,20 +72,32 @@ pub async fn run_operator_sim(opts: OperatorSimOptions) -> anyhow::Result<bool> 
     let scripted = !opts.inputs.is_empty();
     let mut script = opts.inputs.iter().cloned();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // Waiting at the prompt, a push (USSN) from the gateway is printed, and a dialogue it
+    // opens (USSR) is answered like a dialled one.
+    const AWHILE: Duration = Duration::from_secs(24 * 3600);
     loop {
-        let code = match &opts.service_code {
-            Some(c) => c.clone(),
+        let (mut d, mut screen) = match &opts.service_code {
+            Some(c) => sim.dial(&opts.msisdn, c).await?,
             None => {
                 let _ = write!(out, "dial> ");
                 let _ = out.flush();
-                match stdin.next_line().await? {
-                    Some(c) if !c.trim().is_empty() => c.trim().to_string(),
-                    Some(_) => continue,
-                    None => return Ok(true),
+                tokio::select! {
+                    line = stdin.next_line() => match line? {
+                        Some(c) if !c.trim().is_empty() => sim.dial(&opts.msisdn, c.trim()).await?,
+                        Some(_) => continue,
+                        None => return Ok(true),
+                    },
+                    Some(s) = sim.next_push(AWHILE) => {
+                        let _ = writeln!(out, "\n--- USSN to {} ---\n{}", s.message.dest.addr, s.text.trim_end());
+                        continue;
+                    }
+                    Some((d, s)) = sim.next_dialogue(AWHILE) => {
+                        let _ = writeln!(out, "\n(the network opened a dialogue with {})", s.message.dest.addr);
+                        (d, s)
+                    }
                 }
             }
         };
-        let (mut d, mut screen) = sim.dial(&opts.msisdn, &code).await?;
         loop {
             show(&mut out, &screen);
             if screen.end {
