@@ -8,26 +8,7 @@ use common::{At, Sandbox, eventually};
 use std::time::Duration;
 use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
-const PAY: &str = r#"
-start: home
-resume: { window_secs: 120 }
-screens:
-  home:
-    type: menu
-    text: Pay
-    options:
-      - { label: Send money, next: amount }
-      - { label: Exit, next: bye }
-  amount: { type: input, text: "Enter amount:", into: amount, next: confirm }
-  confirm:
-    type: menu
-    text: "Send {{ amount }}?"
-    options:
-      - { label: "Yes", next: done }
-      - { label: "No", next: home }
-  done: { type: end, text: "Sent {{ amount }}." }
-  bye: { type: end, text: Bye. }
-"#;
+const PAY: &str = include_str!("fixtures/resume/pay.yaml");
 
 const OFFER: &str = "Your last session was interrupted.\n1. Continue\n2. Start again";
 const MSISDN: &str = "254700000001";

@@ -9,27 +9,7 @@ mod common;
 use common::{At, Sandbox};
 use std::time::Duration;
 
-const PAY: &str = r#"
-start: home
-resume: { window_secs: 120 }
-screens:
-  home:
-    type: menu
-    text: Pay
-    options:
-      - { label: Send money, next: amount }
-      - { label: Exit, next: bye }
-  amount: { type: input, text: "Enter amount:", into: amount, next: confirm }
-  confirm:
-    type: menu
-    resumable: false
-    text: "Send {{ amount }}?"
-    options:
-      - { label: "Yes", next: done }
-      - { label: "No", next: home }
-  done: { type: end, text: "Sent {{ amount }}." }
-  bye: { type: end, text: Bye. }
-"#;
+const PAY: &str = include_str!("fixtures/resume/pay.yaml");
 
 const HOME: &str = "CON Pay\n1. Send money\n2. Exit";
 const OFFER: &str = "CON Your last session was interrupted.\n1. Continue\n2. Start again";
