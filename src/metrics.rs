@@ -280,7 +280,7 @@ pub fn reload(ok: bool) {
 }
 
 /// The outbox effect kinds (metric label values).
-const OUTBOX_KINDS: [&str; 3] = ["sms", "airtime", "call"];
+const OUTBOX_KINDS: [&str; 5] = ["sms", "airtime", "call", "ussn", "ussr"];
 /// The outbox delivery outcomes (metric label values).
 const OUTBOX_OUTCOMES: [&str; 4] = ["sent", "transient_failure", "permanent_failure", "not_sent"];
 
