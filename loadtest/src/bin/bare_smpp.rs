@@ -72,11 +72,8 @@ impl Handler for Echo {
             }
             end
         };
-        let (data_coding, body) = encoding::encode(if end {
-            "Thank you"
-        } else {
-            "Choose\n1. Next"
-        });
+        let (data_coding, body) =
+            encoding::encode(if end { "Thank you" } else { "Choose\n1. Next" });
         let reply = UssdMessage {
             service_type: m.service_type.clone(),
             source: Address::unknown(&m.dest.addr),
