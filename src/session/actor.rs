@@ -22,18 +22,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Answer this hop.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Reply")]
 pub struct HopMsg(pub Hop);
 
 /// End the dialogue if it is idle past its timeout; answers whether it ended.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
 pub struct Expire;
 
 /// End the dialogue now: the network or the aggregator says it is over. Answers whether a live
 /// dialogue ended.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
 pub struct Abort;
 
@@ -604,7 +604,7 @@ impl Handler<HopMsg> for SessionActor {
 /// The aggregator reports that the dialogue ended (AT's end-of-session notification): end it
 /// now if it is still live, and keep the report with its end-of-session record either way.
 /// Answers whether a dialogue (live or ended) was found.
-#[derive(Debug, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
 pub struct AggregatorEnd(pub crate::session::state::AggregatorReport);
 

@@ -17,6 +17,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Sends to a dialogue's actor tried at most this often when the actor closes under them.
+const ATTEMPTS: usize = 16;
+
 /// Texts and limits every dialogue needs, fixed at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -222,37 +225,45 @@ impl Registry {
             return Ok(Reply::end(&limits.busy_text));
         }
         // An actor that stops between lookup and send (its dialogue just ended) answers
-        // `Closed`; a fresh actor then answers from the tombstone. Two attempts cover that race;
-        // more means the system is going down.
-        for _ in 0..3 {
-            let addr = self.addr_for(&hop.key);
-            match addr.send(HopMsg(hop.clone())).await {
-                Ok(reply) => return Ok(reply),
-                Err(MailboxError::Closed) => {
-                    self.core.live.remove_if(&hop.key, |_, a| *a == addr);
-                }
-                Err(MailboxError::Timeout) => {
-                    return Err(HopError::Unavailable("actor mailbox timed out".into()));
-                }
+        // `Closed`; a fresh actor then answers from the tombstone, and stops again. Concurrent
+        // hops of one dialogue (an aggregator's retries racing the original) can each meet that
+        // once: a few attempts per hop cover them; only a stopping system closes every one.
+        let key = hop.key.clone();
+        match self.send(&key, HopMsg(hop)).await {
+            Ok(reply) => Ok(reply),
+            Err(MailboxError::Timeout) => {
+                Err(HopError::Unavailable("actor mailbox timed out".into()))
+            }
+            Err(MailboxError::Closed) => {
+                Err(HopError::Unavailable("actor system is stopping".into()))
             }
         }
-        Err(HopError::Unavailable("actor system is stopping".into()))
+    }
+
+    /// Sends `msg` to the actor of `key` (spawning it if needed), again to a fresh actor when
+    /// the one found closes under it.
+    async fn send<M>(&self, key: &SessionKey, msg: M) -> Result<M::Result, MailboxError>
+    where
+        M: actix::Message + Clone + Send + 'static,
+        M::Result: Send,
+        SessionActor: actix::Handler<M>,
+    {
+        for _ in 0..ATTEMPTS {
+            let addr = self.addr_for(key);
+            match addr.send(msg.clone()).await {
+                Err(MailboxError::Closed) => {
+                    self.core.live.remove_if(key, |_, a| *a == addr);
+                }
+                other => return other,
+            }
+        }
+        Err(MailboxError::Closed)
     }
 
     /// Ends the dialogue `key` at once because the network (or the aggregator) says it is over
     /// (SMPP abort, AT end-of-session notification). Returns whether a live dialogue ended.
     pub async fn abort(&self, key: SessionKey) -> bool {
-        for _ in 0..3 {
-            let addr = self.addr_for(&key);
-            match addr.send(Abort).await {
-                Ok(ended) => return ended,
-                Err(MailboxError::Closed) => {
-                    self.core.live.remove_if(&key, |_, a| *a == addr);
-                }
-                Err(MailboxError::Timeout) => return false,
-            }
-        }
-        false
+        self.send(&key, Abort).await.unwrap_or(false)
     }
 
     /// Records the aggregator's end-of-session report for `key`, ending the dialogue if it is
@@ -262,33 +273,15 @@ impl Registry {
         key: SessionKey,
         report: super::state::AggregatorReport,
     ) -> bool {
-        for _ in 0..3 {
-            let addr = self.addr_for(&key);
-            match addr.send(AggregatorEnd(report.clone())).await {
-                Ok(found) => return found,
-                Err(MailboxError::Closed) => {
-                    self.core.live.remove_if(&key, |_, a| *a == addr);
-                }
-                Err(MailboxError::Timeout) => return false,
-            }
-        }
-        false
+        self.send(&key, AggregatorEnd(report))
+            .await
+            .unwrap_or(false)
     }
 
     /// Ends the dialogue `key` if it has been idle past its timeout (used for dialogues that a
     /// restart left without an actor). Returns whether it ended.
     pub async fn expire_if_idle(&self, key: SessionKey) -> bool {
-        for _ in 0..3 {
-            let addr = self.addr_for(&key);
-            match addr.send(Expire).await {
-                Ok(ended) => return ended,
-                Err(MailboxError::Closed) => {
-                    self.core.live.remove_if(&key, |_, a| *a == addr);
-                }
-                Err(MailboxError::Timeout) => return false,
-            }
-        }
-        false
+        self.send(&key, Expire).await.unwrap_or(false)
     }
 
     fn addr_for(&self, key: &SessionKey) -> Addr<SessionActor> {

@@ -107,7 +107,18 @@ fn main() -> anyhow::Result<()> {
         rt.worker_threads(args.threads);
     }
     rt.enable_all().build()?.block_on(async move {
-        let stream = tokio::net::TcpStream::connect(args.connect).await?;
+        // The driver may still be starting: try for a while, as a bind's reconnect loop would.
+        let mut tries = 0;
+        let stream = loop {
+            match tokio::net::TcpStream::connect(args.connect).await {
+                Ok(s) => break s,
+                Err(_) if tries < 300 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let link_cfg = LinkConfig {
             window: args.window.max(1),
             ..LinkConfig::default()

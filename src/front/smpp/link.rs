@@ -183,6 +183,11 @@ impl Link {
         self.inner.closed.cancel();
     }
 
+    /// Whether both handles are on the same connection.
+    pub fn same(&self, other: &Link) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Resolves when the connection has closed.
     pub async fn closed(&self) {
         self.inner.closed.cancelled().await;

@@ -73,8 +73,8 @@ struct Shared {
     waiters: Waiters,
     pushes: Mutex<mpsc::UnboundedReceiver<UssdMessage>>,
     push_tx: mpsc::UnboundedSender<UssdMessage>,
-    initiated: tokio::sync::Mutex<mpsc::UnboundedReceiver<UssdMessage>>,
-    initiated_tx: mpsc::UnboundedSender<UssdMessage>,
+    initiated: tokio::sync::Mutex<mpsc::UnboundedReceiver<(UssdMessage, Link)>>,
+    initiated_tx: mpsc::UnboundedSender<(UssdMessage, Link)>,
     sessions: AtomicU32,
     links: Mutex<Vec<Link>>,
 }
@@ -182,8 +182,16 @@ impl OperatorSim {
             DialledFrom::DestinationAddr => code.trim_matches(['*', '#']).to_string(),
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        // Each dialogue keeps to one of the gateway's connections (one of its binds), taken in
+        // turn, so that load spreads over every bind.
+        let link = self
+            .shared
+            .receivers
+            .pick_next()
+            .ok_or(SimError::NotBound)?;
         lock(&self.shared.waiters).insert(msisdn.to_string(), (tx, false));
         let mut d = SimDialogue {
+            link,
             shared: self.shared.clone(),
             msisdn: msisdn.to_string(),
             dest,
@@ -202,14 +210,22 @@ impl OperatorSim {
     /// dialogue), within `timeout`: the dialogue, to answer as the subscriber, and its first
     /// screen.
     pub async fn next_dialogue(&self, timeout: Duration) -> Option<(SimDialogue, Screen)> {
-        let m = {
+        let (m, came_on) = {
             let mut rx = self.shared.initiated.lock().await;
             tokio::time::timeout(timeout, rx.recv()).await.ok()??
+        };
+        // Answers go back on the connection the request came on when it can carry them (a
+        // transceiver), else on one of the gateway's receivers.
+        let link = if self.shared.receivers.contains(&came_on) {
+            came_on
+        } else {
+            self.shared.receivers.pick()?
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let msisdn = m.dest.addr.clone();
         lock(&self.shared.waiters).insert(msisdn.clone(), (tx, true));
         let d = SimDialogue {
+            link,
             shared: self.shared.clone(),
             msisdn,
             dest: m.source.addr.clone(),
@@ -258,6 +274,8 @@ impl OperatorSim {
 /// One simulated subscriber's dialogue.
 #[derive(Debug)]
 pub struct SimDialogue {
+    /// The gateway connection this dialogue keeps to.
+    link: Link,
     shared: Arc<Shared>,
     msisdn: String,
     dest: String,
@@ -323,8 +341,11 @@ impl SimDialogue {
             Carrier::DataSm => data_sm::to_data_sm(m),
         }
         .map_err(|e| SimError::Link(e.to_string()))?;
-        let link = self.shared.receivers.pick().ok_or(SimError::NotBound)?;
-        let resp = link
+        if !self.link.is_open() {
+            return Err(SimError::NotBound);
+        }
+        let resp = self
+            .link
             .request(pdu)
             .await
             .map_err(|e| SimError::Link(e.to_string()))?;
@@ -431,7 +452,7 @@ impl Handler for SimConn {
             }
             // A USSR request to a subscriber in no dialogue: the gateway opens one.
             None if m.op == Some(p.continue_op) => {
-                let _ = self.shared.initiated_tx.send(m);
+                let _ = self.shared.initiated_tx.send((m, link.clone()));
             }
             _ => {
                 let _ = self.shared.push_tx.send(m);

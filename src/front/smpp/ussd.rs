@@ -43,6 +43,7 @@ pub enum Role {
 #[derive(Debug, Default)]
 pub struct Outlet {
     links: Mutex<Vec<Link>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Outlet {
@@ -56,6 +57,22 @@ impl Outlet {
         let mut links = self.lock();
         links.retain(Link::is_open);
         links.first().cloned()
+    }
+
+    /// Forgets closed connections and returns the open ones in turn (round robin).
+    pub fn pick_next(&self) -> Option<Link> {
+        let mut links = self.lock();
+        links.retain(Link::is_open);
+        if links.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % links.len();
+        Some(links[i].clone())
+    }
+
+    /// Whether `link` is one of the open connections.
+    pub fn contains(&self, link: &Link) -> bool {
+        self.lock().iter().any(|l| l.same(link))
     }
 
     /// How many connections are open.
