@@ -121,6 +121,8 @@ fn main() -> anyhow::Result<()> {
         };
         let link_cfg = LinkConfig {
             window: args.window.max(1),
+            // A ceiling: no request rate limit.
+            max_pdus_per_sec: 0,
             ..LinkConfig::default()
         };
         let handler = Arc::new(Echo {

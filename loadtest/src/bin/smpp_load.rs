@@ -73,6 +73,8 @@ async fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("unknown profile {}", args.profile))?;
     let link = LinkConfig {
         window: args.window.max(1),
+        // The driver measures; it never throttles the side under test.
+        max_pdus_per_sec: 0,
         ..LinkConfig::default()
     };
     let sim = Arc::new(OperatorSim::start_with(args.listen, profile, None, link).await?);
