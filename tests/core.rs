@@ -104,7 +104,10 @@ async fn retries_are_answered_from_the_stored_reply() {
         async move { at.hop("s3", "*384*1#", PHONE, "a*1*b*2").await }
     }))
     .await;
-    assert!(answers.iter().all(|a| a == "END Bye after 2"), "{answers:?}");
+    assert!(
+        answers.iter().all(|a| a == "END Bye after 2"),
+        "{answers:?}"
+    );
     gw.shutdown().await;
 }
 

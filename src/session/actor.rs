@@ -291,7 +291,7 @@ impl SessionActor {
         // The same number dialling the same code again while its previous dialogue is live:
         // the network has abandoned that one without telling us. It ends now, as an abort
         // (a flow that opted in may then offer to resume it).
-        let subscriber = (msisdn.as_str().to_string(), route.service_code.clone());
+        let subscriber = super::registry::subscriber_key(&msisdn, &route.service_code);
         if let Some(previous) = self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
             && previous != self.key
             && let Some(addr) = self.core.live.get(&previous).map(|a| a.clone())
@@ -426,7 +426,7 @@ impl SessionActor {
         if !self.indexed {
             self.indexed = true;
             self.core.by_subscriber.insert(
-                (d.msisdn.as_str().to_string(), d.route.clone()),
+                super::registry::subscriber_key(&d.msisdn, &d.route),
                 self.key.clone(),
             );
         }
@@ -474,11 +474,10 @@ impl SessionActor {
         let Some(d) = self.dialogue.take() else {
             return Ok(());
         };
-        self.core
-            .by_subscriber
-            .remove_if(&(d.msisdn.as_str().to_string(), d.route.clone()), |_, k| {
-                *k == self.key
-            });
+        self.core.by_subscriber.remove_if(
+            &super::registry::subscriber_key(&d.msisdn, &d.route),
+            |_, k| *k == self.key,
+        );
         let tomb = Tombstone {
             seen_text: d.seen_text.clone(),
             reply,

@@ -17,6 +17,24 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A subscriber on a route, as the supersede index keys it: the canonical MSISDN as a number
+/// (8 to 15 digits: exact) and a hash of the route's service code (the routes are the
+/// configuration's few codes). Sixteen bytes and no allocation per live dialogue.
+pub(crate) type SubscriberKey = (u64, u64);
+
+/// The [`SubscriberKey`] of `msisdn` on the route of `service_code`.
+pub(crate) fn subscriber_key(msisdn: &crate::msisdn::Msisdn, service_code: &str) -> SubscriberKey {
+    let number = msisdn.as_str().parse::<u64>().unwrap_or_else(|_| {
+        // Unreachable for a parsed MSISDN; hashed rather than panicking if that ever changes.
+        let mut h = DefaultHasher::new();
+        msisdn.as_str().hash(&mut h);
+        h.finish()
+    });
+    let mut h = DefaultHasher::new();
+    service_code.hash(&mut h);
+    (number, h.finish())
+}
+
 /// Sends to a dialogue's actor tried at most this often when the actor closes under them.
 const ATTEMPTS: usize = 16;
 
@@ -91,7 +109,7 @@ pub struct Core {
     pub(crate) live: DashMap<SessionKey, Addr<SessionActor>>,
     /// The live dialogue of each subscriber on each route (MSISDN, route service code): a new
     /// dialogue from the same number on the same code supersedes it.
-    pub(crate) by_subscriber: DashMap<(String, String), SessionKey>,
+    pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
 }
 
 /// The actix side: a System on its own thread with one Arbiter per shard.
