@@ -315,6 +315,9 @@ async fn the_operator_sim_terminal_shows_pushes_and_answers_initiated_dialogues(
     );
     let gw = sb.start().await;
     until("gateway bound").await;
+    // The simulator sees the bind before the gateway has read its bind_resp.
+    let smpp = gw.smpp().unwrap();
+    assert!(eventually(5, || async { smpp.binds_up() == 1 }).await);
     let a = admin(&gw, r#"{"msisdn":"254700000001","text":"Results are out"}"#).await;
     assert_eq!(a.status, 200, "{a:?}");
     let seen = until("Results are out").await;
