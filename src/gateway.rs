@@ -289,7 +289,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_body: config.public.max_body_bytes,
     };
     let public_task = {
-        let spawner = registry.spawner();
         let registry = registry.clone();
         let voice_state = voice_state.clone();
         let ready = ready.clone();
@@ -353,7 +352,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             public,
             handler,
             serve_limits,
-            Some(spawner),
             shutdown_rx.clone(),
         ))
     };
@@ -373,7 +371,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             admin_listener,
             handler,
             serve_limits,
-            None,
             shutdown_rx.clone(),
         ))
     };

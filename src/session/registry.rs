@@ -13,7 +13,6 @@ use crate::store::Store;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
-use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,31 +178,6 @@ impl Shards {
     }
 }
 
-/// Runs futures on the actor shards' threads, one shard after the other. A front that serves
-/// its connections there saves the two thread switches of every hop whose dialogue lives on
-/// the same shard (all of them with one shard): the hop's message to the actor and the reply
-/// stay on one thread.
-#[derive(Debug, Clone)]
-pub struct ShardSpawner {
-    shards: Arc<Vec<ArbiterHandle>>,
-    next: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl ShardSpawner {
-    /// Spawns `fut` on the next shard's thread. False when that shard has stopped (shutdown):
-    /// the future is dropped.
-    pub fn spawn<F>(&self, fut: F) -> bool
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        if self.shards.is_empty() {
-            return false;
-        }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.shards.len();
-        self.shards[i].spawn(fut)
-    }
-}
-
 /// The handle fronts use to hand in hops. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -223,14 +197,6 @@ impl Registry {
     /// The shared core.
     pub fn core(&self) -> &Arc<Core> {
         &self.core
-    }
-
-    /// A spawner onto the actor shards' threads.
-    pub fn spawner(&self) -> ShardSpawner {
-        ShardSpawner {
-            shards: self.shards.clone(),
-            next: Arc::default(),
-        }
     }
 
     /// How many dialogues have an actor in memory.

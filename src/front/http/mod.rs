@@ -100,15 +100,10 @@ pub struct ServeLimits {
 
 /// Accepts connections on `listener` and serves each with `handler` until `shutdown` turns
 /// true; then stops accepting and waits (up to the grace period) for requests in flight.
-///
-/// With `on`, each connection is served on one of the actor shards' threads (in turn) instead
-/// of this runtime's: the public front does this, so that a hop and its dialogue's actor share
-/// a thread wherever the shard allows.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     limits: ServeLimits,
-    on: Option<crate::session::registry::ShardSpawner>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -116,9 +111,8 @@ pub async fn serve<H, F>(
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Connection tasks are tracked so that none outlives `serve` (they hold the handler, and
-    // through it the store), wherever they run; after the grace period they are cancelled.
-    let connections = tokio_util::task::TaskTracker::new();
-    let cancel = tokio_util::sync::CancellationToken::new();
+    // through it the store).
+    let mut connections = tokio::task::JoinSet::new();
     // At most `max_connections` open at once: past it the listener stops accepting until one
     // closes (the kernel's backlog holds the rest), so a flood of idle clients cannot exhaust
     // file descriptors or memory.
@@ -155,52 +149,17 @@ pub async fn serve<H, F>(
                     req.extensions_mut().insert(guard::Peer(peer));
                     async move { Ok::<_, Infallible>(h(req).await) }
                 });
-                let (builder, watcher, cancel) = (builder.clone(), graceful.watcher(), cancel.clone());
-                // The socket is handed over as a std one and registered again with the reactor
-                // of the thread that serves it.
-                let stream = match &on {
-                    Some(_) => match stream.into_std() {
-                        Ok(s) => Err(s),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "connection could not be handed over");
-                            continue;
-                        }
-                    },
-                    None => Ok(stream),
-                };
-                let conn = connections.track_future(async move {
-                    let stream = match stream {
-                        Ok(s) => s,
-                        Err(std) => match tokio::net::TcpStream::from_std(std) {
-                            Ok(s) => s,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "connection could not be registered");
-                                return;
-                            }
-                        },
-                    };
-                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    tokio::select! {
-                        done = conn => {
-                            if let Err(e) = done {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        }
-                        () = cancel.cancelled() => {}
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                connections.spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
                     }
                     drop(permit);
                 });
-                let spawned = match &on {
-                    Some(spawner) => spawner.spawn(conn),
-                    None => {
-                        tokio::spawn(conn);
-                        true
-                    }
-                };
-                if !spawned {
-                    tracing::debug!("no shard to serve the connection (stopping)");
-                }
             }
+            // Reap finished connections as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             // Only `true` is ever sent; a dropped sender also means stop.
             _ = shutdown.changed() => break,
         }
@@ -212,7 +171,5 @@ pub async fn serve<H, F>(
     {
         tracing::warn!("requests still in flight after the grace period");
     }
-    cancel.cancel();
-    connections.close();
-    connections.wait().await;
+    connections.shutdown().await;
 }
