@@ -1,24 +1,14 @@
 //! data_sm: the carrier of USSD centres that use it both ways (text in message_payload only;
 //! data_sm has no short_message). esm_class is always written as 0.
 
-use super::message::{Common, TooLong, UssdMessage, address, ussd_tlvs};
+use super::message::{Common, TooLong, UssdMessage, read_common, ussd_tlvs, with_common};
 use rusmpp::Pdu;
 use rusmpp::pdus::DataSm;
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
 
 /// Reads a data_sm.
 pub fn from_data_sm(p: &DataSm) -> UssdMessage {
-    let mut m = UssdMessage {
-        service_type: p.service_type.value().to_string(),
-        source: address(p.source_addr_ton, p.source_addr_npi, &p.source_addr),
-        dest: address(p.dest_addr_ton, p.dest_addr_npi, &p.destination_addr),
-        data_coding: u8::from(p.data_coding),
-        ..UssdMessage::default()
-    };
-    if let Some(payload) = m.read_tlvs(p.tlvs()) {
-        m.body = payload;
-    }
-    m
+    read_common!(p, Vec::new())
 }
 
 /// Writes a data_sm.
@@ -26,17 +16,7 @@ pub fn from_data_sm(p: &DataSm) -> UssdMessage {
 /// # Errors
 /// An address or service_type too long for its field.
 pub fn to_data_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
-    let c = Common::of(m)?;
-    Ok(DataSm::builder()
-        .service_type(c.service_type)
-        .source_addr_ton(c.source_ton)
-        .source_addr_npi(c.source_npi)
-        .source_addr(c.source)
-        .dest_addr_ton(c.dest_ton)
-        .dest_addr_npi(c.dest_npi)
-        .destination_addr(c.dest)
-        .esm_class(c.esm_class)
-        .data_coding(c.data_coding)
+    Ok(with_common!(DataSm::builder(), Common::of(m)?)
         .tlvs(ussd_tlvs!(MessageSubmissionRequestTlvValue, m, true))
         .build()
         .into())

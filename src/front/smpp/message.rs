@@ -154,6 +154,54 @@ impl Common {
     }
 }
 
+/// A PDU builder (deliver_sm, submit_sm, data_sm: rusmpp gives each its own type, with the same
+/// setter names) with the fields every carrier shares set from a [`Common`].
+macro_rules! with_common {
+    ($builder:expr, $c:expr) => {{
+        let c: $crate::front::smpp::message::Common = $c;
+        $builder
+            .service_type(c.service_type)
+            .source_addr_ton(c.source_ton)
+            .source_addr_npi(c.source_npi)
+            .source_addr(c.source)
+            .dest_addr_ton(c.dest_ton)
+            .dest_addr_npi(c.dest_npi)
+            .destination_addr(c.dest)
+            .esm_class(c.esm_class)
+            .data_coding(c.data_coding)
+    }};
+}
+pub(crate) use with_common;
+
+/// The [`UssdMessage`] of a deliver_sm, submit_sm or data_sm (same field names): the shared
+/// fields, the USSD TLVs, and the text from `$body` unless message_payload is present.
+macro_rules! read_common {
+    ($p:expr, $body:expr) => {{
+        let p = $p;
+        let mut m = $crate::front::smpp::message::UssdMessage {
+            service_type: p.service_type.value().to_string(),
+            source: $crate::front::smpp::message::address(
+                p.source_addr_ton,
+                p.source_addr_npi,
+                &p.source_addr,
+            ),
+            dest: $crate::front::smpp::message::address(
+                p.dest_addr_ton,
+                p.dest_addr_npi,
+                &p.destination_addr,
+            ),
+            data_coding: u8::from(p.data_coding),
+            body: $body,
+            ..Default::default()
+        };
+        if let Some(payload) = m.read_tlvs(p.tlvs()) {
+            m.body = payload;
+        }
+        m
+    }};
+}
+pub(crate) use read_common;
+
 /// Reads the shared fields back.
 pub(crate) fn address(ton: Ton, npi: Npi, addr: &COctetString<1, 21>) -> Address {
     Address {

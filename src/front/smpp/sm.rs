@@ -6,7 +6,7 @@
 //! both, short_message empty), and a reply longer than 255 octets goes out in message_payload.
 //! esm_class is always written as 0.
 
-use super::message::{Common, TooLong, UssdMessage, address, ussd_tlvs};
+use super::message::{Common, TooLong, UssdMessage, read_common, ussd_tlvs, with_common};
 use rusmpp::Pdu;
 use rusmpp::pdus::{DeliverSm, SubmitSm};
 use rusmpp::tlvs::{MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue};
@@ -14,34 +14,12 @@ use rusmpp::types::OctetString;
 
 /// Reads a deliver_sm.
 pub fn from_deliver_sm(p: &DeliverSm) -> UssdMessage {
-    let mut m = UssdMessage {
-        service_type: p.service_type.value().to_string(),
-        source: address(p.source_addr_ton, p.source_addr_npi, &p.source_addr),
-        dest: address(p.dest_addr_ton, p.dest_addr_npi, &p.destination_addr),
-        data_coding: u8::from(p.data_coding),
-        body: p.short_message().as_ref().to_vec(),
-        ..UssdMessage::default()
-    };
-    if let Some(payload) = m.read_tlvs(p.tlvs()) {
-        m.body = payload;
-    }
-    m
+    read_common!(p, p.short_message().as_ref().to_vec())
 }
 
 /// Reads a submit_sm.
 pub fn from_submit_sm(p: &SubmitSm) -> UssdMessage {
-    let mut m = UssdMessage {
-        service_type: p.service_type.value().to_string(),
-        source: address(p.source_addr_ton, p.source_addr_npi, &p.source_addr),
-        dest: address(p.dest_addr_ton, p.dest_addr_npi, &p.destination_addr),
-        data_coding: u8::from(p.data_coding),
-        body: p.short_message().as_ref().to_vec(),
-        ..UssdMessage::default()
-    };
-    if let Some(payload) = m.read_tlvs(p.tlvs()) {
-        m.body = payload;
-    }
-    m
+    read_common!(p, p.short_message().as_ref().to_vec())
 }
 
 /// short_message, or (when the text is longer than `max` octets) empty plus message_payload.
@@ -57,18 +35,8 @@ fn short_message(m: &UssdMessage, max: usize) -> (OctetString<0, 255>, bool) {
 /// # Errors
 /// An address or service_type too long for its field.
 pub fn to_deliver_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
-    let c = Common::of(m)?;
     let (sm, payload) = short_message(m, 255);
-    Ok(DeliverSm::builder()
-        .service_type(c.service_type)
-        .source_addr_ton(c.source_ton)
-        .source_addr_npi(c.source_npi)
-        .source_addr(c.source)
-        .dest_addr_ton(c.dest_ton)
-        .dest_addr_npi(c.dest_npi)
-        .destination_addr(c.dest)
-        .esm_class(c.esm_class)
-        .data_coding(c.data_coding)
+    Ok(with_common!(DeliverSm::builder(), Common::of(m)?)
         .short_message(sm)
         .tlvs(ussd_tlvs!(MessageDeliveryRequestTlvValue, m, payload))
         .build()
@@ -93,18 +61,8 @@ pub fn to_sms_submit_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
 }
 
 fn submit_sm(m: &UssdMessage, max_short: usize) -> Result<Pdu, TooLong> {
-    let c = Common::of(m)?;
     let (sm, payload) = short_message(m, max_short);
-    Ok(SubmitSm::builder()
-        .service_type(c.service_type)
-        .source_addr_ton(c.source_ton)
-        .source_addr_npi(c.source_npi)
-        .source_addr(c.source)
-        .dest_addr_ton(c.dest_ton)
-        .dest_addr_npi(c.dest_npi)
-        .destination_addr(c.dest)
-        .esm_class(c.esm_class)
-        .data_coding(c.data_coding)
+    Ok(with_common!(SubmitSm::builder(), Common::of(m)?)
         .short_message(sm)
         .tlvs(ussd_tlvs!(MessageSubmissionRequestTlvValue, m, payload))
         .build()
