@@ -196,8 +196,9 @@ pub struct StoreConfig {
     /// sled's page cache in MiB (sled's own default of 1 GiB is far too much here). Default 64.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
-    /// Background flush interval in milliseconds: the window in which a crash can lose dialogue
-    /// state. At most 1000. Default 500.
+    /// Commit and flush interval in milliseconds: dialogue state is written to sled in one
+    /// transaction and flushed this often, the window in which a crash can lose it. At most
+    /// 1000. Default 500.
     #[serde(default = "default_flush_ms")]
     pub flush_every_ms: u64,
 }

@@ -420,6 +420,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
     };
+    let committer = spawn_committer(
+        store.clone(),
+        Duration::from_millis(config.store.flush_every_ms),
+        shutdown_rx.clone(),
+    );
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
@@ -433,12 +438,49 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_addr,
         registry,
         shutdown,
-        tasks: vec![public_task, admin_task, outbox_task],
+        tasks: vec![public_task, admin_task, outbox_task, committer],
         background: vec![sweeper, purger, upkeep, retention],
         shards: Some(shards),
         store,
         reload,
         smpp,
+    })
+}
+
+/// Commits the dialogue state written since the last commit and flushes, every `every` (the
+/// store's flush interval), until shutdown (whose own last flush commits what is left).
+fn spawn_committer(
+    store: Store,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            let s = store.clone();
+            let result = match tokio::task::spawn_blocking(move || s.flush_blocking()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            // Said once when commits start failing and once when they recover, not every tick.
+            match (result, failing) {
+                (Err(e), false) => {
+                    failing = true;
+                    tracing::error!(error = %e, waiting = store.uncommitted(), "dialogue state commit failed; retrying every flush interval");
+                }
+                (Ok(()), true) => {
+                    failing = false;
+                    tracing::info!("dialogue state commits recovered");
+                }
+                _ => {}
+            }
+        }
     })
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{At, Sandbox};
+use common::{At, Sandbox, eventually};
 use std::time::Duration;
 use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
@@ -126,6 +126,9 @@ async fn push_a_notification_over_smpp() {
     );
     let gw = sb.start().await;
     assert!(sim.wait_bound(Duration::from_secs(10)).await);
+    // The simulator counts the bind when it answers it; the gateway, once it has the answer.
+    let smpp = gw.smpp().unwrap();
+    assert!(eventually(5, || async { smpp.binds_up() == 1 }).await);
     let a = admin(
         &gw,
         "POST",

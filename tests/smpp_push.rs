@@ -61,6 +61,9 @@ async fn gateway(sim: &OperatorSim, profile: &str, extra: &str) -> (Sandbox, Run
     );
     let gw = sb.start().await;
     assert!(sim.wait_bound(Duration::from_secs(10)).await, "bound");
+    // The simulator counts the bind when it answers it; the gateway, once it has the answer.
+    let smpp = gw.smpp().unwrap();
+    assert!(eventually(5, || async { smpp.binds_up() == 1 }).await, "up");
     (sb, gw)
 }
 

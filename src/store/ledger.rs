@@ -200,6 +200,13 @@ impl Store {
                 )));
             }
         }
+        // The idempotency key counts the dialogue's hops: the state that counted them goes to
+        // sled now, so the flush that makes this transaction durable makes it durable too, and a
+        // retry after a crash resumes at the same hop (instead of replaying the dialogue from
+        // its cumulative text under new hop numbers).
+        if let Some(session) = session {
+            self.dialogues.write_now(session)?;
+        }
         let records = self.tree("records")?;
         let journal = self.tree(JOURNAL)?;
         let outbox_tree = self.tree(outbox::TREE)?;

@@ -7,17 +7,19 @@
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
 //!
-//! Writes go to sled's in-memory log and reach the disk with its background flush (at most one
-//! flush interval later); code that must not confirm anything before it is on disk awaits
-//! [`Store::flush`].
+//! Dialogue state (live states and ends) is written in groups, once per commit ([`behind`]);
+//! everything else goes to sled's in-memory log at once. Both reach the disk with the flush
+//! that follows (at most one flush interval later); code that must not confirm anything before
+//! it is on disk awaits [`Store::flush`].
 
+mod behind;
 pub mod ledger;
 pub mod records;
 pub mod retention;
 
 use serde::{Serialize, de::DeserializeOwned};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Transactional, Tree};
+use sled::Tree;
+use sled::transaction::TransactionError;
 use std::path::Path;
 
 pub use records::Records;
@@ -52,9 +54,8 @@ impl From<TransactionError<String>> for StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: sled::Db,
-    sessions: Tree,
-    tombstones: Tree,
-    ended: Tree,
+    /// Live states, tombstones and end records, written in groups ([`behind`]).
+    dialogues: std::sync::Arc<behind::Dialogues>,
     meta: Tree,
     records: Records,
     /// Woken whenever a transaction wrote outbox items, so the sender need not poll.
@@ -107,10 +108,14 @@ impl Store {
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
         let gate: std::sync::Arc<std::sync::RwLock<()>> = Default::default();
         let faults = Faults::default();
+        let outbox_written: std::sync::Arc<tokio::sync::Notify> = Default::default();
         Ok(Store {
-            sessions: db.open_tree("sessions")?,
-            tombstones: db.open_tree("tombstones")?,
-            ended: db.open_tree("ended")?,
+            dialogues: std::sync::Arc::new(behind::Dialogues::open(
+                &db,
+                gate.clone(),
+                faults.clone(),
+                outbox_written.clone(),
+            )?),
             meta: db.open_tree("meta")?,
             records: Records::new(
                 db.open_tree("records")?,
@@ -118,7 +123,7 @@ impl Store {
                 gate.clone(),
                 faults.clone(),
             ),
-            outbox_written: Default::default(),
+            outbox_written,
             gate,
             faults,
             db,
@@ -131,6 +136,10 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        if matches!(name, "sessions" | "tombstones" | "ended" | ENDED_INDEX) {
+            // Whoever reads these trees directly sees every dialogue written so far.
+            self.commit()?;
+        }
         Ok(self.db.open_tree(name)?)
     }
 
@@ -193,14 +202,35 @@ impl Store {
         }
     }
 
-    /// Flushes synchronously (shutdown).
+    /// Writes the dialogue state waiting for a commit, then flushes synchronously: the
+    /// gateway's commit every flush interval, and its last act at shutdown.
     ///
     /// # Errors
-    /// The flush failed.
+    /// The commit or the flush failed; what was not committed stays pending.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
+        let t = std::time::Instant::now();
+        let committed = self.dialogues.commit();
+        if !matches!(committed, Ok(0)) {
+            crate::metrics::store_write("commit", t.elapsed(), committed.is_ok());
+        }
+        committed?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Writes the dialogue state waiting for a commit to sled (not yet to disk); returns how
+    /// many writes it made.
+    ///
+    /// # Errors
+    /// sled errors; what was not committed stays pending.
+    pub fn commit(&self) -> Result<usize, StoreError> {
+        self.dialogues.commit()
+    }
+
+    /// How many dialogue writes wait for the next commit.
+    pub fn uncommitted(&self) -> usize {
+        self.dialogues.waiting()
     }
 
     /// Reads the live state of a dialogue.
@@ -208,17 +238,20 @@ impl Store {
     /// # Errors
     /// sled errors, or a document that no longer parses.
     pub fn live<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.sessions, key)
+        self.dialogues.live_with(key, |seen| match seen {
+            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+            behind::Seen::Removed => Ok(None),
+            behind::Seen::Unknown => get_json(&self.dialogues.sessions, key),
+        })
     }
 
-    /// Writes the live state of a dialogue (reaches disk with the next background flush).
+    /// Writes the live state of a dialogue (with the next commit).
     ///
     /// # Errors
-    /// sled or serialisation errors.
+    /// Serialisation errors, or a store that refuses writes.
     pub fn put_live<T: Serialize>(&self, key: &str, state: &T) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
-        self.sessions.insert(key, serde_json::to_vec(state)?)?;
-        Ok(())
+        self.dialogues.put_live(key, serde_json::to_vec(state)?)
     }
 
     /// Removes a live dialogue without an end record (only for documents that cannot be read).
@@ -226,14 +259,20 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub fn remove_live(&self, key: &str) -> Result<(), StoreError> {
-        self.sessions.remove(key)?;
+        self.commit()?;
+        self.dialogues.sessions.remove(key)?;
         Ok(())
     }
 
-    /// Every live dialogue's key and raw document (the start-up sweep reads these).
+    /// Every live dialogue's key and raw document (the start-up sweep reads these), after a
+    /// commit of what waits.
     pub fn live_entries(&self) -> std::vec::IntoIter<Result<(String, Vec<u8>), StoreError>> {
+        if let Err(e) = self.commit() {
+            return vec![Err(e)].into_iter();
+        }
         let _gate = self.shared();
-        self.sessions
+        self.dialogues
+            .sessions
             .iter()
             .map(|item| {
                 let (k, v) = item?;
@@ -243,16 +282,18 @@ impl Store {
             .into_iter()
     }
 
-    /// How many dialogues are persisted as live.
+    /// How many dialogues are persisted as live (after a commit of what waits).
     pub fn live_count(&self) -> usize {
-        self.sessions.len()
+        let _ = self.commit();
+        self.dialogues.sessions.len()
     }
 
-    /// Ends a dialogue in one transaction: its live state goes, its tombstone (for retries) and
-    /// its end-of-session record are written.
+    /// Ends a dialogue: its live state goes, its tombstone (for retries), its end-of-session
+    /// record and `notification` (for the outbox) are written, all in the next commit's
+    /// transaction.
     ///
     /// # Errors
-    /// sled or serialisation errors; nothing is changed then.
+    /// Serialisation errors, or a store that refuses writes; nothing is changed then.
     pub fn end<T: Serialize, E: Serialize>(
         &self,
         key: &str,
@@ -277,30 +318,7 @@ impl Store {
             }
             None => None,
         };
-        let ended_index = self.tree(ENDED_INDEX)?;
-        let outbox = self.tree(crate::outbox::TREE)?;
-        let _gate = self.exclusive();
-        (
-            &self.sessions,
-            &self.tombstones,
-            &self.ended,
-            &ended_index,
-            &outbox,
-        )
-            .transaction(|(sessions, tombstones, ended, index, outbox)| {
-                sessions.remove(key.as_bytes())?;
-                tombstones.insert(key.as_bytes(), tomb.as_slice())?;
-                ended.insert(&id, rec.as_slice())?;
-                index.insert(key.as_bytes(), &id)?;
-                if let Some((k, v)) = &item {
-                    outbox.insert(k, v.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<String>>(())
-            })?;
-        if item.is_some() {
-            self.outbox_written.notify_one();
-        }
-        Ok(())
+        self.dialogues.end(key, id, tomb, rec, item)
     }
 
     /// Changes the end-of-session record of the dialogue `key` (the last one it left), if it
@@ -313,16 +331,18 @@ impl Store {
         key: &str,
         change: impl Fn(&mut E),
     ) -> Result<bool, StoreError> {
-        let index = self.tree(ENDED_INDEX)?;
-        let Some(id) = index.get(key)? else {
+        self.commit()?;
+        let Some(id) = self.dialogues.index.get(key)? else {
             return Ok(false);
         };
-        let Some(bytes) = self.ended.get(&id)? else {
+        let Some(bytes) = self.dialogues.ended.get(&id)? else {
             return Ok(false);
         };
         let mut record: E = serde_json::from_slice(&bytes)?;
         change(&mut record);
-        self.ended.insert(&id, serde_json::to_vec(&record)?)?;
+        self.dialogues
+            .ended
+            .insert(&id, serde_json::to_vec(&record)?)?;
         Ok(true)
     }
 
@@ -331,7 +351,12 @@ impl Store {
     /// # Errors
     /// sled or parse errors.
     pub fn tombstone<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.tombstones, key)
+        self.dialogues.tombstone_with(key, |seen| match seen {
+            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+            behind::Seen::Removed | behind::Seen::Unknown => {
+                get_json(&self.dialogues.tombstones, key)
+            }
+        })
     }
 
     /// Removes tombstones for which `expired` says so; returns how many went.
@@ -342,31 +367,37 @@ impl Store {
         &self,
         expired: impl Fn(&T) -> bool,
     ) -> Result<usize, StoreError> {
+        self.commit()?;
         let mut gone = 0;
         let _gate = self.shared();
-        for item in self.tombstones.iter() {
+        for item in self.dialogues.tombstones.iter() {
             let (k, v) = item?;
             let drop = match serde_json::from_slice::<T>(&v) {
                 Ok(t) => expired(&t),
                 Err(_) => true,
             };
             if drop {
-                self.tombstones.remove(k)?;
+                self.dialogues.tombstones.remove(k)?;
                 gone += 1;
             }
         }
         Ok(gone)
     }
 
-    /// How many end-of-session records are kept.
+    /// How many end-of-session records are kept (after a commit of what waits).
     pub fn ended_count(&self) -> usize {
-        self.ended.len()
+        let _ = self.commit();
+        self.dialogues.ended.len()
     }
 
-    /// End-of-session records, oldest first.
+    /// End-of-session records, oldest first (after a commit of what waits).
     pub fn ended_records<T: DeserializeOwned>(&self) -> std::vec::IntoIter<Result<T, StoreError>> {
+        if let Err(e) = self.commit() {
+            return vec![Err(e)].into_iter();
+        }
         let _gate = self.shared();
-        self.ended
+        self.dialogues
+            .ended
             .iter()
             .map(|item| Ok(serde_json::from_slice(&item?.1)?))
             .collect::<Vec<_>>()

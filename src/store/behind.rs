@@ -1,0 +1,410 @@
+//! Group commit of dialogue state.
+//!
+//! A hop's live state, and a dialogue's end (its tombstone, end-of-session record, index entry
+//! and end-of-session notification), are kept here in memory and written to sled together with
+//! every other dialogue's, once per commit (the gateway commits every flush interval, then
+//! flushes). sled itself only reaches the disk once per flush interval, so what a crash can lose
+//! is unchanged: a hop answered at least one flush interval before it is on disk. What changes
+//! is the cost: one transaction per interval instead of one write per hop, and the state of a
+//! dialogue that ends within the interval is never written at all.
+//!
+//! Records that flows change (balances, registrations, appointments) never wait here: they are
+//! written in their own transaction and flushed before the reply that confirms them.
+//!
+//! Every read of dialogue state looks here first, so a commit is never visible as a gap.
+
+use super::{ENDED_INDEX, StoreError, check_writable};
+use sled::transaction::ConflictableTransactionError;
+use sled::{Transactional, Tree};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Writes of dialogue state that wait for the next commit.
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    /// Session key -> its live state, or `None` when it was removed.
+    live: HashMap<String, Option<Vec<u8>>>,
+    /// Dialogues ended, in order.
+    ends: Vec<End>,
+    /// Session key -> index in `ends` of its latest end (for the tombstone).
+    latest_end: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone)]
+struct End {
+    key: String,
+    id: [u8; 8],
+    tombstone: Vec<u8>,
+    record: Vec<u8>,
+    /// The end-of-session notification for the outbox: its key and document.
+    outbox: Option<([u8; 8], Vec<u8>)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.ends.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.live.len() + self.ends.len()
+    }
+
+    fn end(&mut self, end: End) {
+        self.live.insert(end.key.clone(), None);
+        self.latest_end.insert(end.key.clone(), self.ends.len());
+        self.ends.push(end);
+    }
+
+    /// `newer`'s writes on top of these.
+    fn merge(&mut self, newer: Pending) {
+        self.live.extend(newer.live);
+        for end in newer.ends {
+            self.latest_end.insert(end.key.clone(), self.ends.len());
+            self.ends.push(end);
+        }
+    }
+
+    fn tombstone(&self, key: &str) -> Option<&[u8]> {
+        self.latest_end
+            .get(key)
+            .map(|&i| self.ends[i].tombstone.as_slice())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    /// Written since the last commit began.
+    pending: Pending,
+    /// Being committed right now (still read from here until it is in sled).
+    committing: Option<Arc<Pending>>,
+}
+
+/// The dialogue trees and what waits to be written to them.
+#[derive(Debug)]
+pub(crate) struct Dialogues {
+    pub(crate) sessions: Tree,
+    pub(crate) tombstones: Tree,
+    pub(crate) ended: Tree,
+    pub(crate) index: Tree,
+    outbox: Tree,
+    slots: Mutex<Slots>,
+    /// One commit at a time.
+    committer: Mutex<()>,
+    gate: Arc<std::sync::RwLock<()>>,
+    faults: super::Faults,
+    outbox_written: Arc<tokio::sync::Notify>,
+}
+
+/// What the write-behind buffer says about a key.
+pub(crate) enum Seen<'a> {
+    /// Written and not yet committed.
+    Written(&'a [u8]),
+    /// Removed and not yet committed.
+    Removed,
+    /// Nothing pending: sled has the answer.
+    Unknown,
+}
+
+impl Dialogues {
+    pub(crate) fn open(
+        db: &sled::Db,
+        gate: Arc<std::sync::RwLock<()>>,
+        faults: super::Faults,
+        outbox_written: Arc<tokio::sync::Notify>,
+    ) -> Result<Dialogues, StoreError> {
+        Ok(Dialogues {
+            sessions: db.open_tree("sessions")?,
+            tombstones: db.open_tree("tombstones")?,
+            ended: db.open_tree("ended")?,
+            index: db.open_tree(ENDED_INDEX)?,
+            outbox: db.open_tree(crate::outbox::TREE)?,
+            slots: Mutex::default(),
+            committer: Mutex::default(),
+            gate,
+            faults,
+            outbox_written,
+        })
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps a dialogue's live state for the next commit.
+    pub(crate) fn put_live(&self, key: &str, state: Vec<u8>) -> Result<(), StoreError> {
+        check_writable(&self.faults)?;
+        self.slots()
+            .pending
+            .live
+            .insert(key.to_string(), Some(state));
+        Ok(())
+    }
+
+    /// Keeps a dialogue's end for the next commit, which writes it in one transaction.
+    pub(crate) fn end(
+        &self,
+        key: &str,
+        id: [u8; 8],
+        tombstone: Vec<u8>,
+        record: Vec<u8>,
+        outbox: Option<([u8; 8], Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        check_writable(&self.faults)?;
+        self.slots().pending.end(End {
+            key: key.to_string(),
+            id,
+            tombstone,
+            record,
+            outbox,
+        });
+        Ok(())
+    }
+
+    /// Looks `key` up among the uncommitted live states, then reads with `found`.
+    pub(crate) fn live_with<R>(&self, key: &str, found: impl FnOnce(Seen<'_>) -> R) -> R {
+        let slots = self.slots();
+        let seen = slots
+            .pending
+            .live
+            .get(key)
+            .or_else(|| slots.committing.as_ref().and_then(|c| c.live.get(key)));
+        found(match seen {
+            Some(Some(bytes)) => Seen::Written(bytes),
+            Some(None) => Seen::Removed,
+            None => Seen::Unknown,
+        })
+    }
+
+    /// Looks `key` up among the uncommitted tombstones, then reads with `found`.
+    pub(crate) fn tombstone_with<R>(&self, key: &str, found: impl FnOnce(Seen<'_>) -> R) -> R {
+        let slots = self.slots();
+        let seen = slots
+            .pending
+            .tombstone(key)
+            .or_else(|| slots.committing.as_ref().and_then(|c| c.tombstone(key)));
+        found(seen.map_or(Seen::Unknown, Seen::Written))
+    }
+
+    /// Writes `key`'s waiting live state to sled now, ahead of the next commit.
+    ///
+    /// # Errors
+    /// sled errors; the state then stays pending.
+    pub(crate) fn write_now(&self, key: &str) -> Result<(), StoreError> {
+        // No commit runs meanwhile, so nothing older for `key` can land after this.
+        let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = self.slots().pending.live.remove(key) else {
+            return Ok(());
+        };
+        let written = match &state {
+            Some(bytes) => self.sessions.insert(key, bytes.as_slice()).map(|_| ()),
+            None => self.sessions.remove(key).map(|_| ()),
+        };
+        if let Err(e) = written {
+            self.slots()
+                .pending
+                .live
+                .entry(key.to_string())
+                .or_insert(state);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// How many writes wait for the next commit.
+    pub(crate) fn waiting(&self) -> usize {
+        let slots = self.slots();
+        slots.pending.len() + slots.committing.as_ref().map_or(0, |c| c.len())
+    }
+
+    /// Writes everything pending to sled in one transaction. On failure nothing is written and
+    /// everything stays pending for the next commit.
+    ///
+    /// # Errors
+    /// sled errors, or fault injection.
+    pub(crate) fn commit(&self) -> Result<usize, StoreError> {
+        let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = {
+            let mut slots = self.slots();
+            if slots.pending.is_empty() {
+                return Ok(0);
+            }
+            let batch = Arc::new(std::mem::take(&mut slots.pending));
+            slots.committing = Some(batch.clone());
+            batch
+        };
+        let written = check_writable(&self.faults).and_then(|()| self.write(&batch));
+        let mut slots = self.slots();
+        slots.committing = None;
+        match written {
+            Ok(()) => {
+                if batch.ends.iter().any(|e| e.outbox.is_some()) {
+                    self.outbox_written.notify_one();
+                }
+                Ok(batch.len())
+            }
+            Err(e) => {
+                let newer = std::mem::take(&mut slots.pending);
+                let mut back = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
+                back.merge(newer);
+                slots.pending = back;
+                Err(e)
+            }
+        }
+    }
+
+    fn write(&self, batch: &Pending) -> Result<(), StoreError> {
+        let mut live = sled::Batch::default();
+        for (key, state) in &batch.live {
+            match state {
+                Some(bytes) => live.insert(key.as_bytes(), bytes.as_slice()),
+                None => live.remove(key.as_bytes()),
+            }
+        }
+        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        (
+            &self.sessions,
+            &self.tombstones,
+            &self.ended,
+            &self.index,
+            &self.outbox,
+        )
+            .transaction(|(sessions, tombstones, ended, index, outbox)| {
+                sessions.apply_batch(&live)?;
+                for end in &batch.ends {
+                    tombstones.insert(end.key.as_bytes(), end.tombstone.as_slice())?;
+                    ended.insert(&end.id, end.record.as_slice())?;
+                    index.insert(end.key.as_bytes(), &end.id)?;
+                    if let Some((k, v)) = &end.outbox {
+                        outbox.insert(k, v.as_slice())?;
+                    }
+                }
+                Ok::<_, ConflictableTransactionError<String>>(())
+            })?;
+        Ok(())
+    }
+}
+
+impl Drop for Dialogues {
+    /// The last handle on the store is going: what is pending is written, and sled flushes it
+    /// as it closes.
+    fn drop(&mut self) {
+        if let Err(e) = self.commit() {
+            tracing::error!(error = %e, "dialogue state not written at close");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::Store;
+    use serde_json::{Value, json};
+
+    fn in_sled(store: &Store, key: &str) -> Option<Value> {
+        let bytes = store.dialogues.sessions.get(key).unwrap()?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn live_state_reads_back_before_its_commit_and_two_hops_make_one_write() {
+        let store = Store::temporary().unwrap();
+        store.put_live("http:a", &json!({"hop": 1})).unwrap();
+        assert_eq!(
+            store.live::<Value>("http:a").unwrap(),
+            Some(json!({"hop": 1}))
+        );
+        assert_eq!(
+            in_sled(&store, "http:a"),
+            None,
+            "not written before the commit"
+        );
+        store.put_live("http:a", &json!({"hop": 2})).unwrap();
+        assert_eq!(store.uncommitted(), 1);
+        assert_eq!(store.commit().unwrap(), 1);
+        assert_eq!(store.uncommitted(), 0);
+        assert_eq!(in_sled(&store, "http:a"), Some(json!({"hop": 2})));
+        assert_eq!(
+            store.live::<Value>("http:a").unwrap(),
+            Some(json!({"hop": 2}))
+        );
+    }
+
+    #[test]
+    fn an_end_hides_the_live_state_and_shows_its_tombstone_at_once() {
+        let store = Store::temporary().unwrap();
+        store.put_live("http:b", &json!({"hop": 1})).unwrap();
+        store.commit().unwrap();
+        store
+            .end(
+                "http:b",
+                &json!({"reply": "END Bye"}),
+                &json!({"reason": "end"}),
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.live::<Value>("http:b").unwrap(), None);
+        assert_eq!(
+            store.tombstone::<Value>("http:b").unwrap(),
+            Some(json!({"reply": "END Bye"}))
+        );
+        assert_eq!(
+            in_sled(&store, "http:b"),
+            Some(json!({"hop": 1})),
+            "until the commit"
+        );
+        // Readers of the end records see it: they commit first.
+        assert_eq!(store.ended_count(), 1);
+        assert_eq!(in_sled(&store, "http:b"), None);
+        assert_eq!(
+            store.tombstone::<Value>("http:b").unwrap(),
+            Some(json!({"reply": "END Bye"}))
+        );
+    }
+
+    #[test]
+    fn a_failed_commit_writes_nothing_and_keeps_everything_for_the_next() {
+        let store = Store::temporary().unwrap();
+        store.put_live("http:c", &json!({"hop": 1})).unwrap();
+        store
+            .end(
+                "http:d",
+                &json!({"reply": "END Bye"}),
+                &json!({"reason": "end"}),
+                None,
+            )
+            .unwrap();
+        store.fail_writes(true);
+        assert!(store.commit().is_err());
+        assert!(store.flush_blocking().is_err());
+        store.fail_writes(false);
+        assert_eq!(
+            store.live::<Value>("http:c").unwrap(),
+            Some(json!({"hop": 1}))
+        );
+        assert_eq!(in_sled(&store, "http:c"), None);
+        // A later hop of the same dialogue wins over the one that waited.
+        store.put_live("http:c", &json!({"hop": 2})).unwrap();
+        assert_eq!(store.commit().unwrap(), 3);
+        assert_eq!(in_sled(&store, "http:c"), Some(json!({"hop": 2})));
+        assert!(store.dialogues.tombstones.get("http:d").unwrap().is_some());
+        assert_eq!(store.ended_count(), 1);
+    }
+
+    #[test]
+    fn what_waits_is_written_when_the_last_handle_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path, 8, 500).unwrap();
+            store.put_live("smpp:x", &json!({"hop": 3})).unwrap();
+            let other = store.clone();
+            drop(store);
+            assert_eq!(
+                other.uncommitted(),
+                1,
+                "another handle still holds the store"
+            );
+        }
+        let store = Store::open(&path, 8, 500).unwrap();
+        assert_eq!(in_sled(&store, "smpp:x"), Some(json!({"hop": 3})));
+    }
+}
