@@ -77,6 +77,10 @@ struct Slots {
     pending: Pending,
     /// Being committed right now (still read from here until it is in sled).
     committing: Option<Arc<Pending>>,
+    /// Dialogues that ran a transaction: their end goes to sled at once, not with the next
+    /// commit, so the flush after the next transaction (anyone's) carries their tombstone, and
+    /// a retried confirmation after a crash gets the reply it got, as before group commit.
+    write_through: std::collections::HashSet<String>,
 }
 
 /// The dialogue trees and what waits to be written to them.
@@ -150,13 +154,35 @@ impl Dialogues {
         outbox: Option<([u8; 8], Vec<u8>)>,
     ) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
-        self.slots().pending.end(End {
+        let end = End {
             key: key.to_string(),
             id,
             tombstone,
             record,
             outbox,
-        });
+        };
+        {
+            let mut slots = self.slots();
+            if !slots.write_through.remove(key) {
+                slots.pending.end(end);
+                return Ok(());
+            }
+        }
+        let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = self.slots().pending.live.remove(key);
+        let mut now = Pending::default();
+        now.end(end);
+        if let Err(e) = self.write(&now) {
+            let mut slots = self.slots();
+            if let Some(state) = waiting {
+                slots.pending.live.entry(key.to_string()).or_insert(state);
+            }
+            slots.pending.merge(now);
+            return Err(e);
+        }
+        if now.ends.iter().any(|e| e.outbox.is_some()) {
+            self.outbox_written.notify_one();
+        }
         Ok(())
     }
 
@@ -185,14 +211,20 @@ impl Dialogues {
         found(seen.map_or(Seen::Unknown, Seen::Written))
     }
 
-    /// Writes `key`'s waiting live state to sled now, ahead of the next commit.
+    /// Writes `key`'s waiting live state to sled now, ahead of the next commit, and its end
+    /// when it comes (a transaction is about to run in this dialogue).
     ///
     /// # Errors
     /// sled errors; the state then stays pending.
     pub(crate) fn write_now(&self, key: &str) -> Result<(), StoreError> {
         // No commit runs meanwhile, so nothing older for `key` can land after this.
         let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(state) = self.slots().pending.live.remove(key) else {
+        let state = {
+            let mut slots = self.slots();
+            slots.write_through.insert(key.to_string());
+            slots.pending.live.remove(key)
+        };
+        let Some(state) = state else {
             return Ok(());
         };
         let written = match &state {

@@ -209,14 +209,22 @@ impl Store {
     /// The commit or the flush failed; what was not committed stays pending.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
+        self.commit_timed()?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// [`Store::commit`], its latency and failures counted (`op="commit"`).
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_timed(&self) -> Result<usize, StoreError> {
         let t = std::time::Instant::now();
         let committed = self.dialogues.commit();
         if !matches!(committed, Ok(0)) {
             crate::metrics::store_write("commit", t.elapsed(), committed.is_ok());
         }
-        committed?;
-        self.db.flush()?;
-        Ok(())
+        committed
     }
 
     /// Writes the dialogue state waiting for a commit to sled (not yet to disk); returns how
