@@ -252,9 +252,12 @@ impl SessionActor {
                 .fixed_now
                 .unwrap_or_else(jiff::Timestamp::now),
         };
+        // Taken, not cloned: the hop's answer puts the new state back, and a hop that fails
+        // ends the dialogue (no other message reaches the actor while the hop runs).
+        let state = self.dialogue.as_mut().and_then(|d| d.app.take());
         Plan::Run {
             app,
-            state: d.app.clone(),
+            state,
             inputs: vec![input],
             env,
             text,
