@@ -100,9 +100,9 @@ pub(crate) struct Dialogues {
 }
 
 /// What the write-behind buffer says about a key.
-pub(crate) enum Seen<'a> {
+pub(crate) enum Seen {
     /// Written and not yet committed.
-    Written(&'a [u8]),
+    Written(Vec<u8>),
     /// Removed and not yet committed.
     Removed,
     /// Nothing pending: sled has the answer.
@@ -161,54 +161,43 @@ impl Dialogues {
             record,
             outbox,
         };
-        {
+        let now = {
             let mut slots = self.slots();
-            if !slots.write_through.remove(key) {
-                slots.pending.end(end);
-                return Ok(());
-            }
-        }
-        let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
-        let waiting = self.slots().pending.live.remove(key);
-        let mut now = Pending::default();
-        now.end(end);
-        if let Err(e) = self.write(&now) {
-            let mut slots = self.slots();
-            if let Some(state) = waiting {
-                slots.pending.live.entry(key.to_string()).or_insert(state);
-            }
-            slots.pending.merge(now);
-            return Err(e);
-        }
-        if now.ends.iter().any(|e| e.outbox.is_some()) {
-            self.outbox_written.notify_one();
+            let now = slots.write_through.remove(key);
+            slots.pending.end(end);
+            now
+        };
+        if now {
+            // Committed now, with everything that waits and in order (an older end of the same
+            // key, a reused SMPP session, must not land after this one).
+            self.commit()?;
         }
         Ok(())
     }
 
-    /// Looks `key` up among the uncommitted live states, then reads with `found`.
-    pub(crate) fn live_with<R>(&self, key: &str, found: impl FnOnce(Seen<'_>) -> R) -> R {
+    /// What waits for `key`'s live state (a copy: sled is read, if need be, with no lock held).
+    pub(crate) fn live(&self, key: &str) -> Seen {
         let slots = self.slots();
         let seen = slots
             .pending
             .live
             .get(key)
             .or_else(|| slots.committing.as_ref().and_then(|c| c.live.get(key)));
-        found(match seen {
-            Some(Some(bytes)) => Seen::Written(bytes),
+        match seen {
+            Some(Some(bytes)) => Seen::Written(bytes.clone()),
             Some(None) => Seen::Removed,
             None => Seen::Unknown,
-        })
+        }
     }
 
-    /// Looks `key` up among the uncommitted tombstones, then reads with `found`.
-    pub(crate) fn tombstone_with<R>(&self, key: &str, found: impl FnOnce(Seen<'_>) -> R) -> R {
+    /// What waits for `key`'s tombstone (a copy, as for [`Dialogues::live`]).
+    pub(crate) fn tombstone(&self, key: &str) -> Seen {
         let slots = self.slots();
-        let seen = slots
+        slots
             .pending
             .tombstone(key)
-            .or_else(|| slots.committing.as_ref().and_then(|c| c.tombstone(key)));
-        found(seen.map_or(Seen::Unknown, Seen::Written))
+            .or_else(|| slots.committing.as_ref().and_then(|c| c.tombstone(key)))
+            .map_or(Seen::Unknown, |t| Seen::Written(t.to_vec()))
     }
 
     /// Writes `key`'s waiting live state to sled now, ahead of the next commit, and its end
@@ -217,27 +206,23 @@ impl Dialogues {
     /// # Errors
     /// sled errors; the state then stays pending.
     pub(crate) fn write_now(&self, key: &str) -> Result<(), StoreError> {
-        // No commit runs meanwhile, so nothing older for `key` can land after this.
+        // No commit runs meanwhile, so nothing older for `key` can land after this. The state
+        // also stays pending (the next commit writes the same bytes again): readers never see
+        // a gap.
         let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
         let state = {
             let mut slots = self.slots();
             slots.write_through.insert(key.to_string());
-            slots.pending.live.remove(key)
+            slots.pending.live.get(key).cloned()
         };
-        let Some(state) = state else {
-            return Ok(());
-        };
-        let written = match &state {
-            Some(bytes) => self.sessions.insert(key, bytes.as_slice()).map(|_| ()),
-            None => self.sessions.remove(key).map(|_| ()),
-        };
-        if let Err(e) = written {
-            self.slots()
-                .pending
-                .live
-                .entry(key.to_string())
-                .or_insert(state);
-            return Err(e.into());
+        match state {
+            Some(Some(bytes)) => {
+                self.sessions.insert(key, bytes)?;
+            }
+            Some(None) => {
+                self.sessions.remove(key)?;
+            }
+            None => {}
         }
         Ok(())
     }
@@ -419,6 +404,58 @@ mod tests {
         assert_eq!(in_sled(&store, "http:c"), Some(json!({"hop": 2})));
         assert!(store.dialogues.tombstones.get("http:d").unwrap().is_some());
         assert_eq!(store.ended_count(), 1);
+    }
+
+    #[test]
+    fn a_dialogue_that_transacts_has_its_state_and_end_written_at_once_and_in_order() {
+        let store = Store::temporary().unwrap();
+        // An earlier dialogue under the same key (a reused SMPP session) ended, not committed.
+        store
+            .end(
+                "smpp:k",
+                &json!({"reply": "END first"}),
+                &json!({"n": 1}),
+                None,
+            )
+            .unwrap();
+        store.put_live("smpp:k", &json!({"hop": 3})).unwrap();
+        store.dialogues.write_now("smpp:k").unwrap();
+        assert_eq!(
+            in_sled(&store, "smpp:k"),
+            Some(json!({"hop": 3})),
+            "before the transaction"
+        );
+        store
+            .end(
+                "smpp:k",
+                &json!({"reply": "END second"}),
+                &json!({"n": 2}),
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.uncommitted(), 0, "the end went to sled at once");
+        assert_eq!(in_sled(&store, "smpp:k"), None);
+        let tomb = store.dialogues.tombstones.get("smpp:k").unwrap().unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&tomb).unwrap(),
+            json!({"reply": "END second"})
+        );
+        store.commit().unwrap();
+        assert_eq!(
+            store.tombstone::<Value>("smpp:k").unwrap(),
+            Some(json!({"reply": "END second"}))
+        );
+        assert_eq!(store.ended_count(), 2);
+        // The next dialogue under that key is group-committed again.
+        store
+            .end(
+                "smpp:k",
+                &json!({"reply": "END third"}),
+                &json!({"n": 3}),
+                None,
+            )
+            .unwrap();
+        assert_eq!(store.uncommitted(), 2);
     }
 
     #[test]

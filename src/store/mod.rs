@@ -246,11 +246,11 @@ impl Store {
     /// # Errors
     /// sled errors, or a document that no longer parses.
     pub fn live<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.dialogues.live_with(key, |seen| match seen {
-            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+        match self.dialogues.live(key) {
+            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed => Ok(None),
             behind::Seen::Unknown => get_json(&self.dialogues.sessions, key),
-        })
+        }
     }
 
     /// Writes the live state of a dialogue (with the next commit).
@@ -359,12 +359,12 @@ impl Store {
     /// # Errors
     /// sled or parse errors.
     pub fn tombstone<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.dialogues.tombstone_with(key, |seen| match seen {
-            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(bytes)?)),
+        match self.dialogues.tombstone(key) {
+            behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed | behind::Seen::Unknown => {
                 get_json(&self.dialogues.tombstones, key)
             }
-        })
+        }
     }
 
     /// Removes tombstones for which `expired` says so; returns how many went.
