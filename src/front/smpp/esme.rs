@@ -266,21 +266,23 @@ struct EsmeHandler {
 }
 
 impl Handler for EsmeHandler {
-    fn request(&self, _link: &Link, cmd: Command) -> Option<Command> {
+    fn request(&self, link: &Link, cmd: Command) -> Option<Command> {
         let seq = cmd.sequence_number();
         let mc_may_send = self.kind.mc_may_send();
+        // Answers go back on this connection when it may carry them (a transceiver).
+        let came_on = || self.kind.esme_may_send().then(|| link.clone());
         match cmd.pdu() {
             Some(Pdu::DeliverSm(p)) if mc_may_send => {
                 let status = if u8::from(p.esm_class) & 0x3C != 0 {
                     // A delivery receipt or other non-USSD report: acknowledged, not a hop.
                     CommandStatus::EsmeRok
                 } else {
-                    self.ussd.take(&sm::from_deliver_sm(p))
+                    self.ussd.take(&sm::from_deliver_sm(p), came_on())
                 };
                 Some(Command::new(status, seq, DeliverSmResp::default()))
             }
             Some(Pdu::DataSm(p)) if mc_may_send => {
-                let status = self.ussd.take(&data_sm::from_data_sm(p));
+                let status = self.ussd.take(&data_sm::from_data_sm(p), came_on());
                 Some(Command::new(status, seq, DataSmResp::default()))
             }
             // alert_notification has no response; an outbind on a bound link means nothing.

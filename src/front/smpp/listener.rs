@@ -358,7 +358,7 @@ impl Handler for Connection {
         };
         match cmd.pdu() {
             Some(Pdu::SubmitSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&sm::from_submit_sm(p));
+                let status = peer.ussd.take(&sm::from_submit_sm(p), None);
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {
@@ -367,7 +367,7 @@ impl Handler for Connection {
                 Some(Command::new(status, seq, SubmitSmResp::new(id, Vec::new())))
             }
             Some(Pdu::DataSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&data_sm::from_data_sm(p));
+                let status = peer.ussd.take(&data_sm::from_data_sm(p), None);
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {

@@ -207,12 +207,14 @@ impl Ussd {
     }
 
     /// Takes one inbound message: decides, and (after the caller has acknowledged it) runs the
-    /// hop or the abort in a task of its own. Returns the status for the `_resp`.
-    pub fn take(self: &Arc<Self>, m: &UssdMessage) -> CommandStatus {
+    /// hop or the abort in a task of its own. Returns the status for the `_resp`. `came_on`:
+    /// the connection it came on, when the answer may go back on it (a transceiver); else the
+    /// answer goes on any of the bind's connections that may send.
+    pub fn take(self: &Arc<Self>, m: &UssdMessage, came_on: Option<Link>) -> CommandStatus {
         match self.decide(m) {
             Ok(Decision::Hop(hop, template)) => {
                 let this = self.clone();
-                tokio::spawn(async move { this.answer(*hop, *template).await });
+                tokio::spawn(async move { this.answer(*hop, *template, came_on).await });
                 CommandStatus::EsmeRok
             }
             Ok(Decision::Abort(key)) => {
@@ -232,7 +234,7 @@ impl Ussd {
         }
     }
 
-    async fn answer(&self, hop: Hop, mut reply: UssdMessage) {
+    async fn answer(&self, hop: Hop, mut reply: UssdMessage, came_on: Option<Link>) {
         let apology = self.registry.core().settings.apology_text.clone();
         let key = hop.key.clone();
         let r = reply_or_apology(self.registry.hop(hop).await, &apology);
@@ -247,7 +249,14 @@ impl Ussd {
             self.profile.reply_op(r.end)
         });
         reply.its = reply.its.map(|i| self.profile.reply_its(i, r.end));
-        if let Err(e) = self.send(&reply).await {
+        // On the connection the hop came on: a reply must not depend on when the bind's
+        // connection loop gets round to listing a new connection (the peer may send its first
+        // deliver_sm right behind the bind_resp).
+        let sent = match self.pdu(&reply) {
+            Ok(pdu) => self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await,
+            Err(e) => Err(super::SmppError::Invalid(e.to_string())),
+        };
+        if let Err(e) = sent {
             tracing::warn!(bind = %self.bind, session = %crate::session::log_id(&key), error = %e, "reply not delivered");
         }
     }
@@ -275,8 +284,16 @@ impl Ussd {
     }
 
     async fn send_pdu(&self, pdu: Pdu) -> Result<(), super::SmppError> {
+        self.send_pdu_on(pdu, None).await
+    }
+
+    /// Sends on `link`, or on one the outlet picks.
+    async fn send_pdu_on(&self, pdu: Pdu, link: Option<Link>) -> Result<(), super::SmppError> {
         use super::SmppError;
-        let link = self.outlet.pick().ok_or(SmppError::NotBound)?;
+        let link = match link {
+            Some(link) => link,
+            None => self.outlet.pick().ok_or(SmppError::NotBound)?,
+        };
         let resp = link
             .request_retrying(pdu)
             .await
