@@ -89,6 +89,18 @@ pub fn cpu_seconds() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// A multi-threaded tokio runtime with `threads` workers (0: one per core), for the ceilings.
+///
+/// # Errors
+/// The runtime cannot start.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        rt.worker_threads(threads);
+    }
+    rt.enable_all().build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

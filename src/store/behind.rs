@@ -83,6 +83,13 @@ struct Slots {
     write_through: std::collections::HashSet<String>,
 }
 
+impl Slots {
+    /// What `f` finds among the newest writes, else among those being committed.
+    fn find<'a, T>(&'a self, f: impl Fn(&'a Pending) -> Option<T>) -> Option<T> {
+        f(&self.pending).or_else(|| self.committing.as_deref().and_then(f))
+    }
+}
+
 /// The dialogue trees and what waits to be written to them.
 #[derive(Debug)]
 pub(crate) struct Dialogues {
@@ -135,13 +142,11 @@ impl Dialogues {
     }
 
     /// Keeps a dialogue's live state for the next commit.
-    pub(crate) fn put_live(&self, key: &str, state: Vec<u8>) -> Result<(), StoreError> {
-        check_writable(&self.faults)?;
+    pub(crate) fn put_live(&self, key: &str, state: Vec<u8>) {
         self.slots()
             .pending
             .live
             .insert(key.to_string(), Some(state));
-        Ok(())
     }
 
     /// Keeps a dialogue's end for the next commit, which writes it in one transaction.
@@ -153,7 +158,6 @@ impl Dialogues {
         record: Vec<u8>,
         outbox: Option<([u8; 8], Vec<u8>)>,
     ) -> Result<(), StoreError> {
-        check_writable(&self.faults)?;
         let end = End {
             key: key.to_string(),
             id,
@@ -178,12 +182,7 @@ impl Dialogues {
     /// What waits for `key`'s live state (a copy: sled is read, if need be, with no lock held).
     pub(crate) fn live(&self, key: &str) -> Seen {
         let slots = self.slots();
-        let seen = slots
-            .pending
-            .live
-            .get(key)
-            .or_else(|| slots.committing.as_ref().and_then(|c| c.live.get(key)));
-        match seen {
+        match slots.find(|p| p.live.get(key)) {
             Some(Some(bytes)) => Seen::Written(bytes.clone()),
             Some(None) => Seen::Removed,
             None => Seen::Unknown,
@@ -192,11 +191,8 @@ impl Dialogues {
 
     /// What waits for `key`'s tombstone (a copy, as for [`Dialogues::live`]).
     pub(crate) fn tombstone(&self, key: &str) -> Seen {
-        let slots = self.slots();
-        slots
-            .pending
-            .tombstone(key)
-            .or_else(|| slots.committing.as_ref().and_then(|c| c.tombstone(key)))
+        self.slots()
+            .find(|p| p.tombstone(key))
             .map_or(Seen::Unknown, |t| Seen::Written(t.to_vec()))
     }
 
@@ -316,6 +312,13 @@ mod tests {
     use crate::store::Store;
     use serde_json::{Value, json};
 
+    /// Ends `key`'s dialogue with `reply` as its tombstone and `record` as its end record.
+    fn end(store: &Store, key: &str, reply: &str, record: Value) {
+        store
+            .end(key, &json!({"reply": reply}), &record, None)
+            .unwrap();
+    }
+
     fn in_sled(store: &Store, key: &str) -> Option<Value> {
         let bytes = store.dialogues.sessions.get(key).unwrap()?;
         Some(serde_json::from_slice(&bytes).unwrap())
@@ -350,14 +353,7 @@ mod tests {
         let store = Store::temporary().unwrap();
         store.put_live("http:b", &json!({"hop": 1})).unwrap();
         store.commit().unwrap();
-        store
-            .end(
-                "http:b",
-                &json!({"reply": "END Bye"}),
-                &json!({"reason": "end"}),
-                None,
-            )
-            .unwrap();
+        end(&store, "http:b", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.live::<Value>("http:b").unwrap(), None);
         assert_eq!(
             store.tombstone::<Value>("http:b").unwrap(),
@@ -381,14 +377,7 @@ mod tests {
     fn a_failed_commit_writes_nothing_and_keeps_everything_for_the_next() {
         let store = Store::temporary().unwrap();
         store.put_live("http:c", &json!({"hop": 1})).unwrap();
-        store
-            .end(
-                "http:d",
-                &json!({"reply": "END Bye"}),
-                &json!({"reason": "end"}),
-                None,
-            )
-            .unwrap();
+        end(&store, "http:d", "END Bye", json!({"reason": "end"}));
         store.fail_writes(true);
         assert!(store.commit().is_err());
         assert!(store.flush_blocking().is_err());
@@ -410,14 +399,7 @@ mod tests {
     fn a_dialogue_that_transacts_has_its_state_and_end_written_at_once_and_in_order() {
         let store = Store::temporary().unwrap();
         // An earlier dialogue under the same key (a reused SMPP session) ended, not committed.
-        store
-            .end(
-                "smpp:k",
-                &json!({"reply": "END first"}),
-                &json!({"n": 1}),
-                None,
-            )
-            .unwrap();
+        end(&store, "smpp:k", "END first", json!({"n": 1}));
         store.put_live("smpp:k", &json!({"hop": 3})).unwrap();
         store.dialogues.write_now("smpp:k").unwrap();
         assert_eq!(
@@ -425,14 +407,7 @@ mod tests {
             Some(json!({"hop": 3})),
             "before the transaction"
         );
-        store
-            .end(
-                "smpp:k",
-                &json!({"reply": "END second"}),
-                &json!({"n": 2}),
-                None,
-            )
-            .unwrap();
+        end(&store, "smpp:k", "END second", json!({"n": 2}));
         assert_eq!(store.uncommitted(), 0, "the end went to sled at once");
         assert_eq!(in_sled(&store, "smpp:k"), None);
         let tomb = store.dialogues.tombstones.get("smpp:k").unwrap().unwrap();
@@ -447,14 +422,7 @@ mod tests {
         );
         assert_eq!(store.ended_count(), 2);
         // The next dialogue under that key is group-committed again.
-        store
-            .end(
-                "smpp:k",
-                &json!({"reply": "END third"}),
-                &json!({"n": 3}),
-                None,
-            )
-            .unwrap();
+        end(&store, "smpp:k", "END third", json!({"n": 3}));
         assert_eq!(store.uncommitted(), 2);
     }
 

@@ -208,8 +208,8 @@ impl Store {
     /// # Errors
     /// The commit or the flush failed; what was not committed stays pending.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        check_writable(&self.faults)?;
         self.commit_timed()?;
+        check_writable(&self.faults)?;
         self.db.flush()?;
         Ok(())
     }
@@ -259,7 +259,8 @@ impl Store {
     /// Serialisation errors, or a store that refuses writes.
     pub fn put_live<T: Serialize>(&self, key: &str, state: &T) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
-        self.dialogues.put_live(key, serde_json::to_vec(state)?)
+        self.dialogues.put_live(key, serde_json::to_vec(state)?);
+        Ok(())
     }
 
     /// Removes a live dialogue without an end record (only for documents that cannot be read).

@@ -67,11 +67,7 @@ async fn answer(
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
-        rt.worker_threads(args.threads);
-    }
-    rt.enable_all().build()?.block_on(async move {
+    ussd_loadtest::runtime(args.threads)?.block_on(async move {
         let listener = TcpListener::bind(args.listen).await?;
         println!("listening public={}", listener.local_addr()?);
         let walk_inputs = args.walk_inputs;

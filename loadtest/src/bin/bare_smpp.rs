@@ -102,11 +102,7 @@ impl Handler for Echo {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
-        rt.worker_threads(args.threads);
-    }
-    rt.enable_all().build()?.block_on(async move {
+    ussd_loadtest::runtime(args.threads)?.block_on(async move {
         // The driver may still be starting: try for a while, as a bind's reconnect loop would.
         let mut tries = 0;
         let stream = loop {
