@@ -197,7 +197,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
         anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
     };
-    crate::metrics::routes(routes.routes().iter().map(|r| r.service_code.as_str()));
+    crate::metrics::routes(routes.routes().iter().map(|r| &*r.service_code));
     let ivr_dir = config.ivr_path();
     let ivrs = if ivr_dir.is_dir() {
         IvrSet::load_dir(&ivr_dir)
@@ -517,7 +517,7 @@ fn reload_routes(
         .iter()
         .map(|r| format!("{} {} {}", r.service_code, r.app.kind(), r.app.version()))
         .collect();
-    crate::metrics::routes(routes.routes().iter().map(|r| r.service_code.as_str()));
+    crate::metrics::routes(routes.routes().iter().map(|r| &*r.service_code));
     registry.core().routes.store(Arc::new(routes));
     crate::metrics::reload(true);
     tracing::info!("flows reloaded");

@@ -10,7 +10,7 @@ use std::fmt;
 /// A canonical MSISDN (E.164 digits without `+`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Msisdn(String);
+pub struct Msisdn(Box<str>);
 
 /// Why a phone number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +48,7 @@ impl Msisdn {
         if !(8..=15).contains(&canonical.len()) || canonical.starts_with('0') {
             return Err(InvalidMsisdn);
         }
-        Ok(Msisdn(canonical))
+        Ok(Msisdn(canonical.into_boxed_str()))
     }
 
     /// The canonical digits.

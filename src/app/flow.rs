@@ -196,8 +196,8 @@ impl App for FlowApp {
         "flow"
     }
 
-    fn version(&self) -> &str {
-        self.flow.version()
+    fn version(&self) -> Arc<str> {
+        self.flow.version_arc()
     }
 
     fn hop(

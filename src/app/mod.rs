@@ -36,9 +36,9 @@ pub struct HopEnv {
     /// The subscriber.
     pub msisdn: Msisdn,
     /// The route's service code (`*384*303#`), not the pre-filled dial.
-    pub service_code: String,
+    pub service_code: Arc<str>,
     /// The network code, when the front knows it.
-    pub network: Option<String>,
+    pub network: Option<Arc<str>>,
     /// The front the dialogue came through.
     pub front: Front,
     /// The effective screen limit: the smaller of the route's and the front's.
@@ -98,7 +98,7 @@ pub trait App: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// The version of the definition this app answers with.
-    fn version(&self) -> &str;
+    fn version(&self) -> Arc<str>;
 
     /// Answers one hop. `state` is `None` on the dialogue's first hop. `inputs` are the
     /// subscriber's new inputs in order: usually one, none on a plain first hop, several when a

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// One routed service code and the app answering it.
 pub struct Route {
     /// The service code as configured, e.g. `*384*303#`.
-    pub service_code: String,
+    pub service_code: Arc<str>,
     segments: Vec<String>,
     /// The app (it carries its own version).
     pub app: Arc<dyn App>,
@@ -44,7 +44,7 @@ impl Route {
     ) -> Option<Route> {
         Some(Route {
             segments: code_segments(service_code)?,
-            service_code: service_code.to_string(),
+            service_code: service_code.into(),
             app,
             idle_timeout,
             deadline,
@@ -108,7 +108,9 @@ impl RouteTable {
 
     /// The route configured for exactly `service_code`.
     pub fn get(&self, service_code: &str) -> Option<&Arc<Route>> {
-        self.routes.iter().find(|r| r.service_code == service_code)
+        self.routes
+            .iter()
+            .find(|r| &*r.service_code == service_code)
     }
 }
 
@@ -123,8 +125,8 @@ mod tests {
         fn kind(&self) -> &'static str {
             "test"
         }
-        fn version(&self) -> &str {
-            "1"
+        fn version(&self) -> Arc<str> {
+            "1".into()
         }
         fn hop(
             self: Arc<Self>,
@@ -159,20 +161,20 @@ mod tests {
         let t = table(&["*384#", "*384*303#", "*123#"]);
         let (r, pre) = t.resolve("*384*303*1#").unwrap();
         assert_eq!(
-            (r.service_code.as_str(), pre),
+            (&*r.service_code, pre),
             ("*384*303#", vec!["1".to_string()])
         );
         let (r, pre) = t.resolve("*384*303#").unwrap();
-        assert_eq!((r.service_code.as_str(), pre.len()), ("*384*303#", 0));
+        assert_eq!((&*r.service_code, pre.len()), ("*384*303#", 0));
         let (r, pre) = t.resolve("*384*9*2#").unwrap();
         assert_eq!(
-            (r.service_code.as_str(), pre),
+            (&*r.service_code, pre),
             ("*384#", vec!["9".into(), "2".into()])
         );
         assert!(t.resolve("*12#").is_none());
         assert!(t.resolve("*1234#").is_none());
         assert!(t.resolve("123").is_none());
-        assert_eq!(t.resolve("*123").unwrap().0.service_code, "*123#");
+        assert_eq!(t.resolve("*123").unwrap().0.service_code, "*123#".into());
     }
 
     #[test]

@@ -95,7 +95,7 @@ pub struct UpstreamApp {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     permits: Arc<Semaphore>,
     breaker: Mutex<Breaker>,
-    version: String,
+    version: Arc<str>,
 }
 
 impl std::fmt::Debug for UpstreamApp {
@@ -146,7 +146,7 @@ impl UpstreamApp {
             .build(connector);
         UpstreamApp {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            version: format!("upstream:{}", config.url),
+            version: format!("upstream:{}", config.url).into(),
             config,
             client,
             breaker: Mutex::new(Breaker::default()),
@@ -201,8 +201,8 @@ impl UpstreamApp {
         };
         let network = env
             .network
-            .clone()
-            .or_else(|| self.config.network_code.clone())
+            .as_deref()
+            .or(self.config.network_code.as_deref())
             .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair(
@@ -211,7 +211,7 @@ impl UpstreamApp {
             )
             .append_pair("serviceCode", &env.service_code)
             .append_pair("phoneNumber", &env.msisdn.international())
-            .append_pair("networkCode", &network)
+            .append_pair("networkCode", network)
             .append_pair("text", text)
             .finish();
         let req = http::Request::post(self.config.url.clone())
@@ -319,8 +319,8 @@ impl App for UpstreamApp {
         "upstream"
     }
 
-    fn version(&self) -> &str {
-        &self.version
+    fn version(&self) -> Arc<str> {
+        self.version.clone()
     }
 
     fn hop(

@@ -25,7 +25,7 @@ impl Run<'_, '_> {
     fn go(mut self, next: &str) -> Step {
         self.state.from = Some(self.state.screen.clone());
         self.state.view = View::default();
-        self.enter(next.to_string())
+        self.enter(next)
     }
 
     pub(super) fn on_menu(mut self, m: &Menu, input: &str) -> Step {
@@ -145,13 +145,13 @@ impl Run<'_, '_> {
             NavAction::Back => {
                 let previous = self.state.history.pop().unwrap_or_default();
                 self.state.view = View::default();
-                self.enter(previous)
+                self.enter(&previous)
             }
             NavAction::Home => {
                 self.state.history.clear();
                 self.state.view = View::default();
-                let home = self.flow.home.clone();
-                self.enter(home)
+                let flow = self.flow;
+                self.enter(&flow.home)
             }
         }
     }

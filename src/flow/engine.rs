@@ -36,7 +36,7 @@ pub fn start(flow: &Flow, ctx: &Ctx) -> Step {
         offer: None,
         resumed: None,
     };
-    Run::new(flow, ctx, state).enter(flow.start.clone())
+    Run::new(flow, ctx, state).enter(&flow.start)
 }
 
 /// Handles what the subscriber typed on the screen `state` shows.
@@ -68,21 +68,21 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
         (Some(Screen::Http(h)), EffectOutcome::Http(o)) => run.on_http(h, o),
         (Some(Screen::List(l)), EffectOutcome::Loaded(list)) => {
             run.set_var(&l.into, list.unwrap_or_else(|| serde_json::json!([])));
-            run.enter(l.next.clone())
+            run.enter(&l.next)
         }
         (Some(Screen::Load(l)), EffectOutcome::Loaded(Some(record))) => {
             run.set_var(&l.into, record);
-            run.enter(l.found.clone())
+            run.enter(&l.found)
         }
         (Some(Screen::Load(l)), EffectOutcome::Loaded(None)) => {
             run.state.vars.remove(&l.into);
             run.scope = None;
-            run.enter(l.missing.clone())
+            run.enter(&l.missing)
         }
-        (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(s.next.clone()),
+        (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(&s.next),
         (Some(Screen::Save(s)), EffectOutcome::Failed(why)) if s.failed.is_some() => {
             tracing::warn!(flow = %flow.name, screen = %run.state.screen, error = %why, "save failed");
-            run.enter(s.failed.clone().unwrap_or_default())
+            run.enter(s.failed.as_deref().unwrap_or_default())
         }
         (
             Some(Screen::Transact(t)),
@@ -94,7 +94,7 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
             if let Some(into) = &t.into {
                 run.set_var(into, serde_json::json!({ "txn": txn.to_string() }));
             }
-            run.enter(t.next.clone())
+            run.enter(&t.next)
         }
         (
             Some(Screen::Transact(t)),
@@ -108,13 +108,13 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
                 .and_then(|op| op.otherwise())
                 .or(t.failed.as_ref())
             {
-                Some(next) => run.enter(next.clone()),
+                Some(next) => run.enter(next),
                 None => run.fail(format!("transaction op {i} failed and names no `else`")),
             }
         }
         (Some(Screen::Transact(t)), EffectOutcome::Failed(why)) if t.failed.is_some() => {
             tracing::error!(flow = %flow.name, screen = %run.state.screen, error = %why, "transaction failed");
-            run.enter(t.failed.clone().unwrap_or_default())
+            run.enter(t.failed.as_deref().unwrap_or_default())
         }
         (_, EffectOutcome::Failed(why)) => run.fail(format!("effect failed: {why}")),
         (_, outcome) => run.fail(format!("unexpected effect outcome {outcome:?}")),
@@ -127,8 +127,8 @@ pub(super) fn bind(scope: Value, name: &str, v: Value) -> Value {
 }
 
 /// Where a screen sends the dialogue next.
-enum Next {
-    Go(String),
+enum Next<'f> {
+    Go(&'f str),
     Show(Reply),
     Effect(Effect),
 }
@@ -304,7 +304,11 @@ impl<'f, 'c> Run<'f, 'c> {
 
     /// Enters `name` and walks on through invisible screens until something is shown or an
     /// effect is needed.
-    pub(crate) fn enter(mut self, mut name: String) -> Step {
+    pub(crate) fn enter(mut self, first: &str) -> Step {
+        let flow = self.flow;
+        let Some((mut name, mut screen)) = flow.screens.get_key_value(first) else {
+            return self.fail(format!("no screen `{first}`"));
+        };
         loop {
             self.state.chain += 1;
             if self.state.chain > MAX_CHAIN {
@@ -312,16 +316,13 @@ impl<'f, 'c> Run<'f, 'c> {
                     "more than {MAX_CHAIN} screens in one hop (a loop?)"
                 ));
             }
-            let flow = self.flow;
-            let Some(screen) = flow.screens.get(&name) else {
-                return self.fail(format!("no screen `{name}`"));
-            };
+            // The flow's own name of the screen, shared: no copy per dialogue.
             self.state.screen = name.clone();
             let next = match screen {
                 Screen::Router(r) => self
                     .route(&r.routes)
-                    .map(|n| Next::Go(n.unwrap_or(&r.default).clone())),
-                Screen::Set(s) => self.set_values(&s.values).map(|_| Next::Go(s.next.clone())),
+                    .map(|n| Next::Go(n.unwrap_or(&r.default))),
+                Screen::Set(s) => self.set_values(&s.values).map(|_| Next::Go(&s.next)),
                 Screen::Load(l) => self
                     .record(&l.record)
                     .map(|(collection, id)| Next::Effect(Effect::Load { collection, id })),
@@ -335,10 +336,13 @@ impl<'f, 'c> Run<'f, 'c> {
                     .tx_ops(&t.ops)
                     .map(|ops| Next::Effect(Effect::Transact { ops })),
                 Screen::Http(h) => self.http_request(h).map(|r| Next::Effect(Effect::Http(r))),
-                shown => self.show(&name, shown).map(Next::Show),
+                shown => self.show(name, shown).map(Next::Show),
             };
             match next {
-                Ok(Next::Go(n)) => name = n,
+                Ok(Next::Go(n)) => match flow.screens.get_key_value(n) {
+                    Some(found) => (name, screen) = found,
+                    None => return self.fail(format!("no screen `{n}`")),
+                },
                 Ok(Next::Show(reply)) => return self.reply(reply),
                 Ok(Next::Effect(effect)) => {
                     return Step::Effect {
@@ -379,7 +383,7 @@ impl<'f, 'c> Run<'f, 'c> {
     /// Shows an interactive screen (menu, input, end) from its first page.
     pub(super) fn show(&mut self, name: &str, screen: &Screen) -> Result<Reply, Fail> {
         if let Some(from) = self.state.from.take()
-            && from != name
+            && &*from != name
         {
             self.state.history.push(from);
             if self.state.history.len() > MAX_HISTORY {
@@ -394,7 +398,16 @@ impl<'f, 'c> Run<'f, 'c> {
     pub(super) fn reply(mut self, reply: Reply) -> Step {
         self.state.from = None;
         self.state.chain = 0;
-        self.state.lang = self.lang().to_string();
+        let lang = self.lang();
+        if lang != &*self.state.lang {
+            // Shared with the flow when it is the default, as it mostly is.
+            let lang = if lang == &*self.flow.default_language {
+                self.flow.default_language.clone()
+            } else {
+                lang.into()
+            };
+            self.state.lang = lang;
+        }
         Step::Reply {
             state: self.state,
             reply,

@@ -196,7 +196,7 @@ impl Run<'_, '_> {
             }
         };
         self.set_var(&h.into, var);
-        self.enter(next.clone())
+        self.enter(next)
     }
 }
 

@@ -181,7 +181,7 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         let Some(screen) = key.as_str() else { continue };
         let value = take_resumable(&mut checker, screen, value, &mut pinned);
         match parse_screen(&mut checker, screen, &value) {
-            Some(compiled) => drop(screens.insert(screen.to_string(), compiled)),
+            Some(compiled) => drop(screens.insert(std::sync::Arc::from(screen), compiled)),
             None => all_parsed = false,
         }
     }
@@ -223,10 +223,10 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
     };
     Ok(Flow {
         name: name.to_string(),
-        version: version_of(src),
+        version: version_of(src).into(),
         home: h.home.unwrap_or_else(|| h.start.clone()),
-        start: h.start,
-        default_language,
+        start: h.start.into(),
+        default_language: default_language.into(),
         language_var: h.language_var,
         consts,
         nav: navigation(&h.navigation),

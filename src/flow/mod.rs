@@ -43,23 +43,24 @@ pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest,
 use screen::{Localized, Navigation, ResumePolicy, Screen};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use template::Templates;
 
 /// A compiled flow: immutable, cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Flow {
     name: String,
-    version: String,
-    start: String,
+    version: Arc<str>,
+    start: Arc<str>,
     home: String,
-    default_language: String,
+    default_language: Arc<str>,
     language_var: Option<String>,
     /// The flow's `vars`, as template values.
     consts: Vec<(String, minijinja::Value)>,
     nav: Navigation,
     invalid_choice: Localized<String>,
     apology: Localized<String>,
-    screens: HashMap<String, Screen>,
+    screens: HashMap<Arc<str>, Screen>,
     templates: Templates,
     warnings: Vec<Diagnostic>,
     /// `resume:`: `None` when the flow did not opt in.
@@ -104,6 +105,11 @@ impl Flow {
     /// version across restarts.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// [`Flow::version`], shared: every dialogue on this flow keeps a reference, not a copy.
+    pub fn version_arc(&self) -> Arc<str> {
+        self.version.clone()
     }
 
     /// Whether the flow has a screen of this name.

@@ -13,13 +13,14 @@
 use super::compile_http::offer_text;
 use super::engine::Run;
 use super::screen::Screen;
-use super::state::{Ctx, FlowState, Step, View};
+use super::state::{Ctx, FlowState, Resumed, Step, View};
 use super::{Flow, engine};
 use crate::hop::Reply;
 use serde_json::Map;
+use std::sync::Arc;
 
 /// The screen to continue on and the back history that goes with it.
-fn target(flow: &Flow, saved: &FlowState) -> Option<(String, Vec<String>)> {
+fn target(flow: &Flow, saved: &FlowState) -> Option<(Arc<str>, Vec<Arc<str>>)> {
     if saved.offer.is_some() {
         return None;
     }
@@ -30,14 +31,14 @@ fn target(flow: &Flow, saved: &FlowState) -> Option<(String, Vec<String>)> {
             flow.screens.get(&screen),
             Some(Screen::Menu(_) | Screen::Input(_) | Screen::End(_))
         );
-        if shown && !flow.pinned.contains(&screen) {
+        if shown && !flow.pinned.contains(&*screen) {
             return Some((screen, history));
         }
         screen = history.pop()?;
     }
 }
 
-fn mark(mut step: Step, event: &'static str) -> Step {
+fn mark(mut step: Step, event: Resumed) -> Step {
     match &mut step {
         Step::Reply { state, .. } | Step::Effect { state, .. } => state.resumed = Some(event),
     }
@@ -48,7 +49,7 @@ fn mark(mut step: Step, event: &'static str) -> Step {
 fn continue_at(
     flow: &Flow,
     mut saved: FlowState,
-    (screen, history): (String, Vec<String>),
+    (screen, history): (Arc<str>, Vec<Arc<str>>),
     ctx: &Ctx,
 ) -> Step {
     saved.history = history;
@@ -61,7 +62,7 @@ fn continue_at(
     if let Err(why) = run.adopt_version(false) {
         return run.fail(why);
     }
-    run.enter(screen)
+    run.enter(&screen)
 }
 
 /// The first hop of a new dialogue for which a resume point was found. `None` when the flow
@@ -70,7 +71,7 @@ pub fn restore(flow: &Flow, saved: FlowState, ctx: &Ctx) -> Option<Step> {
     let policy = flow.resume.as_ref()?;
     let target = target(flow, &saved)?;
     if !policy.ask {
-        return Some(mark(continue_at(flow, saved, target, ctx), "silent"));
+        return Some(mark(continue_at(flow, saved, target, ctx), Resumed::Silent));
     }
     let text = offer_text(policy, &saved.lang, &flow.default_language);
     let state = FlowState {
@@ -87,7 +88,7 @@ pub fn restore(flow: &Flow, saved: FlowState, ctx: &Ctx) -> Option<Step> {
         from: None,
         chain: 0,
         offer: Some(Box::new(saved)),
-        resumed: Some("offered"),
+        resumed: Some(Resumed::Offered),
     };
     Some(Step::Reply {
         state,
@@ -103,11 +104,11 @@ pub(super) fn on_offer(flow: &Flow, mut state: FlowState, input: &str, ctx: &Ctx
                 return engine::start(flow, ctx);
             };
             match target(flow, &saved) {
-                Some(t) => mark(continue_at(flow, *saved, t, ctx), "continued"),
-                None => mark(engine::start(flow, ctx), "restarted"),
+                Some(t) => mark(continue_at(flow, *saved, t, ctx), Resumed::Continued),
+                None => mark(engine::start(flow, ctx), Resumed::Restarted),
             }
         }
-        "2" => mark(engine::start(flow, ctx), "restarted"),
+        "2" => mark(engine::start(flow, ctx), Resumed::Restarted),
         _ => {
             let current = state.view.pages.first().cloned().unwrap_or_default();
             let prefix = flow

@@ -7,6 +7,7 @@
 use crate::hop::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// What a shown number selects on the current screen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,23 +38,23 @@ fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowState {
     /// [`super::Flow::version`] of the flow the dialogue started on.
-    pub(crate) version: String,
+    pub(crate) version: Arc<str>,
     /// The current screen: the interactive screen on display, or the load/save screen whose
     /// effect is outstanding.
-    pub(crate) screen: String,
+    pub(crate) screen: Arc<str>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub(crate) vars: Map<String, Value>,
     /// The dialogue's language as last resolved.
-    pub(crate) lang: String,
+    pub(crate) lang: Arc<str>,
     /// Interactive screens to return to with the back key, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) history: Vec<String>,
+    pub(crate) history: Vec<Arc<str>>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) view: View,
     /// Within one hop: the interactive screen the subscriber left, pushed onto `history` when
     /// the next interactive screen shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) from: Option<String>,
+    pub(crate) from: Option<Arc<str>>,
     /// Within one hop: screens entered so far (the loop guard).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) chain: u32,
@@ -63,7 +64,7 @@ pub struct FlowState {
     pub(crate) offer: Option<Box<FlowState>>,
     /// What the last engine call did about resuming, for the caller's metrics (never stored).
     #[serde(skip)]
-    pub(crate) resumed: Option<&'static str>,
+    pub(crate) resumed: Option<Resumed>,
 }
 
 impl FlowState {
@@ -101,7 +102,32 @@ impl FlowState {
     /// What the last engine call did about resuming: `offered`, `continued`, `restarted` or
     /// `silent`; taken once, for metrics.
     pub fn take_resume_event(&mut self) -> Option<&'static str> {
-        self.resumed.take()
+        self.resumed.take().map(Resumed::as_str)
+    }
+}
+
+/// What an engine call did about resuming (one byte in every live dialogue's state, where a
+/// `&'static str` would take sixteen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// The resume question was shown.
+    Offered,
+    /// The subscriber chose to continue.
+    Continued,
+    /// The subscriber chose to start again (or nothing could be continued).
+    Restarted,
+    /// The flow resumed without asking.
+    Silent,
+}
+
+impl Resumed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Resumed::Offered => "offered",
+            Resumed::Continued => "continued",
+            Resumed::Restarted => "restarted",
+            Resumed::Silent => "silent",
+        }
     }
 }
 

@@ -44,8 +44,8 @@ pub struct SessionActor {
     /// False until the persisted state (if any) has been looked up.
     loaded: bool,
     dialogue: Option<Dialogue>,
-    /// The app the dialogue runs on: the version it started with, even across reloads.
-    app: Option<Arc<dyn App>>,
+    /// The route the dialogue runs on, with its app: the version it started with, even across
+    /// reloads.
     route: Option<Arc<Route>>,
     idle: Option<SpawnHandle>,
     /// Whether this dialogue is in the subscriber index (`Core::by_subscriber`).
@@ -71,7 +71,7 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
-        let me = ctx.address();
+        let me = ctx.address().downgrade();
         self.core.live.remove_if(&self.key, |_, a| *a == me);
         metrics::live(-1.0);
     }
@@ -106,7 +106,6 @@ impl SessionActor {
             core,
             loaded: false,
             dialogue: None,
-            app: None,
             route: None,
             idle: None,
             indexed: false,
@@ -114,11 +113,11 @@ impl SessionActor {
     }
 
     /// The route's service code, for metric labels (a fixed set from config).
-    fn route_label(&self) -> String {
+    fn route_label(&self) -> Arc<str> {
         match (&self.route, &self.dialogue) {
             (Some(r), _) => r.service_code.clone(),
             (None, Some(d)) => d.route.clone(),
-            _ => "unknown".to_string(),
+            _ => Arc::from("unknown"),
         }
     }
 
@@ -136,10 +135,7 @@ impl SessionActor {
         if let Some(d) = found {
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
-                Some(route) => {
-                    self.app = Some(route.app.clone());
-                    self.route = Some(route.clone());
-                }
+                Some(route) => self.route = Some(route.clone()),
                 None => tracing::warn!(route = %d.route, "resumed dialogue's route is gone"),
             }
             self.dialogue = Some(d);
@@ -201,7 +197,7 @@ impl SessionActor {
             return self.plan_new(
                 hop.msisdn,
                 hop.dialled,
-                hop.network,
+                hop.network.map(Arc::from),
                 hop.front,
                 hop.limit,
                 text,
@@ -229,7 +225,7 @@ impl SessionActor {
                 (text, input)
             }
         };
-        let (Some(app), Some(route)) = (self.app.clone(), self.route.clone()) else {
+        let Some(route) = self.route.clone() else {
             tracing::error!(session = %super::log_id(&self.key), route = %d.route, "the dialogue's route is gone; it ends");
             return Plan::Answer {
                 reply: self.end_now(EndReason::Error, None),
@@ -256,7 +252,7 @@ impl SessionActor {
         // ends the dialogue (no other message reaches the actor while the hop runs).
         let state = self.dialogue.as_mut().and_then(|d| d.app.take());
         Plan::Run {
-            app,
+            app: route.app.clone(),
             state,
             inputs: vec![input],
             env,
@@ -269,7 +265,7 @@ impl SessionActor {
         &mut self,
         msisdn: crate::msisdn::Msisdn,
         dialled: String,
-        network: Option<String>,
+        network: Option<Arc<str>>,
         front: crate::hop::Front,
         front_limit: crate::text::Limit,
         text: String,
@@ -297,7 +293,7 @@ impl SessionActor {
         let subscriber = super::registry::subscriber_key(&msisdn, &route.service_code);
         if let Some(previous) = self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
             && previous != self.key
-            && let Some(addr) = self.core.live.get(&previous).map(|a| a.clone())
+            && let Some(addr) = self.core.live.get(&previous).and_then(|a| a.upgrade())
         {
             metrics::superseded();
             addr.do_send(Abort);
@@ -307,7 +303,12 @@ impl SessionActor {
         self.dialogue = Some(Dialogue {
             msisdn: msisdn.clone(),
             front,
-            dialled,
+            // Shared with the route when dialled as configured, as it mostly is.
+            dialled: if dialled == *route.service_code {
+                route.service_code.clone()
+            } else {
+                dialled.into()
+            },
             route: route.service_code.clone(),
             network: network.clone(),
             started_ms: now,
@@ -316,10 +317,9 @@ impl SessionActor {
             hops: 0,
             seen_text: String::new(),
             last_reply: Reply::con(""),
-            app_version: app.version().to_string(),
+            app_version: app.version(),
             app: None,
         });
-        self.app = Some(app.clone());
         self.route = Some(route.clone());
         let env = HopEnv {
             session_id: self.key.clone(),
@@ -568,12 +568,19 @@ impl Handler<HopMsg> for SessionActor {
             } => {
                 metrics::hop(
                     front.as_str(),
-                    &self.route_label(),
+                    self.route_label(),
                     outcome,
                     started.elapsed(),
                 );
                 if stop {
                     stop_after_reply(ctx);
+                } else if self.idle.is_none()
+                    && let Some(d) = &self.dialogue
+                {
+                    // A retry answered by an actor that has just loaded its dialogue (after a
+                    // restart): the dialogue's timer keeps it (and its actor) alive from here.
+                    let remaining = d.idle_deadline_ms().saturating_sub(now_ms());
+                    self.arm_idle(ctx, Duration::from_millis(remaining));
                 }
                 AtomicResponse::new(Box::pin(fut::ready(reply)))
             }
@@ -594,7 +601,7 @@ impl Handler<HopMsg> for SessionActor {
                     move |outcome, act, ctx| {
                         let route = act.route_label();
                         let (reply, label) = act.finish(outcome, text, ctx);
-                        metrics::hop(front.as_str(), &route, label, started.elapsed());
+                        metrics::hop(front.as_str(), route, label, started.elapsed());
                         reply
                     },
                 )))

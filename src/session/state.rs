@@ -4,6 +4,7 @@ use crate::app::AppState;
 use crate::hop::{Front, Reply};
 use crate::msisdn::Msisdn;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, the time unit of everything persisted.
@@ -22,12 +23,12 @@ pub struct Dialogue {
     /// The front it came through.
     pub front: Front,
     /// The service code as dialled.
-    pub dialled: String,
-    /// The route's service code.
-    pub route: String,
+    pub dialled: Arc<str>,
+    /// The route's service code (shared with the route: a few values for all dialogues).
+    pub route: Arc<str>,
     /// The network code, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
+    pub network: Option<Arc<str>>,
     /// When the first hop arrived.
     pub started_ms: u64,
     /// When the last hop was answered.
@@ -42,7 +43,7 @@ pub struct Dialogue {
     /// The last reply, to answer retries without running the step again.
     pub last_reply: Reply,
     /// The version of the app definition the dialogue started on.
-    pub app_version: String,
+    pub app_version: Arc<str>,
     /// The app's own state (`None` only before the first turn is answered).
     #[serde(default)]
     pub app: Option<AppState>,
@@ -196,9 +197,9 @@ impl EndRecord {
             session: key.to_string(),
             msisdn: d.msisdn.clone(),
             front: d.front,
-            service_code: d.route.clone(),
-            dialled: d.dialled.clone(),
-            network: d.network.clone(),
+            service_code: d.route.to_string(),
+            dialled: d.dialled.to_string(),
+            network: d.network.as_deref().map(str::to_string),
             started_ms: d.started_ms,
             ended_ms,
             duration_ms: ended_ms.saturating_sub(d.started_ms),

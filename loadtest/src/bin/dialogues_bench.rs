@@ -2,8 +2,9 @@
 //!
 //! 1. starts the gateway in this process with `--config`, opens `--n` dialogues through the
 //!    registry (the path every front takes after its own translation: a first hop on the
-//!    student app, leaving each dialogue live and idle on its menu), and reports the resident
-//!    memory they take (RSS after minus RSS before, and the total);
+//!    student app, leaving each dialogue live and idle on its menu), leaves them idle for
+//!    `--idle-secs`, and reports the resident memory they take (RSS after minus RSS before,
+//!    and the total);
 //! 2. shuts the gateway down (every live dialogue stays persisted in sled), starts it again on
 //!    the same store, and reports the time from the start call to the answer of one hop that
 //!    continues a persisted dialogue (`--restart`).
@@ -40,6 +41,10 @@ struct Args {
     /// The code dialled.
     #[arg(long, default_value = "*123#")]
     code: String,
+    /// Seconds the dialogues are left idle before the resident set is read: the last group
+    /// commit and the allocator's return of freed pages are done by then.
+    #[arg(long, default_value_t = 3)]
+    idle_secs: u64,
     /// Then restart on the same store and time the first hop.
     #[arg(long)]
     restart: bool,
@@ -109,6 +114,8 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let took = started.elapsed();
+        let at_once = rss_bytes().unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
         let live = gw.registry().live();
         let after = rss_bytes().unwrap_or(0);
         println!(
@@ -120,12 +127,17 @@ fn main() -> anyhow::Result<()> {
             live
         );
         println!(
-            "RSS: {:.0} MiB before, {:.0} MiB with {} live idle dialogues: {:.0} MiB for them ({:.0} bytes each)",
+            "RSS: {:.0} MiB before, {:.0} MiB with {} live dialogues idle for {} s: {:.0} MiB for them ({:.0} bytes each)",
             mib(before),
             mib(after),
             live,
+            args.idle_secs,
             mib(after.saturating_sub(before)),
             after.saturating_sub(before) as f64 / live.max(1) as f64
+        );
+        println!(
+            "RSS as the last one opened (transient buffers still held): {:.0} MiB",
+            mib(at_once)
         );
         if !args.restart {
             gw.shutdown().await;
