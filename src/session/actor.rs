@@ -514,6 +514,17 @@ impl SessionActor {
         result
     }
 
+    /// Arms the idle timer for the time the live dialogue has left, unless it is armed: the
+    /// timer is what keeps a waiting dialogue's actor alive (the registry holds it weakly).
+    fn keep_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.idle.is_none()
+            && let Some(d) = &self.dialogue
+        {
+            let remaining = d.idle_deadline_ms().saturating_sub(now_ms());
+            self.arm_idle(ctx, Duration::from_millis(remaining));
+        }
+    }
+
     /// (Re)starts the idle timer: when it fires, the dialogue ends as timed out.
     fn arm_idle(&mut self, ctx: &mut Context<Self>, timeout: Duration) {
         if let Some(h) = self.idle.take() {
@@ -574,13 +585,10 @@ impl Handler<HopMsg> for SessionActor {
                 );
                 if stop {
                     stop_after_reply(ctx);
-                } else if self.idle.is_none()
-                    && let Some(d) = &self.dialogue
-                {
+                } else {
                     // A retry answered by an actor that has just loaded its dialogue (after a
-                    // restart): the dialogue's timer keeps it (and its actor) alive from here.
-                    let remaining = d.idle_deadline_ms().saturating_sub(now_ms());
-                    self.arm_idle(ctx, Duration::from_millis(remaining));
+                    // restart).
+                    self.keep_timer(ctx);
                 }
                 AtomicResponse::new(Box::pin(fut::ready(reply)))
             }
@@ -683,11 +691,8 @@ impl Handler<Expire> for SessionActor {
             return false;
         };
         if d.idle_deadline_ms() > now_ms() {
-            if self.idle.is_none() {
-                // A dialogue resumed into memory by this check keeps its own timer from here on.
-                let remaining = Duration::from_millis(d.idle_deadline_ms() - now_ms());
-                self.arm_idle(ctx, remaining);
-            }
+            // A dialogue resumed into memory by this check keeps its own timer from here on.
+            self.keep_timer(ctx);
             return false;
         }
         self.end_now(EndReason::IdleTimeout, None);
