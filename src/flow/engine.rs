@@ -27,7 +27,7 @@ pub fn start(flow: &Flow, ctx: &Ctx) -> Step {
     let state = FlowState {
         version: flow.version.clone(),
         screen: flow.start.clone(),
-        vars: Map::new(),
+        vars: Default::default(),
         lang: flow.default_language.clone(),
         history: Vec::new(),
         view: View::default(),
@@ -75,8 +75,8 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
             run.enter(&l.found)
         }
         (Some(Screen::Load(l)), EffectOutcome::Loaded(None)) => {
-            run.state.vars.remove(&l.into);
             run.scope = None;
+            std::sync::Arc::make_mut(&mut run.state.vars).remove(&l.into);
             run.enter(&l.missing)
         }
         (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(&s.next),
@@ -195,33 +195,30 @@ impl<'f, 'c> Run<'f, 'c> {
     }
 
     pub(crate) fn set_var(&mut self, name: &str, value: serde_json::Value) {
-        self.state.vars.insert(name.to_string(), value);
+        // The scope goes first, so that the vars are not copied when nothing else holds them.
         self.scope = None;
+        std::sync::Arc::make_mut(&mut self.state.vars).insert(name.to_string(), value);
     }
 
-    /// The template context: flow vars, dialogue vars, then the per-hop built-ins.
+    /// The template context: the per-hop built-ins, the dialogue's vars, then the flow's vars
+    /// (read lazily: see [`super::scope`]).
     pub(crate) fn scope(&mut self) -> Value {
         if let Some(scope) = &self.scope {
             return scope.clone();
         }
         let ctx = self.ctx;
-        let mut pairs: Vec<(String, Value)> = self.flow.consts.clone();
-        pairs.extend(
-            self.state
-                .vars
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from_serialize(v))),
-        );
-        let builtins = [
-            ("phone", Value::from(ctx.phone)),
-            ("service_code", Value::from(ctx.service_code)),
-            ("network", ctx.network.map_or(Value::from(()), Value::from)),
-            ("session_id", Value::from(ctx.session_id)),
-            ("language", Value::from(self.lang())),
-            ("now", Value::from(ctx.now.to_string())),
-        ];
-        pairs.extend(builtins.into_iter().map(|(k, v)| (k.to_string(), v)));
-        let scope = Value::from_iter(pairs);
+        let scope = Value::from_object(super::scope::Scope {
+            builtins: [
+                ("phone", Value::from(ctx.phone)),
+                ("service_code", Value::from(ctx.service_code)),
+                ("network", ctx.network.map_or(Value::from(()), Value::from)),
+                ("session_id", Value::from(ctx.session_id)),
+                ("language", Value::from(self.lang())),
+                ("now", Value::from(ctx.now.to_string())),
+            ],
+            vars: self.state.vars.clone(),
+            consts: self.flow.consts.clone(),
+        });
         self.scope = Some(scope.clone());
         scope
     }

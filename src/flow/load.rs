@@ -186,7 +186,7 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         }
     }
 
-    let mut consts = Vec::new();
+    let mut consts = minijinja::Value::from(());
     let mut resume = None;
     if let Some(h) = &header {
         checker.header(h);
@@ -210,11 +210,7 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
                 "unreachable from `start` or `home`",
             );
         }
-        consts = h
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), minijinja::Value::from_serialize(v)))
-            .collect();
+        consts = minijinja::Value::from_serialize(&h.vars);
     }
     let (errors, warnings, templates) = checker.finish();
     diags.extend(errors);

@@ -25,6 +25,7 @@ mod model;
 mod model_http;
 mod render;
 mod resume;
+mod scope;
 mod screen;
 mod state;
 mod template;
@@ -55,8 +56,8 @@ pub struct Flow {
     home: String,
     default_language: Arc<str>,
     language_var: Option<String>,
-    /// The flow's `vars`, as template values.
-    consts: Vec<(String, minijinja::Value)>,
+    /// The flow's `vars`, as one template map.
+    consts: minijinja::Value,
     nav: Navigation,
     invalid_choice: Localized<String>,
     apology: Localized<String>,

@@ -16,7 +16,6 @@ use super::screen::Screen;
 use super::state::{Ctx, FlowState, Resumed, Step, View};
 use super::{Flow, engine};
 use crate::hop::Reply;
-use serde_json::Map;
 use std::sync::Arc;
 
 /// The screen to continue on and the back history that goes with it.
@@ -77,7 +76,7 @@ pub fn restore(flow: &Flow, saved: FlowState, ctx: &Ctx) -> Option<Step> {
     let state = FlowState {
         version: flow.version.clone(),
         screen: saved.screen.clone(),
-        vars: Map::new(),
+        vars: Default::default(),
         lang: saved.lang.clone(),
         history: Vec::new(),
         view: View {

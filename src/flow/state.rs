@@ -30,6 +30,10 @@ pub(crate) struct View {
     pub choices: Vec<(String, Pick)>,
 }
 
+fn no_vars(vars: &super::scope::Vars) -> bool {
+    vars.is_empty()
+}
+
 fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
     *n == T::default()
 }
@@ -42,8 +46,8 @@ pub struct FlowState {
     /// The current screen: the interactive screen on display, or the load/save screen whose
     /// effect is outstanding.
     pub(crate) screen: Arc<str>,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub(crate) vars: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "no_vars")]
+    pub(crate) vars: super::scope::Vars,
     /// The dialogue's language as last resolved.
     pub(crate) lang: Arc<str>,
     /// Interactive screens to return to with the back key, oldest first.
