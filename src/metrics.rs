@@ -5,9 +5,14 @@
 //! always from small fixed sets (front, route service code, outcome, reason): never an MSISDN or
 //! a session id.
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use dashmap::DashMap;
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::{Arc, OnceLock};
+use std::hash::Hash;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 /// Hops by front, route and outcome.
@@ -204,16 +209,72 @@ fn describe() {
     describe_more();
 }
 
+/// Metric handles kept by their label values, for the families recorded on every hop.
+///
+/// Making a handle builds its key (an allocation per label set) and looks it up in the
+/// recorder's registry; an SMPP hop records a dozen of them, which cost about as much as the
+/// flow's own work. A kept handle is one lookup here. Nothing is kept before the recorder is
+/// installed: the handles made then are no-ops and would stay so.
+struct Kept<K, H>(LazyLock<DashMap<K, H>>);
+
+impl<K: Hash + Eq, H> Kept<K, H> {
+    const fn new() -> Self {
+        Kept(LazyLock::new(DashMap::new))
+    }
+
+    /// Runs `record` on the handle for `key`, made by `make` the first time.
+    fn with(&self, key: K, make: impl FnOnce() -> H, record: impl FnOnce(&H)) {
+        if HANDLE.get().is_none() {
+            return record(&make());
+        }
+        if let Some(h) = self.0.get(&key) {
+            return record(&h);
+        }
+        record(&self.0.entry(key).or_insert_with(make));
+    }
+}
+
+static HOP_HANDLES: Kept<(&str, Arc<str>, &str), (Counter, Histogram)> = Kept::new();
+static ENDED_HANDLES: Kept<&str, (Counter, Histogram)> = Kept::new();
+static STORE_HANDLES: Kept<&str, Histogram> = Kept::new();
+static LIVE_HANDLE: Kept<(), Gauge> = Kept::new();
+/// Bind, direction, command and raw status (past the specification: one value).
+type PduKey = (Arc<str>, &'static str, &'static str, u32);
+static PDU_HANDLES: Kept<PduKey, (Counter, Counter)> = Kept::new();
+static WINDOW_HANDLES: Kept<Arc<str>, (Gauge, Gauge)> = Kept::new();
+
 /// A hop was answered.
 pub fn hop(front: &'static str, route: Arc<str>, outcome: &'static str, took: Duration) {
-    counter!(HOPS, "front" => front, "route" => route.clone(), "outcome" => outcome).increment(1);
-    histogram!(HOP_SECONDS, "front" => front, "route" => route).record(took.as_secs_f64());
+    HOP_HANDLES.with(
+        (front, route.clone(), outcome),
+        || {
+            (
+                counter!(HOPS, "front" => front, "route" => route.clone(), "outcome" => outcome),
+                histogram!(HOP_SECONDS, "front" => front, "route" => route),
+            )
+        },
+        |(hops, seconds)| {
+            hops.increment(1);
+            seconds.record(took.as_secs_f64());
+        },
+    );
 }
 
 /// A dialogue ended.
 pub fn dialogue_ended(reason: &'static str, duration: Duration) {
-    counter!(ENDED, "reason" => reason).increment(1);
-    histogram!(DIALOGUE_SECONDS, "reason" => reason).record(duration.as_secs_f64());
+    ENDED_HANDLES.with(
+        reason,
+        || {
+            (
+                counter!(ENDED, "reason" => reason),
+                histogram!(DIALOGUE_SECONDS, "reason" => reason),
+            )
+        },
+        |(ended, seconds)| {
+            ended.increment(1);
+            seconds.record(duration.as_secs_f64());
+        },
+    );
     if reason == "idle_timeout" {
         counter!(EVICTIONS).increment(1);
     }
@@ -221,12 +282,16 @@ pub fn dialogue_ended(reason: &'static str, duration: Duration) {
 
 /// An actor started (+1) or stopped (-1).
 pub fn live(delta: f64) {
-    gauge!(LIVE).increment(delta);
+    LIVE_HANDLE.with((), || gauge!(LIVE), |live| live.increment(delta));
 }
 
 /// A store write took `took`.
 pub fn store_write(op: &'static str, took: Duration, ok: bool) {
-    histogram!(STORE_WRITE_SECONDS, "op" => op).record(took.as_secs_f64());
+    STORE_HANDLES.with(
+        op,
+        || histogram!(STORE_WRITE_SECONDS, "op" => op),
+        |seconds| seconds.record(took.as_secs_f64()),
+    );
     if !ok {
         counter!(STORE_ERRORS, "op" => op).increment(1);
     }
@@ -429,17 +494,39 @@ pub fn smpp_pdu(
     status: rusmpp::CommandStatus,
 ) {
     let command = smpp_command_label(command);
-    let status = smpp_status_label(status);
-    counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status.clone())
-        .increment(1);
-    counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => status)
-        .increment(1);
+    // Statuses past the specification's share one label, and so one handle.
+    let raw = u32::from(status).min(0x113);
+    PDU_HANDLES.with(
+        (bind.clone(), direction, command, raw),
+        || {
+            let status = smpp_status_label(status);
+            (
+                counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status.clone()),
+                counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => status),
+            )
+        },
+        |(one, all)| {
+            one.increment(1);
+            all.increment(1);
+        },
+    );
 }
 
 /// A request entered (`+1`) or left (`-1`) the window of a connection of `bind`.
 pub fn smpp_window(bind: &std::sync::Arc<str>, delta: f64) {
-    gauge!(SMPP_WINDOW, "bind" => bind.clone()).increment(delta);
-    gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).increment(delta);
+    WINDOW_HANDLES.with(
+        bind.clone(),
+        || {
+            (
+                gauge!(SMPP_WINDOW, "bind" => bind.clone()),
+                gauge!(SMPP_WINDOW, "bind" => SMPP_ALL),
+            )
+        },
+        |(one, all)| {
+            one.increment(delta);
+            all.increment(delta);
+        },
+    );
 }
 
 /// The command's name in snake case; ids outside the specification are `other`.
