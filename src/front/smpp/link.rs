@@ -329,6 +329,9 @@ impl Drop for WindowGauge {
     }
 }
 
+/// Bytes of PDUs gathered into one write.
+const WRITE_BATCH: usize = 16 * 1024;
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut codec: SmppCodec,
@@ -342,11 +345,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             biased;
             cmd = rx.recv() => match cmd {
                 Some(cmd) => {
+                    // Under load many PDUs wait: one write carries them all (a syscall and a
+                    // TCP segment each would cost more than the rest of a hop's SMPP work).
                     buf.clear();
-                    let written = match codec.encode(cmd, &mut buf) {
-                        Ok(()) => wr.write_all(&buf).await,
-                        Err(e) => Err(e),
-                    };
+                    let mut failed = None;
+                    let mut next = Some(cmd);
+                    while let Some(cmd) = next.take() {
+                        let before = buf.len();
+                        if let Err(e) = codec.encode(cmd, &mut buf) {
+                            // What encoded before it still goes out; then the link closes.
+                            buf.truncate(before);
+                            failed = Some(e);
+                            break;
+                        }
+                        if buf.len() < WRITE_BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    let mut written = wr.write_all(&buf).await;
+                    if let (Ok(()), Some(e)) = (&written, failed) {
+                        written = Err(e);
+                    }
                     if let Err(e) = written {
                         tracing::debug!(error = %e, "SMPP write failed");
                         closed.cancel();
