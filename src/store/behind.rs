@@ -16,7 +16,7 @@
 use super::{ENDED_INDEX, StoreError, check_writable};
 use sled::transaction::ConflictableTransactionError;
 use sled::{Transactional, Tree};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Writes of dialogue state that wait for the next commit.
@@ -28,6 +28,11 @@ struct Pending {
     ends: Vec<End>,
     /// Session key -> index in `ends` of its latest end (for the tombstone).
     latest_end: HashMap<String, usize>,
+    /// Keys that sled had no live state for while this batch was the newest, and that
+    /// nothing has written to sled since: an end of such a key drops its live entry instead
+    /// of turning it into a removal. Most dialogues begin and end within one commit interval,
+    /// so their live state never costs a write to sled.
+    absent: HashSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +55,11 @@ impl Pending {
     }
 
     fn end(&mut self, end: End) {
-        self.live.insert(end.key.clone(), None);
+        if self.absent.contains(&end.key) {
+            self.live.remove(&end.key);
+        } else {
+            self.live.insert(end.key.clone(), None);
+        }
         self.latest_end.insert(end.key.clone(), self.ends.len());
         self.ends.push(end);
     }
@@ -58,6 +67,8 @@ impl Pending {
     /// `newer`'s writes on top of these.
     fn merge(&mut self, newer: Pending) {
         self.live.extend(newer.live);
+        // Nothing of the older batch reached sled: its absences still hold.
+        self.absent.extend(newer.absent);
         for end in newer.ends {
             self.latest_end.insert(end.key.clone(), self.ends.len());
             self.ends.push(end);
@@ -77,6 +88,9 @@ struct Slots {
     pending: Pending,
     /// Being committed right now (still read from here until it is in sled).
     committing: Option<Arc<Pending>>,
+    /// Commits begun: a key found absent from sled is marked so only if no commit began
+    /// between the look in `pending` and the look in sled.
+    generation: u64,
     /// Dialogues that ran a transaction: their end goes to sled at once, not with the next
     /// commit, so the flush after the next transaction (anyone's) carries their tombstone, and
     /// a retried confirmation after a crash gets the reply it got, as before group commit.
@@ -112,8 +126,8 @@ pub(crate) enum Seen {
     Written(Vec<u8>),
     /// Removed and not yet committed.
     Removed,
-    /// Nothing pending: sled has the answer.
-    Unknown,
+    /// Nothing pending: sled has the answer (as of this commit generation).
+    Unknown(u64),
 }
 
 impl Dialogues {
@@ -185,15 +199,28 @@ impl Dialogues {
         match slots.find(|p| p.live.get(key)) {
             Some(Some(bytes)) => Seen::Written(bytes.clone()),
             Some(None) => Seen::Removed,
-            None => Seen::Unknown,
+            None => Seen::Unknown(slots.generation),
+        }
+    }
+
+    /// sled has no live state for `key`, read after [`Dialogues::live`] answered
+    /// `Unknown(generation)`. Remembered while that still holds: no commit has begun since,
+    /// so nothing for `key` can have reached sled in between.
+    pub(crate) fn absent(&self, key: &str, generation: u64) {
+        let mut slots = self.slots();
+        if slots.generation == generation {
+            slots.pending.absent.insert(key.to_string());
         }
     }
 
     /// What waits for `key`'s tombstone (a copy, as for [`Dialogues::live`]).
     pub(crate) fn tombstone(&self, key: &str) -> Seen {
-        self.slots()
+        let slots = self.slots();
+        slots
             .find(|p| p.tombstone(key))
-            .map_or(Seen::Unknown, |t| Seen::Written(t.to_vec()))
+            .map_or(Seen::Unknown(slots.generation), |t| {
+                Seen::Written(t.to_vec())
+            })
     }
 
     /// Writes `key`'s waiting live state to sled now, ahead of the next commit, and its end
@@ -209,6 +236,7 @@ impl Dialogues {
         let state = {
             let mut slots = self.slots();
             slots.write_through.insert(key.to_string());
+            slots.pending.absent.remove(key);
             slots.pending.live.get(key).cloned()
         };
         match state {
@@ -243,6 +271,7 @@ impl Dialogues {
             }
             let batch = Arc::new(std::mem::take(&mut slots.pending));
             slots.committing = Some(batch.clone());
+            slots.generation += 1;
             batch
         };
         let written = check_writable(&self.faults).and_then(|()| self.write(&batch));
@@ -424,6 +453,50 @@ mod tests {
         // The next dialogue under that key is group-committed again.
         end(&store, "smpp:k", "END third", json!({"n": 3}));
         assert_eq!(store.uncommitted(), 2);
+    }
+
+    #[test]
+    fn a_dialogue_that_begins_and_ends_between_two_commits_writes_no_live_state() {
+        let store = Store::temporary().unwrap();
+        // Its actor looks first: sled has nothing for it.
+        assert_eq!(store.live::<Value>("smpp:n").unwrap(), None);
+        store.put_live("smpp:n", &json!({"hop": 1})).unwrap();
+        store.put_live("smpp:n", &json!({"hop": 2})).unwrap();
+        end(&store, "smpp:n", "END Bye", json!({"reason": "end"}));
+        assert_eq!(store.uncommitted(), 1, "the end alone waits");
+        assert_eq!(store.live::<Value>("smpp:n").unwrap(), None);
+        store.commit().unwrap();
+        assert_eq!(in_sled(&store, "smpp:n"), None);
+        assert!(store.dialogues.tombstones.get("smpp:n").unwrap().is_some());
+
+        // One whose state was committed before its end is removed from sled as before.
+        assert_eq!(store.live::<Value>("smpp:m").unwrap(), None);
+        store.put_live("smpp:m", &json!({"hop": 1})).unwrap();
+        store.commit().unwrap();
+        assert_eq!(
+            store.live::<Value>("smpp:m").unwrap(),
+            Some(json!({"hop": 1}))
+        );
+        store.put_live("smpp:m", &json!({"hop": 2})).unwrap();
+        end(&store, "smpp:m", "END Bye", json!({"reason": "end"}));
+        assert_eq!(store.uncommitted(), 2, "the end and the removal");
+        store.commit().unwrap();
+        assert_eq!(in_sled(&store, "smpp:m"), None);
+    }
+
+    #[test]
+    fn an_absence_seen_across_a_commit_is_not_trusted() {
+        let store = Store::temporary().unwrap();
+        let super::Seen::Unknown(generation) = store.dialogues.live("smpp:r") else {
+            panic!("nothing waits for smpp:r");
+        };
+        // A commit begins between the look at what waits and the look in sled.
+        store.put_live("smpp:other", &json!({})).unwrap();
+        store.commit().unwrap();
+        store.dialogues.absent("smpp:r", generation);
+        store.put_live("smpp:r", &json!({"hop": 1})).unwrap();
+        end(&store, "smpp:r", "END Bye", json!({"reason": "end"}));
+        assert_eq!(store.uncommitted(), 2, "the removal is still written");
     }
 
     #[test]

@@ -249,7 +249,13 @@ impl Store {
         match self.dialogues.live(key) {
             behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed => Ok(None),
-            behind::Seen::Unknown => get_json(&self.dialogues.sessions, key),
+            behind::Seen::Unknown(generation) => {
+                let found = get_json(&self.dialogues.sessions, key)?;
+                if found.is_none() {
+                    self.dialogues.absent(key, generation);
+                }
+                Ok(found)
+            }
         }
     }
 
@@ -362,7 +368,7 @@ impl Store {
     pub fn tombstone<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         match self.dialogues.tombstone(key) {
             behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            behind::Seen::Removed | behind::Seen::Unknown => {
+            behind::Seen::Removed | behind::Seen::Unknown(_) => {
                 get_json(&self.dialogues.tombstones, key)
             }
         }
