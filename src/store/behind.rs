@@ -5,8 +5,13 @@
 //! every other dialogue's, once per commit (the gateway commits every flush interval, then
 //! flushes). sled itself only reaches the disk once per flush interval, so what a crash can lose
 //! is unchanged: a hop answered at least one flush interval before it is on disk. What changes
-//! is the cost: one transaction per interval instead of one write per hop, and the state of a
-//! dialogue that ends within the interval is never written at all.
+//! is the cost: a few transactions per interval instead of one write per hop, and the state of
+//! a dialogue that ends within the interval is never written at all.
+//!
+//! A commit is cut into transactions of at most [`PART_KEYS`] dialogues, each dialogue's
+//! writes in one of them: every sled read (a new dialogue's look for a tombstone) waits on
+//! sled's global lock while a transaction holds it, so one transaction for the whole interval
+//! made reads wait tens of milliseconds behind it.
 //!
 //! Records that flows change (balances, registrations, appointments) never wait here: they are
 //! written in their own transaction and flushed before the reply that confirms them.
@@ -18,6 +23,9 @@ use sled::transaction::ConflictableTransactionError;
 use sled::{Transactional, Tree};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+/// Session keys written per transaction of a commit.
+const PART_KEYS: usize = 256;
 
 /// Writes of dialogue state that wait for the next commit.
 #[derive(Debug, Default, Clone)]
@@ -33,6 +41,33 @@ struct Pending {
     /// of turning it into a removal. Most dialogues begin and end within one commit interval,
     /// so their live state never costs a write to sled.
     absent: HashSet<String>,
+}
+
+/// One transaction's share of a commit (see [`Pending::parts`]).
+#[derive(Debug, Default)]
+struct Part<'a> {
+    live: Vec<(&'a str, Option<&'a [u8]>)>,
+    ends: Vec<&'a End>,
+}
+
+impl Part<'_> {
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.live
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(self.ends.iter().map(|e| e.key.as_str()))
+    }
+
+    /// Back into waiting writes, after a failed commit.
+    fn restore(&self, into: &mut Pending) {
+        for (key, state) in &self.live {
+            into.live.insert(key.to_string(), state.map(<[u8]>::to_vec));
+        }
+        for end in &self.ends {
+            into.latest_end.insert(end.key.clone(), into.ends.len());
+            into.ends.push((*end).clone());
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +108,32 @@ impl Pending {
             self.latest_end.insert(end.key.clone(), self.ends.len());
             self.ends.push(end);
         }
+    }
+
+    /// The batch cut into parts of at most `keys` session keys each, every key's writes (its
+    /// live state and its ends, in order) in one part: each part is one transaction, so a
+    /// dialogue's end stays atomic and in order while sled's global lock, which every read
+    /// waits for, is held for one part at a time instead of the whole interval's.
+    fn parts(&self, keys: usize) -> Vec<Part<'_>> {
+        let keys = keys.max(1);
+        let mut part_of: HashMap<&str, usize> = HashMap::new();
+        let all = self.ends.iter().map(|e| e.key.as_str());
+        for key in all.chain(self.live.keys().map(String::as_str)) {
+            let next = part_of.len() / keys;
+            part_of.entry(key).or_insert(next);
+        }
+        let mut parts: Vec<Part<'_>> = (0..part_of.len().div_ceil(keys))
+            .map(|_| Part::default())
+            .collect();
+        for end in &self.ends {
+            parts[part_of[end.key.as_str()]].ends.push(end);
+        }
+        for (key, state) in &self.live {
+            parts[part_of[key.as_str()]]
+                .live
+                .push((key.as_str(), state.as_deref()));
+        }
+        parts
     }
 
     fn tombstone(&self, key: &str) -> Option<&[u8]> {
@@ -274,31 +335,54 @@ impl Dialogues {
             slots.generation += 1;
             batch
         };
-        let written = check_writable(&self.faults).and_then(|()| self.write(&batch));
-        let mut slots = self.slots();
-        slots.committing = None;
-        match written {
-            Ok(()) => {
-                if batch.ends.iter().any(|e| e.outbox.is_some()) {
-                    self.outbox_written.notify_one();
+        let parts = batch.parts(PART_KEYS);
+        let mut done = 0;
+        let mut failed = check_writable(&self.faults).err();
+        if failed.is_none() {
+            for part in &parts {
+                if let Err(e) = self.write(part) {
+                    failed = Some(e);
+                    break;
                 }
-                Ok(batch.len())
-            }
-            Err(e) => {
-                let newer = std::mem::take(&mut slots.pending);
-                let mut back = Arc::try_unwrap(batch).unwrap_or_else(|b| (*b).clone());
-                back.merge(newer);
-                slots.pending = back;
-                Err(e)
+                done += 1;
             }
         }
+        if parts[..done]
+            .iter()
+            .any(|p| p.ends.iter().any(|e| e.outbox.is_some()))
+        {
+            self.outbox_written.notify_one();
+        }
+        let mut slots = self.slots();
+        slots.committing = None;
+        let Some(e) = failed else {
+            return Ok(batch.len());
+        };
+        // What was written stays written; the rest waits for the next commit, with what came
+        // meanwhile on top. An absence still holds for every key not written.
+        let mut back = Pending::default();
+        let written: std::collections::HashSet<&str> =
+            parts[..done].iter().flat_map(Part::keys).collect();
+        back.absent = batch
+            .absent
+            .iter()
+            .filter(|k| !written.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for part in &parts[done..] {
+            part.restore(&mut back);
+        }
+        let newer = std::mem::take(&mut slots.pending);
+        back.merge(newer);
+        slots.pending = back;
+        Err(e)
     }
 
-    fn write(&self, batch: &Pending) -> Result<(), StoreError> {
+    fn write(&self, part: &Part<'_>) -> Result<(), StoreError> {
         let mut live = sled::Batch::default();
-        for (key, state) in &batch.live {
+        for (key, state) in &part.live {
             match state {
-                Some(bytes) => live.insert(key.as_bytes(), bytes.as_slice()),
+                Some(bytes) => live.insert(key.as_bytes(), *bytes),
                 None => live.remove(key.as_bytes()),
             }
         }
@@ -312,7 +396,7 @@ impl Dialogues {
         )
             .transaction(|(sessions, tombstones, ended, index, outbox)| {
                 sessions.apply_batch(&live)?;
-                for end in &batch.ends {
+                for end in &part.ends {
                     tombstones.insert(end.key.as_bytes(), end.tombstone.as_slice())?;
                     ended.insert(&end.id, end.record.as_slice())?;
                     index.insert(end.key.as_bytes(), &end.id)?;
@@ -497,6 +581,71 @@ mod tests {
         store.put_live("smpp:r", &json!({"hop": 1})).unwrap();
         end(&store, "smpp:r", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.uncommitted(), 2, "the removal is still written");
+    }
+
+    #[test]
+    fn a_commit_larger_than_one_part_writes_every_dialogue() {
+        let store = Store::temporary().unwrap();
+        let n = super::PART_KEYS * 2 + 17;
+        for i in 0..n {
+            let key = format!("http:{i}");
+            store.put_live(&key, &json!({"hop": 1})).unwrap();
+            if i % 2 == 0 {
+                end(&store, &key, "END Bye", json!({"i": i}));
+            }
+        }
+        store.commit().unwrap();
+        assert_eq!(store.uncommitted(), 0);
+        assert_eq!(store.ended_count(), n.div_ceil(2));
+        for i in 0..n {
+            let key = format!("http:{i}");
+            assert_eq!(in_sled(&store, &key).is_some(), i % 2 == 1, "{key}");
+            assert_eq!(
+                store.dialogues.tombstones.get(&key).unwrap().is_some(),
+                i % 2 == 0,
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn parts_keep_each_keys_writes_together_and_in_order() {
+        let mut pending = super::Pending::default();
+        let end = |key: &str, n: u8| super::End {
+            key: key.into(),
+            id: [n; 8],
+            tombstone: vec![n],
+            record: vec![n],
+            outbox: None,
+        };
+        pending.live.insert("a".into(), Some(vec![1]));
+        pending.end(end("b", 1));
+        pending.live.insert("c".into(), Some(vec![2]));
+        pending.end(end("a", 2));
+        pending.end(end("b", 3));
+        pending.live.insert("b".into(), Some(vec![4]));
+        let parts = pending.parts(1);
+        assert_eq!(parts.len(), 3, "one key per part");
+        let b: Vec<_> = parts
+            .iter()
+            .find(|p| p.ends.iter().any(|e| e.key == "b"))
+            .unwrap()
+            .ends
+            .iter()
+            .map(|e| e.id[0])
+            .collect();
+        assert_eq!(b, [1, 3], "b's ends in one part, in order");
+        for p in &parts {
+            let keys: std::collections::HashSet<&str> = p.keys().collect();
+            assert_eq!(keys.len(), 1);
+        }
+        let mut back = super::Pending::default();
+        for p in &parts {
+            p.restore(&mut back);
+        }
+        assert_eq!(back.live, pending.live);
+        assert_eq!(back.ends.len(), pending.ends.len());
+        assert_eq!(back.tombstone("b"), Some(&[3u8][..]));
     }
 
     #[test]
