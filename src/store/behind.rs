@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Session keys written per transaction of a commit.
-const PART_KEYS: usize = 256;
+const PART_KEYS: usize = 1024;
 
 /// Writes of dialogue state that wait for the next commit.
 #[derive(Debug, Default, Clone)]
