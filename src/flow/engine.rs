@@ -75,8 +75,7 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
             run.enter(&l.found)
         }
         (Some(Screen::Load(l)), EffectOutcome::Loaded(None)) => {
-            run.scope = None;
-            std::sync::Arc::make_mut(&mut run.state.vars).remove(&l.into);
+            run.vars_mut().remove(&l.into);
             run.enter(&l.missing)
         }
         (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(&s.next),
@@ -195,9 +194,14 @@ impl<'f, 'c> Run<'f, 'c> {
     }
 
     pub(crate) fn set_var(&mut self, name: &str, value: serde_json::Value) {
-        // The scope goes first, so that the vars are not copied when nothing else holds them.
+        self.vars_mut().insert(name.to_string(), value);
+    }
+
+    /// The dialogue's vars, to change. The scope that shares them goes first, so that they
+    /// are not copied when nothing else holds them.
+    fn vars_mut(&mut self) -> &mut Map<String, serde_json::Value> {
         self.scope = None;
-        std::sync::Arc::make_mut(&mut self.state.vars).insert(name.to_string(), value);
+        std::sync::Arc::make_mut(&mut self.state.vars)
     }
 
     /// The template context: the per-hop built-ins, the dialogue's vars, then the flow's vars

@@ -348,24 +348,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     // Under load many PDUs wait: one write carries them all (a syscall and a
                     // TCP segment each would cost more than the rest of a hop's SMPP work).
                     buf.clear();
-                    let mut failed = None;
-                    let mut next = Some(cmd);
-                    while let Some(cmd) = next.take() {
-                        let before = buf.len();
-                        if let Err(e) = codec.encode(cmd, &mut buf) {
-                            // What encoded before it still goes out; then the link closes.
-                            buf.truncate(before);
-                            failed = Some(e);
-                            break;
-                        }
-                        if buf.len() < WRITE_BATCH {
-                            next = rx.try_recv().ok();
+                    let mut encoded = encode_whole(&mut codec, cmd, &mut buf);
+                    while encoded.is_ok() && buf.len() < WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok(cmd) => encoded = encode_whole(&mut codec, cmd, &mut buf),
+                            Err(_) => break,
                         }
                     }
-                    let mut written = wr.write_all(&buf).await;
-                    if let (Ok(()), Some(e)) = (&written, failed) {
-                        written = Err(e);
-                    }
+                    // What encoded before a failure still goes out; then the link closes.
+                    let written = wr.write_all(&buf).await.and(encoded);
                     if let Err(e) = written {
                         tracing::debug!(error = %e, "SMPP write failed");
                         closed.cancel();
@@ -380,7 +371,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // What was queued before the close (an unbind_resp, a last nack) still goes out.
     while let Ok(cmd) = rx.try_recv() {
         buf.clear();
-        if codec.encode(cmd, &mut buf).is_err() {
+        if encode_whole(&mut codec, cmd, &mut buf).is_err() {
             break;
         }
         let write = wr.write_all(&buf);
@@ -392,6 +383,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
+}
+
+/// Appends `cmd` to `buf`, or nothing of it.
+fn encode_whole(
+    codec: &mut SmppCodec,
+    cmd: Command,
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<()> {
+    let before = buf.len();
+    codec.encode(cmd, buf).inspect_err(|_| buf.truncate(before))
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
