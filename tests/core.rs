@@ -249,6 +249,59 @@ async fn kill_9_and_restart_resumes_the_dialogue() {
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
 }
 
+/// A crash in the middle of a commit can leave a dialogue's end on disk (its record and
+/// tombstone) with its live state still there. The next start recognises the leftover and
+/// removes it: no second end, and a retry of the last hop still gets its END.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_state_left_behind_by_a_cut_commit_does_not_end_twice() {
+    let sb = echo_sandbox("");
+    let data_dir = sb.config().store.data_dir;
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    at.hop("c1", "*384*1#", PHONE, "").await;
+    at.hop("c1", "*384*1#", PHONE, "x").await;
+    gw.shutdown().await;
+    let live = {
+        let store = ussd_gateway::store::Store::open(&data_dir, 8, 50).unwrap();
+        store.live::<serde_json::Value>("http:c1").unwrap().unwrap()
+    };
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    assert_eq!(
+        at.hop("c1", "*384*1#", PHONE, "x*2").await,
+        "END Bye after 1"
+    );
+    gw.shutdown().await;
+    {
+        // The state the end replaced, back on disk as if its removal had been cut off.
+        let store = ussd_gateway::store::Store::open(&data_dir, 8, 50).unwrap();
+        store.put_live("http:c1", &live).unwrap();
+        store.flush_blocking().unwrap();
+        assert_eq!(store.live_count(), 1);
+        assert_eq!(store.ended_count(), 1);
+    }
+    let gw = sb.start().await;
+    let admin = gw.admin_addr;
+    assert!(
+        eventually(10, || async move {
+            status(admin).await["dialogues_persisted"] == 0
+        })
+        .await,
+        "the leftover is removed"
+    );
+    let at = At::new(gw.public_addr);
+    assert_eq!(
+        at.hop("c1", "*384*1#", PHONE, "x*2").await,
+        "END Bye after 1"
+    );
+    assert_eq!(
+        status(admin).await["dialogues_ended"],
+        1,
+        "one end, not two"
+    );
+    gw.shutdown().await;
+}
+
 /// 1,000 dialogues at once: every answer belongs to its own dialogue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_dialogues_never_mix() {

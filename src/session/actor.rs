@@ -481,10 +481,12 @@ impl SessionActor {
             &super::registry::subscriber_key(&d.msisdn, &d.route),
             |_, k| *k == self.key,
         );
+        let now = now_ms();
         let tomb = Tombstone {
             seen_text: d.seen_text.clone(),
             reply,
-            expires_ms: now_ms() + self.core.settings.tombstone_ttl.as_millis() as u64,
+            expires_ms: now + self.core.settings.tombstone_ttl.as_millis() as u64,
+            ended_ms: now,
         };
         let mut record = EndRecord::of(&self.key, &d, reason);
         record.error = error;

@@ -4,6 +4,10 @@
 //! once, in the background (the first hop is never delayed by it): those idle past their timeout
 //! end at once with an end-of-session record; the others are remembered with their deadline and
 //! ended then, unless a hop brought them back into an actor, which then owns their timer.
+//!
+//! A crash in the middle of a commit can leave a dialogue's end written (its record, its
+//! tombstone) with its live state still there: a live state whose key has a tombstone of an
+//! end after that dialogue's start is such a leftover, and is removed without a second end.
 
 use super::SessionKey;
 use super::registry::Registry;
@@ -20,6 +24,8 @@ pub struct SweepReport {
     pub expired: usize,
     /// Dialogues still live, waiting for their next hop or their deadline.
     pub pending: usize,
+    /// Live states of dialogues that had already ended (a crash cut their commit short).
+    pub already_ended: usize,
 }
 
 /// Scans persisted dialogues once: ends the expired ones now, and returns the others' keys with
@@ -28,9 +34,16 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
     let store = registry.core().store.clone();
     let scanned = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
+        let mut already_ended = 0;
         for item in store.live_entries() {
             match item {
                 Ok((key, bytes)) => match serde_json::from_slice::<Dialogue>(&bytes) {
+                    Ok(d) if ended_since(&store, &key, d.started_ms) => {
+                        already_ended += 1;
+                        if let Err(e) = store.remove_live(&key) {
+                            tracing::error!(error = %e, "store write failed");
+                        }
+                    }
                     Ok(d) => out.push((d.idle_deadline_ms(), SessionKey::from(key))),
                     // A document that no longer parses cannot be resumed or ended normally.
                     Err(e) => {
@@ -43,12 +56,16 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
                 Err(e) => tracing::error!(error = %e, "store scan failed"),
             }
         }
-        out
+        (out, already_ended)
     })
     .await
     .unwrap_or_default();
+    let (scanned, already_ended) = scanned;
     let now = now_ms();
-    let mut report = SweepReport::default();
+    let mut report = SweepReport {
+        already_ended,
+        ..SweepReport::default()
+    };
     let mut pending = Vec::new();
     for (deadline, key) in scanned {
         if deadline <= now {
@@ -61,14 +78,27 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
     }
     pending.sort_unstable_by_key(|(d, _)| *d);
     report.pending = pending.len();
-    if report.expired > 0 || report.pending > 0 {
+    if report.expired > 0 || report.pending > 0 || report.already_ended > 0 {
         tracing::info!(
             expired = report.expired,
             pending = report.pending,
+            already_ended = report.already_ended,
             "start-up sweep of persisted dialogues"
         );
     }
     (report, pending)
+}
+
+/// Whether the dialogue `key` that started at `started_ms` has an end on record after that.
+fn ended_since(store: &crate::store::Store, key: &str, started_ms: u64) -> bool {
+    match store.tombstone::<Tombstone>(key) {
+        Ok(Some(t)) => t.ended_ms > started_ms,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable tombstone");
+            false
+        }
+    }
 }
 
 /// Ends each pending dialogue at its deadline unless it came back to life.

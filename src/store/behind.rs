@@ -5,13 +5,13 @@
 //! every other dialogue's, once per commit (the gateway commits every flush interval, then
 //! flushes). sled itself only reaches the disk once per flush interval, so what a crash can lose
 //! is unchanged: a hop answered at least one flush interval before it is on disk. What changes
-//! is the cost: a few transactions per interval instead of one write per hop, and the state of
-//! a dialogue that ends within the interval is never written at all.
+//! is the cost: one pass of writes per interval instead of writes at every hop, and the state
+//! of a dialogue that ends within the interval is never written at all.
 //!
-//! A commit is cut into transactions of at most [`PART_KEYS`] dialogues, each dialogue's
-//! writes in one of them: every sled read (a new dialogue's look for a tombstone) waits on
-//! sled's global lock while a transaction holds it, so one transaction for the whole interval
-//! made reads wait tens of milliseconds behind it.
+//! A commit uses no sled transaction, only single-key writes in an order that a crash may cut
+//! anywhere (see [`Dialogues::write`]): a transaction holds sled's global lock, which every
+//! sled read waits for, and the reads of every hop (a new dialogue's look for its state, a
+//! flow's records) queued behind it for tens of milliseconds.
 //!
 //! Records that flows change (balances, registrations, appointments) never wait here: they are
 //! written in their own transaction and flushed before the reply that confirms them.
@@ -19,13 +19,9 @@
 //! Every read of dialogue state looks here first, so a commit is never visible as a gap.
 
 use super::{ENDED_INDEX, StoreError, check_writable};
-use sled::transaction::ConflictableTransactionError;
-use sled::{Transactional, Tree};
+use sled::Tree;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-
-/// Session keys written per transaction of a commit.
-const PART_KEYS: usize = 1024;
 
 /// Writes of dialogue state that wait for the next commit.
 #[derive(Debug, Default, Clone)]
@@ -41,33 +37,6 @@ struct Pending {
     /// of turning it into a removal. Most dialogues begin and end within one commit interval,
     /// so their live state never costs a write to sled.
     absent: HashSet<String>,
-}
-
-/// One transaction's share of a commit (see [`Pending::parts`]).
-#[derive(Debug, Default)]
-struct Part<'a> {
-    live: Vec<(&'a str, Option<&'a [u8]>)>,
-    ends: Vec<&'a End>,
-}
-
-impl Part<'_> {
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.live
-            .iter()
-            .map(|(k, _)| *k)
-            .chain(self.ends.iter().map(|e| e.key.as_str()))
-    }
-
-    /// Back into waiting writes, after a failed commit.
-    fn restore(&self, into: &mut Pending) {
-        for (key, state) in &self.live {
-            into.live.insert(key.to_string(), state.map(<[u8]>::to_vec));
-        }
-        for end in &self.ends {
-            into.latest_end.insert(end.key.clone(), into.ends.len());
-            into.ends.push((*end).clone());
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -102,38 +71,11 @@ impl Pending {
     /// `newer`'s writes on top of these.
     fn merge(&mut self, newer: Pending) {
         self.live.extend(newer.live);
-        // Nothing of the older batch reached sled: its absences still hold.
         self.absent.extend(newer.absent);
         for end in newer.ends {
             self.latest_end.insert(end.key.clone(), self.ends.len());
             self.ends.push(end);
         }
-    }
-
-    /// The batch cut into parts of at most `keys` session keys each, every key's writes (its
-    /// live state and its ends, in order) in one part: each part is one transaction, so a
-    /// dialogue's end stays atomic and in order while sled's global lock, which every read
-    /// waits for, is held for one part at a time instead of the whole interval's.
-    fn parts(&self, keys: usize) -> Vec<Part<'_>> {
-        let keys = keys.max(1);
-        let mut part_of: HashMap<&str, usize> = HashMap::new();
-        let all = self.ends.iter().map(|e| e.key.as_str());
-        for key in all.chain(self.live.keys().map(String::as_str)) {
-            let next = part_of.len() / keys;
-            part_of.entry(key).or_insert(next);
-        }
-        let mut parts: Vec<Part<'_>> = (0..part_of.len().div_ceil(keys))
-            .map(|_| Part::default())
-            .collect();
-        for end in &self.ends {
-            parts[part_of[end.key.as_str()]].ends.push(end);
-        }
-        for (key, state) in &self.live {
-            parts[part_of[key.as_str()]]
-                .live
-                .push((key.as_str(), state.as_deref()));
-        }
-        parts
     }
 
     fn tombstone(&self, key: &str) -> Option<&[u8]> {
@@ -176,9 +118,11 @@ pub(crate) struct Dialogues {
     slots: Mutex<Slots>,
     /// One commit at a time.
     committer: Mutex<()>,
-    gate: Arc<std::sync::RwLock<()>>,
     faults: super::Faults,
     outbox_written: Arc<tokio::sync::Notify>,
+    /// Writes a commit may still make before it fails (tests only; `usize::MAX`: never fails).
+    #[cfg(test)]
+    fail_after: std::sync::atomic::AtomicUsize,
 }
 
 /// What the write-behind buffer says about a key.
@@ -194,7 +138,6 @@ pub(crate) enum Seen {
 impl Dialogues {
     pub(crate) fn open(
         db: &sled::Db,
-        gate: Arc<std::sync::RwLock<()>>,
         faults: super::Faults,
         outbox_written: Arc<tokio::sync::Notify>,
     ) -> Result<Dialogues, StoreError> {
@@ -206,9 +149,10 @@ impl Dialogues {
             outbox: db.open_tree(crate::outbox::TREE)?,
             slots: Mutex::default(),
             committer: Mutex::default(),
-            gate,
             faults,
             outbox_written,
+            #[cfg(test)]
+            fail_after: usize::MAX.into(),
         })
     }
 
@@ -224,7 +168,7 @@ impl Dialogues {
             .insert(key.to_string(), Some(state));
     }
 
-    /// Keeps a dialogue's end for the next commit, which writes it in one transaction.
+    /// Keeps a dialogue's end for the next commit.
     pub(crate) fn end(
         &self,
         key: &str,
@@ -318,8 +262,8 @@ impl Dialogues {
         slots.pending.len() + slots.committing.as_ref().map_or(0, |c| c.len())
     }
 
-    /// Writes everything pending to sled in one transaction. On failure nothing is written and
-    /// everything stays pending for the next commit.
+    /// Writes everything pending to sled. On failure everything stays pending for the next
+    /// commit, which writes it again (the same keys with the same values).
     ///
     /// # Errors
     /// sled errors, or fault injection.
@@ -335,77 +279,76 @@ impl Dialogues {
             slots.generation += 1;
             batch
         };
-        let parts = batch.parts(PART_KEYS);
-        let mut done = 0;
-        let mut failed = check_writable(&self.faults).err();
-        if failed.is_none() {
-            for part in &parts {
-                if let Err(e) = self.write(part) {
-                    failed = Some(e);
-                    break;
-                }
-                done += 1;
-            }
-        }
-        if parts[..done]
-            .iter()
-            .any(|p| p.ends.iter().any(|e| e.outbox.is_some()))
-        {
+        let written = check_writable(&self.faults).and_then(|()| self.write(&batch));
+        if batch.ends.iter().any(|e| e.outbox.is_some()) {
+            // Even after a failure: what was written before it may include notifications.
             self.outbox_written.notify_one();
         }
         let mut slots = self.slots();
         slots.committing = None;
-        let Some(e) = failed else {
+        let Err(e) = written else {
             return Ok(batch.len());
         };
-        // What was written stays written; the rest waits for the next commit, with what came
-        // meanwhile on top. An absence still holds for every key not written.
-        let mut back = Pending::default();
-        let written: std::collections::HashSet<&str> =
-            parts[..done].iter().flat_map(Part::keys).collect();
-        back.absent = batch
-            .absent
-            .iter()
-            .filter(|k| !written.contains(k.as_str()))
-            .cloned()
-            .collect();
-        for part in &parts[done..] {
-            part.restore(&mut back);
-        }
+        // Everything waits for the next commit, with what came meanwhile on top: writing the
+        // same keys again is harmless. What was written before the failure is unknown, so no
+        // absence is trusted any more (an end then removes the live state, as for any key).
+        let mut back = Pending::clone(&batch);
+        back.absent.clear();
         let newer = std::mem::take(&mut slots.pending);
         back.merge(newer);
         slots.pending = back;
         Err(e)
     }
 
-    fn write(&self, part: &Part<'_>) -> Result<(), StoreError> {
-        let mut live = sled::Batch::default();
-        for (key, state) in &part.live {
-            match state {
-                Some(bytes) => live.insert(key.as_bytes(), *bytes),
-                None => live.remove(key.as_bytes()),
+    /// Writes a batch with sled's single-key writes, in an order a crash can cut anywhere
+    /// (sled recovers a prefix of its log): each end's notification, record, index entry and
+    /// tombstone, in the order the dialogues ended, then the live states and removals. A crash
+    /// mid-commit can leave a dialogue's end written with its live state still there; the
+    /// start-up sweep recognises that by the tombstone's end time and drops the live state
+    /// (see `session::sweep`). No sled transaction: one holds sled's global lock, and every
+    /// read of every hop (a new dialogue's look for its state, a flow's record) waits on it.
+    fn write(&self, batch: &Pending) -> Result<(), StoreError> {
+        for end in &batch.ends {
+            if let Some((k, v)) = &end.outbox {
+                self.step()?;
+                self.outbox.insert(k, v.as_slice())?;
             }
+            self.step()?;
+            self.ended.insert(end.id, end.record.as_slice())?;
+            self.step()?;
+            self.index.insert(end.key.as_bytes(), &end.id)?;
+            self.step()?;
+            self.tombstones
+                .insert(end.key.as_bytes(), end.tombstone.as_slice())?;
         }
-        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
-        (
-            &self.sessions,
-            &self.tombstones,
-            &self.ended,
-            &self.index,
-            &self.outbox,
-        )
-            .transaction(|(sessions, tombstones, ended, index, outbox)| {
-                sessions.apply_batch(&live)?;
-                for end in &part.ends {
-                    tombstones.insert(end.key.as_bytes(), end.tombstone.as_slice())?;
-                    ended.insert(&end.id, end.record.as_slice())?;
-                    index.insert(end.key.as_bytes(), &end.id)?;
-                    if let Some((k, v)) = &end.outbox {
-                        outbox.insert(k, v.as_slice())?;
-                    }
-                }
-                Ok::<_, ConflictableTransactionError<String>>(())
-            })?;
+        // In key order: neighbouring keys share sled's pages.
+        let mut live: Vec<_> = batch.live.iter().collect();
+        live.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, state) in live {
+            self.step()?;
+            match state {
+                Some(bytes) => self.sessions.insert(key.as_bytes(), bytes.as_slice())?,
+                None => self.sessions.remove(key.as_bytes())?,
+            };
+        }
+        Ok(())
+    }
+
+    /// Before each write of a commit: tests make the n-th one fail, as a disk would midway.
+    #[cfg(test)]
+    fn step(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.fail_after.load(Ordering::Acquire);
+        if left == 0 {
+            return check_writable(&Arc::new(true.into()));
+        }
+        self.fail_after.store(left - 1, Ordering::Release);
+        Ok(())
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    fn step(&self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -584,68 +527,61 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_larger_than_one_part_writes_every_dialogue() {
+    fn a_commit_that_fails_midway_is_written_whole_by_the_next() {
+        use std::sync::atomic::Ordering;
         let store = Store::temporary().unwrap();
-        let n = super::PART_KEYS * 2 + 17;
-        for i in 0..n {
-            let key = format!("http:{i}");
-            store.put_live(&key, &json!({"hop": 1})).unwrap();
-            if i % 2 == 0 {
-                end(&store, &key, "END Bye", json!({"i": i}));
-            }
-        }
+        // smpp:c was committed before, smpp:a is new (sled has no state for it).
+        store.put_live("smpp:c", &json!({"hop": 1})).unwrap();
         store.commit().unwrap();
-        assert_eq!(store.uncommitted(), 0);
-        assert_eq!(store.ended_count(), n.div_ceil(2));
-        for i in 0..n {
-            let key = format!("http:{i}");
-            assert_eq!(in_sled(&store, &key).is_some(), i % 2 == 1, "{key}");
-            assert_eq!(
-                store.dialogues.tombstones.get(&key).unwrap().is_some(),
-                i % 2 == 0,
-                "{key}"
-            );
-        }
+        assert_eq!(store.live::<Value>("smpp:a").unwrap(), None);
+        store.put_live("smpp:a", &json!({"hop": 1})).unwrap();
+        store.put_live("smpp:c", &json!({"hop": 2})).unwrap();
+        end(&store, "smpp:b", "END Bye", json!({"n": 1}));
+        // The end's three writes and smpp:a's state land (live states go in key order); smpp:b's
+        // removal and smpp:c's state do not.
+        store.dialogues.fail_after.store(4, Ordering::Release);
+        assert!(store.commit().is_err());
+        store
+            .dialogues
+            .fail_after
+            .store(usize::MAX, Ordering::Release);
+        assert_eq!(in_sled(&store, "smpp:a"), Some(json!({"hop": 1})));
+        assert_eq!(in_sled(&store, "smpp:c"), Some(json!({"hop": 1})));
+        assert_eq!(
+            store.live::<Value>("smpp:c").unwrap(),
+            Some(json!({"hop": 2})),
+            "readers see what waits"
+        );
+        // smpp:a ends before the next commit: its state reached sled, so the end must remove
+        // it there even though sled had nothing when its dialogue began.
+        end(&store, "smpp:a", "END Bye", json!({"n": 2}));
+        assert_eq!(store.commit().unwrap(), 5, "three live keys, two ends");
+        assert_eq!(in_sled(&store, "smpp:a"), None);
+        assert_eq!(in_sled(&store, "smpp:c"), Some(json!({"hop": 2})));
+        assert_eq!(store.ended_count(), 2, "written again under the same id");
+        assert!(store.dialogues.tombstones.get("smpp:b").unwrap().is_some());
     }
 
     #[test]
-    fn parts_keep_each_keys_writes_together_and_in_order() {
-        let mut pending = super::Pending::default();
-        let end = |key: &str, n: u8| super::End {
-            key: key.into(),
-            id: [n; 8],
-            tombstone: vec![n],
-            record: vec![n],
-            outbox: None,
-        };
-        pending.live.insert("a".into(), Some(vec![1]));
-        pending.end(end("b", 1));
-        pending.live.insert("c".into(), Some(vec![2]));
-        pending.end(end("a", 2));
-        pending.end(end("b", 3));
-        pending.live.insert("b".into(), Some(vec![4]));
-        let parts = pending.parts(1);
-        assert_eq!(parts.len(), 3, "one key per part");
-        let b: Vec<_> = parts
-            .iter()
-            .find(|p| p.ends.iter().any(|e| e.key == "b"))
-            .unwrap()
-            .ends
-            .iter()
-            .map(|e| e.id[0])
-            .collect();
-        assert_eq!(b, [1, 3], "b's ends in one part, in order");
-        for p in &parts {
-            let keys: std::collections::HashSet<&str> = p.keys().collect();
-            assert_eq!(keys.len(), 1);
-        }
-        let mut back = super::Pending::default();
-        for p in &parts {
-            p.restore(&mut back);
-        }
-        assert_eq!(back.live, pending.live);
-        assert_eq!(back.ends.len(), pending.ends.len());
-        assert_eq!(back.tombstone("b"), Some(&[3u8][..]));
+    fn ends_are_written_before_live_states_so_a_cut_commit_keeps_every_end() {
+        use std::sync::atomic::Ordering;
+        let store = Store::temporary().unwrap();
+        store.put_live("http:x", &json!({"hop": 1})).unwrap();
+        store.commit().unwrap();
+        end(&store, "http:x", "END Bye", json!({"n": 1}));
+        store.put_live("http:y", &json!({"hop": 1})).unwrap();
+        // Cut right after the end's writes, as a crash would: the end is there, the live state
+        // it replaces too (the start-up sweep removes it by the tombstone's time).
+        store.dialogues.fail_after.store(3, Ordering::Release);
+        assert!(store.commit().is_err());
+        store
+            .dialogues
+            .fail_after
+            .store(usize::MAX, Ordering::Release);
+        assert_eq!(store.dialogues.ended.len(), 1);
+        assert!(store.dialogues.tombstones.get("http:x").unwrap().is_some());
+        assert_eq!(in_sled(&store, "http:x"), Some(json!({"hop": 1})));
+        assert_eq!(in_sled(&store, "http:y"), None);
     }
 
     #[test]

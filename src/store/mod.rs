@@ -112,7 +112,6 @@ impl Store {
         Ok(Store {
             dialogues: std::sync::Arc::new(behind::Dialogues::open(
                 &db,
-                gate.clone(),
                 faults.clone(),
                 outbox_written.clone(),
             )?),
