@@ -275,7 +275,7 @@ async fn a_live_state_left_behind_by_a_cut_commit_does_not_end_twice() {
     {
         // The state the end replaced, back on disk as if its removal had been cut off.
         let store = ussd_gateway::store::Store::open(&data_dir, 8, 50).unwrap();
-        store.put_live("http:c1", &live).unwrap();
+        store.put_live("http:c1", live).unwrap();
         store.flush_blocking().unwrap();
         assert_eq!(store.live_count(), 1);
         assert_eq!(store.ended_count(), 1);

@@ -416,7 +416,7 @@ impl SessionActor {
             return (reply, "end");
         }
         let t = Instant::now();
-        let written = self.core.store.put_live(&self.key, &*d);
+        let written = self.core.store.put_live(&self.key, d.clone());
         metrics::store_write("session", t.elapsed(), written.is_ok());
         if let Err(e) = written {
             tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed; dialogue ends");

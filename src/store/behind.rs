@@ -23,11 +23,25 @@ use sled::Tree;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+/// A live state waiting for its commit, serialised only when it is written (most dialogues
+/// end before their state ever is) or read back.
+pub(crate) trait Snapshot: Send + Sync + std::fmt::Debug {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+}
+
+impl<T: serde::Serialize + Send + Sync + std::fmt::Debug> Snapshot for T {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+}
+
+pub(crate) type State = Arc<dyn Snapshot>;
+
 /// Writes of dialogue state that wait for the next commit.
 #[derive(Debug, Default, Clone)]
 struct Pending {
     /// Session key -> its live state, or `None` when it was removed.
-    live: HashMap<String, Option<Vec<u8>>>,
+    live: HashMap<String, Option<State>>,
     /// Dialogues ended, in order.
     ends: Vec<End>,
     /// Session key -> index in `ends` of its latest end (for the tombstone).
@@ -161,7 +175,7 @@ impl Dialogues {
     }
 
     /// Keeps a dialogue's live state for the next commit.
-    pub(crate) fn put_live(&self, key: &str, state: Vec<u8>) {
+    pub(crate) fn put_live(&self, key: &str, state: State) {
         self.slots()
             .pending
             .live
@@ -198,14 +212,21 @@ impl Dialogues {
         Ok(())
     }
 
-    /// What waits for `key`'s live state (a copy: sled is read, if need be, with no lock held).
-    pub(crate) fn live(&self, key: &str) -> Seen {
-        let slots = self.slots();
-        match slots.find(|p| p.live.get(key)) {
-            Some(Some(bytes)) => Seen::Written(bytes.clone()),
-            Some(None) => Seen::Removed,
-            None => Seen::Unknown(slots.generation),
-        }
+    /// What waits for `key`'s live state (serialised with no lock held; sled is read, if need
+    /// be, with none held either).
+    ///
+    /// # Errors
+    /// The waiting state does not serialise.
+    pub(crate) fn live(&self, key: &str) -> Result<Seen, StoreError> {
+        let state = {
+            let slots = self.slots();
+            match slots.find(|p| p.live.get(key)) {
+                Some(Some(state)) => state.clone(),
+                Some(None) => return Ok(Seen::Removed),
+                None => return Ok(Seen::Unknown(slots.generation)),
+            }
+        };
+        Ok(Seen::Written(state.to_json()?))
     }
 
     /// sled has no live state for `key`, read after [`Dialogues::live`] answered
@@ -245,8 +266,8 @@ impl Dialogues {
             slots.pending.live.get(key).cloned()
         };
         match state {
-            Some(Some(bytes)) => {
-                self.sessions.insert(key, bytes)?;
+            Some(Some(state)) => {
+                self.sessions.insert(key, state.to_json()?)?;
             }
             Some(None) => {
                 self.sessions.remove(key)?;
@@ -327,7 +348,14 @@ impl Dialogues {
         for (key, state) in live {
             self.step()?;
             match state {
-                Some(bytes) => self.sessions.insert(key.as_bytes(), bytes.as_slice())?,
+                Some(state) => match state.to_json() {
+                    Ok(bytes) => self.sessions.insert(key.as_bytes(), bytes)?,
+                    // Not written, so it cannot resume after a restart; it goes on meanwhile.
+                    Err(e) => {
+                        tracing::error!(error = %e, "dialogue state does not serialise");
+                        continue;
+                    }
+                },
                 None => self.sessions.remove(key.as_bytes())?,
             };
         }
@@ -383,7 +411,7 @@ mod tests {
     #[test]
     fn live_state_reads_back_before_its_commit_and_two_hops_make_one_write() {
         let store = Store::temporary().unwrap();
-        store.put_live("http:a", &json!({"hop": 1})).unwrap();
+        store.put_live("http:a", json!({"hop": 1})).unwrap();
         assert_eq!(
             store.live::<Value>("http:a").unwrap(),
             Some(json!({"hop": 1}))
@@ -393,7 +421,7 @@ mod tests {
             None,
             "not written before the commit"
         );
-        store.put_live("http:a", &json!({"hop": 2})).unwrap();
+        store.put_live("http:a", json!({"hop": 2})).unwrap();
         assert_eq!(store.uncommitted(), 1);
         assert_eq!(store.commit().unwrap(), 1);
         assert_eq!(store.uncommitted(), 0);
@@ -407,7 +435,7 @@ mod tests {
     #[test]
     fn an_end_hides_the_live_state_and_shows_its_tombstone_at_once() {
         let store = Store::temporary().unwrap();
-        store.put_live("http:b", &json!({"hop": 1})).unwrap();
+        store.put_live("http:b", json!({"hop": 1})).unwrap();
         store.commit().unwrap();
         end(&store, "http:b", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.live::<Value>("http:b").unwrap(), None);
@@ -432,7 +460,7 @@ mod tests {
     #[test]
     fn a_failed_commit_writes_nothing_and_keeps_everything_for_the_next() {
         let store = Store::temporary().unwrap();
-        store.put_live("http:c", &json!({"hop": 1})).unwrap();
+        store.put_live("http:c", json!({"hop": 1})).unwrap();
         end(&store, "http:d", "END Bye", json!({"reason": "end"}));
         store.fail_writes(true);
         assert!(store.commit().is_err());
@@ -444,7 +472,7 @@ mod tests {
         );
         assert_eq!(in_sled(&store, "http:c"), None);
         // A later hop of the same dialogue wins over the one that waited.
-        store.put_live("http:c", &json!({"hop": 2})).unwrap();
+        store.put_live("http:c", json!({"hop": 2})).unwrap();
         assert_eq!(store.commit().unwrap(), 3);
         assert_eq!(in_sled(&store, "http:c"), Some(json!({"hop": 2})));
         assert!(store.dialogues.tombstones.get("http:d").unwrap().is_some());
@@ -456,7 +484,7 @@ mod tests {
         let store = Store::temporary().unwrap();
         // An earlier dialogue under the same key (a reused SMPP session) ended, not committed.
         end(&store, "smpp:k", "END first", json!({"n": 1}));
-        store.put_live("smpp:k", &json!({"hop": 3})).unwrap();
+        store.put_live("smpp:k", json!({"hop": 3})).unwrap();
         store.dialogues.write_now("smpp:k").unwrap();
         assert_eq!(
             in_sled(&store, "smpp:k"),
@@ -487,8 +515,8 @@ mod tests {
         let store = Store::temporary().unwrap();
         // Its actor looks first: sled has nothing for it.
         assert_eq!(store.live::<Value>("smpp:n").unwrap(), None);
-        store.put_live("smpp:n", &json!({"hop": 1})).unwrap();
-        store.put_live("smpp:n", &json!({"hop": 2})).unwrap();
+        store.put_live("smpp:n", json!({"hop": 1})).unwrap();
+        store.put_live("smpp:n", json!({"hop": 2})).unwrap();
         end(&store, "smpp:n", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.uncommitted(), 1, "the end alone waits");
         assert_eq!(store.live::<Value>("smpp:n").unwrap(), None);
@@ -498,13 +526,13 @@ mod tests {
 
         // One whose state was committed before its end is removed from sled as before.
         assert_eq!(store.live::<Value>("smpp:m").unwrap(), None);
-        store.put_live("smpp:m", &json!({"hop": 1})).unwrap();
+        store.put_live("smpp:m", json!({"hop": 1})).unwrap();
         store.commit().unwrap();
         assert_eq!(
             store.live::<Value>("smpp:m").unwrap(),
             Some(json!({"hop": 1}))
         );
-        store.put_live("smpp:m", &json!({"hop": 2})).unwrap();
+        store.put_live("smpp:m", json!({"hop": 2})).unwrap();
         end(&store, "smpp:m", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.uncommitted(), 2, "the end and the removal");
         store.commit().unwrap();
@@ -514,14 +542,14 @@ mod tests {
     #[test]
     fn an_absence_seen_across_a_commit_is_not_trusted() {
         let store = Store::temporary().unwrap();
-        let super::Seen::Unknown(generation) = store.dialogues.live("smpp:r") else {
+        let super::Seen::Unknown(generation) = store.dialogues.live("smpp:r").unwrap() else {
             panic!("nothing waits for smpp:r");
         };
         // A commit begins between the look at what waits and the look in sled.
-        store.put_live("smpp:other", &json!({})).unwrap();
+        store.put_live("smpp:other", json!({})).unwrap();
         store.commit().unwrap();
         store.dialogues.absent("smpp:r", generation);
-        store.put_live("smpp:r", &json!({"hop": 1})).unwrap();
+        store.put_live("smpp:r", json!({"hop": 1})).unwrap();
         end(&store, "smpp:r", "END Bye", json!({"reason": "end"}));
         assert_eq!(store.uncommitted(), 2, "the removal is still written");
     }
@@ -531,11 +559,11 @@ mod tests {
         use std::sync::atomic::Ordering;
         let store = Store::temporary().unwrap();
         // smpp:c was committed before, smpp:a is new (sled has no state for it).
-        store.put_live("smpp:c", &json!({"hop": 1})).unwrap();
+        store.put_live("smpp:c", json!({"hop": 1})).unwrap();
         store.commit().unwrap();
         assert_eq!(store.live::<Value>("smpp:a").unwrap(), None);
-        store.put_live("smpp:a", &json!({"hop": 1})).unwrap();
-        store.put_live("smpp:c", &json!({"hop": 2})).unwrap();
+        store.put_live("smpp:a", json!({"hop": 1})).unwrap();
+        store.put_live("smpp:c", json!({"hop": 2})).unwrap();
         end(&store, "smpp:b", "END Bye", json!({"n": 1}));
         // The end's three writes and smpp:a's state land (live states go in key order); smpp:b's
         // removal and smpp:c's state do not.
@@ -566,10 +594,10 @@ mod tests {
     fn ends_are_written_before_live_states_so_a_cut_commit_keeps_every_end() {
         use std::sync::atomic::Ordering;
         let store = Store::temporary().unwrap();
-        store.put_live("http:x", &json!({"hop": 1})).unwrap();
+        store.put_live("http:x", json!({"hop": 1})).unwrap();
         store.commit().unwrap();
         end(&store, "http:x", "END Bye", json!({"n": 1}));
-        store.put_live("http:y", &json!({"hop": 1})).unwrap();
+        store.put_live("http:y", json!({"hop": 1})).unwrap();
         // Cut right after the end's writes, as a crash would: the end is there, the live state
         // it replaces too (the start-up sweep removes it by the tombstone's time).
         store.dialogues.fail_after.store(3, Ordering::Release);
@@ -590,7 +618,7 @@ mod tests {
         let path = dir.path().join("db");
         {
             let store = Store::open(&path, 8, 500).unwrap();
-            store.put_live("smpp:x", &json!({"hop": 3})).unwrap();
+            store.put_live("smpp:x", json!({"hop": 3})).unwrap();
             let other = store.clone();
             drop(store);
             assert_eq!(

@@ -245,7 +245,7 @@ impl Store {
     /// # Errors
     /// sled errors, or a document that no longer parses.
     pub fn live<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        match self.dialogues.live(key) {
+        match self.dialogues.live(key)? {
             behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed => Ok(None),
             behind::Seen::Unknown(generation) => {
@@ -258,13 +258,17 @@ impl Store {
         }
     }
 
-    /// Writes the live state of a dialogue (with the next commit).
+    /// Writes the live state of a dialogue (with the next commit, which serialises it: a
+    /// dialogue that ends first never costs its serialisation).
     ///
     /// # Errors
-    /// Serialisation errors, or a store that refuses writes.
-    pub fn put_live<T: Serialize>(&self, key: &str, state: &T) -> Result<(), StoreError> {
+    /// A store that refuses writes.
+    pub fn put_live<T>(&self, key: &str, state: T) -> Result<(), StoreError>
+    where
+        T: Serialize + Send + Sync + std::fmt::Debug + 'static,
+    {
         check_writable(&self.faults)?;
-        self.dialogues.put_live(key, serde_json::to_vec(state)?);
+        self.dialogues.put_live(key, std::sync::Arc::new(state));
         Ok(())
     }
 
