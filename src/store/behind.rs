@@ -1,7 +1,7 @@
 //! Group commit of dialogue state.
 //!
-//! A hop's live state, and a dialogue's end (its tombstone, end-of-session record, index entry
-//! and end-of-session notification), are kept here in memory and written to sled together with
+//! A hop's live state, and a dialogue's end (its tombstone, end-of-session record and
+//! end-of-session notification), are kept here in memory and written to sled together with
 //! every other dialogue's, once per commit (the gateway commits every flush interval, then
 //! flushes). sled itself only reaches the disk once per flush interval, so what a crash can lose
 //! is unchanged: a hop answered at least one flush interval before it is on disk. What changes
@@ -22,6 +22,32 @@ use super::{ENDED_INDEX, StoreError, check_writable};
 use sled::Tree;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+
+/// The first byte of a tombstone as sled keeps it since the end record's id went with it
+/// (before, tombstones were bare JSON documents, whose first byte is `{`).
+const TOMBSTONE_WITH_ID: u8 = 1;
+
+/// A tombstone as sled keeps it: a format byte, the id of its end-of-session record (so the
+/// record can be found from the session key while the tombstone is kept), then its document.
+pub(crate) fn tombstone_value(id: [u8; 8], document: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9 + document.len());
+    v.push(TOMBSTONE_WITH_ID);
+    v.extend_from_slice(&id);
+    v.extend_from_slice(document);
+    v
+}
+
+/// A stored tombstone's end-record id (`None` for a tombstone from before ids were kept in
+/// them) and document.
+pub(crate) fn tombstone_parts(value: &[u8]) -> (Option<[u8; 8]>, &[u8]) {
+    match value.split_first() {
+        Some((&TOMBSTONE_WITH_ID, rest)) if rest.len() >= 8 => {
+            let (id, document) = rest.split_at(8);
+            (id.try_into().ok(), document)
+        }
+        _ => (None, value),
+    }
+}
 
 /// A live state waiting for its commit, serialised only when it is written (most dialogues
 /// end before their state ever is) or read back.
@@ -95,7 +121,7 @@ impl Pending {
     fn tombstone(&self, key: &str) -> Option<&[u8]> {
         self.latest_end
             .get(key)
-            .map(|&i| self.ends[i].tombstone.as_slice())
+            .map(|&i| tombstone_parts(&self.ends[i].tombstone).1)
     }
 }
 
@@ -127,6 +153,8 @@ pub(crate) struct Dialogues {
     pub(crate) sessions: Tree,
     pub(crate) tombstones: Tree,
     pub(crate) ended: Tree,
+    /// Session key -> end record id, as written before tombstones carried the id: read for
+    /// those tombstones only, never written.
     pub(crate) index: Tree,
     outbox: Tree,
     slots: Mutex<Slots>,
@@ -239,7 +267,7 @@ impl Dialogues {
         }
     }
 
-    /// What waits for `key`'s tombstone (a copy, as for [`Dialogues::live`]).
+    /// What waits for `key`'s tombstone document (a copy, as for [`Dialogues::live`]).
     pub(crate) fn tombstone(&self, key: &str) -> Seen {
         let slots = self.slots();
         slots
@@ -322,8 +350,7 @@ impl Dialogues {
     }
 
     /// Writes a batch with sled's single-key writes, in an order a crash can cut anywhere
-    /// (sled recovers a prefix of its log): each end's notification, record, index entry and
-    /// tombstone, in the order the dialogues ended, then the live states and removals. A crash
+    /// (sled recovers a prefix of its log): each end's notification, record and tombstone, in the order the dialogues ended, then the live states and removals. A crash
     /// mid-commit can leave a dialogue's end written with its live state still there; the
     /// start-up sweep recognises that by the tombstone's end time and drops the live state
     /// (see `session::sweep`). No sled transaction: one holds sled's global lock, and every
@@ -336,8 +363,6 @@ impl Dialogues {
             }
             self.step()?;
             self.ended.insert(end.id, end.record.as_slice())?;
-            self.step()?;
-            self.index.insert(end.key.as_bytes(), &end.id)?;
             self.step()?;
             self.tombstones
                 .insert(end.key.as_bytes(), end.tombstone.as_slice())?;
@@ -496,7 +521,7 @@ mod tests {
         assert_eq!(in_sled(&store, "smpp:k"), None);
         let tomb = store.dialogues.tombstones.get("smpp:k").unwrap().unwrap();
         assert_eq!(
-            serde_json::from_slice::<Value>(&tomb).unwrap(),
+            serde_json::from_slice::<Value>(super::tombstone_parts(&tomb).1).unwrap(),
             json!({"reply": "END second"})
         );
         store.commit().unwrap();
@@ -565,9 +590,9 @@ mod tests {
         store.put_live("smpp:a", json!({"hop": 1})).unwrap();
         store.put_live("smpp:c", json!({"hop": 2})).unwrap();
         end(&store, "smpp:b", "END Bye", json!({"n": 1}));
-        // The end's three writes and smpp:a's state land (live states go in key order); smpp:b's
+        // The end's two writes and smpp:a's state land (live states go in key order); smpp:b's
         // removal and smpp:c's state do not.
-        store.dialogues.fail_after.store(4, Ordering::Release);
+        store.dialogues.fail_after.store(3, Ordering::Release);
         assert!(store.commit().is_err());
         store
             .dialogues
@@ -600,7 +625,7 @@ mod tests {
         store.put_live("http:y", json!({"hop": 1})).unwrap();
         // Cut right after the end's writes, as a crash would: the end is there, the live state
         // it replaces too (the start-up sweep removes it by the tombstone's time).
-        store.dialogues.fail_after.store(3, Ordering::Release);
+        store.dialogues.fail_after.store(2, Ordering::Release);
         assert!(store.commit().is_err());
         store
             .dialogues
@@ -610,6 +635,47 @@ mod tests {
         assert!(store.dialogues.tombstones.get("http:x").unwrap().is_some());
         assert_eq!(in_sled(&store, "http:x"), Some(json!({"hop": 1})));
         assert_eq!(in_sled(&store, "http:y"), None);
+    }
+
+    #[test]
+    fn an_end_record_is_found_from_its_tombstone_and_old_tombstones_still_read() {
+        let store = Store::temporary().unwrap();
+        end(&store, "http:t", "END Bye", json!({"n": 1}));
+        store.commit().unwrap();
+        assert!(store.dialogues.index.is_empty(), "the index is not written");
+        let changed = store
+            .update_end_record::<Value>("http:t", |r| r["aggregator"] = json!("Success"))
+            .unwrap();
+        assert!(changed);
+        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
+        assert_eq!(records, [json!({"n": 1, "aggregator": "Success"})]);
+
+        // A tombstone and index entry as an older gateway wrote them.
+        let id = 77u64.to_be_bytes();
+        let d = &store.dialogues;
+        d.ended.insert(id, &br#"{"n":0}"#[..]).unwrap();
+        d.index.insert("http:old", &id).unwrap();
+        d.tombstones
+            .insert("http:old", &br#"{"reply":"END Old"}"#[..])
+            .unwrap();
+        assert_eq!(
+            store.tombstone::<Value>("http:old").unwrap(),
+            Some(json!({"reply": "END Old"}))
+        );
+        assert!(
+            store
+                .update_end_record::<Value>("http:old", |r| r["n"] = json!(2))
+                .unwrap()
+        );
+        assert_eq!(
+            d.ended.get(id).unwrap().unwrap(),
+            serde_json::to_vec(&json!({"n": 2})).unwrap()
+        );
+        assert_eq!(store.purge_tombstones::<Value>(|_| true).unwrap(), 2);
+        assert!(
+            !store.update_end_record::<Value>("http:t", |_| ()).unwrap(),
+            "found while its tombstone is kept"
+        );
     }
 
     #[test]

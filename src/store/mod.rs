@@ -2,7 +2,8 @@
 //!
 //! Trees:
 //! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
-//! - `tombstones`: the last reply of recently ended dialogues, to answer retries;
+//! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with the id of
+//!   their end-of-session record;
 //! - `ended`: end-of-session records, keyed by a monotonic id;
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
@@ -24,7 +25,8 @@ use std::path::Path;
 
 pub use records::Records;
 
-/// Session key -> id of its (last) end-of-session record.
+/// Session key -> id of its (last) end-of-session record, as kept before tombstones carried
+/// the id (read only for such tombstones).
 const ENDED_INDEX: &str = "ended_by_session";
 
 /// A store failure. The gateway answers the hop with an apology and counts it.
@@ -307,8 +309,7 @@ impl Store {
     }
 
     /// Ends a dialogue: its live state goes, its tombstone (for retries), its end-of-session
-    /// record and `notification` (for the outbox) are written, all in the next commit's
-    /// transaction.
+    /// record and `notification` (for the outbox) are written, all with the next commit.
     ///
     /// # Errors
     /// Serialisation errors, or a store that refuses writes; nothing is changed then.
@@ -320,9 +321,9 @@ impl Store {
         notification: Option<crate::outbox::Effect>,
     ) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
-        let tomb = serde_json::to_vec(tombstone)?;
-        let rec = serde_json::to_vec(record)?;
         let id = self.db.generate_id()?.to_be_bytes();
+        let tomb = behind::tombstone_value(id, &serde_json::to_vec(tombstone)?);
+        let rec = serde_json::to_vec(record)?;
         let item = match notification {
             Some(effect) => {
                 let item = crate::outbox::Item::new(
@@ -340,7 +341,7 @@ impl Store {
     }
 
     /// Changes the end-of-session record of the dialogue `key` (the last one it left), if it
-    /// is still kept. Returns whether there was one.
+    /// and the dialogue's tombstone are still kept. Returns whether there was one.
     ///
     /// # Errors
     /// sled or serialisation errors.
@@ -350,8 +351,15 @@ impl Store {
         change: impl Fn(&mut E),
     ) -> Result<bool, StoreError> {
         self.commit()?;
-        let Some(id) = self.dialogues.index.get(key)? else {
+        let Some(tombstone) = self.dialogues.tombstones.get(key)? else {
             return Ok(false);
+        };
+        let id = match behind::tombstone_parts(&tombstone).0 {
+            Some(id) => sled::IVec::from(&id),
+            None => match self.dialogues.index.get(key)? {
+                Some(id) => id,
+                None => return Ok(false),
+            },
         };
         let Some(bytes) = self.dialogues.ended.get(&id)? else {
             return Ok(false);
@@ -372,7 +380,10 @@ impl Store {
         match self.dialogues.tombstone(key) {
             behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed | behind::Seen::Unknown(_) => {
-                get_json(&self.dialogues.tombstones, key)
+                match self.dialogues.tombstones.get(key)? {
+                    Some(v) => Ok(Some(serde_json::from_slice(behind::tombstone_parts(&v).1)?)),
+                    None => Ok(None),
+                }
             }
         }
     }
@@ -390,7 +401,7 @@ impl Store {
         let _gate = self.shared();
         for item in self.dialogues.tombstones.iter() {
             let (k, v) = item?;
-            let drop = match serde_json::from_slice::<T>(&v) {
+            let drop = match serde_json::from_slice::<T>(behind::tombstone_parts(&v).1) {
                 Ok(t) => expired(&t),
                 Err(_) => true,
             };
