@@ -25,6 +25,9 @@ function init(args)
   phone = ""
   bad = 0
   math.randomseed(id * 7919 + os.time())
+  -- Session ids differ from one wrk run to the next: a reused id is a retry of an ended
+  -- dialogue to the gateway, answered from its tombstone.
+  run = math.random(0, 1073741823)
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 end
 
@@ -45,7 +48,7 @@ function request()
   else
     text = text .. "*" .. inputs[hop]
   end
-  local body = "sessionId=wrk-" .. id .. "-" .. session .. "&serviceCode=" .. urlencode(code) ..
+  local body = "sessionId=wrk-" .. run .. "-" .. id .. "-" .. session .. "&serviceCode=" .. urlencode(code) ..
     "&phoneNumber=" .. phone .. "&networkCode=63902&text=" .. urlencode(text)
   return wrk.format("POST", "/ussd", nil, body)
 end
