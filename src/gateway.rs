@@ -376,14 +376,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     ready.store(true, Ordering::Release);
 
+    // Tombstones are purged only after the start-up sweep has read them: one may be all that
+    // tells a dialogue cut short by a crash from a live one.
+    let (swept_tx, swept_rx) = tokio::sync::oneshot::channel::<()>();
     let sweeper = {
         let registry = registry.clone();
         tokio::spawn(async move {
             let (_, pending) = sweep::startup_sweep(&registry).await;
+            let _ = swept_tx.send(());
             sweep::expire_pending(registry, pending).await;
         })
     };
-    let purger = tokio::spawn(sweep::purge_tombstones(registry.clone()));
+    let purger = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let _ = swept_rx.await;
+            sweep::purge_tombstones(registry).await;
+        })
+    };
     // Awaited on shutdown (not aborted), so requests in flight get their answers recorded.
     let outbox_task = crate::outbox::spawn_sender_with(
         store.clone(),

@@ -133,6 +133,10 @@ impl SessionActor {
             .live(&self.key)
             .map_err(|e| format!("loading dialogue: {e}"))?;
         if let Some(d) = found {
+            if super::sweep::drop_leftover(&self.core.store, &self.key, &d) {
+                // Its end was written before a crash cut the commit that removed it.
+                return Ok(());
+            }
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
                 Some(route) => self.route = Some(route.clone()),
@@ -486,13 +490,13 @@ impl SessionActor {
             seen_text: d.seen_text.clone(),
             reply,
             expires_ms: now + self.core.settings.tombstone_ttl.as_millis() as u64,
-            ended_ms: now,
+            started_ms: d.started_ms,
         };
         let mut record = EndRecord::of(&self.key, &d, reason);
         record.error = error;
         record.aggregator = aggregator;
-        // Reported to the operator's events receiver through the outbox, in the same
-        // transaction as the end itself.
+        // Reported to the operator's events receiver through the outbox, written with the end
+        // itself.
         let notification =
             self.core
                 .settings

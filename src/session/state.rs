@@ -65,11 +65,11 @@ pub struct Tombstone {
     pub reply: Reply,
     /// When it may be purged.
     pub expires_ms: u64,
-    /// When the dialogue ended (0 in tombstones written before this field existed). A live
-    /// state of the same key that started before this is that dialogue's, left behind by a
-    /// crash in the middle of a commit (see `session::sweep`).
+    /// When the ended dialogue started (0 in tombstones written before this field existed): a
+    /// live state of the same key with this start is that dialogue's, left behind by a crash
+    /// in the middle of a commit (see `session::sweep`).
     #[serde(default)]
-    pub ended_ms: u64,
+    pub started_ms: u64,
 }
 
 /// Why a dialogue ended.

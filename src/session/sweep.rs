@@ -6,8 +6,11 @@
 //! ended then, unless a hop brought them back into an actor, which then owns their timer.
 //!
 //! A crash in the middle of a commit can leave a dialogue's end written (its record, its
-//! tombstone) with its live state still there: a live state whose key has a tombstone of an
-//! end after that dialogue's start is such a leftover, and is removed without a second end.
+//! tombstone) with its live state still there: a live state whose key has the tombstone of a
+//! dialogue with the same start is such a leftover, and is removed without a second end, by
+//! the sweep or by the first hop that finds it, whichever comes first. (A crash within the
+//! writes of one end, before its tombstone, can still give that one dialogue a second end:
+//! nothing of an end is lost, at the price of that duplicate.)
 
 use super::SessionKey;
 use super::registry::Registry;
@@ -38,12 +41,7 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
         for item in store.live_entries() {
             match item {
                 Ok((key, bytes)) => match serde_json::from_slice::<Dialogue>(&bytes) {
-                    Ok(d) if ended_since(&store, &key, d.started_ms) => {
-                        already_ended += 1;
-                        if let Err(e) = store.remove_live(&key) {
-                            tracing::error!(error = %e, "store write failed");
-                        }
-                    }
+                    Ok(d) if drop_leftover(&store, &key, &d) => already_ended += 1,
                     Ok(d) => out.push((d.idle_deadline_ms(), SessionKey::from(key))),
                     // A document that no longer parses cannot be resumed or ended normally.
                     Err(e) => {
@@ -89,16 +87,25 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
     (report, pending)
 }
 
-/// Whether the dialogue `key` that started at `started_ms` has an end on record after that.
-fn ended_since(store: &crate::store::Store, key: &str, started_ms: u64) -> bool {
+/// Whether `d`, found live under `key`, already ended (its tombstone names its start): then
+/// its live state is removed, unless something newer replaced it meanwhile.
+pub(crate) fn drop_leftover(store: &crate::store::Store, key: &str, d: &Dialogue) -> bool {
     match store.tombstone::<Tombstone>(key) {
-        Ok(Some(t)) => t.ended_ms > started_ms,
-        Ok(None) => false,
+        Ok(Some(t)) if t.started_ms != 0 && t.started_ms == d.started_ms => {}
+        Ok(_) => return false,
         Err(e) => {
             tracing::error!(error = %e, "unreadable tombstone");
-            false
+            return false;
         }
     }
+    let same = |bytes: &[u8]| {
+        serde_json::from_slice::<Dialogue>(bytes).is_ok_and(|s| s.started_ms == d.started_ms)
+    };
+    if let Err(e) = store.remove_live_if(key, same) {
+        tracing::error!(error = %e, "store write failed");
+    }
+    tracing::info!(session = %super::log_id(key), "live state of a dialogue that had ended before a crash removed");
+    true
 }
 
 /// Ends each pending dialogue at its deadline unless it came back to life.

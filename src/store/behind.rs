@@ -359,7 +359,11 @@ impl Dialogues {
         for end in &batch.ends {
             if let Some((k, v)) = &end.outbox {
                 self.step()?;
-                self.outbox.insert(k, v.as_slice())?;
+                // Only if absent: a commit written again after a failure must not turn an item
+                // the sender has meanwhile marked sent back into a pending one.
+                let _ = self
+                    .outbox
+                    .compare_and_swap(k, None::<&[u8]>, Some(v.as_slice()))?;
             }
             self.step()?;
             self.ended.insert(end.id, end.record.as_slice())?;

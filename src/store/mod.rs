@@ -284,6 +284,30 @@ impl Store {
         Ok(())
     }
 
+    /// Removes a live dialogue without an end record if sled's document for it is still one
+    /// that `stale` says so of (a compare-and-swap: a newer state written meanwhile stays),
+    /// after a commit of what waits.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn remove_live_if(
+        &self,
+        key: &str,
+        stale: impl Fn(&[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        self.commit()?;
+        if let Some(current) = self.dialogues.sessions.get(key)?
+            && stale(&current)
+        {
+            // Lost to a newer write: that one stays.
+            let _ = self
+                .dialogues
+                .sessions
+                .compare_and_swap(key, Some(current), None::<&[u8]>)?;
+        }
+        Ok(())
+    }
+
     /// Every live dialogue's key and raw document (the start-up sweep reads these), after a
     /// commit of what waits.
     pub fn live_entries(&self) -> std::vec::IntoIter<Result<(String, Vec<u8>), StoreError>> {
@@ -405,8 +429,14 @@ impl Store {
                 Ok(t) => expired(&t),
                 Err(_) => true,
             };
-            if drop {
-                self.dialogues.tombstones.remove(k)?;
+            // Unless a newer end of the same key replaced it meanwhile (commits take no lock).
+            if drop
+                && self
+                    .dialogues
+                    .tombstones
+                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                    .is_ok()
+            {
                 gone += 1;
             }
         }
