@@ -29,6 +29,9 @@ pub use records::Records;
 /// the id (read only for such tombstones).
 const ENDED_INDEX: &str = "ended_by_session";
 
+/// Keys of the old session index removed per tombstone purge (see [`Store::purge_tombstones`]).
+const OLD_INDEX_SLICE: usize = 10_000;
+
 /// A store failure. The gateway answers the hop with an apology and counts it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -422,13 +425,16 @@ impl Store {
     ) -> Result<usize, StoreError> {
         self.commit()?;
         let mut gone = 0;
+        let mut old_format_kept = false;
         let _gate = self.shared();
         for item in self.dialogues.tombstones.iter() {
             let (k, v) = item?;
-            let drop = match serde_json::from_slice::<T>(behind::tombstone_parts(&v).1) {
+            let (id, document) = behind::tombstone_parts(&v);
+            let drop = match serde_json::from_slice::<T>(document) {
                 Ok(t) => expired(&t),
                 Err(_) => true,
             };
+            old_format_kept |= id.is_none() && !drop;
             // Unless a newer end of the same key replaced it meanwhile (commits take no lock).
             if drop
                 && self
@@ -438,6 +444,27 @@ impl Store {
                     .is_ok()
             {
                 gone += 1;
+            }
+        }
+        // The old session index serves only tombstones from before they carried the id: once
+        // none is left, it goes (it held every session key ever seen), a slice per purge so
+        // that the scan never holds the gate long.
+        if !old_format_kept {
+            let keys: Vec<sled::IVec> = self
+                .dialogues
+                .index
+                .iter()
+                .keys()
+                .take(OLD_INDEX_SLICE)
+                .collect::<Result<_, _>>()?;
+            if !keys.is_empty() {
+                tracing::info!(
+                    keys = keys.len(),
+                    "emptying the old session index (ended_by_session): no tombstone needs it"
+                );
+            }
+            for k in keys {
+                self.dialogues.index.remove(k)?;
             }
         }
         Ok(gone)
