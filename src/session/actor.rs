@@ -43,7 +43,9 @@ pub struct SessionActor {
     core: Arc<Core>,
     /// False until the persisted state (if any) has been looked up.
     loaded: bool,
-    dialogue: Option<Dialogue>,
+    /// Shared with the write-behind buffer until the next commit: a hop that changes it while
+    /// the buffer still holds it copies it then (`Arc::make_mut`), an idle one never does.
+    dialogue: Option<Arc<Dialogue>>,
     /// The route the dialogue runs on, with its app: the version it started with, even across
     /// reloads.
     route: Option<Arc<Route>>,
@@ -142,7 +144,7 @@ impl SessionActor {
                 Some(route) => self.route = Some(route.clone()),
                 None => tracing::warn!(route = %d.route, "resumed dialogue's route is gone"),
             }
-            self.dialogue = Some(d);
+            self.dialogue = Some(Arc::new(d));
         }
         Ok(())
     }
@@ -254,7 +256,11 @@ impl SessionActor {
         };
         // Taken, not cloned: the hop's answer puts the new state back, and a hop that fails
         // ends the dialogue (no other message reaches the actor while the hop runs).
-        let state = self.dialogue.as_mut().and_then(|d| d.app.take());
+        let state = self
+            .dialogue
+            .as_mut()
+            .map(Arc::make_mut)
+            .and_then(|d| d.app.take());
         Plan::Run {
             app: route.app.clone(),
             state,
@@ -304,7 +310,7 @@ impl SessionActor {
         }
         let now = now_ms();
         let app = route.app.clone();
-        self.dialogue = Some(Dialogue {
+        self.dialogue = Some(Arc::new(Dialogue {
             msisdn: msisdn.clone(),
             front,
             // Shared with the route when dialled as configured, as it mostly is.
@@ -323,7 +329,7 @@ impl SessionActor {
             last_reply: Reply::con(""),
             app_version: app.version(),
             app: None,
-        });
+        }));
         self.route = Some(route.clone());
         let env = HopEnv {
             session_id: self.key.clone(),
@@ -401,7 +407,7 @@ impl SessionActor {
                 return (reply, "error");
             }
         };
-        let Some(d) = self.dialogue.as_mut() else {
+        let Some(d) = self.dialogue.as_mut().map(Arc::make_mut) else {
             // unreachable in practice: plan() only runs the app with a dialogue in place.
             stop_after_reply(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
@@ -419,8 +425,12 @@ impl SessionActor {
             stop_after_reply(ctx);
             return (reply, "end");
         }
+        let Some(d) = self.dialogue.as_ref() else {
+            stop_after_reply(ctx);
+            return (Reply::end(&self.core.settings.apology_text), "error");
+        };
         let t = Instant::now();
-        let written = self.core.store.put_live(&self.key, d.clone());
+        let written = self.core.store.put_live(&self.key, Arc::clone(d));
         metrics::store_write("session", t.elapsed(), written.is_ok());
         if let Err(e) = written {
             tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed; dialogue ends");
@@ -459,7 +469,7 @@ impl SessionActor {
         error: Option<String>,
         aggregator: Option<crate::session::state::AggregatorReport>,
     ) -> Reply {
-        if let Some(d) = self.dialogue.as_mut()
+        if let Some(d) = self.dialogue.as_mut().map(Arc::make_mut)
             && let Some(text) = text
         {
             d.seen_text = text;
