@@ -46,7 +46,7 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
                     // A document that no longer parses cannot be resumed or ended normally.
                     Err(e) => {
                         tracing::error!(error = %e, "unreadable persisted dialogue removed");
-                        if let Err(e) = store.remove_live(&key) {
+                        if let Err(e) = store.remove_live_if(&key, |_| true) {
                             tracing::error!(error = %e, "store write failed");
                         }
                     }

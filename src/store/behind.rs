@@ -350,11 +350,13 @@ impl Dialogues {
     }
 
     /// Writes a batch with sled's single-key writes, in an order a crash can cut anywhere
-    /// (sled recovers a prefix of its log): each end's notification, record and tombstone, in the order the dialogues ended, then the live states and removals. A crash
-    /// mid-commit can leave a dialogue's end written with its live state still there; the
-    /// start-up sweep recognises that by the tombstone's end time and drops the live state
-    /// (see `session::sweep`). No sled transaction: one holds sled's global lock, and every
-    /// read of every hop (a new dialogue's look for its state, a flow's record) waits on it.
+    /// (sled recovers a prefix of its log): each end's notification, record and tombstone, in
+    /// the order the dialogues ended, then the live states and removals. A crash mid-commit
+    /// can leave a dialogue's end written with its live state still there; the start-up
+    /// sweep, or the first hop that finds it, recognises that by the tombstone, which names
+    /// the dialogue's start, and drops the live state (see `session::sweep`). No sled
+    /// transaction: one holds sled's global lock, and every read of every hop (a new
+    /// dialogue's look for its state, a flow's record) waits on it.
     fn write(&self, batch: &Pending) -> Result<(), StoreError> {
         for end in &batch.ends {
             if let Some((k, v)) = &end.outbox {
@@ -430,6 +432,15 @@ mod tests {
         store
             .end(key, &json!({"reply": reply}), &record, None)
             .unwrap();
+    }
+
+    /// A commit that fails after `writes` writes, as a disk (or a crash) would cut it.
+    fn commit_cut_after(store: &Store, writes: usize) {
+        use std::sync::atomic::Ordering;
+        store.dialogues.fail_after.store(writes, Ordering::Release);
+        assert!(store.commit().is_err());
+        let fail_after = &store.dialogues.fail_after;
+        fail_after.store(usize::MAX, Ordering::Release);
     }
 
     fn in_sled(store: &Store, key: &str) -> Option<Value> {
@@ -585,7 +596,6 @@ mod tests {
 
     #[test]
     fn a_commit_that_fails_midway_is_written_whole_by_the_next() {
-        use std::sync::atomic::Ordering;
         let store = Store::temporary().unwrap();
         // smpp:c was committed before, smpp:a is new (sled has no state for it).
         store.put_live("smpp:c", json!({"hop": 1})).unwrap();
@@ -596,12 +606,7 @@ mod tests {
         end(&store, "smpp:b", "END Bye", json!({"n": 1}));
         // The end's two writes and smpp:a's state land (live states go in key order); smpp:b's
         // removal and smpp:c's state do not.
-        store.dialogues.fail_after.store(3, Ordering::Release);
-        assert!(store.commit().is_err());
-        store
-            .dialogues
-            .fail_after
-            .store(usize::MAX, Ordering::Release);
+        commit_cut_after(&store, 3);
         assert_eq!(in_sled(&store, "smpp:a"), Some(json!({"hop": 1})));
         assert_eq!(in_sled(&store, "smpp:c"), Some(json!({"hop": 1})));
         assert_eq!(
@@ -621,20 +626,14 @@ mod tests {
 
     #[test]
     fn ends_are_written_before_live_states_so_a_cut_commit_keeps_every_end() {
-        use std::sync::atomic::Ordering;
         let store = Store::temporary().unwrap();
         store.put_live("http:x", json!({"hop": 1})).unwrap();
         store.commit().unwrap();
         end(&store, "http:x", "END Bye", json!({"n": 1}));
         store.put_live("http:y", json!({"hop": 1})).unwrap();
         // Cut right after the end's writes, as a crash would: the end is there, the live state
-        // it replaces too (the start-up sweep removes it by the tombstone's time).
-        store.dialogues.fail_after.store(2, Ordering::Release);
-        assert!(store.commit().is_err());
-        store
-            .dialogues
-            .fail_after
-            .store(usize::MAX, Ordering::Release);
+        // it replaces too (the start-up sweep recognises it by its tombstone).
+        commit_cut_after(&store, 2);
         assert_eq!(store.dialogues.ended.len(), 1);
         assert!(store.dialogues.tombstones.get("http:x").unwrap().is_some());
         assert_eq!(in_sled(&store, "http:x"), Some(json!({"hop": 1})));

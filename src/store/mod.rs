@@ -277,16 +277,6 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a live dialogue without an end record (only for documents that cannot be read).
-    ///
-    /// # Errors
-    /// sled errors.
-    pub fn remove_live(&self, key: &str) -> Result<(), StoreError> {
-        self.commit()?;
-        self.dialogues.sessions.remove(key)?;
-        Ok(())
-    }
-
     /// Removes a live dialogue without an end record if sled's document for it is still one
     /// that `stale` says so of (a compare-and-swap: a newer state written meanwhile stays),
     /// after a commit of what waits.
