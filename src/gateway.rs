@@ -289,6 +289,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_body: config.public.max_body_bytes,
     };
     let public_task = {
+        let placement = http::Placement::Shards(registry.clone());
         let registry = registry.clone();
         let voice_state = voice_state.clone();
         let ready = ready.clone();
@@ -352,6 +353,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             public,
             handler,
             serve_limits,
+            placement,
             shutdown_rx.clone(),
         ))
     };
@@ -371,6 +373,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             admin_listener,
             handler,
             serve_limits,
+            http::Placement::Tokio,
             shutdown_rx.clone(),
         ))
     };

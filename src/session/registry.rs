@@ -1,8 +1,10 @@
 //! The registry: which actor owns which dialogue, and the shards they run on.
 //!
-//! Actors run on an actix `System` of their own thread, spread over one Arbiter per shard; a
-//! dialogue is pinned to a shard by the hash of its key. The fronts run on tokio and reach
-//! actors only through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
+//! Actors run on an actix `System` of their own thread, spread over one Arbiter per shard. The
+//! HTTP front serves each connection on a shard (in turn), and a dialogue first seen there gets
+//! its actor on the same shard, so its hops cross no thread; a dialogue first seen elsewhere
+//! (the SMPP front, on tokio) is placed by the hash of its key. Fronts reach actors only
+//! through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
 //! is no lock shared by all dialogues on the hot path.
 
 use super::actor::{Abort, AggregatorEnd, Expire, HopMsg, SessionActor};
@@ -13,8 +15,10 @@ use crate::store::Store;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError, WeakAddr};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
+use std::cell::Cell;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A subscriber on a route, as the supersede index keys it: the canonical MSISDN as a number
@@ -116,10 +120,20 @@ pub struct Core {
     pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
 }
 
+/// Tells shard sets apart (a process can run several gateways: tests, in-process restarts).
+static SHARD_SETS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// On a shard's thread: its set and its index in that set.
+    static CURRENT_SHARD: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
 /// The actix side: a System on its own thread with one Arbiter per shard.
 #[derive(Debug)]
 pub struct Shards {
     handles: Vec<ArbiterHandle>,
+    /// This set's number (see [`SHARD_SETS`]).
+    set: usize,
     system: actix::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -131,6 +145,7 @@ impl Shards {
     /// The system thread could not be started.
     pub fn start(n: usize) -> std::io::Result<Shards> {
         let n = n.max(1);
+        let set = SHARD_SETS.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("actix-system".into())
@@ -138,6 +153,10 @@ impl Shards {
                 let runner = actix::System::new();
                 let arbiters = runner.block_on(async move {
                     let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
+                    for (i, arbiter) in arbiters.iter().enumerate() {
+                        // Runs before anything else sent to the arbiter: its queue is in order.
+                        arbiter.spawn_fn(move || CURRENT_SHARD.set(Some((set, i))));
+                    }
                     let handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
                     let _ = tx.send((handles, actix::System::current()));
                     arbiters
@@ -157,6 +176,7 @@ impl Shards {
             .map_err(|_| std::io::Error::other("actor system failed to start"))?;
         Ok(Shards {
             handles,
+            set,
             system,
             thread: Some(thread),
         })
@@ -187,6 +207,10 @@ impl Shards {
 pub struct Registry {
     core: Arc<Core>,
     shards: Arc<Vec<ArbiterHandle>>,
+    /// The shards' set number (see [`SHARD_SETS`]).
+    set: usize,
+    /// The shard the next [`Registry::spawn_on_shard`] uses.
+    next: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -195,7 +219,21 @@ impl Registry {
         Registry {
             core,
             shards: Arc::new(shards.handles.clone()),
+            set: shards.set,
+            next: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Runs `task` on a shard's thread, the shards taken in turn: the HTTP front serves each
+    /// connection there, so that a dialogue started on it gets its actor on the same thread
+    /// and its hops go from connection to actor and back without a hand-off between threads.
+    /// Returns false (and drops `task`) if the actor system is stopping.
+    pub fn spawn_on_shard<F>(&self, task: F) -> bool
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        self.shards[i].spawn(task)
     }
 
     /// The shared core.
@@ -332,10 +370,17 @@ impl Registry {
     }
 
     fn spawn(&self, key: &SessionKey) -> Addr<SessionActor> {
-        // DefaultHasher::new() has fixed keys: the same key always lands on the same shard.
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
+        // A hop handed in on one of these shards' threads (an HTTP connection served there)
+        // gets its actor on that shard: no hand-off between threads for its hops. Others (the
+        // SMPP front, on tokio) are spread by the key's hash.
+        let shard = match CURRENT_SHARD.get() {
+            Some((set, i)) if set == self.set && i < self.shards.len() => &self.shards[i],
+            _ => {
+                let mut h = DefaultHasher::new();
+                key.hash(&mut h);
+                &self.shards[(h.finish() as usize) % self.shards.len()]
+            }
+        };
         let actor = SessionActor::new(key.clone(), self.core.clone());
         SessionActor::start_in_arbiter(shard, move |_| actor)
     }
@@ -358,3 +403,86 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Registry>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::Message;
+    use std::collections::HashSet;
+    use std::thread::ThreadId;
+
+    /// Which thread an actor runs on.
+    #[derive(Message)]
+    #[rtype(result = "ThreadId")]
+    struct ThreadOf;
+
+    impl actix::Handler<ThreadOf> for SessionActor {
+        type Result = actix::MessageResult<ThreadOf>;
+        fn handle(&mut self, _: ThreadOf, _: &mut Self::Context) -> Self::Result {
+            actix::MessageResult(std::thread::current().id())
+        }
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            unknown_service_text: String::new(),
+            apology_text: String::new(),
+            timeout_text: String::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            events_url: None,
+            fixed_now: None,
+        }
+    }
+
+    /// The HTTP front serves its connections on the shards in turn, and a dialogue first seen
+    /// on a shard's thread gets its actor on that thread: its hops never change threads.
+    #[test]
+    fn a_dialogue_started_on_a_shard_gets_its_actor_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16, 500).unwrap();
+        let shards = Shards::start(3).unwrap();
+        let registry = Registry::new(
+            core(
+                store,
+                RouteTable::new(Vec::new()),
+                settings(),
+                Limits::none(),
+            ),
+            &shards,
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        for n in 0..9 {
+            let r = registry.clone();
+            let tx = tx.clone();
+            assert!(registry.spawn_on_shard(async move {
+                let key: SessionKey = format!("connection-{n}").into();
+                let actor = r.addr_for(&key).send(ThreadOf).await.unwrap();
+                tx.send((std::thread::current().id(), actor)).unwrap();
+            }));
+        }
+        let seen: Vec<(ThreadId, ThreadId)> = (0..9)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        for (connection, actor) in &seen {
+            assert_eq!(connection, actor);
+        }
+        let threads: HashSet<ThreadId> = seen.iter().map(|(t, _)| *t).collect();
+        assert_eq!(threads.len(), 3, "connections are spread over every shard");
+
+        // Off the shards (the SMPP front, on tokio), actors are spread by their key.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let off: HashSet<ThreadId> = (0..64)
+            .map(|n| {
+                let key: SessionKey = format!("bind-{n}").into();
+                let actor = registry.addr_for(&key);
+                rt.block_on(actor.send(ThreadOf)).unwrap()
+            })
+            .collect();
+        assert!(!off.contains(&std::thread::current().id()));
+        assert_eq!(off.len(), 3, "keys are spread over every shard");
+        drop(registry);
+        shards.stop();
+    }
+}

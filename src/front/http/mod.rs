@@ -98,12 +98,26 @@ pub struct ServeLimits {
     pub grace: Duration,
 }
 
-/// Accepts connections on `listener` and serves each with `handler` until `shutdown` turns
-/// true; then stops accepting and waits (up to the grace period) for requests in flight.
+/// Where a listener runs its connections.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// On the tokio runtime that accepts them (the admin listener).
+    Tokio,
+    /// On the actors' shard threads, in turn (the public front): a dialogue started over a
+    /// connection gets its actor on the same thread, so its hops cross no thread. About a
+    /// tenth of a hop's CPU went to waking and parking threads when every hop crossed from a
+    /// tokio worker to the actor's arbiter and back (docs/architecture.md).
+    Shards(crate::session::Registry),
+}
+
+/// Accepts connections on `listener` and serves each with `handler` (where `placement` says)
+/// until `shutdown` turns true; then stops accepting and waits (up to the grace period) for
+/// requests in flight.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     limits: ServeLimits,
+    placement: Placement,
     mut shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(http::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -111,7 +125,8 @@ pub async fn serve<H, F>(
 {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Connection tasks are tracked so that none outlives `serve` (they hold the handler, and
-    // through it the store).
+    // through it the store). One served on a shard is tracked by a stand-in task here, which
+    // ends when the connection does and, when aborted, makes the connection stop.
     let mut connections = tokio::task::JoinSet::new();
     // At most `max_connections` open at once: past it the listener stops accepting until one
     // closes (the kernel's backlog holds the rest), so a flood of idle clients cannot exhaust
@@ -149,14 +164,57 @@ pub async fn serve<H, F>(
                     req.extensions_mut().insert(guard::Peer(peer));
                     async move { Ok::<_, Infallible>(h(req).await) }
                 });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                connections.spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                let watcher = graceful.watcher();
+                match &placement {
+                    Placement::Tokio => {
+                        let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                        connections.spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                            drop(permit);
+                        });
                     }
-                    drop(permit);
-                });
+                    Placement::Shards(registry) => {
+                        // A socket belongs to the runtime that registered it: handed over as a
+                        // std socket and registered again on the shard's own runtime.
+                        let stream = match stream.into_std() {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "connection dropped: cannot hand it to a shard");
+                                continue;
+                            }
+                        };
+                        let builder = builder.clone();
+                        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+                        let spawned = registry.spawn_on_shard(async move {
+                            let stream = match tokio::net::TcpStream::from_std(stream) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "connection dropped: cannot register it on a shard");
+                                    return;
+                                }
+                            };
+                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                            tokio::select! {
+                                ended = conn => if let Err(e) = ended {
+                                    tracing::debug!(error = %e, "connection ended with an error");
+                                },
+                                // The stand-in was aborted (or `serve` is gone): stop serving.
+                                _ = stopped => {}
+                            }
+                            drop(permit);
+                            drop(done);
+                        });
+                        if spawned {
+                            connections.spawn(async move {
+                                let _keep_serving = stop;
+                                let _ = finished.await;
+                            });
+                        }
+                    }
+                }
             }
             // Reap finished connections as they end.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
