@@ -178,6 +178,19 @@ impl Running {
 /// # Errors
 /// Invalid flows (every diagnostic, one per line), a store that cannot be opened, or an
 /// address that cannot be bound.
+/// What the public front's handler reads, shared by every request.
+struct PublicFront {
+    guard: http::guard::Guard,
+    registry: Registry,
+    voice: http::voice::VoiceState,
+    ready: Arc<AtomicBool>,
+    smpp_health: Option<crate::front::smpp::SmppHealth>,
+    max_body: usize,
+    http_limit: Limit,
+    cc: String,
+    apology: String,
+}
+
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     crate::metrics::install();
     let store = Store::open(
@@ -290,36 +303,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let public_task = {
         let placement = http::Placement::Shards(registry.clone());
-        let registry = registry.clone();
-        let voice_state = voice_state.clone();
-        let ready = ready.clone();
-        let smpp_health = smpp_health.clone();
-        let max_body = config.public.max_body_bytes;
-        let cc: Arc<str> = config.numbers.default_country_code.clone().into();
-        let apology: Arc<str> = config.ussd.apology_text.clone().into();
-        let guard = Arc::new(http::guard::Guard {
-            allow_from: config.public.allow_from.clone(),
-            trusted_proxies: config.public.trusted_proxies.clone(),
-            secret: config.public_secret().map(Arc::from),
-            secret_header: config.public.secret_header.clone(),
+        // One handle per request on everything the handler reads: cloning each part for every
+        // request (the store alone is a dozen reference counts) was a few percent of a hop.
+        let front = Arc::new(PublicFront {
+            guard: http::guard::Guard {
+                allow_from: config.public.allow_from.clone(),
+                trusted_proxies: config.public.trusted_proxies.clone(),
+                secret: config.public_secret().map(Arc::from),
+                secret_header: config.public.secret_header.clone(),
+            },
+            registry: registry.clone(),
+            voice: voice_state.clone(),
+            ready: ready.clone(),
+            smpp_health: smpp_health.clone(),
+            max_body: config.public.max_body_bytes,
+            http_limit,
+            cc: config.numbers.default_country_code.clone(),
+            apology: config.ussd.apology_text.clone(),
         });
         let handler = move |mut req: hyper::Request<hyper::body::Incoming>| {
-            let guard = guard.clone();
-            let registry = registry.clone();
-            let ready = ready.clone();
-            let smpp_ok = smpp_health.as_ref().is_none_or(|h| h.ready());
-            let cc = cc.clone();
-            let apology = apology.clone();
-            let voice_state = voice_state.clone();
+            let front = front.clone();
             async move {
+                let f = &*front;
                 let probe = matches!(req.uri().path(), "/health" | "/ready");
-                if !probe && let Err(refusal) = guard.check(&mut req) {
+                if !probe && let Err(refusal) = f.guard.check(&mut req) {
                     return *refusal;
                 }
                 if req.uri().path().starts_with("/voice/") {
                     return match (req.method(), VoicePath::from_path(req.uri().path())) {
                         (&Method::POST, Some(path)) => {
-                            http::voice::handle(req, path, voice_state).await
+                            http::voice::handle(req, path, &f.voice).await
                         }
                         (_, Some(_)) => {
                             http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -329,14 +342,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 }
                 match (req.method(), req.uri().path()) {
                     (&Method::POST, "/ussd/events") => {
-                        ussd::handle_event(req, registry, max_body).await
+                        ussd::handle_event(req, &f.registry, f.max_body).await
                     }
                     (&Method::POST, "/ussd") => {
-                        ussd::handle(req, registry, max_body, http_limit, &cc, &apology).await
+                        ussd::handle(
+                            req,
+                            &f.registry,
+                            f.max_body,
+                            f.http_limit,
+                            &f.cc,
+                            &f.apology,
+                        )
+                        .await
                     }
                     (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
                     (&Method::GET, "/ready") => {
-                        if ready.load(Ordering::Acquire) && smpp_ok {
+                        let smpp_ok = f.smpp_health.as_ref().is_none_or(|h| h.ready());
+                        if f.ready.load(Ordering::Acquire) && smpp_ok {
                             http::text(StatusCode::OK, "ready\n")
                         } else {
                             http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

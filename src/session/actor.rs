@@ -517,7 +517,9 @@ impl SessionActor {
                     fields: record.at_event_fields(d.last_reply.end),
                 });
         metrics::dialogue_ended(reason.as_str(), Duration::from_millis(record.duration_ms));
-        tracing::info!(
+        // DEBUG, not INFO: at national traffic one line per dialogue is most of the log and a
+        // few percent of the CPU; the end records (`/admin/export/ended`) and the metrics hold it.
+        tracing::debug!(
             msisdn = %d.msisdn.masked(),
             service_code = %d.route,
             hops = d.hops,

@@ -90,7 +90,7 @@ pub fn parse_callback(body: &[u8], default_cc: &str) -> Result<AtCallback, Strin
 /// dialogue or not, so AT does not retry it.
 pub async fn handle_event(
     req: http::Request<Incoming>,
-    registry: Registry,
+    registry: &Registry,
     max_body: usize,
 ) -> Response<Body> {
     let body = match read_form(req, max_body).await {
@@ -178,7 +178,7 @@ pub fn is_form(req: &http::Request<Incoming>) -> bool {
 /// Handles `POST /ussd`.
 pub async fn handle(
     req: http::Request<Incoming>,
-    registry: Registry,
+    registry: &Registry,
     max_body: usize,
     limit: crate::text::Limit,
     default_cc: &str,

@@ -31,7 +31,7 @@ pub struct VoiceState {
 pub async fn handle(
     req: http::Request<Incoming>,
     path: VoicePath,
-    state: VoiceState,
+    state: &VoiceState,
 ) -> Response<Body> {
     let body = match super::ussd::read_form(req, state.max_body).await {
         Ok(b) => b,
