@@ -4,7 +4,8 @@
 //! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
 //! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with the id of
 //!   their end-of-session record;
-//! - `ended`: end-of-session records, keyed by a monotonic id;
+//! - `ended`: end-of-session records in chunks of a few, keyed by the monotonic id of each
+//!   chunk's first record (records written before chunks are kept alone under their id);
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
 //!
@@ -41,6 +42,9 @@ pub enum StoreError {
     /// A stored document could not be (de)serialised.
     #[error("store: bad document: {0}")]
     Codec(#[from] serde_json::Error),
+    /// A stored value is not in any format the gateway writes.
+    #[error("store: corrupt {0}")]
+    Corrupt(String),
     /// A transaction was aborted by its own logic.
     #[error("store: {0}")]
     Aborted(String),
@@ -339,7 +343,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
         let id = self.db.generate_id()?.to_be_bytes();
-        let tomb = behind::tombstone_value(id, &serde_json::to_vec(tombstone)?);
+        let tomb = serde_json::to_vec(tombstone)?;
         let rec = serde_json::to_vec(record)?;
         let item = match notification {
             Some(effect) => {
@@ -371,22 +375,46 @@ impl Store {
         let Some(tombstone) = self.dialogues.tombstones.get(key)? else {
             return Ok(false);
         };
-        let id = match behind::tombstone_parts(&tombstone).0 {
-            Some(id) => sled::IVec::from(&id),
+        let at = match behind::tombstone_parts(&tombstone).0 {
+            Some(at) => at,
             None => match self.dialogues.index.get(key)? {
-                Some(id) => id,
+                Some(id) => match <[u8; 8]>::try_from(id.as_ref()) {
+                    Ok(id) => behind::RecordAt { key: id, id },
+                    Err(_) => return Ok(false),
+                },
                 None => return Ok(false),
             },
         };
-        let Some(bytes) = self.dialogues.ended.get(&id)? else {
-            return Ok(false);
-        };
-        let mut record: E = serde_json::from_slice(&bytes)?;
-        change(&mut record);
-        self.dialogues
-            .ended
-            .insert(&id, serde_json::to_vec(&record)?)?;
-        Ok(true)
+        // Compare-and-swap: another record of the same chunk may be changed meanwhile.
+        loop {
+            let Some(value) = self.dialogues.ended.get(at.key)? else {
+                return Ok(false);
+            };
+            let mut records: Vec<([u8; 8], Vec<u8>)> = behind::chunk_records(&at.key, &value)?
+                .into_iter()
+                .map(|(id, doc)| (id, doc.to_vec()))
+                .collect();
+            let Some((_, doc)) = records.iter_mut().find(|(id, _)| *id == at.id) else {
+                return Ok(false);
+            };
+            let mut record: E = serde_json::from_slice(doc)?;
+            change(&mut record);
+            *doc = serde_json::to_vec(&record)?;
+            let new = if value.first() == Some(&b'{') {
+                // A record kept alone, as an older gateway wrote it, stays so.
+                records.swap_remove(0).1
+            } else {
+                behind::chunk_value(records.iter().map(|(id, doc)| (*id, doc.as_slice())))
+            };
+            if self
+                .dialogues
+                .ended
+                .compare_and_swap(at.key, Some(value), Some(new))?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+        }
     }
 
     /// The tombstone of an ended dialogue, if still kept.
@@ -463,7 +491,13 @@ impl Store {
     /// How many end-of-session records are kept (after a commit of what waits).
     pub fn ended_count(&self) -> usize {
         let _ = self.commit();
-        self.dialogues.ended.len()
+        let _gate = self.shared();
+        self.dialogues
+            .ended
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| behind::chunk_records(&k, &v).map_or(0, |r| r.len()))
+            .sum()
     }
 
     /// End-of-session records, oldest first (after a commit of what waits).
@@ -472,12 +506,63 @@ impl Store {
             return vec![Err(e)].into_iter();
         }
         let _gate = self.shared();
-        self.dialogues
-            .ended
-            .iter()
-            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
-            .collect::<Vec<_>>()
-            .into_iter()
+        let mut out = Vec::new();
+        for item in self.dialogues.ended.iter() {
+            let records = item.map_err(StoreError::from).and_then(|(k, v)| {
+                Ok(behind::chunk_records(&k, &v)?
+                    .into_iter()
+                    .map(|(_, doc)| serde_json::from_slice(doc).map_err(StoreError::from))
+                    .collect::<Vec<_>>())
+            });
+            match records {
+                Ok(records) => out.extend(records),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out.into_iter()
+    }
+
+    /// Removes the end-of-session records for which `expired` says so; returns how many went.
+    ///
+    /// # Errors
+    /// sled or parse errors.
+    pub fn purge_end_records(
+        &self,
+        expired: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<usize, StoreError> {
+        self.commit()?;
+        let mut gone = 0;
+        let _gate = self.shared();
+        for item in self.dialogues.ended.iter() {
+            let (k, v) = item?;
+            let records = behind::chunk_records(&k, &v)?;
+            let kept: Vec<_> = records
+                .iter()
+                .filter(|(_, doc)| {
+                    // An unreadable record is kept, as it would be alone.
+                    !serde_json::from_slice(doc).is_ok_and(|d| expired(&d))
+                })
+                .copied()
+                .collect();
+            if kept.len() == records.len() {
+                continue;
+            }
+            let new = if kept.is_empty() {
+                None
+            } else {
+                Some(behind::chunk_value(kept.iter().copied()))
+            };
+            // Unless a record of the chunk changed meanwhile: the next purge sees it.
+            if self
+                .dialogues
+                .ended
+                .compare_and_swap(&k, Some(&v), new)?
+                .is_ok()
+            {
+                gone += records.len() - kept.len();
+            }
+        }
+        Ok(gone)
     }
 
     /// A bookkeeping flag.

@@ -133,6 +133,10 @@ fn tree_of(kind: Kind) -> &'static str {
 /// # Errors
 /// Store or parse errors.
 pub fn documents(store: &Store, kind: Kind) -> Result<Vec<Value>, StoreError> {
+    if kind == Kind::Ended {
+        // Kept in chunks.
+        return store.ended_records().collect();
+    }
     let mut out = Vec::new();
     let tree = store.tree(tree_of(kind))?;
     let _gate = store.shared();
@@ -192,7 +196,7 @@ pub fn export(
 /// Store errors.
 pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Purged, StoreError> {
     let cutoff = |days: u64| now_ms.saturating_sub(days.saturating_mul(DAY_MS));
-    let end_records = purge_tree(store, "ended", |v| {
+    let end_records = store.purge_end_records(|v| {
         v.get("ended_ms").and_then(Value::as_u64).unwrap_or(0) < cutoff(config.end_records_days)
     })?;
     let outbox = crate::outbox::purge_finished(store, cutoff(config.outbox_days))?;
