@@ -8,10 +8,10 @@
 //! A crash in the middle of a commit can leave a dialogue's end written (its record, its
 //! tombstone) with its live state still there: a live state whose key has the tombstone of a
 //! dialogue with the same start is such a leftover, and is removed without a second end, by
-//! the sweep or by the first hop that finds it, whichever comes first. (A crash after a chunk
-//! of end records is written and before all of its tombstones are can still give those of its
-//! dialogues whose live state was committed before a second end: at most a chunk's worth,
-//! `store::behind::CHUNK_RECORDS`. Nothing of an end is lost, at the price of that duplicate.)
+//! the sweep or by the first hop that finds it, whichever comes first. (A crash within the
+//! writes of one chunk of ends, after some of its notifications or its records and before all
+//! of its tombstones, can still give those of its dialogues whose live state was committed
+//! before a second end: at most a chunk's worth, `store::behind::CHUNK_RECORDS`.)
 
 use super::SessionKey;
 use super::registry::Registry;

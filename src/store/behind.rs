@@ -78,10 +78,13 @@ const CHUNK: u8 = 2;
 /// (an aggregator's end report), so it stays small.
 pub(crate) const CHUNK_RECORDS: usize = 16;
 
-/// A chunk: the format byte, then for each record its id, its length (u32, big-endian) and
-/// its document.
-pub(crate) fn chunk_value<'a>(records: impl IntoIterator<Item = ([u8; 8], &'a [u8])>) -> Vec<u8> {
+/// A chunk: the format byte, the number of records (u32, big-endian), then for each record
+/// its id, its length (u32, big-endian) and its document.
+pub(crate) fn chunk_value<'a>(
+    records: impl ExactSizeIterator<Item = ([u8; 8], &'a [u8])>,
+) -> Vec<u8> {
     let mut v = vec![CHUNK];
+    v.extend_from_slice(&(records.len() as u32).to_be_bytes());
     for (id, doc) in records {
         v.extend_from_slice(&id);
         v.extend_from_slice(&(doc.len() as u32).to_be_bytes());
@@ -97,32 +100,58 @@ pub(crate) type EndRecordRef<'a> = ([u8; 8], &'a [u8]);
 /// kept alone under its id.
 ///
 /// # Errors
-/// A chunk cut short, or a key that is not an id.
+/// A chunk whose records do not add up to its count and length, or a key that is not an id.
 pub(crate) fn chunk_records<'a>(
     key: &[u8],
     value: &'a [u8],
 ) -> Result<Vec<EndRecordRef<'a>>, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("end-record chunk {key:02x?}"));
-    let Some((&CHUNK, mut rest)) = value.split_first() else {
+    let Some((&CHUNK, rest)) = value.split_first() else {
         let id = key.try_into().map_err(|_| corrupt())?;
         return Ok(vec![(id, value)]);
     };
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        if rest.len() < 12 {
-            return Err(corrupt());
-        }
-        let (head, tail) = rest.split_at(12);
-        let id: [u8; 8] = head[..8].try_into().map_err(|_| corrupt())?;
-        let len = u32::from_be_bytes(head[8..].try_into().map_err(|_| corrupt())?) as usize;
+    let (count, mut rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let count = u32::from_be_bytes(*count) as usize;
+    let mut out = Vec::with_capacity(count.min(CHUNK_RECORDS));
+    for _ in 0..count {
+        let (id, tail) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (len, tail) = tail.split_first_chunk::<4>().ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes(*len) as usize;
         if tail.len() < len {
             return Err(corrupt());
         }
         let (doc, after) = tail.split_at(len);
-        out.push((id, doc));
+        out.push((*id, doc));
         rest = after;
     }
+    if !rest.is_empty() {
+        return Err(corrupt());
+    }
     Ok(out)
+}
+
+/// What a commit writes for `chunk` when `ended` already has `old` under its key: a commit
+/// written again after a failure. Its records there stay as they are (an aggregator's report
+/// may have changed one meanwhile); those the first attempt did not have are added.
+fn merge_chunk(key: &[u8], old: &[u8], chunk: &[End]) -> Vec<u8> {
+    let Ok(old) = chunk_records(key, old) else {
+        // Not something a commit wrote: this commit's records replace it.
+        return chunk_value(chunk.iter().map(|e| (e.id, e.record.as_slice())));
+    };
+    let mut records: Vec<EndRecordRef<'_>> = chunk
+        .iter()
+        .map(|e| {
+            old.iter()
+                .find(|(id, _)| *id == e.id)
+                .copied()
+                .unwrap_or((e.id, e.record.as_slice()))
+        })
+        .collect();
+    records.extend(
+        old.iter()
+            .filter(|(id, _)| chunk.iter().all(|e| e.id != *id)),
+    );
+    chunk_value(records.into_iter())
 }
 
 /// A live state waiting for its commit, serialised only when it is written (most dialogues
@@ -470,10 +499,14 @@ impl Dialogues {
             }
             let key = chunk[0].id;
             self.step()?;
-            self.ended.insert(
-                key,
-                chunk_value(chunk.iter().map(|e| (e.id, e.record.as_slice()))),
-            )?;
+            // Compare-and-swap, not insert: written again after a failure, the chunk must not
+            // undo a report that changed one of its records in between.
+            self.ended.update_and_fetch(key, |old| {
+                Some(match old {
+                    None => chunk_value(chunk.iter().map(|e| (e.id, e.record.as_slice()))),
+                    Some(old) => merge_chunk(&key, old, chunk),
+                })
+            })?;
             for end in chunk {
                 self.step()?;
                 let at = RecordAt { key, id: end.id };
@@ -905,5 +938,90 @@ mod tests {
         let err = read.into_iter().next().unwrap().unwrap_err().to_string();
         assert!(err.contains("corrupt end-record chunk"), "{err}");
         assert!(store.update_end_record::<Value>("http:a", |_| ()).is_err());
+    }
+
+    #[test]
+    fn a_chunk_written_again_after_a_failure_keeps_a_report_made_in_between() {
+        let store = Store::temporary().unwrap();
+        store.put_live("smpp:later", json!({"hop": 1})).unwrap();
+        end(&store, "smpp:k", "END Bye", json!({"n": 1}));
+        // The chunk and its tombstone land, the live state after them does not.
+        commit_cut_after(&store, 2);
+        // A report changes the record in sled meanwhile (as `update_end_record` does).
+        let (key, value) = store.dialogues.ended.first().unwrap().unwrap();
+        let records = super::chunk_records(&key, &value).unwrap();
+        let (id, _) = records[0];
+        let changed = serde_json::to_vec(&json!({"n": 1, "aggregator": "Success"})).unwrap();
+        store
+            .dialogues
+            .ended
+            .insert(
+                &key,
+                super::chunk_value([(id, changed.as_slice())].into_iter()),
+            )
+            .unwrap();
+        end(&store, "smpp:j", "END Bye", json!({"n": 2}));
+        store.commit().unwrap();
+        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
+        assert_eq!(
+            records,
+            [json!({"n": 1, "aggregator": "Success"}), json!({"n": 2})],
+            "the report stays, the newer end joins its chunk"
+        );
+        assert_eq!(store.dialogues.ended.len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_chunk_is_kept_and_the_purge_goes_on_past_it() {
+        let store = Store::temporary().unwrap();
+        let d = &store.dialogues;
+        let old = serde_json::to_vec(&json!({"ended_ms": 1})).unwrap();
+        let chunk = |id: u64| super::chunk_value([(id.to_be_bytes(), old.as_slice())].into_iter());
+        d.ended.insert(5u64.to_be_bytes(), chunk(5)).unwrap();
+        let mut cut = chunk(6);
+        cut.truncate(cut.len() - 1);
+        d.ended.insert(6u64.to_be_bytes(), cut).unwrap();
+        d.ended.insert(7u64.to_be_bytes(), chunk(7)).unwrap();
+        // An empty chunk (never written by a commit) goes too.
+        d.ended
+            .insert(8u64.to_be_bytes(), super::chunk_value(std::iter::empty()))
+            .unwrap();
+        assert_eq!(store.ended_count(), 2, "the unreadable one counts for none");
+        let gone = store.purge_end_records(|_| true).unwrap();
+        assert_eq!(gone, 2);
+        let left: Vec<_> = d.ended.iter().keys().map(Result::unwrap).collect();
+        assert_eq!(left, [sled::IVec::from(&6u64.to_be_bytes())]);
+    }
+
+    #[test]
+    fn end_records_read_in_the_order_the_dialogues_ended() {
+        let store = Store::temporary().unwrap();
+        let d = &store.dialogues;
+        let doc = |n: u64| serde_json::to_vec(&json!({"n": n})).unwrap();
+        let (a, b, c) = (doc(10), doc(20), doc(30));
+        // Record 30 got its id before record 20's but joined an earlier commit's chunk.
+        d.ended
+            .insert(
+                10u64.to_be_bytes(),
+                super::chunk_value(
+                    [
+                        (10u64.to_be_bytes(), a.as_slice()),
+                        (30u64.to_be_bytes(), c.as_slice()),
+                    ]
+                    .into_iter(),
+                ),
+            )
+            .unwrap();
+        d.ended
+            .insert(
+                20u64.to_be_bytes(),
+                super::chunk_value([(20u64.to_be_bytes(), b.as_slice())].into_iter()),
+            )
+            .unwrap();
+        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
+        assert_eq!(
+            records,
+            [json!({"n": 10}), json!({"n": 20}), json!({"n": 30})]
+        );
     }
 }

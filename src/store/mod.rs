@@ -2,8 +2,8 @@
 //!
 //! Trees:
 //! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
-//! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with the id of
-//!   their end-of-session record;
+//! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with where
+//!   their end-of-session record is kept (its chunk's key and its own id);
 //! - `ended`: end-of-session records in chunks of a few, keyed by the monotonic id of each
 //!   chunk's first record (records written before chunks are kept alone under their id);
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
@@ -488,44 +488,58 @@ impl Store {
         Ok(gone)
     }
 
-    /// How many end-of-session records are kept (after a commit of what waits).
+    /// How many end-of-session records are kept (after a commit of what waits). An unreadable
+    /// entry counts for none, and is logged.
     pub fn ended_count(&self) -> usize {
         let _ = self.commit();
         let _gate = self.shared();
-        self.dialogues
-            .ended
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| behind::chunk_records(&k, &v).map_or(0, |r| r.len()))
-            .sum()
+        let mut n = 0;
+        for item in self.dialogues.ended.iter() {
+            match item
+                .map_err(StoreError::from)
+                .and_then(|(k, v)| Ok(behind::chunk_records(&k, &v)?.len()))
+            {
+                Ok(records) => n += records,
+                Err(e) => tracing::error!(error = %e, "end records not counted"),
+            }
+        }
+        n
     }
 
-    /// End-of-session records, oldest first (after a commit of what waits).
+    /// End-of-session records, oldest first (by id: the order in which the dialogues ended),
+    /// after a commit of what waits.
     pub fn ended_records<T: DeserializeOwned>(&self) -> std::vec::IntoIter<Result<T, StoreError>> {
         if let Err(e) = self.commit() {
             return vec![Err(e)].into_iter();
         }
         let _gate = self.shared();
-        let mut out = Vec::new();
+        // Chunks are keyed by their first record's id, and an end can join a later commit
+        // than one whose id came after it: ordered by each record's own id.
+        let mut out: Vec<([u8; 8], Result<T, StoreError>)> = Vec::new();
         for item in self.dialogues.ended.iter() {
-            let records = item.map_err(StoreError::from).and_then(|(k, v)| {
+            let decoded = item.map_err(StoreError::from).and_then(|(k, v)| {
                 Ok(behind::chunk_records(&k, &v)?
                     .into_iter()
-                    .map(|(_, doc)| serde_json::from_slice(doc).map_err(StoreError::from))
+                    .map(|(id, doc)| (id, serde_json::from_slice(doc).map_err(StoreError::from)))
                     .collect::<Vec<_>>())
             });
-            match records {
+            match decoded {
                 Ok(records) => out.extend(records),
-                Err(e) => out.push(Err(e)),
+                Err(e) => out.push(([u8::MAX; 8], Err(e))),
             }
         }
+        out.sort_by_key(|(id, _)| *id);
         out.into_iter()
+            .map(|(_, r)| r)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     /// Removes the end-of-session records for which `expired` says so; returns how many went.
+    /// An unreadable chunk is kept, and logged: it never stops the purge of the others.
     ///
     /// # Errors
-    /// sled or parse errors.
+    /// sled errors.
     pub fn purge_end_records(
         &self,
         expired: impl Fn(&serde_json::Value) -> bool,
@@ -535,7 +549,13 @@ impl Store {
         let _gate = self.shared();
         for item in self.dialogues.ended.iter() {
             let (k, v) = item?;
-            let records = behind::chunk_records(&k, &v)?;
+            let records = match behind::chunk_records(&k, &v) {
+                Ok(records) => records,
+                Err(e) => {
+                    tracing::error!(error = %e, "end records kept: unreadable");
+                    continue;
+                }
+            };
             let kept: Vec<_> = records
                 .iter()
                 .filter(|(_, doc)| {
@@ -544,7 +564,7 @@ impl Store {
                 })
                 .copied()
                 .collect();
-            if kept.len() == records.len() {
+            if kept.len() == records.len() && !kept.is_empty() {
                 continue;
             }
             let new = if kept.is_empty() {
