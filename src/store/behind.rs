@@ -285,6 +285,16 @@ pub(crate) struct Dialogues {
     fail_after: std::sync::atomic::AtomicUsize,
 }
 
+/// Where a dialogue's latest end is, for a change of its record.
+pub(crate) enum WaitingEnd {
+    /// It waited for the next commit, and its record is changed.
+    Changed,
+    /// It is being committed right now.
+    Committing,
+    /// It is not waiting: sled has it, if anyone does.
+    NotWaiting,
+}
+
 /// What the write-behind buffer says about a key.
 pub(crate) enum Seen {
     /// Written and not yet committed.
@@ -421,6 +431,37 @@ impl Dialogues {
             None => {}
         }
         Ok(())
+    }
+
+    /// Changes the end record of `key`'s latest end with `change` if that end still waits for
+    /// a commit, under the lock: no commit is needed to reach it.
+    ///
+    /// # Errors
+    /// What `change` returns.
+    pub(crate) fn change_waiting_end(
+        &self,
+        key: &str,
+        change: impl FnOnce(&[u8]) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<WaitingEnd, StoreError> {
+        let mut slots = self.slots();
+        if let Some(&i) = slots.pending.latest_end.get(key) {
+            let end = &mut slots.pending.ends[i];
+            end.record = change(&end.record)?;
+            return Ok(WaitingEnd::Changed);
+        }
+        if slots
+            .committing
+            .as_ref()
+            .is_some_and(|c| c.latest_end.contains_key(key))
+        {
+            return Ok(WaitingEnd::Committing);
+        }
+        Ok(WaitingEnd::NotWaiting)
+    }
+
+    /// Returns once the commit in progress, if any, is over.
+    pub(crate) fn wait_for_commit(&self) {
+        drop(self.committer.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// How many writes wait for the next commit.
@@ -1022,6 +1063,33 @@ mod tests {
         assert_eq!(
             records,
             [json!({"n": 10}), json!({"n": 20}), json!({"n": 30})]
+        );
+    }
+
+    #[test]
+    fn a_report_on_an_end_that_waits_changes_it_without_a_commit() {
+        let store = Store::temporary().unwrap();
+        end(&store, "http:r", "END first", json!({"n": 1}));
+        end(&store, "http:r", "END second", json!({"n": 2}));
+        let waiting = store.uncommitted();
+        assert!(
+            store
+                .update_end_record::<Value>("http:r", |r| r["aggregator"] = json!("Success"))
+                .unwrap()
+        );
+        assert_eq!(store.uncommitted(), waiting, "nothing was committed");
+        assert!(store.dialogues.ended.is_empty());
+        assert!(
+            !store
+                .update_end_record::<Value>("http:none", |_| ())
+                .unwrap(),
+            "no end, waiting or kept"
+        );
+        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
+        assert_eq!(
+            records,
+            [json!({"n": 1}), json!({"n": 2, "aggregator": "Success"})],
+            "the latest end of the key has the report"
         );
     }
 }

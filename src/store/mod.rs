@@ -371,7 +371,22 @@ impl Store {
         key: &str,
         change: impl Fn(&mut E),
     ) -> Result<bool, StoreError> {
-        self.commit()?;
+        // Aggregators report within seconds of the END, mostly before its commit: the waiting
+        // record is changed in place. (Committing here instead, on an actor's thread, made a
+        // commit per report and held that thread for as long as a commit in progress took.)
+        let change_doc = |doc: &[u8]| -> Result<Vec<u8>, StoreError> {
+            let mut record: E = serde_json::from_slice(doc)?;
+            change(&mut record);
+            Ok(serde_json::to_vec(&record)?)
+        };
+        loop {
+            match self.dialogues.change_waiting_end(key, change_doc)? {
+                behind::WaitingEnd::Changed => return Ok(true),
+                // In sled once that commit is over (or waiting again if it failed).
+                behind::WaitingEnd::Committing => self.dialogues.wait_for_commit(),
+                behind::WaitingEnd::NotWaiting => break,
+            }
+        }
         let Some(tombstone) = self.dialogues.tombstones.get(key)? else {
             return Ok(false);
         };
@@ -397,9 +412,7 @@ impl Store {
             let Some((_, doc)) = records.iter_mut().find(|(id, _)| *id == at.id) else {
                 return Ok(false);
             };
-            let mut record: E = serde_json::from_slice(doc)?;
-            change(&mut record);
-            *doc = serde_json::to_vec(&record)?;
+            *doc = change_doc(doc)?;
             let new = if value.first() == Some(&b'{') {
                 // A record kept alone, as an older gateway wrote it, stays so.
                 records.swap_remove(0).1
