@@ -1092,4 +1092,25 @@ mod tests {
             "the latest end of the key has the report"
         );
     }
+
+    #[test]
+    fn counts_and_purges_of_end_records_go_over_every_slice() {
+        let store = Store::temporary().unwrap();
+        let n = 2 * crate::store::SCAN_SLICE + 5;
+        for i in 0..n as u64 {
+            let doc = serde_json::to_vec(&json!({"ended_ms": i})).unwrap();
+            let chunk = super::chunk_value([(i.to_be_bytes(), doc.as_slice())].into_iter());
+            store
+                .dialogues
+                .ended
+                .insert(i.to_be_bytes(), chunk)
+                .unwrap();
+        }
+        assert_eq!(store.ended_count(), n);
+        let gone = store
+            .purge_end_records(|r| r["ended_ms"].as_u64().is_some_and(|t| t % 2 == 0))
+            .unwrap();
+        assert_eq!(gone, n.div_ceil(2));
+        assert_eq!(store.ended_count(), n / 2);
+    }
 }

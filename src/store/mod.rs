@@ -33,6 +33,9 @@ const ENDED_INDEX: &str = "ended_by_session";
 /// Keys of the old session index removed per tombstone purge (see [`Store::purge_tombstones`]).
 const OLD_INDEX_SLICE: usize = 10_000;
 
+/// Entries read per hold of the scan gate by [`Store::scan_sliced`].
+const SCAN_SLICE: usize = 1_024;
+
 /// A store failure. The gateway answers the hop with an apology and counts it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +174,41 @@ impl Store {
     /// Held while a scan (an iterator over a tree) runs; see [`Store::exclusive`].
     pub fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
         self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `f` on every entry of `tree` in key order, holding the scan gate
+    /// ([`Store::shared`]) for a slice of entries at a time, so that a long scan never holds
+    /// ledger transactions back for longer than one slice. Entries written meanwhile are seen
+    /// if they sort after the slice being read.
+    ///
+    /// # Errors
+    /// sled errors, or the first error of `f`.
+    fn scan_sliced(
+        &self,
+        tree: &Tree,
+        mut f: impl FnMut(&sled::IVec, &sled::IVec) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut after: Option<sled::IVec> = None;
+        loop {
+            let _gate = self.shared();
+            let slice = match &after {
+                None => tree.iter(),
+                Some(k) => tree.range::<&[u8], _>((
+                    std::ops::Bound::Excluded(k.as_ref()),
+                    std::ops::Bound::Unbounded,
+                )),
+            };
+            let mut n = 0;
+            for item in slice.take(SCAN_SLICE) {
+                let (k, v) = item?;
+                f(&k, &v)?;
+                after = Some(k);
+                n += 1;
+            }
+            if n < SCAN_SLICE {
+                return Ok(());
+            }
+        }
     }
 
     /// Signalled after a transaction wrote outbox items.
@@ -501,20 +539,20 @@ impl Store {
         Ok(gone)
     }
 
-    /// How many end-of-session records are kept (after a commit of what waits). An unreadable
-    /// entry counts for none, and is logged.
+    /// How many end-of-session records are kept (after a commit of what waits), counted a slice
+    /// at a time ([`Store::scan_sliced`]). An unreadable entry counts for none, and is logged.
     pub fn ended_count(&self) -> usize {
         let _ = self.commit();
-        let _gate = self.shared();
         let mut n = 0;
-        for item in self.dialogues.ended.iter() {
-            match item
-                .map_err(StoreError::from)
-                .and_then(|(k, v)| Ok(behind::chunk_records(&k, &v)?.len()))
-            {
-                Ok(records) => n += records,
+        let counted = self.scan_sliced(&self.dialogues.ended, |k, v| {
+            match behind::chunk_records(k, v) {
+                Ok(records) => n += records.len(),
                 Err(e) => tracing::error!(error = %e, "end records not counted"),
             }
+            Ok(())
+        });
+        if let Err(e) = counted {
+            tracing::error!(error = %e, "end records not counted");
         }
         n
     }
@@ -548,8 +586,9 @@ impl Store {
             .into_iter()
     }
 
-    /// Removes the end-of-session records for which `expired` says so; returns how many went.
-    /// An unreadable chunk is kept, and logged: it never stops the purge of the others.
+    /// Removes the end-of-session records for which `expired` says so, a slice at a time
+    /// ([`Store::scan_sliced`]); returns how many went. An unreadable chunk is kept, and
+    /// logged: it never stops the purge of the others.
     ///
     /// # Errors
     /// sled errors.
@@ -559,14 +598,12 @@ impl Store {
     ) -> Result<usize, StoreError> {
         self.commit()?;
         let mut gone = 0;
-        let _gate = self.shared();
-        for item in self.dialogues.ended.iter() {
-            let (k, v) = item?;
-            let records = match behind::chunk_records(&k, &v) {
+        self.scan_sliced(&self.dialogues.ended, |k, v| {
+            let records = match behind::chunk_records(k, v) {
                 Ok(records) => records,
                 Err(e) => {
                     tracing::error!(error = %e, "end records kept: unreadable");
-                    continue;
+                    return Ok(());
                 }
             };
             let kept: Vec<_> = records
@@ -578,7 +615,7 @@ impl Store {
                 .copied()
                 .collect();
             if kept.len() == records.len() && !kept.is_empty() {
-                continue;
+                return Ok(());
             }
             let new = if kept.is_empty() {
                 None
@@ -589,12 +626,13 @@ impl Store {
             if self
                 .dialogues
                 .ended
-                .compare_and_swap(&k, Some(&v), new)?
+                .compare_and_swap(k, Some(v), new)?
                 .is_ok()
             {
                 gone += records.len() - kept.len();
             }
-        }
+            Ok(())
+        })?;
         Ok(gone)
     }
 
