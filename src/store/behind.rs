@@ -204,12 +204,18 @@ impl Pending {
         self.live.len() + self.ends.len()
     }
 
-    /// Empties it, keeping its tables' room for the next batch.
+    /// Empties it, keeping its tables' room for the next batch (up to a bound: a burst does
+    /// not keep its memory for good).
     fn clear(&mut self) {
+        const KEEP: usize = 1 << 16;
         self.live.clear();
+        self.live.shrink_to(KEEP);
         self.ends.clear();
+        self.ends.shrink_to(KEEP);
         self.latest_end.clear();
+        self.latest_end.shrink_to(KEEP);
         self.absent.clear();
+        self.absent.shrink_to(KEEP);
     }
 
     fn end(&mut self, end: End) {
