@@ -107,19 +107,20 @@ pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
 pub fn purge_finished(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
     let tree = store.tree(TREE)?;
     let mut gone = 0;
-    let _gate = store.shared();
-    for entry in tree.iter() {
-        let (k, v) = entry?;
-        let Ok(item) = serde_json::from_slice::<Item>(&v) else {
-            continue;
+    // A slice at a time: the outbox keeps every item for its retention period, and a scan
+    // holding the gate throughout would hold ledger transactions back as long.
+    store.scan_sliced(&tree, |k, v| {
+        let Ok(item) = serde_json::from_slice::<Item>(v) else {
+            return Ok(());
         };
         if item.status != Status::Pending && item.finished_ms.is_some_and(|f| f < before_ms) {
             // Only if unchanged since read.
-            if tree.compare_and_swap(&k, Some(v), None::<&[u8]>)?.is_ok() {
+            if tree.compare_and_swap(k, Some(v), None::<&[u8]>)?.is_ok() {
                 gone += 1;
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(gone)
 }
 

@@ -183,7 +183,7 @@ impl Store {
     ///
     /// # Errors
     /// sled errors, or the first error of `f`.
-    fn scan_sliced(
+    pub(crate) fn scan_sliced(
         &self,
         tree: &Tree,
         mut f: impl FnMut(&sled::IVec, &sled::IVec) -> Result<(), StoreError>,

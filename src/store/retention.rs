@@ -230,16 +230,15 @@ fn purge_tree(
 ) -> Result<usize, StoreError> {
     let tree = store.tree(name)?;
     let mut gone = 0;
-    let _gate = store.shared();
-    for item in tree.iter() {
-        let (k, v) = item?;
-        let drop = match serde_json::from_slice::<Value>(&v) {
+    store.scan_sliced(&tree, |k, v| {
+        let drop = match serde_json::from_slice::<Value>(v) {
             Ok(doc) => expired(&doc),
             Err(_) => false,
         };
-        if drop && tree.compare_and_swap(&k, Some(v), None::<&[u8]>)?.is_ok() {
+        if drop && tree.compare_and_swap(k, Some(v), None::<&[u8]>)?.is_ok() {
             gone += 1;
         }
-    }
+        Ok(())
+    })?;
     Ok(gone)
 }
