@@ -5,7 +5,8 @@
 //! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with where
 //!   their end-of-session record is kept (its chunk's key and its own id);
 //! - `ended`: end-of-session records in chunks of a few, keyed by the monotonic id of each
-//!   chunk's first record (records written before chunks are kept alone under their id);
+//!   chunk's first record (records written before chunks are kept alone under their id, until
+//!   an aggregator report changes one: it is written back as a chunk of one);
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
 //!
@@ -451,12 +452,8 @@ impl Store {
                 return Ok(false);
             };
             *doc = change_doc(doc)?;
-            let new = if value.first() == Some(&b'{') {
-                // A record kept alone, as an older gateway wrote it, stays so.
-                records.swap_remove(0).1
-            } else {
-                behind::chunk_value(records.iter().map(|(id, doc)| (*id, doc.as_slice())))
-            };
+            // A record kept alone, as an older gateway wrote it, becomes a chunk of one.
+            let new = behind::chunk_value(records.iter().map(|(id, doc)| (*id, doc.as_slice())));
             if self
                 .dialogues
                 .ended
