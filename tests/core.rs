@@ -62,6 +62,7 @@ async fn end_leaves_a_tombstone_and_an_end_record() {
     let s = status(gw.admin_addr).await;
     assert_eq!(s["dialogues_persisted"], 0);
     assert_eq!(s["dialogues_ended"], 1);
+    assert_eq!(s["tombstones_kept"], 1);
     let records: Vec<serde_json::Value> = gw
         .registry()
         .core()
@@ -286,7 +287,10 @@ async fn a_live_state_left_behind_by_a_cut_commit_does_not_end_twice() {
         tomb["started_ms"] = (live["started_ms"].as_u64().unwrap() - 1).into();
         // Its end record: a copy of c1's (retention drops records without an end time).
         let record: serde_json::Value = store.ended_records().next().unwrap().unwrap();
-        store.end("http:c2", &tomb, &record, None).unwrap();
+        let expires = tomb["expires_ms"].as_u64().unwrap();
+        store
+            .end("http:c2", (&tomb, expires), &record, None)
+            .unwrap();
         store.put_live("http:c2", live).unwrap();
         store.flush_blocking().unwrap();
         assert_eq!(store.live_count(), 2);

@@ -527,7 +527,10 @@ impl SessionActor {
             "dialogue ended"
         );
         let t = Instant::now();
-        let result = self.core.store.end(&self.key, &tomb, &record, notification);
+        let result =
+            self.core
+                .store
+                .end(&self.key, (&tomb, tomb.expires_ms), &record, notification);
         metrics::store_write("end", t.elapsed(), result.is_ok());
         result
     }

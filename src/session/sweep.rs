@@ -135,7 +135,7 @@ pub async fn purge_tombstones(registry: Registry) {
         let store = registry.core().store.clone();
         let purged = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            store.purge_tombstones::<Tombstone>(|t| t.expires_ms <= now)
+            store.purge_tombstones::<Tombstone>(now, |t| t.expires_ms <= now)
         })
         .await;
         match purged {

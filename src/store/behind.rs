@@ -18,9 +18,11 @@
 //!
 //! Every read of dialogue state looks here first, so a commit is never visible as a gap.
 
+use super::recent::{self, Recent};
 use super::{ENDED_INDEX, StoreError, check_writable};
 use sled::Tree;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The first byte of a tombstone that names its end record's id, the record's key in
@@ -38,8 +40,9 @@ pub(crate) struct RecordAt {
     pub(crate) id: [u8; 8],
 }
 
-/// A tombstone as sled keeps it: a format byte, where its end-of-session record is (so the
+/// A tombstone as sled kept it one per key (before chunks of tombstones): a format byte, where its end-of-session record is (so the
 /// record can be found from the session key while the tombstone is kept), then its document.
+#[cfg(test)]
 pub(crate) fn tombstone_value(at: RecordAt, document: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(17 + document.len());
     v.push(TOMBSTONE_IN_CHUNK);
@@ -67,6 +70,9 @@ pub(crate) fn tombstone_parts(value: &[u8]) -> (Option<RecordAt>, &[u8]) {
         _ => (None, value),
     }
 }
+
+/// A tombstone read from sled: where its end record is (if it says), and its document.
+pub(crate) type StoredTombstone = (Option<RecordAt>, Vec<u8>);
 
 /// The first byte of a chunk of end-of-session records in `ended` (a record kept alone, as
 /// before 2026-12-06, is a bare JSON document, whose first byte is `{`).
@@ -188,8 +194,9 @@ struct Pending {
 struct End {
     key: String,
     id: [u8; 8],
-    /// The tombstone's document (where its record is kept is added when it is written).
+    /// The tombstone's document, and when it may be purged (ms since the epoch).
     tombstone: Vec<u8>,
+    expires_ms: u64,
     record: Vec<u8>,
     /// The end-of-session notification for the outbox: its key and document.
     outbox: Option<([u8; 8], Vec<u8>)>,
@@ -275,7 +282,17 @@ impl Slots {
 #[derive(Debug)]
 pub(crate) struct Dialogues {
     pub(crate) sessions: Tree,
+    /// Tombstones one per key, as written before they were kept in chunks: read while any is
+    /// left ([`Dialogues::old_tombstones`]), never written.
     pub(crate) tombstones: Tree,
+    /// Whether `tombstones` may still hold any (checked at start-up and by each purge).
+    old_tombstones: AtomicBool,
+    /// Chunks of tombstones, under the key of the chunk of their end records ([`recent`]).
+    pub(crate) tomb_chunks: Tree,
+    /// For each chunk of tombstones: when its last expires, its ids and session keys.
+    pub(crate) tomb_index: Tree,
+    /// Session key hash -> where its tombstone is, for the tombstones still kept.
+    recent: Mutex<Recent>,
     pub(crate) ended: Tree,
     /// Session key -> end record id, as written before tombstones carried the id: read for
     /// those tombstones only, never written, emptied once none of them is left.
@@ -317,9 +334,16 @@ impl Dialogues {
         faults: super::Faults,
         outbox_written: Arc<tokio::sync::Notify>,
     ) -> Result<Dialogues, StoreError> {
+        let tombstones = db.open_tree("tombstones")?;
+        let tomb_index = db.open_tree(TOMB_INDEX)?;
+        let recent = restore(&tomb_index)?;
         Ok(Dialogues {
             sessions: db.open_tree("sessions")?,
-            tombstones: db.open_tree("tombstones")?,
+            old_tombstones: AtomicBool::new(!tombstones.is_empty()),
+            tombstones,
+            tomb_chunks: db.open_tree(TOMB_CHUNKS)?,
+            tomb_index,
+            recent: Mutex::new(recent),
             ended: db.open_tree("ended")?,
             index: db.open_tree(ENDED_INDEX)?,
             outbox: db.open_tree(crate::outbox::TREE)?,
@@ -336,6 +360,83 @@ impl Dialogues {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `key`'s tombstone as sled keeps it (see [`Dialogues::tombstone`] for what waits): where
+    /// its end record is (`None` for a tombstone from before ids were kept in them) and its
+    /// document.
+    ///
+    /// # Errors
+    /// sled errors, or a chunk of tombstones that does not read.
+    pub(crate) fn stored_tombstone(
+        &self,
+        key: &str,
+    ) -> Result<Option<StoredTombstone>, StoreError> {
+        let at = self.recent().get(key.as_bytes());
+        if let Some(at) = at
+            && let Some(chunk) = self.tomb_chunks.get(at.key)?
+            && let Some(doc) = recent::find_in_chunk(&at.key, &chunk, at.id, key)?
+        {
+            return Ok(Some((Some(at), doc.to_vec())));
+        }
+        if self.old_tombstones.load(Ordering::Acquire)
+            && let Some(v) = self.tombstones.get(key)?
+        {
+            let (at, doc) = tombstone_parts(&v);
+            return Ok(Some((at, doc.to_vec())));
+        }
+        Ok(None)
+    }
+
+    /// Drops the chunks of tombstones all expired at `now_ms` (each after its index entry: a
+    /// crash in between leaves an entry with no chunk, which reads as no tombstone and goes
+    /// with the next purge), a slice of the index at a time; returns how many tombstones went.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub(crate) fn purge_chunks(
+        &self,
+        store: &super::Store,
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        self.recent().expire(now_ms);
+        let mut gone = 0;
+        store.scan_sliced(&self.tomb_index, |k, v| {
+            let count = match recent::index_entries(k, v) {
+                Ok((expires, _)) if expires > now_ms => return Ok(()),
+                Ok((_, entries)) => entries.len(),
+                Err(e) => {
+                    tracing::error!(error = %e, "tombstone index entry dropped: unreadable");
+                    0
+                }
+            };
+            self.tomb_chunks.remove(k)?;
+            // Unless a commit written again after a failure rewrote it meanwhile.
+            if self
+                .tomb_index
+                .compare_and_swap(k, Some(v), None::<&[u8]>)?
+                .is_ok()
+            {
+                gone += count;
+            }
+            Ok(())
+        })?;
+        Ok(gone)
+    }
+
+    /// Notes whether any tombstone is left in the tree of the format before chunks.
+    pub(crate) fn check_old_tombstones(&self) {
+        self.old_tombstones
+            .store(!self.tombstones.is_empty(), Ordering::Release);
+    }
+
+    /// How many tombstones are indexed in memory.
+    pub(crate) fn recent_len(&self) -> usize {
+        self.recent().len()
+    }
+
     /// Keeps a dialogue's live state for the next commit.
     pub(crate) fn put_live(&self, key: &str, state: State) {
         self.slots()
@@ -349,7 +450,7 @@ impl Dialogues {
         &self,
         key: &str,
         id: [u8; 8],
-        tombstone: Vec<u8>,
+        (tombstone, expires_ms): (Vec<u8>, u64),
         record: Vec<u8>,
         outbox: Option<([u8; 8], Vec<u8>)>,
     ) -> Result<(), StoreError> {
@@ -357,6 +458,7 @@ impl Dialogues {
             key: key.to_string(),
             id,
             tombstone,
+            expires_ms,
             record,
             outbox,
         };
@@ -525,12 +627,12 @@ impl Dialogues {
 
     /// Writes a batch with sled's single-key writes, in an order a crash can cut anywhere
     /// (sled recovers a prefix of its log): the ends in the order the dialogues ended, a chunk
-    /// of them at a time (their notifications, the chunk of their records, their tombstones),
-    /// then the live states and removals. A crash mid-commit can leave a dialogue's end
-    /// written with its live state still there; the start-up
-    /// sweep, or the first hop that finds it, recognises that by the tombstone, which names
-    /// the dialogue's start, and drops the live state (see `session::sweep`). No sled
-    /// transaction: one holds sled's global lock, and every read of every hop (a new
+    /// of them at a time (their notifications, the chunk of their records, the index entry of
+    /// their tombstones, the chunk of their tombstones), then the live states and removals. A
+    /// crash mid-commit can leave a dialogue's end written with its live state still there;
+    /// the start-up sweep, or the first hop that finds it, recognises that by the tombstone,
+    /// which names the dialogue's start, and drops the live state (see `session::sweep`). No
+    /// sled transaction: one holds sled's global lock, and every read of every hop (a new
     /// dialogue's look for its state, a flow's record) waits on it.
     fn write(&self, batch: &Pending) -> Result<(), StoreError> {
         // A commit written again after a failure has the same ends first, so its chunks begin
@@ -550,11 +652,30 @@ impl Dialogues {
             // undo a report that changed one of its records in between.
             self.ended
                 .update_and_fetch(key, |old| Some(chunk_over(&key, old, chunk)))?;
+            // The index entry before its chunk: a chunk is never left without one (the purge
+            // goes by the index).
+            let expires_ms = chunk.iter().map(|e| e.expires_ms).max().unwrap_or(0);
+            self.step()?;
+            self.tomb_index.insert(
+                key,
+                recent::index_value(expires_ms, chunk.iter().map(|e| (e.id, e.key.as_str()))),
+            )?;
+            self.step()?;
+            self.tomb_chunks.insert(
+                key,
+                recent::chunk_value(
+                    chunk
+                        .iter()
+                        .map(|e| (e.id, e.key.as_str(), e.tombstone.as_slice())),
+                ),
+            )?;
+            // Before the batch stops being read from (`Slots::committing`): a tombstone is
+            // found in one or the other at every moment.
+            let now = crate::session::state::now_ms();
+            let mut recent = self.recent();
             for end in chunk {
-                self.step()?;
                 let at = RecordAt { key, id: end.id };
-                self.tombstones
-                    .insert(end.key.as_bytes(), tombstone_value(at, &end.tombstone))?;
+                recent.insert(end.key.as_bytes(), at, end.expires_ms, now);
             }
         }
         // In key order: neighbouring keys share sled's pages.
@@ -596,6 +717,47 @@ impl Dialogues {
     }
 }
 
+/// The tree of the index entries of chunks of tombstones, and that of the chunks.
+const TOMB_INDEX: &str = "tombstone_index";
+const TOMB_CHUNKS: &str = "tombstone_chunks";
+
+/// The in-memory index of the tombstones still kept, read back from `tombstone_index` (at
+/// start-up, before the sweep that needs it). An unreadable entry is logged and skipped.
+///
+/// # Errors
+/// sled errors.
+fn restore(index: &Tree) -> Result<Recent, StoreError> {
+    let t = std::time::Instant::now();
+    let now = crate::session::state::now_ms();
+    let mut recent = Recent::default();
+    for item in index.iter() {
+        let (k, v) = item?;
+        let (expires, entries) = match recent::index_entries(&k, &v) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(error = %e, "tombstone index entry skipped: unreadable");
+                continue;
+            }
+        };
+        let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
+            continue;
+        };
+        if expires > now {
+            for (id, session) in entries {
+                recent.restore(session, RecordAt { key, id }, expires);
+            }
+        }
+    }
+    if recent.len() > 0 {
+        tracing::info!(
+            tombstones = recent.len(),
+            ms = t.elapsed().as_millis() as u64,
+            "tombstones of recently ended dialogues indexed"
+        );
+    }
+    Ok(recent)
+}
+
 impl Drop for Dialogues {
     /// The last handle on the store is going: what is pending is written, and sled flushes it
     /// as it closes.
@@ -611,11 +773,18 @@ mod tests {
     use crate::store::Store;
     use serde_json::{Value, json};
 
-    /// Ends `key`'s dialogue with `reply` as its tombstone and `record` as its end record.
+    /// Ends `key`'s dialogue with `reply` as its tombstone (kept five minutes) and `record`
+    /// as its end record.
     fn end(store: &Store, key: &str, reply: &str, record: Value) {
+        let expires = crate::session::state::now_ms() + 300_000;
         store
-            .end(key, &json!({"reply": reply}), &record, None)
+            .end(key, (&json!({"reply": reply}), expires), &record, None)
             .unwrap();
+    }
+
+    /// Whether sled has a tombstone for `key` (not counting what waits for a commit).
+    fn stored(store: &Store, key: &str) -> bool {
+        store.dialogues.stored_tombstone(key).unwrap().is_some()
     }
 
     /// A commit that fails after `writes` writes, as a disk (or a crash) would cut it.
@@ -699,7 +868,7 @@ mod tests {
         store.put_live("http:c", json!({"hop": 2})).unwrap();
         assert_eq!(store.commit().unwrap(), 3);
         assert_eq!(in_sled(&store, "http:c"), Some(json!({"hop": 2})));
-        assert!(store.dialogues.tombstones.get("http:d").unwrap().is_some());
+        assert!(stored(&store, "http:d"));
         assert_eq!(store.ended_count(), 1);
     }
 
@@ -718,9 +887,9 @@ mod tests {
         end(&store, "smpp:k", "END second", json!({"n": 2}));
         assert_eq!(store.uncommitted(), 0, "the end went to sled at once");
         assert_eq!(in_sled(&store, "smpp:k"), None);
-        let tomb = store.dialogues.tombstones.get("smpp:k").unwrap().unwrap();
+        let (_, tomb) = store.dialogues.stored_tombstone("smpp:k").unwrap().unwrap();
         assert_eq!(
-            serde_json::from_slice::<Value>(super::tombstone_parts(&tomb).1).unwrap(),
+            serde_json::from_slice::<Value>(&tomb).unwrap(),
             json!({"reply": "END second"})
         );
         store.commit().unwrap();
@@ -746,7 +915,7 @@ mod tests {
         assert_eq!(store.live::<Value>("smpp:n").unwrap(), None);
         store.commit().unwrap();
         assert_eq!(in_sled(&store, "smpp:n"), None);
-        assert!(store.dialogues.tombstones.get("smpp:n").unwrap().is_some());
+        assert!(stored(&store, "smpp:n"));
 
         // One whose state was committed before its end is removed from sled as before.
         assert_eq!(store.live::<Value>("smpp:m").unwrap(), None);
@@ -788,9 +957,9 @@ mod tests {
         store.put_live("smpp:a", json!({"hop": 1})).unwrap();
         store.put_live("smpp:c", json!({"hop": 2})).unwrap();
         end(&store, "smpp:b", "END Bye", json!({"n": 1}));
-        // The end's two writes and smpp:a's state land (live states go in key order); smpp:b's
-        // removal and smpp:c's state do not.
-        commit_cut_after(&store, 3);
+        // The end's three writes and smpp:a's state land (live states go in key order);
+        // smpp:b's removal and smpp:c's state do not.
+        commit_cut_after(&store, 4);
         assert_eq!(in_sled(&store, "smpp:a"), Some(json!({"hop": 1})));
         assert_eq!(in_sled(&store, "smpp:c"), Some(json!({"hop": 1})));
         assert_eq!(
@@ -805,7 +974,7 @@ mod tests {
         assert_eq!(in_sled(&store, "smpp:a"), None);
         assert_eq!(in_sled(&store, "smpp:c"), Some(json!({"hop": 2})));
         assert_eq!(store.ended_count(), 2, "written again under the same id");
-        assert!(store.dialogues.tombstones.get("smpp:b").unwrap().is_some());
+        assert!(stored(&store, "smpp:b"));
     }
 
     #[test]
@@ -817,9 +986,9 @@ mod tests {
         store.put_live("http:y", json!({"hop": 1})).unwrap();
         // Cut right after the end's writes, as a crash would: the end is there, the live state
         // it replaces too (the start-up sweep recognises it by its tombstone).
-        commit_cut_after(&store, 2);
+        commit_cut_after(&store, 3);
         assert_eq!(store.dialogues.ended.len(), 1);
-        assert!(store.dialogues.tombstones.get("http:x").unwrap().is_some());
+        assert!(stored(&store, "http:x"));
         assert_eq!(in_sled(&store, "http:x"), Some(json!({"hop": 1})));
         assert_eq!(in_sled(&store, "http:y"), None);
     }
@@ -845,6 +1014,7 @@ mod tests {
         d.tombstones
             .insert("http:old", &br#"{"reply":"END Old"}"#[..])
             .unwrap();
+        d.check_old_tombstones();
         assert_eq!(
             store.tombstone::<Value>("http:old").unwrap(),
             Some(json!({"reply": "END Old"}))
@@ -857,10 +1027,11 @@ mod tests {
         let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
         assert!(records.contains(&json!({"n": 2})), "{records:?}");
         // The old index stays while an old tombstone needs it, and goes with the last one.
-        let new_only = |t: &Value| t["reply"] == "END Bye";
-        assert_eq!(store.purge_tombstones::<Value>(new_only).unwrap(), 1);
+        let later = u64::MAX;
+        let none = |_: &Value| false;
+        assert_eq!(store.purge_tombstones::<Value>(later, none).unwrap(), 1);
         assert_eq!(d.index.len(), 1);
-        assert_eq!(store.purge_tombstones::<Value>(|_| true).unwrap(), 1);
+        assert_eq!(store.purge_tombstones::<Value>(later, |_| true).unwrap(), 1);
         assert!(d.index.is_empty());
         assert!(
             !store.update_end_record::<Value>("http:t", |_| ()).unwrap(),
@@ -947,6 +1118,7 @@ mod tests {
         tomb.extend_from_slice(&id);
         tomb.extend_from_slice(br#"{"reply":"END Earlier"}"#);
         d.tombstones.insert("http:earlier", tomb).unwrap();
+        d.check_old_tombstones();
         assert_eq!(
             store.tombstone::<Value>("http:earlier").unwrap(),
             Some(json!({"reply": "END Earlier"}))
@@ -983,8 +1155,8 @@ mod tests {
         let store = Store::temporary().unwrap();
         store.put_live("smpp:later", json!({"hop": 1})).unwrap();
         end(&store, "smpp:k", "END Bye", json!({"n": 1}));
-        // The chunk and its tombstone land, the live state after them does not.
-        commit_cut_after(&store, 2);
+        // The chunk and its tombstones land, the live state after them does not.
+        commit_cut_after(&store, 3);
         // A report changes the record in sled meanwhile (as `update_end_record` does).
         let (key, value) = store.dialogues.ended.first().unwrap().unwrap();
         let records = super::chunk_records(&key, &value).unwrap();
@@ -1109,5 +1281,103 @@ mod tests {
             .unwrap();
         assert_eq!(gone, n.div_ceil(2));
         assert_eq!(store.ended_count(), n / 2);
+    }
+
+    #[test]
+    fn tombstones_are_found_after_a_restart_and_go_once_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let n = super::CHUNK_RECORDS + 2;
+        {
+            let store = Store::open(&path, 8, 500).unwrap();
+            for i in 0..n {
+                end(
+                    &store,
+                    &format!("http:{i}"),
+                    &format!("END {i}"),
+                    json!({"n": i}),
+                );
+            }
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open(&path, 8, 500).unwrap();
+        assert_eq!(store.tombstone_count(), n, "indexed again from sled");
+        assert_eq!(
+            store.tombstone::<Value>("http:17").unwrap(),
+            Some(json!({"reply": "END 17"}))
+        );
+        assert_eq!(store.tombstone::<Value>("http:other").unwrap(), None);
+        assert!(
+            store
+                .update_end_record::<Value>("http:3", |r| r["aggregator"] = json!("Success"))
+                .unwrap()
+        );
+        // Not yet expired: kept.
+        let now = crate::session::state::now_ms();
+        assert_eq!(store.purge_tombstones::<Value>(now, |_| true).unwrap(), 0);
+        assert_eq!(store.tombstone_count(), n);
+        // Past their time: every chunk and its index entry go, and the memory with them.
+        let later = now + 301_000;
+        assert_eq!(store.purge_tombstones::<Value>(later, |_| true).unwrap(), n);
+        assert!(store.dialogues.tomb_chunks.is_empty());
+        assert!(store.dialogues.tomb_index.is_empty());
+        assert_eq!(store.tombstone::<Value>("http:17").unwrap(), None);
+        assert_eq!(
+            store.ended_count(),
+            n,
+            "end records have their own retention"
+        );
+    }
+
+    #[test]
+    fn a_crash_between_a_tombstone_index_entry_and_its_chunk_loses_only_those_tombstones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path, 8, 500).unwrap();
+            end(&store, "http:a", "END a", json!({"n": 1}));
+            store.commit().unwrap();
+            // As if a crash had cut the commit after the end record and the index entry (sled
+            // recovers a prefix of its log).
+            let (key, _) = store.dialogues.tomb_chunks.first().unwrap().unwrap();
+            store.dialogues.tomb_chunks.remove(key).unwrap();
+            store.flush_blocking().unwrap();
+        }
+        let store = Store::open(&path, 8, 500).unwrap();
+        assert_eq!(store.tombstone_count(), 1);
+        assert_eq!(store.tombstone::<Value>("http:a").unwrap(), None);
+        let later = crate::session::state::now_ms() + 301_000;
+        store.purge_tombstones::<Value>(later, |_| true).unwrap();
+        assert!(store.dialogues.tomb_index.is_empty(), "the purge clears it");
+    }
+
+    #[test]
+    fn a_tombstone_kept_alone_with_its_chunk_named_still_reads() {
+        let store = Store::temporary().unwrap();
+        let key = 40u64.to_be_bytes();
+        let id = 41u64.to_be_bytes();
+        let d = &store.dialogues;
+        let doc = br#"{"n":5}"#;
+        d.ended
+            .insert(key, super::chunk_value([(id, &doc[..])].into_iter()))
+            .unwrap();
+        let at = super::RecordAt { key, id };
+        let tomb = super::tombstone_value(at, br#"{"reply":"END Kept"}"#);
+        d.tombstones.insert("smpp:kept", tomb).unwrap();
+        d.check_old_tombstones();
+        assert_eq!(
+            store.tombstone::<Value>("smpp:kept").unwrap(),
+            Some(json!({"reply": "END Kept"}))
+        );
+        assert!(
+            store
+                .update_end_record::<Value>("smpp:kept", |r| r["n"] = json!(6))
+                .unwrap()
+        );
+        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
+        assert_eq!(records, [json!({"n": 6})]);
+        // Purged by its document, as before; the tree is then no longer read.
+        assert_eq!(store.purge_tombstones::<Value>(0, |_| true).unwrap(), 1);
+        assert!(!d.old_tombstones.load(super::Ordering::Acquire));
     }
 }

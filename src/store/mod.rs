@@ -2,8 +2,10 @@
 //!
 //! Trees:
 //! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
-//! - `tombstones`: the last reply of recently ended dialogues, to answer retries, with where
-//!   their end-of-session record is kept (its chunk's key and its own id);
+//! - `tombstone_chunks`: the last reply of recently ended dialogues, to answer retries, in
+//!   chunks under the key of the chunk of their end records, and `tombstone_index`, the
+//!   session keys of each chunk; an index in memory finds a key's chunk ([`recent`]);
+//! - `tombstones`: tombstones one per key, as written before chunks (read until none is left);
 //! - `ended`: end-of-session records in chunks of a few, keyed by the monotonic id of each
 //!   chunk's first record (records written before chunks are kept alone under their id, until
 //!   an aggregator report changes one: it is written back as a chunk of one);
@@ -17,6 +19,7 @@
 
 mod behind;
 pub mod ledger;
+mod recent;
 pub mod records;
 pub mod retention;
 
@@ -148,7 +151,15 @@ impl Store {
     /// # Errors
     /// sled errors.
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        if matches!(name, "sessions" | "tombstones" | "ended" | ENDED_INDEX) {
+        if matches!(
+            name,
+            "sessions"
+                | "tombstones"
+                | "tombstone_chunks"
+                | "tombstone_index"
+                | "ended"
+                | ENDED_INDEX
+        ) {
             // Whoever reads these trees directly sees every dialogue written so far.
             self.commit()?;
         }
@@ -368,15 +379,16 @@ impl Store {
         self.dialogues.sessions.len()
     }
 
-    /// Ends a dialogue: its live state goes, its tombstone (for retries), its end-of-session
-    /// record and `notification` (for the outbox) are written, all with the next commit.
+    /// Ends a dialogue: its live state goes, its tombstone (for retries, kept until
+    /// `expires_ms`), its end-of-session record and `notification` (for the outbox) are
+    /// written, all with the next commit.
     ///
     /// # Errors
     /// Serialisation errors, or a store that refuses writes; nothing is changed then.
     pub fn end<T: Serialize, E: Serialize>(
         &self,
         key: &str,
-        tombstone: &T,
+        (tombstone, expires_ms): (&T, u64),
         record: &E,
         notification: Option<crate::outbox::Effect>,
     ) -> Result<(), StoreError> {
@@ -397,7 +409,7 @@ impl Store {
             }
             None => None,
         };
-        self.dialogues.end(key, id, tomb, rec, item)
+        self.dialogues.end(key, id, (tomb, expires_ms), rec, item)
     }
 
     /// Changes the end-of-session record of the dialogue `key` (the last one it left), if it
@@ -426,10 +438,10 @@ impl Store {
                 behind::WaitingEnd::NotWaiting => break,
             }
         }
-        let Some(tombstone) = self.dialogues.tombstones.get(key)? else {
+        let Some((at, _)) = self.dialogues.stored_tombstone(key)? else {
             return Ok(false);
         };
-        let at = match behind::tombstone_parts(&tombstone).0 {
+        let at = match at {
             Some(at) => at,
             None => match self.dialogues.index.get(key)? {
                 Some(id) => match <[u8; 8]>::try_from(id.as_ref()) {
@@ -473,23 +485,42 @@ impl Store {
         match self.dialogues.tombstone(key) {
             behind::Seen::Written(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             behind::Seen::Removed | behind::Seen::Unknown(_) => {
-                match self.dialogues.tombstones.get(key)? {
-                    Some(v) => Ok(Some(serde_json::from_slice(behind::tombstone_parts(&v).1)?)),
+                match self.dialogues.stored_tombstone(key)? {
+                    Some((_, doc)) => Ok(Some(serde_json::from_slice(&doc)?)),
                     None => Ok(None),
                 }
             }
         }
     }
 
-    /// Removes tombstones for which `expired` says so; returns how many went.
+    /// Removes the tombstones expired at `now_ms`, and those of the format before chunks for
+    /// which `expired` says so; returns how many went.
     ///
     /// # Errors
     /// sled errors.
     pub fn purge_tombstones<T: DeserializeOwned>(
         &self,
+        now_ms: u64,
         expired: impl Fn(&T) -> bool,
     ) -> Result<usize, StoreError> {
         self.commit()?;
+        let mut gone = self.dialogues.purge_chunks(self, now_ms)?;
+        gone += self.purge_old_tombstones(expired)?;
+        self.dialogues.check_old_tombstones();
+        Ok(gone)
+    }
+
+    /// How many tombstones are kept (indexed in memory, after a commit of what waits; any of
+    /// the format before chunks are not counted).
+    pub fn tombstone_count(&self) -> usize {
+        let _ = self.commit();
+        self.dialogues.recent_len()
+    }
+
+    fn purge_old_tombstones<T: DeserializeOwned>(
+        &self,
+        expired: impl Fn(&T) -> bool,
+    ) -> Result<usize, StoreError> {
         let mut gone = 0;
         let mut old_format_kept = false;
         let _gate = self.shared();

@@ -121,6 +121,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                     "dialogues_in_memory": state.registry.live(),
                     "dialogues_persisted": core.store.live_count(),
                     "dialogues_ended": core.store.ended_count(),
+                    "tombstones_kept": core.store.tombstone_count(),
                     "routes": routes,
                 }),
             )
