@@ -730,6 +730,8 @@ fn restore(index: &Tree) -> Result<Recent, StoreError> {
     let t = std::time::Instant::now();
     let now = crate::session::state::now_ms();
     let mut recent = Recent::default();
+    let mut found = Vec::new();
+    let mut last_expiry = 0;
     for item in index.iter() {
         let (k, v) = item?;
         let (expires, entries) = match recent::index_entries(&k, &v) {
@@ -743,14 +745,17 @@ fn restore(index: &Tree) -> Result<Recent, StoreError> {
             continue;
         };
         if expires > now {
+            last_expiry = last_expiry.max(expires);
             for (id, session) in entries {
-                recent.restore(session, RecordAt { key, id }, expires);
+                found.push((recent.hash(session), RecordAt { key, id }));
             }
         }
     }
-    if recent.len() > 0 {
+    let n = found.len();
+    recent.restore(found, last_expiry);
+    if n > 0 {
         tracing::info!(
-            tombstones = recent.len(),
+            tombstones = n,
             ms = t.elapsed().as_millis() as u64,
             "tombstones of recently ended dialogues indexed"
         );

@@ -14,7 +14,7 @@
 use super::StoreError;
 use super::behind::RecordAt;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// The first byte of a chunk of tombstones.
 const TOMB_CHUNK: u8 = 3;
@@ -201,24 +201,15 @@ struct Generation {
 /// removed one by one, and no map grows past a generation's worth (growing one rehashes it
 /// under the lock). About 40 bytes an entry: 12,000 dialogues a second with the 300 s default
 /// hold about 150 MB.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Recent {
-    /// Keyed at random per process: the hashes are never written anywhere.
-    hasher: RandomState,
+    /// Seeded at random per process: the hashes are never written anywhere.
+    hasher: foldhash::fast::RandomState,
     generations: VecDeque<Generation>,
 }
 
-impl Default for Recent {
-    fn default() -> Self {
-        Recent {
-            hasher: RandomState::new(),
-            generations: VecDeque::new(),
-        }
-    }
-}
-
 impl Recent {
-    fn hash(&self, session: &[u8]) -> u64 {
+    pub(crate) fn hash(&self, session: &[u8]) -> u64 {
         self.hasher.hash_one(session)
     }
 
@@ -254,17 +245,22 @@ impl Recent {
             .find_map(|g| g.map.get(&hash).copied())
     }
 
-    /// Indexes a tombstone found at start-up in a generation of its own, which takes no new
-    /// entries and goes once the last of them has expired. Entries come oldest first.
-    pub(crate) fn restore(&mut self, session: &[u8], at: RecordAt, expires_ms: u64) {
-        let hash = self.hash(session);
-        if self.generations.is_empty() {
-            self.generations.push_back(Generation::default());
+    /// Indexes the tombstones found at start-up (hash of the session key, where it is; oldest
+    /// first) in a generation of their own, which takes no new entries and goes once the last
+    /// of them, at `expires_ms`, has expired. The map is sized once: growing it entry by entry
+    /// rehashed it a score of times and was half of a restart's wait.
+    pub(crate) fn restore(&mut self, found: Vec<(u64, RecordAt)>, expires_ms: u64) {
+        if found.is_empty() {
+            return;
         }
-        if let Some(g) = self.generations.front_mut() {
-            g.expires_ms = g.expires_ms.max(expires_ms);
-            g.map.insert(hash, at);
-        }
+        let mut map = Map::with_capacity_and_hasher(found.len(), Default::default());
+        map.extend(found);
+        self.generations.push_front(Generation {
+            opened_ms: 0,
+            span_ms: 0,
+            expires_ms,
+            map,
+        });
     }
 
     /// Drops the generations whose tombstones have all expired at `now_ms`.
