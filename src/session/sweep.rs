@@ -9,9 +9,10 @@
 //! tombstone) with its live state still there: a live state whose key has the tombstone of a
 //! dialogue with the same start is such a leftover, and is removed without a second end, by
 //! the sweep or by the first hop that finds it, whichever comes first. (A crash within the
-//! writes of one chunk of ends, after some of its notifications or its records and before all
-//! of its tombstones, can still give those of its dialogues whose live state was committed
-//! before a second end: at most a chunk's worth, `store::behind::CHUNK_RECORDS`.)
+//! writes of one chunk of ends, after some of its notifications or its records and before its
+//! chunk of tombstones, can still give those of its dialogues whose live state was committed
+//! before a second end: at most a chunk's worth, `store::behind::CHUNK_RECORDS`.) Tombstones
+//! past their time are kept, and found, until the first purge, which runs after the sweep.
 
 use super::SessionKey;
 use super::registry::Registry;

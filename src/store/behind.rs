@@ -40,8 +40,9 @@ pub(crate) struct RecordAt {
     pub(crate) id: [u8; 8],
 }
 
-/// A tombstone as sled kept it one per key (before chunks of tombstones): a format byte, where its end-of-session record is (so the
-/// record can be found from the session key while the tombstone is kept), then its document.
+/// A tombstone as sled kept it one per key, before chunks of tombstones: a format byte, where
+/// its end-of-session record is (so the record can be found from the session key while the
+/// tombstone is kept), then its document.
 #[cfg(test)]
 pub(crate) fn tombstone_value(at: RecordAt, document: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(17 + document.len());
@@ -137,22 +138,17 @@ pub(crate) fn chunk_records<'a>(
 }
 
 /// What a commit writes for `chunk` over `old`, what `ended` has under its key: nothing, or
-/// (for a commit written again after a failure) what the first attempt wrote. Records there
-/// stay as they are (an aggregator's report may have changed one meanwhile); the rest are
-/// added. Something unreadable there is replaced.
+/// (for a commit written again after a failure) what the first attempt wrote. The batch's
+/// records win: an aggregator's report on an end that waits again after a failure changes the
+/// waiting record (`Dialogues::change_waiting_end`), never the one in sled, and one that came
+/// during the failed attempt waited for it to end. Records there that the batch does not
+/// have are kept. Something unreadable there is replaced.
 fn chunk_over(key: &[u8], old: Option<&[u8]>, chunk: &[End]) -> Vec<u8> {
     let old = old
         .and_then(|v| chunk_records(key, v).ok())
         .unwrap_or_default();
-    let mut records: Vec<EndRecordRef<'_>> = chunk
-        .iter()
-        .map(|e| {
-            old.iter()
-                .find(|(id, _)| *id == e.id)
-                .copied()
-                .unwrap_or((e.id, e.record.as_slice()))
-        })
-        .collect();
+    let mut records: Vec<EndRecordRef<'_>> =
+        chunk.iter().map(|e| (e.id, e.record.as_slice())).collect();
     records.extend(
         old.iter()
             .filter(|(id, _)| chunk.iter().all(|e| e.id != *id)),
@@ -390,9 +386,10 @@ impl Dialogues {
         Ok(None)
     }
 
-    /// Drops the chunks of tombstones all expired at `now_ms` (each after its index entry: a
-    /// crash in between leaves an entry with no chunk, which reads as no tombstone and goes
-    /// with the next purge), a slice of the index at a time; returns how many tombstones went.
+    /// Drops the chunks of tombstones all expired at `now_ms`, a slice of the index at a time;
+    /// returns how many tombstones went. Each chunk goes before its index entry: a crash in
+    /// between leaves an entry with no chunk, which reads as no tombstone and goes with the
+    /// next purge (the other way round would leave a chunk no purge ever finds).
     ///
     /// # Errors
     /// sled errors.
@@ -401,10 +398,19 @@ impl Dialogues {
         store: &super::Store,
         now_ms: u64,
     ) -> Result<usize, StoreError> {
-        self.recent().expire(now_ms);
         let mut gone = 0;
         store.scan_sliced(&self.tomb_index, |k, v| {
-            let count = match recent::index_entries(k, v) {
+            if recent::index_entries(k, v).is_ok_and(|(expires, _)| expires > now_ms) {
+                return Ok(());
+            }
+            // No commit meanwhile: one written again after a failure may be rewriting this
+            // chunk with more ends, and one with a lifetime of 0 writes entries already expired
+            // between its index entry and its chunk. Read again under the lock.
+            let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(current) = self.tomb_index.get(k)? else {
+                return Ok(());
+            };
+            let count = match recent::index_entries(k, &current) {
                 Ok((expires, _)) if expires > now_ms => return Ok(()),
                 Ok((_, entries)) => entries.len(),
                 Err(e) => {
@@ -413,16 +419,12 @@ impl Dialogues {
                 }
             };
             self.tomb_chunks.remove(k)?;
-            // Unless a commit written again after a failure rewrote it meanwhile.
-            if self
-                .tomb_index
-                .compare_and_swap(k, Some(v), None::<&[u8]>)?
-                .is_ok()
-            {
-                gone += count;
-            }
+            self.tomb_index.remove(k)?;
+            gone += count;
             Ok(())
         })?;
+        // After the chunks: a hit on a dropped chunk reads as no tombstone anyway.
+        self.recent().expire(now_ms);
         Ok(gone)
     }
 
@@ -721,14 +723,13 @@ impl Dialogues {
 const TOMB_INDEX: &str = "tombstone_index";
 const TOMB_CHUNKS: &str = "tombstone_chunks";
 
-/// The in-memory index of the tombstones still kept, read back from `tombstone_index` (at
-/// start-up, before the sweep that needs it). An unreadable entry is logged and skipped.
+/// The in-memory index of the tombstones kept, read back from `tombstone_index` (at start-up,
+/// before the sweep that needs it). An unreadable entry is logged and skipped.
 ///
 /// # Errors
 /// sled errors.
 fn restore(index: &Tree) -> Result<Recent, StoreError> {
     let t = std::time::Instant::now();
-    let now = crate::session::state::now_ms();
     let mut recent = Recent::default();
     let mut found = Vec::new();
     let mut last_expiry = 0;
@@ -744,11 +745,11 @@ fn restore(index: &Tree) -> Result<Recent, StoreError> {
         let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
             continue;
         };
-        if expires > now {
-            last_expiry = last_expiry.max(expires);
-            for (id, session) in entries {
-                found.push((recent.hash(session), RecordAt { key, id }));
-            }
+        // Those past their time too: until the purge (after the start-up sweep) one may be
+        // what tells the sweep that a live state a crash left behind had ended.
+        last_expiry = last_expiry.max(expires);
+        for (id, session) in entries {
+            found.push((recent.hash(session), RecordAt { key, id }));
         }
     }
     let n = found.len();
@@ -1162,19 +1163,13 @@ mod tests {
         end(&store, "smpp:k", "END Bye", json!({"n": 1}));
         // The chunk and its tombstones land, the live state after them does not.
         commit_cut_after(&store, 3);
-        // A report changes the record in sled meanwhile (as `update_end_record` does).
-        let (key, value) = store.dialogues.ended.first().unwrap().unwrap();
-        let records = super::chunk_records(&key, &value).unwrap();
-        let (id, _) = records[0];
-        let changed = serde_json::to_vec(&json!({"n": 1, "aggregator": "Success"})).unwrap();
-        store
-            .dialogues
-            .ended
-            .insert(
-                &key,
-                super::chunk_value([(id, changed.as_slice())].into_iter()),
-            )
-            .unwrap();
+        assert_eq!(store.dialogues.ended.len(), 1, "the first attempt's chunk");
+        // The aggregator's report comes while the end waits again.
+        assert!(
+            store
+                .update_end_record::<Value>("smpp:k", |r| r["aggregator"] = json!("Success"))
+                .unwrap()
+        );
         end(&store, "smpp:j", "END Bye", json!({"n": 2}));
         store.commit().unwrap();
         let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
@@ -1332,6 +1327,36 @@ mod tests {
             n,
             "end records have their own retention"
         );
+    }
+
+    #[test]
+    fn a_tombstone_past_its_time_is_still_found_after_a_restart_until_the_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let past = crate::session::state::now_ms() - 1_000;
+        {
+            let store = Store::open(&path, 8, 500).unwrap();
+            let tomb = json!({"reply": "END Bye", "started_ms": 5});
+            store
+                .end("http:gone", (&tomb, past), &json!({"n": 1}), None)
+                .unwrap();
+            store.flush_blocking().unwrap();
+        }
+        // The gateway was down longer than the tombstone's lifetime: the start-up sweep still
+        // needs it to recognise a live state a crash left behind.
+        let store = Store::open(&path, 8, 500).unwrap();
+        assert_eq!(
+            store.tombstone::<Value>("http:gone").unwrap(),
+            Some(json!({"reply": "END Bye", "started_ms": 5}))
+        );
+        // New ends after the start do not push it out.
+        end(&store, "http:new", "END New", json!({"n": 2}));
+        store.commit().unwrap();
+        assert!(stored(&store, "http:gone"));
+        let now = crate::session::state::now_ms();
+        assert_eq!(store.purge_tombstones::<Value>(now, |_| true).unwrap(), 1);
+        assert_eq!(store.tombstone::<Value>("http:gone").unwrap(), None);
+        assert!(stored(&store, "http:new"));
     }
 
     #[test]

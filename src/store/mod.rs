@@ -1,13 +1,14 @@
 //! The embedded sled database and everything kept in it.
 //!
 //! Trees:
-//! - `sessions`: live dialogue state, one JSON document per session key, written after every hop;
+//! - `sessions`: live dialogue state, one JSON document per session key, written by the group
+//!   commit ([`behind`]);
 //! - `tombstone_chunks`: the last reply of recently ended dialogues, to answer retries, in
 //!   chunks under the key of the chunk of their end records, and `tombstone_index`, the
 //!   session keys of each chunk; an index in memory finds a key's chunk ([`recent`]);
 //! - `tombstones`: tombstones one per key, as written before chunks (read until none is left);
-//! - `ended`: end-of-session records in chunks of a few, keyed by the monotonic id of each
-//!   chunk's first record (records written before chunks are kept alone under their id, until
+//! - `ended`: end-of-session records in chunks of a few, keyed by the id of each chunk's first
+//!   record (ids grow, but an end can join a later commit than one whose id came after it) (records written before chunks are kept alone under their id, until
 //!   an aggregator report changes one: it is written back as a chunk of one);
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
