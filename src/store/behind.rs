@@ -386,10 +386,18 @@ impl Dialogues {
         Ok(None)
     }
 
-    /// Drops the chunks of tombstones all expired at `now_ms`, a slice of the index at a time;
-    /// returns how many tombstones went. Each chunk goes before its index entry: a crash in
-    /// between leaves an entry with no chunk, which reads as no tombstone and goes with the
-    /// next purge (the other way round would leave a chunk no purge ever finds).
+    /// Drops the in-memory entries of tombstones expired at `now_ms`, and lets the generation
+    /// restored at start-up go too once expired (the start-up sweep is over).
+    pub(crate) fn expire_recent(&self, now_ms: u64) {
+        let mut recent = self.recent();
+        recent.release();
+        recent.expire(now_ms);
+    }
+
+    /// Drops the chunks of tombstones all expired at `now_ms`; returns how many tombstones
+    /// went. Each chunk goes before its index entry: a crash in between leaves an entry with
+    /// no chunk, which reads as no tombstone and goes with the next purge (the other way round
+    /// would leave a chunk no purge ever finds).
     ///
     /// # Errors
     /// sled errors.
@@ -398,33 +406,36 @@ impl Dialogues {
         store: &super::Store,
         now_ms: u64,
     ) -> Result<usize, StoreError> {
-        let mut gone = 0;
+        let mut expired = Vec::new();
         store.scan_sliced(&self.tomb_index, |k, v| {
-            if recent::index_entries(k, v).is_ok_and(|(expires, _)| expires > now_ms) {
-                return Ok(());
+            if !recent::index_entries(k, v).is_ok_and(|(expires, _)| expires > now_ms) {
+                expired.push(k.clone());
             }
-            // No commit meanwhile: one written again after a failure may be rewriting this
-            // chunk with more ends, and one with a lifetime of 0 writes entries already expired
-            // between its index entry and its chunk. Read again under the lock.
+            Ok(())
+        })?;
+        let mut gone = 0;
+        for k in expired {
+            // No commit meanwhile (taken with the scan gate released: a ledger transaction
+            // waiting for the gate must not wait for a commit too): one written again after a
+            // failure may be rewriting this chunk with more ends, and one with a lifetime of 0
+            // writes entries already expired between its index entry and its chunk. Read
+            // again under the lock.
             let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(current) = self.tomb_index.get(k)? else {
-                return Ok(());
+            let Some(current) = self.tomb_index.get(&k)? else {
+                continue;
             };
-            let count = match recent::index_entries(k, &current) {
-                Ok((expires, _)) if expires > now_ms => return Ok(()),
+            let count = match recent::index_entries(&k, &current) {
+                Ok((expires, _)) if expires > now_ms => continue,
                 Ok((_, entries)) => entries.len(),
                 Err(e) => {
                     tracing::error!(error = %e, "tombstone index entry dropped: unreadable");
                     0
                 }
             };
-            self.tomb_chunks.remove(k)?;
-            self.tomb_index.remove(k)?;
+            self.tomb_chunks.remove(&k)?;
+            self.tomb_index.remove(&k)?;
             gone += count;
-            Ok(())
-        })?;
-        // After the chunks: a hit on a dropped chunk reads as no tombstone anyway.
-        self.recent().expire(now_ms);
+        }
         Ok(gone)
     }
 
@@ -802,6 +813,26 @@ mod tests {
         fail_after.store(usize::MAX, Ordering::Release);
     }
 
+    /// Opens the store at `path` again once the handle before has let go of it. sled's
+    /// background threads release its file lock a moment after the last handle is dropped,
+    /// and there is nothing to join: this waits for the lock (at most 5 s), as a restarted
+    /// process would find it free once the old one has exited.
+    fn reopen(path: &std::path::Path) -> Store {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(path, 8, 500) {
+                Ok(store) => return store,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("reopening the store: {e}"),
+            }
+        }
+    }
+
     fn in_sled(store: &Store, key: &str) -> Option<Value> {
         let bytes = store.dialogues.sessions.get(key).unwrap()?;
         Some(serde_json::from_slice(&bytes).unwrap())
@@ -1060,7 +1091,7 @@ mod tests {
                 "another handle still holds the store"
             );
         }
-        let store = Store::open(&path, 8, 500).unwrap();
+        let store = reopen(&path);
         assert_eq!(in_sled(&store, "smpp:x"), Some(json!({"hop": 3})));
     }
 
@@ -1300,7 +1331,7 @@ mod tests {
             }
             store.flush_blocking().unwrap();
         }
-        let store = Store::open(&path, 8, 500).unwrap();
+        let store = reopen(&path);
         assert_eq!(store.tombstone_count(), n, "indexed again from sled");
         assert_eq!(
             store.tombstone::<Value>("http:17").unwrap(),
@@ -1319,6 +1350,7 @@ mod tests {
         // Past their time: every chunk and its index entry go, and the memory with them.
         let later = now + 301_000;
         assert_eq!(store.purge_tombstones::<Value>(later, |_| true).unwrap(), n);
+        assert_eq!(store.tombstone_count(), 0, "the memory went with them");
         assert!(store.dialogues.tomb_chunks.is_empty());
         assert!(store.dialogues.tomb_index.is_empty());
         assert_eq!(store.tombstone::<Value>("http:17").unwrap(), None);
@@ -1344,7 +1376,7 @@ mod tests {
         }
         // The gateway was down longer than the tombstone's lifetime: the start-up sweep still
         // needs it to recognise a live state a crash left behind.
-        let store = Store::open(&path, 8, 500).unwrap();
+        let store = reopen(&path);
         assert_eq!(
             store.tombstone::<Value>("http:gone").unwrap(),
             Some(json!({"reply": "END Bye", "started_ms": 5}))
@@ -1371,11 +1403,17 @@ mod tests {
             // recovers a prefix of its log).
             let (key, _) = store.dialogues.tomb_chunks.first().unwrap().unwrap();
             store.dialogues.tomb_chunks.remove(key).unwrap();
+            // An earlier commit's tombstone, written whole.
+            end(&store, "http:b", "END b", json!({"n": 2}));
             store.flush_blocking().unwrap();
         }
-        let store = Store::open(&path, 8, 500).unwrap();
-        assert_eq!(store.tombstone_count(), 1);
+        let store = reopen(&path);
+        assert_eq!(store.tombstone_count(), 2);
         assert_eq!(store.tombstone::<Value>("http:a").unwrap(), None);
+        assert_eq!(
+            store.tombstone::<Value>("http:b").unwrap(),
+            Some(json!({"reply": "END b"}))
+        );
         let later = crate::session::state::now_ms() + 301_000;
         store.purge_tombstones::<Value>(later, |_| true).unwrap();
         assert!(store.dialogues.tomb_index.is_empty(), "the purge clears it");

@@ -8,8 +8,9 @@
 //!   session keys of each chunk; an index in memory finds a key's chunk ([`recent`]);
 //! - `tombstones`: tombstones one per key, as written before chunks (read until none is left);
 //! - `ended`: end-of-session records in chunks of a few, keyed by the id of each chunk's first
-//!   record (ids grow, but an end can join a later commit than one whose id came after it) (records written before chunks are kept alone under their id, until
-//!   an aggregator report changes one: it is written back as a chunk of one);
+//!   record (ids grow, but an end can join a later commit than one whose id came after it).
+//!   Records written before chunks are kept alone under their id until an aggregator report
+//!   changes one: it is written back as a chunk of one;
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded).
 //!
@@ -416,6 +417,10 @@ impl Store {
     /// Changes the end-of-session record of the dialogue `key` (the last one it left), if it
     /// and the dialogue's tombstone are still kept. Returns whether there was one.
     ///
+    /// Called from the key's own actor, as every end of the key is: so no end of the key can
+    /// be on its way into sled while this changes sled's copy (a commit written again after a
+    /// failure writes its own copy of the records it holds).
+    ///
     /// # Errors
     /// sled or serialisation errors.
     pub fn update_end_record<E: Serialize + DeserializeOwned>(
@@ -504,6 +509,8 @@ impl Store {
         now_ms: u64,
         expired: impl Fn(&T) -> bool,
     ) -> Result<usize, StoreError> {
+        // First: memory is trimmed even when the store fails.
+        self.dialogues.expire_recent(now_ms);
         self.commit()?;
         let mut gone = self.dialogues.purge_chunks(self, now_ms)?;
         gone += self.purge_old_tombstones(expired)?;

@@ -183,13 +183,17 @@ struct Generation {
     span_ms: u64,
     /// When the last of them expires.
     expires_ms: u64,
+    /// Restored at start-up and kept, expired or not, until the first purge (see
+    /// [`Recent::release`]).
+    held: bool,
     map: Map,
 }
 
 /// Session key hash -> where its latest tombstone is, for the tombstones still kept.
 ///
 /// Entries are kept in generations of about a quarter of the tombstones' lifetime each, newest
-/// last; a generation goes whole once every tombstone in it has expired, at the purge (which
+/// last; a generation goes whole once every tombstone in it has expired, oldest first. The
+/// generation restored at start-up is kept until the first purge, expired or not (the purge
 /// never runs before the start-up sweep: a tombstone past its time still tells the sweep that
 /// a live state a crash left behind had ended). No entry is ever removed one by one, and no
 /// map grows past a generation's worth (growing one rehashes it under the lock). Each entry
@@ -216,6 +220,7 @@ impl Recent {
             .back()
             .is_none_or(|g| now_ms >= g.opened_ms.saturating_add(g.span_ms));
         if open {
+            self.expire(now_ms);
             // Sized as the one before (one restored at start-up spans more): growing a map
             // rehashes it, under the lock every new dialogue's look takes.
             let room = match self.generations.back() {
@@ -226,6 +231,7 @@ impl Recent {
                 opened_ms: now_ms,
                 span_ms: (expires_ms.saturating_sub(now_ms) / 4).max(1_000),
                 expires_ms,
+                held: false,
                 map: Map::with_capacity_and_hasher(room, Default::default()),
             });
         }
@@ -270,14 +276,31 @@ impl Recent {
             opened_ms: 0,
             span_ms: 0,
             expires_ms,
+            held: true,
             map,
         });
     }
 
-    /// Drops the generations whose tombstones have all expired at `now_ms`.
+    /// Drops the generations whose tombstones have all expired at `now_ms`, oldest first and
+    /// none before an older one (after a lowered lifetime a newer generation can expire first:
+    /// dropping it would let a key's older end show through), except the one restored at
+    /// start-up while it is held.
     pub(crate) fn expire(&mut self, now_ms: u64) {
-        // Oldest first; a newer generation can expire first only if the lifetime was lowered.
-        self.generations.retain(|g| g.expires_ms > now_ms);
+        let skip = usize::from(self.generations.front().is_some_and(|g| g.held));
+        while self
+            .generations
+            .get(skip)
+            .is_some_and(|g| g.expires_ms <= now_ms)
+        {
+            self.generations.remove(skip);
+        }
+    }
+
+    /// The start-up sweep is over: the restored generation goes once expired, as any other.
+    pub(crate) fn release(&mut self) {
+        if let Some(g) = self.generations.front_mut() {
+            g.held = false;
+        }
     }
 
     /// How many tombstones are indexed (until the purge, those past their time too).
@@ -355,15 +378,33 @@ mod tests {
         let h = r.hash(b"smpp:k");
         r.restore(vec![(h, later), (h, earlier)], 1_000);
         assert_eq!(r.get(b"smpp:k"), Some(later));
-        // A new end of the key after the start wins over what was restored; new entries never
-        // join the restored generation.
-        r.insert(b"smpp:k", at(7), 2_000, 500);
-        assert_eq!(r.get(b"smpp:k"), Some(at(7)));
+        // A new end of the key after the start wins over what was restored, whatever its id;
+        // new entries never join the restored generation.
+        r.insert(b"smpp:k", at(0), 2_000, 500);
+        assert_eq!(r.get(b"smpp:k"), Some(at(0)));
         assert_eq!(r.generations.len(), 2);
-        // Kept until the purge expires them, even past their time.
+        // The restored generation is held past its time until released (after the start-up
+        // sweep); runtime generations behind it still go when theirs is over.
         r.insert(b"smpp:x", at(8), 3_000, 1_500);
         assert_eq!(r.len(), 3);
-        r.expire(1_000);
-        assert_eq!(r.len(), 2);
+        r.expire(2_000);
+        assert_eq!(r.len(), 2, "the first runtime generation went");
+        assert_eq!(r.get(b"smpp:k"), Some(later), "the restored one is held");
+        r.release();
+        r.expire(2_000);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get(b"smpp:k"), None);
+    }
+
+    #[test]
+    fn a_newer_generation_does_not_go_before_an_older_one() {
+        let mut r = Recent::default();
+        // A lifetime lowered: the newer generation expires first, but waits for the older.
+        r.insert(b"smpp:k", at(1), 100_000, 0);
+        r.insert(b"smpp:k", at(2), 40_000, 30_000);
+        r.expire(50_000);
+        assert_eq!(r.get(b"smpp:k"), Some(at(2)));
+        r.expire(100_000);
+        assert_eq!(r.len(), 0);
     }
 }
