@@ -407,8 +407,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let sweeper = {
         let registry = registry.clone();
         tokio::spawn(async move {
-            let (_, pending) = sweep::startup_sweep(&registry).await;
-            let _ = swept_tx.send(());
+            let pending = sweep::sweep_until_complete(&registry, Duration::from_secs(5), || {
+                let _ = swept_tx.send(());
+            })
+            .await;
             sweep::expire_pending(registry, pending).await;
         })
     };

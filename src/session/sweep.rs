@@ -31,6 +31,9 @@ pub struct SweepReport {
     pub pending: usize,
     /// Live states of dialogues that had already ended (a crash cut their commit short).
     pub already_ended: usize,
+    /// The store could not be read whole: the sweep must run again before any tombstone is
+    /// purged (one may be all that marks a leftover it did not see).
+    pub incomplete: bool,
 }
 
 /// Scans persisted dialogues once: ends the expired ones now, and returns the others' keys with
@@ -40,6 +43,7 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
     let scanned = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         let mut already_ended = 0;
+        let mut incomplete = false;
         for item in store.live_entries() {
             match item {
                 Ok((key, bytes)) => match serde_json::from_slice::<Dialogue>(&bytes) {
@@ -53,17 +57,21 @@ pub async fn startup_sweep(registry: &Registry) -> (SweepReport, Vec<(u64, Sessi
                         }
                     }
                 },
-                Err(e) => tracing::error!(error = %e, "store scan failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "start-up sweep: store scan failed");
+                    incomplete = true;
+                }
             }
         }
-        (out, already_ended)
+        (out, already_ended, incomplete)
     })
     .await
-    .unwrap_or_default();
-    let (scanned, already_ended) = scanned;
+    .unwrap_or((Vec::new(), 0, true));
+    let (scanned, already_ended, incomplete) = scanned;
     let now = now_ms();
     let mut report = SweepReport {
         already_ended,
+        incomplete,
         ..SweepReport::default()
     };
     let mut pending = Vec::new();
@@ -110,6 +118,31 @@ pub(crate) fn drop_leftover(store: &crate::store::Store, key: &str, d: &Dialogue
     true
 }
 
+/// Sweeps until a sweep has read the whole store (every `retry`), calling `swept` then: the
+/// tombstone purge waits for it. Returns the dialogues to end later, soonest first.
+pub async fn sweep_until_complete(
+    registry: &Registry,
+    retry: Duration,
+    swept: impl FnOnce(),
+) -> Vec<(u64, SessionKey)> {
+    let mut pending = Vec::new();
+    loop {
+        let (report, more) = startup_sweep(registry).await;
+        pending.extend(more);
+        if !report.incomplete {
+            break;
+        }
+        tracing::error!(
+            retry_secs = retry.as_secs(),
+            "start-up sweep incomplete: tombstones are not purged until a sweep completes"
+        );
+        tokio::time::sleep(retry).await;
+    }
+    swept();
+    pending.sort_unstable_by_key(|(d, _)| *d);
+    pending
+}
+
 /// Ends each pending dialogue at its deadline unless it came back to life.
 pub async fn expire_pending(registry: Registry, pending: Vec<(u64, SessionKey)>) {
     for (deadline, key) in pending {
@@ -144,5 +177,70 @@ pub async fn purge_tombstones(registry: Registry) {
             Ok(Err(e)) => tracing::error!(error = %e, "tombstone purge failed"),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::RouteTable;
+    use crate::session::registry::{Limits, Settings, Shards, core};
+    use crate::store::Store;
+
+    /// A store that cannot be read whole makes the sweep say so, and the purge of tombstones
+    /// waits for one that could.
+    #[test]
+    fn a_sweep_that_could_not_read_the_store_is_run_again_before_any_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16, 500).unwrap();
+        let shards = Shards::start(1).unwrap();
+        let settings = Settings {
+            unknown_service_text: String::new(),
+            apology_text: String::new(),
+            timeout_text: String::new(),
+            tombstone_ttl: Duration::from_secs(60),
+            events_url: None,
+            fixed_now: None,
+        };
+        let registry = Registry::new(
+            core(
+                store.clone(),
+                RouteTable::new(Vec::new()),
+                settings,
+                Limits::none(),
+            ),
+            &shards,
+        );
+        // A write waits for its commit, and the disk refuses it: the scan cannot begin.
+        store
+            .put_live("http:waiting", serde_json::json!({}))
+            .unwrap();
+        store.fail_writes(true);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (report, _) = rt.block_on(startup_sweep(&registry));
+        assert!(report.incomplete);
+        // Swept only once the disk takes writes again.
+        let swept = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store2 = store.clone();
+        let flag = swept.clone();
+        rt.block_on(async move {
+            let sweep = sweep_until_complete(&registry, Duration::from_millis(20), move || {
+                flag.store(true, std::sync::atomic::Ordering::Release);
+            });
+            tokio::pin!(sweep);
+            tokio::select! {
+                _ = &mut sweep => panic!("swept while the store could not be read"),
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+            store2.fail_writes(false);
+            tokio::time::timeout(Duration::from_secs(10), sweep)
+                .await
+                .expect("a sweep completes once the store can be read");
+        });
+        assert!(swept.load(std::sync::atomic::Ordering::Acquire));
+        shards.stop();
     }
 }
