@@ -398,6 +398,23 @@ pub fn core(store: Store, routes: RouteTable, settings: Settings, limits: Limits
     })
 }
 
+/// A registry over `store` with no routes, default texts and no limits, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_registry(store: Store, shards: &Shards) -> Registry {
+    let settings = Settings {
+        unknown_service_text: String::new(),
+        apology_text: String::new(),
+        timeout_text: String::new(),
+        tombstone_ttl: Duration::from_secs(60),
+        events_url: None,
+        fixed_now: None,
+    };
+    Registry::new(
+        core(store, RouteTable::new(Vec::new()), settings, Limits::none()),
+        shards,
+    )
+}
+
 /// Compile-time check that the registry can be shared with tokio tasks.
 const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
@@ -423,17 +440,6 @@ mod tests {
         }
     }
 
-    fn settings() -> Settings {
-        Settings {
-            unknown_service_text: String::new(),
-            apology_text: String::new(),
-            timeout_text: String::new(),
-            tombstone_ttl: Duration::from_secs(60),
-            events_url: None,
-            fixed_now: None,
-        }
-    }
-
     /// The HTTP front serves its connections on the shards in turn, and a dialogue first seen
     /// on a shard's thread gets its actor on that thread: its hops never change threads.
     #[test]
@@ -441,15 +447,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 16, 500).unwrap();
         let shards = Shards::start(3).unwrap();
-        let registry = Registry::new(
-            core(
-                store,
-                RouteTable::new(Vec::new()),
-                settings(),
-                Limits::none(),
-            ),
-            &shards,
-        );
+        let registry = test_registry(store, &shards);
         let (tx, rx) = std::sync::mpsc::channel();
         for n in 0..9 {
             let r = registry.clone();

@@ -183,8 +183,7 @@ pub async fn purge_tombstones(registry: Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::RouteTable;
-    use crate::session::registry::{Limits, Settings, Shards, core};
+    use crate::session::registry::{Shards, test_registry};
     use crate::store::Store;
 
     /// A store that cannot be read whole makes the sweep say so, and the purge of tombstones
@@ -194,23 +193,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 16, 500).unwrap();
         let shards = Shards::start(1).unwrap();
-        let settings = Settings {
-            unknown_service_text: String::new(),
-            apology_text: String::new(),
-            timeout_text: String::new(),
-            tombstone_ttl: Duration::from_secs(60),
-            events_url: None,
-            fixed_now: None,
-        };
-        let registry = Registry::new(
-            core(
-                store.clone(),
-                RouteTable::new(Vec::new()),
-                settings,
-                Limits::none(),
-            ),
-            &shards,
-        );
+        let registry = test_registry(store.clone(), &shards);
         // A write waits for its commit, and the disk refuses it: the scan cannot begin.
         store
             .put_live("http:waiting", serde_json::json!({}))

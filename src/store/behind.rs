@@ -137,25 +137,6 @@ pub(crate) fn chunk_records<'a>(
     Ok(out)
 }
 
-/// What a commit writes for `chunk` over `old`, what `ended` has under its key: nothing, or
-/// (for a commit written again after a failure) what the first attempt wrote. The batch's
-/// records win: an aggregator's report on an end that waits again after a failure changes the
-/// waiting record (`Dialogues::change_waiting_end`), never the one in sled, and one that came
-/// during the failed attempt waited for it to end. Records there that the batch does not
-/// have are kept. Something unreadable there is replaced.
-fn chunk_over(key: &[u8], old: Option<&[u8]>, chunk: &[End]) -> Vec<u8> {
-    let old = old
-        .and_then(|v| chunk_records(key, v).ok())
-        .unwrap_or_default();
-    let mut records: Vec<EndRecordRef<'_>> =
-        chunk.iter().map(|e| (e.id, e.record.as_slice())).collect();
-    records.extend(
-        old.iter()
-            .filter(|(id, _)| chunk.iter().all(|e| e.id != *id)),
-    );
-    chunk_value(records.into_iter())
-}
-
 /// A live state waiting for its commit, serialised only when it is written (most dialogues
 /// end before their state ever is) or read back.
 pub(crate) trait Snapshot: Send + Sync + std::fmt::Debug {
@@ -661,10 +642,14 @@ impl Dialogues {
             }
             let key = chunk[0].id;
             self.step()?;
-            // Compare-and-swap, not insert: written again after a failure, the chunk must not
-            // undo a report that changed one of its records in between.
-            self.ended
-                .update_and_fetch(key, |old| Some(chunk_over(&key, old, chunk)))?;
+            // Written again after a failure, the chunk replaces the first attempt's with the
+            // same ends or more, and the batch's copy of each record is the newer: a report on
+            // an end that waits again changes the waiting record (`change_waiting_end`), and
+            // one that came during the failed attempt waited for it to end.
+            self.ended.insert(
+                key,
+                chunk_value(chunk.iter().map(|e| (e.id, e.record.as_slice()))),
+            )?;
             // The index entry before its chunk: a chunk is never left without one (the purge
             // goes by the index).
             let expires_ms = chunk.iter().map(|e| e.expires_ms).max().unwrap_or(0);
@@ -731,8 +716,8 @@ impl Dialogues {
 }
 
 /// The tree of the index entries of chunks of tombstones, and that of the chunks.
-const TOMB_INDEX: &str = "tombstone_index";
-const TOMB_CHUNKS: &str = "tombstone_chunks";
+pub(super) const TOMB_INDEX: &str = "tombstone_index";
+pub(super) const TOMB_CHUNKS: &str = "tombstone_chunks";
 
 /// The in-memory index of the tombstones kept, read back from `tombstone_index` (at start-up,
 /// before the sweep that needs it). An unreadable entry is logged and skipped.
@@ -1146,30 +1131,6 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_of_the_format_before_chunks_still_finds_its_record() {
-        let store = Store::temporary().unwrap();
-        let id = 1234u64.to_be_bytes();
-        let d = &store.dialogues;
-        d.ended.insert(id, &br#"{"n":9}"#[..]).unwrap();
-        let mut tomb = vec![1u8];
-        tomb.extend_from_slice(&id);
-        tomb.extend_from_slice(br#"{"reply":"END Earlier"}"#);
-        d.tombstones.insert("http:earlier", tomb).unwrap();
-        d.check_old_tombstones();
-        assert_eq!(
-            store.tombstone::<Value>("http:earlier").unwrap(),
-            Some(json!({"reply": "END Earlier"}))
-        );
-        assert!(
-            store
-                .update_end_record::<Value>("http:earlier", |r| r["n"] = json!(10))
-                .unwrap()
-        );
-        let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
-        assert_eq!(records, [json!({"n": 10})]);
-    }
-
-    #[test]
     fn a_chunk_cut_short_is_reported_not_misread() {
         let store = Store::temporary().unwrap();
         end(&store, "http:a", "END Bye", json!({"n": 1}));
@@ -1420,32 +1381,43 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_kept_alone_with_its_chunk_named_still_reads() {
+    fn tombstones_kept_one_per_key_in_either_older_format_still_read_and_find_their_record() {
         let store = Store::temporary().unwrap();
-        let key = 40u64.to_be_bytes();
-        let id = 41u64.to_be_bytes();
         let d = &store.dialogues;
         let doc = br#"{"n":5}"#;
+        // Format 1: the record kept alone under its id, which the tombstone names.
+        let alone = 1234u64.to_be_bytes();
+        d.ended.insert(alone, &doc[..]).unwrap();
+        let mut tomb = vec![1u8];
+        tomb.extend_from_slice(&alone);
+        tomb.extend_from_slice(br#"{"reply":"END One"}"#);
+        d.tombstones.insert("http:one", tomb).unwrap();
+        // Format 2: the record in a chunk, which the tombstone names with the record's id.
+        let at = super::RecordAt {
+            key: 40u64.to_be_bytes(),
+            id: 41u64.to_be_bytes(),
+        };
         d.ended
-            .insert(key, super::chunk_value([(id, &doc[..])].into_iter()))
+            .insert(at.key, super::chunk_value([(at.id, &doc[..])].into_iter()))
             .unwrap();
-        let at = super::RecordAt { key, id };
-        let tomb = super::tombstone_value(at, br#"{"reply":"END Kept"}"#);
-        d.tombstones.insert("smpp:kept", tomb).unwrap();
+        let tomb = super::tombstone_value(at, br#"{"reply":"END Two"}"#);
+        d.tombstones.insert("smpp:two", tomb).unwrap();
         d.check_old_tombstones();
-        assert_eq!(
-            store.tombstone::<Value>("smpp:kept").unwrap(),
-            Some(json!({"reply": "END Kept"}))
-        );
-        assert!(
-            store
-                .update_end_record::<Value>("smpp:kept", |r| r["n"] = json!(6))
-                .unwrap()
-        );
+        for (key, reply, n) in [("http:one", "END One", 10), ("smpp:two", "END Two", 20)] {
+            assert_eq!(
+                store.tombstone::<Value>(key).unwrap(),
+                Some(json!({"reply": reply}))
+            );
+            assert!(
+                store
+                    .update_end_record::<Value>(key, |r| r["n"] = json!(n))
+                    .unwrap()
+            );
+        }
         let records: Vec<Value> = store.ended_records().map(Result::unwrap).collect();
-        assert_eq!(records, [json!({"n": 6})]);
-        // Purged by its document, as before; the tree is then no longer read.
-        assert_eq!(store.purge_tombstones::<Value>(0, |_| true).unwrap(), 1);
+        assert_eq!(records, [json!({"n": 20}), json!({"n": 10})], "in id order");
+        // Purged by their documents, as before; the tree is then no longer read.
+        assert_eq!(store.purge_tombstones::<Value>(0, |_| true).unwrap(), 2);
         assert!(!d.old_tombstones.load(super::Ordering::Acquire));
     }
 }

@@ -157,8 +157,8 @@ impl Store {
             name,
             "sessions"
                 | "tombstones"
-                | "tombstone_chunks"
-                | "tombstone_index"
+                | behind::TOMB_CHUNKS
+                | behind::TOMB_INDEX
                 | "ended"
                 | ENDED_INDEX
         ) {
