@@ -14,6 +14,7 @@
 //! - [`config`]: `gateway.toml`, validated before anything binds.
 //! - [`msisdn`]: the one canonical phone number form, made at the edge.
 //! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
+//! - [`logsafe`]: untrusted text in log lines, escaped and cut.
 //! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
 //! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
 //! - [`app`]: the `App` interface and service code routing; flows run through it.
@@ -43,6 +44,7 @@ pub mod flow;
 pub mod front;
 pub mod gateway;
 pub mod hop;
+pub mod logsafe;
 pub mod metrics;
 pub mod msisdn;
 pub mod net;

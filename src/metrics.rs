@@ -53,6 +53,9 @@ pub const UPSTREAM_SECONDS: &str = "ussd_upstream_duration_seconds";
 pub const UPSTREAM_CUT: &str = "ussd_upstream_screens_cut_total";
 /// Dialogues ended because the same number dialled the same code again.
 pub const ENDED_SUPERSEDED: &str = "ussd_dialogues_superseded_total";
+/// Hops refused because they named another subscriber's or service's dialogue, by front and
+/// whether that dialogue was live or ended.
+pub const SESSION_MISMATCH: &str = "ussd_session_mismatch_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
@@ -311,6 +314,11 @@ pub fn voice_callback(kind: &'static str, currency: Option<&str>, amount: Option
     }
 }
 
+/// A hop named a dialogue (`dialogue`: live or ended) that is not its subscriber's.
+pub fn session_mismatch(front: &'static str, dialogue: &'static str) {
+    counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).increment(1);
+}
+
 /// An upstream app was called for a hop: `outcome` is `ok` or the failure.
 pub fn upstream(route: &str, outcome: &'static str, took: Duration) {
     counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => outcome).increment(1);
@@ -391,6 +399,15 @@ fn describe_more() {
     );
     for reason in SMPP_BIND_FAILURE_REASONS {
         counter!(SMPP_BIND_FAILURES, "reason" => reason).absolute(0);
+    }
+    describe_counter!(
+        SESSION_MISMATCH,
+        "Hops refused because their session belongs to another number or service, by front and dialogue (live, ended)"
+    );
+    for front in ["http", "smpp"] {
+        for dialogue in ["live", "ended"] {
+            counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).absolute(0);
+        }
     }
     gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
     gauge!(SMPP_BINDS_UP).set(0.0);
