@@ -192,6 +192,12 @@ pub struct VoiceConfig {
     /// `ringbackTone`, AT's attribute table says `ringBackTone`. Default `ringbackTone`.
     #[serde(default = "default_ringback_attribute")]
     pub ringback_attribute: String,
+    /// The currencies call costs are counted under in `ussd_voice_call_cost_cents_total`
+    /// (ISO 4217 codes); a cost in any other is counted as `other`, so a caller of the
+    /// public front cannot create metric series. Default: the currencies of Africa's Talking's
+    /// markets and USD.
+    #[serde(default = "default_cost_currencies")]
+    pub cost_currencies: Vec<String>,
 }
 
 /// `[admin]`
@@ -339,6 +345,13 @@ fn default_base_url() -> String {
 }
 fn default_ringback_attribute() -> String {
     "ringbackTone".into()
+}
+fn default_cost_currencies() -> Vec<String> {
+    [
+        "KES", "UGX", "TZS", "RWF", "NGN", "MWK", "ZMW", "ETB", "GHS", "XOF", "ZAR", "USD",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_seed_dir() -> PathBuf {
     PathBuf::from("data")
@@ -543,6 +556,16 @@ impl Config {
             "ringbackTone" | "ringBackTone"
         ) {
             return Err("voice.ringback_attribute must be ringbackTone or ringBackTone".into());
+        }
+        if let Some(bad) = self
+            .voice
+            .cost_currencies
+            .iter()
+            .find(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!(
+                "voice.cost_currencies: {bad:?} is not an ISO 4217 code (three capital letters)"
+            ));
         }
         if self.ussd.max_septets < 40 || self.ussd.max_septets > 182 {
             return Err("ussd.max_septets must be between 40 and 182".into());

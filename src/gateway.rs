@@ -299,6 +299,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             ringback_attribute: config.voice.ringback_attribute.clone(),
         }),
         max_body: config.public.max_body_bytes,
+        cost_currencies: config.voice.cost_currencies.clone().into(),
     };
     let public_task = {
         let placement = http::Placement::Shards(registry.clone());

@@ -300,18 +300,41 @@ pub fn store_write(op: &'static str, took: Duration, ok: bool) {
     }
 }
 
-/// A voice callback was answered; a final one may carry the call's cost.
-pub fn voice_callback(kind: &'static str, currency: Option<&str>, amount: Option<&str>) {
+/// The largest call cost counted, in currency units: no call costs a million of anything,
+/// and a larger figure (or `1e30`) is an error or an attack, not a cost.
+pub const MAX_CALL_COST: f64 = 1_000_000.0;
+
+/// A voice callback was answered; a final one may carry the call's cost, counted under its
+/// currency when `currencies` lists it, else under `other`. A cost that is not a number, not
+/// finite, negative or above [`MAX_CALL_COST`] is not counted (and is logged).
+pub fn voice_callback(
+    kind: &'static str,
+    currency: Option<&str>,
+    amount: Option<&str>,
+    currencies: &[String],
+) {
     counter!(VOICE_CALLBACKS, "kind" => kind).increment(1);
-    if let (Some(currency), Some(amount)) =
-        (currency, amount.and_then(|a| a.trim().parse::<f64>().ok()))
-    {
-        // Currencies are ISO codes: a small fixed set in practice.
-        if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            metrics::counter!(VOICE_COST, "currency" => currency.to_string())
-                .increment((amount * 100.0).round() as u64);
+    let Some(raw) = amount else {
+        return;
+    };
+    let cents = match raw.trim().parse::<f64>() {
+        Ok(a) if a.is_finite() && (0.0..=MAX_CALL_COST).contains(&a) => (a * 100.0).round() as u64,
+        _ => {
+            tracing::warn!(
+                amount = ?crate::logsafe::untrusted(raw),
+                "voice: a call cost that is not a plausible amount was not counted"
+            );
+            return;
         }
-    }
+    };
+    let label = match currency {
+        Some(c) => currencies
+            .iter()
+            .find(|known| known.as_str() == c)
+            .map_or_else(|| "other".to_string(), Clone::clone),
+        None => "other".to_string(),
+    };
+    counter!(VOICE_COST, "currency" => label).increment(cents);
 }
 
 /// A hop named a dialogue (`dialogue`: live or ended) that is not its subscriber's.

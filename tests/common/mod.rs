@@ -76,15 +76,25 @@ impl Sandbox {
 
     /// Starts the gateway binary as a child process; returns it with its addresses.
     pub fn spawn(&self) -> ChildGateway {
+        let level = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
+        self.spawn_with(&level, Stdio::inherit())
+    }
+
+    /// Starts the gateway binary as a child process logging at `level` into `log` (in the
+    /// sandbox), as an operator's service manager would capture it: not a terminal.
+    pub fn spawn_logging(&self, level: &str) -> (ChildGateway, PathBuf) {
+        let log = self.dir.path().join("gateway.log");
+        let file = std::fs::File::create(&log).unwrap();
+        (self.spawn_with(level, Stdio::from(file)), log)
+    }
+
+    fn spawn_with(&self, level: &str, stderr: Stdio) -> ChildGateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env(
-                "RUST_LOG",
-                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
