@@ -494,3 +494,67 @@ async fn the_listener_caps_binds_checks_addresses_and_throttles() {
     assert_eq!(read(&mut s).await, None);
     gw.shutdown().await;
 }
+
+/// A start (op 1) or a continue (op 18) of `sub`'s dialogue in session `its`, as a submit_sm.
+fn ussd(sub: &str, text: &[u8], op: u8, its: [u8; 2]) -> Vec<u8> {
+    sm(
+        (1, 1, sub),
+        (0, 0, "384"),
+        0,
+        text,
+        &[tlv(0x0501, &[op]), tlv(0x1383, &its)],
+    )
+}
+
+/// Reads PDUs until a deliver_sm, acknowledges it and returns its body.
+async fn screen(s: &mut TcpStream) -> Vec<u8> {
+    let (id, status, seq, body) = next(s).await;
+    assert_eq!((id, status), (DELIVER_SM, 0));
+    send(s, &pdu(DELIVER_SM | RESP, 0, seq, &c(""))).await;
+    body
+}
+
+fn has(body: &[u8], text: &str) -> bool {
+    body.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// Issue 19: one peer, two transceivers, the first one stuck (it never reads its socket).
+/// The replies to the hops that come on the second go back on the second, not on the
+/// peer's first connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_goes_back_on_the_transceiver_the_hop_came_on() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    send(&mut stuck, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(
+        read(&mut stuck).await.unwrap().1,
+        0,
+        "first transceiver bound"
+    );
+    // From here on nothing is read from `stuck`.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "second transceiver bound");
+    let sub = "254700000001";
+    send(
+        &mut s,
+        &pdu(SUBMIT_SM, 0, 2, &ussd(sub, b"*384*1#", 1, [5, 0])),
+    )
+    .await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let body = screen(&mut s).await;
+    assert!(has(&body, "Say something"), "{body:?}");
+    send(
+        &mut s,
+        &pdu(SUBMIT_SM, 0, 3, &ussd(sub, b"hi", 0x12, [5, 2])),
+    )
+    .await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let body = screen(&mut s).await;
+    assert!(has(&body, "#1 254700000001: hi"), "{body:?}");
+    // Gone, both: the shutdown has no unbind to wait for.
+    drop((stuck, s));
+    gw.shutdown().await;
+}

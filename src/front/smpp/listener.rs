@@ -1,7 +1,8 @@
 //! The gateway as SMSC: accepts binds from configured peers (operators or aggregators that
 //! connect to the provider) and serves USSD with the directions reversed: the peer submits the
 //! subscriber's messages (submit_sm or data_sm) and the gateway answers with deliver_sm (or
-//! data_sm) on one of the peer's receiver or transceiver connections.
+//! data_sm) on the transceiver the message came on, or, for a message from a transmitter, on
+//! one of the peer's receiver or transceiver connections.
 //!
 //! The bind state machine is enforced per connection: before a successful bind only
 //! enquire_link and bind_* are accepted (anything else gets ESME_RINVBNDSTS); an unknown
@@ -356,9 +357,12 @@ impl Handler for Connection {
         let Some(peer) = self.shared.peers.get(&system_id) else {
             return error_response(&cmd, CommandStatus::EsmeRsyserr);
         };
+        // The answer goes back on this connection when it may carry it (a transceiver; a
+        // receiver sends no USSD), else on one of the peer's connections that may.
+        let came_on = || kind.mc_may_send().then(|| link.clone());
         match cmd.pdu() {
             Some(Pdu::SubmitSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&sm::from_submit_sm(p), None);
+                let status = peer.ussd.take(&sm::from_submit_sm(p), came_on());
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {
@@ -367,7 +371,7 @@ impl Handler for Connection {
                 Some(Command::new(status, seq, SubmitSmResp::new(id, Vec::new())))
             }
             Some(Pdu::DataSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&data_sm::from_data_sm(p), None);
+                let status = peer.ussd.take(&data_sm::from_data_sm(p), came_on());
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {
