@@ -558,3 +558,87 @@ async fn a_reply_goes_back_on_the_transceiver_the_hop_came_on() {
     drop((stuck, s));
     gw.shutdown().await;
 }
+
+const BIND_RX: u32 = 0x01;
+const BIND_TX: u32 = 0x02;
+
+/// Issue 19: USSD from a bind that cannot receive. With no receiver or transceiver of the
+/// same peer it is refused (ESME_RINVBNDSTS) and leaves no dialogue behind; with one, the
+/// answer goes there; when that one leaves, the next message of the dialogue is refused and
+/// the dialogue ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ussd_from_a_transmitter_is_answered_on_a_receiver_or_refused() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let registry = gw.registry().clone();
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let sub = "254700000001";
+    let mut tx = TcpStream::connect(addr).await.unwrap();
+    send(&mut tx, &pdu(BIND_TX, 0, 1, &bind_body("agg", "pw"))).await;
+    let (id, status, _, _) = read(&mut tx).await.unwrap();
+    assert_eq!((id, status), (BIND_TX | RESP, 0), "transmitter bound");
+    // Nowhere to answer: refused, no dialogue.
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 2, &ussd(sub, b"*384*1#", 1, [7, 0])),
+    )
+    .await;
+    assert_eq!(next(&mut tx).await, (SUBMIT_SM | RESP, 0x04, 2, c("")));
+    assert!(common::eventually(5, || async { registry.live() == 0 }).await);
+    // A receiver of the same peer carries the answers to the transmitter's hops.
+    let mut rx = TcpStream::connect(addr).await.unwrap();
+    send(&mut rx, &pdu(BIND_RX, 0, 1, &bind_body("agg", "pw"))).await;
+    let (id, status, _, _) = read(&mut rx).await.unwrap();
+    assert_eq!((id, status), (BIND_RX | RESP, 0), "receiver bound");
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 3, &ussd(sub, b"*384*1#", 1, [8, 0])),
+    )
+    .await;
+    let (id, status, seq, _) = next(&mut tx).await;
+    assert_eq!((id, status, seq), (SUBMIT_SM | RESP, 0, 3));
+    let body = screen(&mut rx).await;
+    assert!(has(&body, "Say something"), "{body:?}");
+    assert_eq!(registry.live(), 1, "the dialogue waits for the subscriber");
+    // The receiver leaves: the dialogue's next message cannot be answered; refused, and the
+    // dialogue is ended.
+    send(&mut rx, &pdu(UNBIND, 0, 2, &[])).await;
+    assert_eq!(next(&mut rx).await.0, UNBIND | RESP);
+    assert_eq!(read(&mut rx).await, None, "closed after unbind");
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 4, &ussd(sub, b"hi", 0x12, [8, 2])),
+    )
+    .await;
+    assert_eq!(next(&mut tx).await, (SUBMIT_SM | RESP, 0x04, 4, c("")));
+    assert!(
+        common::eventually(5, || async { registry.live() == 0 }).await,
+        "the dialogue that could not go on was ended"
+    );
+    gw.shutdown().await;
+}
+
+/// Issue 19: an answer the peer refuses never reaches the subscriber, who cannot answer it:
+/// the dialogue is ended, not left live until its idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogue_whose_answer_is_refused_is_ended() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let registry = gw.registry().clone();
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "bound");
+    let start = ussd("254700000001", b"*384*1#", 1, [9, 0]);
+    send(&mut s, &pdu(SUBMIT_SM, 0, 2, &start)).await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let (id, _, seq, _) = next(&mut s).await;
+    assert_eq!(id, DELIVER_SM);
+    // ESME_RX_P_APPN: the peer's application refuses the message for good.
+    send(&mut s, &pdu(DELIVER_SM | RESP, 0x65, seq, &c(""))).await;
+    assert!(
+        common::eventually(5, || async { registry.live() == 0 }).await,
+        "the dialogue was ended"
+    );
+    gw.shutdown().await;
+}

@@ -358,7 +358,8 @@ impl Handler for Connection {
             return error_response(&cmd, CommandStatus::EsmeRsyserr);
         };
         // The answer goes back on this connection when it may carry it (a transceiver; a
-        // receiver sends no USSD), else on one of the peer's connections that may.
+        // receiver sends no USSD), else on one of the peer's connections that may; with none
+        // bound, a hop is refused (see `Ussd::take`).
         let came_on = || kind.mc_may_send().then(|| link.clone());
         match cmd.pdu() {
             Some(Pdu::SubmitSm(p)) if kind.esme_may_send() => {
