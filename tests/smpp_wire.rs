@@ -642,3 +642,68 @@ async fn a_dialogue_whose_answer_is_refused_is_ended() {
     );
     gw.shutdown().await;
 }
+
+/// Issue 19: text from SMPP peers reaches the log escaped and capped, so it cannot forge a log
+/// line or put control bytes in it: the system_id of a refused bind, and a dialled code that
+/// has no route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smpp_text_cannot_forge_log_lines() {
+    const FORGED: &str = "2030-01-01T00:00:00.000000Z  WARN ussd_gateway: FORGED";
+    let sb = sandbox(LISTENER);
+    let (_child, log) = sb.spawn_logged("info");
+    let addr = log.addr("SMPP listener listening").await;
+    // system_id is at most 15 characters; C-octet strings carry no NUL.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(
+        &mut s,
+        &pdu(BIND_TRX, 0, 1, &bind_body("\nFORGED\x1b[2J", "pw")),
+    )
+    .await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0x0F, "ESME_RINVSYSID");
+    assert!(log.wait_for("bind from an unknown system_id", 5).await);
+    // A dialled code in Latin-1 (data_coding 3), which carries any octet.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "bound");
+    // The control octets within the part that is logged, the rest past the cap.
+    let mut dialled = format!("*999*\x1b[2K\0\n{FORGED} admin token accepted").into_bytes();
+    dialled.extend([b'9'; 100]);
+    dialled.push(b'#');
+    let body = sm(
+        (1, 1, "254700000001"),
+        (0, 0, "384"),
+        3,
+        &dialled,
+        &[tlv(0x0501, &[1]), tlv(0x1383, &[3, 0])],
+    );
+    send(&mut s, &pdu(SUBMIT_SM, 0, 2, &body)).await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let _ = screen(&mut s).await;
+    assert!(log.wait_for("unknown service code", 5).await);
+    let bytes = log.bytes();
+    let text = log.text();
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("FORGED") && !line.starts_with(FORGED),
+            "a forged log line: {line:?}"
+        );
+    }
+    assert!(
+        !bytes.iter().any(|b| *b == 0x1B || *b == 0),
+        "a raw ESC or NUL in the log:\n{text}"
+    );
+    assert!(
+        text.contains(r#"system_id="\nFORGED\u{1b}[2J""#),
+        "the system_id, escaped:\n{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("unknown service code"))
+        .unwrap();
+    assert!(
+        line.contains(r#"dialled="*999*\u{1b}[2K\0\n2030-01-01T00:00:00"#)
+            && line.contains("...(+"),
+        "the dialled code escaped and cut: {line:?}"
+    );
+    assert!(line.len() < 400, "capped: {} bytes", line.len());
+}

@@ -283,7 +283,7 @@ impl SessionActor {
         let routes = self.core.routes.load();
         let Some((route, mut inputs)) = routes.resolve(&dialled) else {
             tracing::warn!(
-                dialled = %dialled,
+                dialled = ?crate::logsafe::untrusted(&dialled),
                 msisdn = %msisdn.masked(),
                 "unknown service code"
             );

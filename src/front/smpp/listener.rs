@@ -23,6 +23,7 @@ use super::link::{Handler, Link};
 use super::stopped;
 use super::ussd::Ussd;
 use super::{data_sm, sm};
+use crate::logsafe::untrusted;
 use ipnet::IpNet;
 use rusmpp::pdus::{DataSmResp, SubmitSmResp};
 use rusmpp::types::COctetString;
@@ -285,7 +286,7 @@ impl Connection {
             return Some(refuse(CommandStatus::EsmeRalybnd));
         }
         let Some(peer) = self.shared.peers.get(&c.system_id) else {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind from an unknown system_id");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind from an unknown system_id");
             return self.refuse_late(
                 link,
                 "unknown_system_id",
@@ -294,11 +295,11 @@ impl Connection {
         };
         let ok: bool = subtle_eq(peer.password.as_bytes(), c.password.as_bytes());
         if !ok {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind with a wrong password");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind with a wrong password");
             return self.refuse_late(link, "wrong_password", refuse(CommandStatus::EsmeRinvpaswd));
         }
         if !peer.allows(self.ip) {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind from outside the peer's allow_from");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind from outside the peer's allow_from");
             return self.refuse_late(link, "not_allowed", refuse(CommandStatus::EsmeRbindfail));
         }
         {
@@ -306,7 +307,7 @@ impl Connection {
             let n = bound.entry(c.system_id.clone()).or_default();
             if *n >= peer.max_binds {
                 drop(bound);
-                tracing::warn!(peer = %link.peer(), system_id = %c.system_id, max_binds = peer.max_binds, "bind over the peer's max_binds");
+                tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), max_binds = peer.max_binds, "bind over the peer's max_binds");
                 return self.refuse_late(
                     link,
                     "too_many_binds",
