@@ -2,6 +2,8 @@
 //! listener's bind state machine and credentials, generic_nack for unknown and malformed
 //! PDUs (the connection lives on), over-length PDUs refused, its_session_info echoed exactly,
 //! data_sm with message_payload, and the ESME side's bind, replies, keep-alive and reconnect.
+//! Issue 19's attacks on the listener: answers on the transceiver the hop came on, USSD from a
+//! transmitter, undeliverable answers, and log lines forged with peer text.
 
 mod common;
 
