@@ -14,7 +14,6 @@
 //! - [`config`]: `gateway.toml`, validated before anything binds.
 //! - [`msisdn`]: the one canonical phone number form, made at the edge.
 //! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
-//! - [`logsafe`]: untrusted text in log lines, escaped and cut.
 //! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
 //! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
 //! - [`app`]: the `App` interface and service code routing; flows run through it.
@@ -22,6 +21,7 @@
 //! - [`text`]: GSM-7 counting and pagination.
 //! - [`store`]: the sled database and the record store flows use.
 //! - [`metrics`]: every exported metric, registered once.
+//! - [`logsafe`]: untrusted text in log fields, escaped and capped.
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.

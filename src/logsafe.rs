@@ -1,38 +1,56 @@
-//! Untrusted text in log lines.
+//! Untrusted text in logs.
 //!
-//! Whatever a peer sends (a voice `sessionId`, a dialled code, an SMPP `system_id`) is logged
-//! through [`untrusted`]: Debug-formatted, so quotes, newlines, ESC and NUL come out escaped and
-//! one field can never forge a log line or drive a terminal, and cut to [`MAX_LOGGED`] bytes so a
-//! long field cannot flood the log. Log it with tracing's `?`: `dialled = ?untrusted(&s)`.
+//! A string that came from outside (a dialled code, a bind's system_id, a header) and is
+//! logged as it is can forge log lines (a newline, then a line of the attacker's choosing),
+//! drive the terminal of whoever reads the log (ESC sequences) or hide text (NUL, bidi
+//! controls); a long one floods the log. Log such a field through [`untrusted`]:
+//!
+//! ```
+//! let dialled = "*123#\n2030-01-01T00:00:00Z  INFO forged";
+//! tracing::warn!(dialled = ?ussd_gateway::logsafe::untrusted(dialled), "unknown service code");
+//! assert_eq!(
+//!     format!("{:?}", ussd_gateway::logsafe::untrusted(dialled)),
+//!     r#""*123#\n2030-01-01T00:00:00Z  INFO forged""#,
+//! );
+//! ```
+//!
+//! The field is printed quoted, with Rust's escaping of strings (`\n`, `\0`, `\u{1b}`, `\"`,
+//! every control, separator and format character as `\u{...}`), and cut after
+//! [`MAX_CHARS`] characters with `...(+N bytes)` after the closing quote, where `N` is what
+//! was cut, so a cut field cannot be mistaken for a whole one.
 
 use std::fmt;
 
-/// The longest untrusted field written to a log line, in bytes (before escaping).
-pub const MAX_LOGGED: usize = 64;
+/// Characters of an untrusted field that a log line shows; the rest is cut and counted.
+pub const MAX_CHARS: usize = 64;
 
-/// An untrusted string as it is logged: escaped and length-capped.
-#[derive(Clone, Copy)]
-pub struct Untrusted<'a>(&'a str);
-
-/// Wraps `s` for a log line (see the module's docs).
+/// `s` ready for a log field: its `Debug` (and `Display`, the same) output is quoted,
+/// escaped and at most [`MAX_CHARS`] characters of `s`.
 pub fn untrusted(s: &str) -> Untrusted<'_> {
     Untrusted(s)
 }
 
+/// An untrusted string as a log field; see [`untrusted`].
+#[derive(Clone, Copy)]
+pub struct Untrusted<'a>(&'a str);
+
 impl fmt::Debug for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.len() <= MAX_LOGGED {
-            return fmt::Debug::fmt(self.0, f);
+        let cut = self
+            .0
+            .char_indices()
+            .nth(MAX_CHARS)
+            .map_or(self.0.len(), |(at, _)| at);
+        let (shown, rest) = self.0.split_at(cut);
+        write!(f, "{shown:?}")?;
+        if !rest.is_empty() {
+            write!(f, "...(+{} bytes)", rest.len())?;
         }
-        let mut cut = MAX_LOGGED;
-        while !self.0.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        fmt::Debug::fmt(&self.0[..cut], f)?;
-        write!(f, "...(+{} bytes)", self.0.len() - cut)
+        Ok(())
     }
 }
 
+/// The same as `Debug`, so that `%` is as safe as `?`.
 impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -43,28 +61,41 @@ impl fmt::Display for Untrusted<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn control_characters_are_escaped() {
-        let s = format!(
-            "{:?}",
-            untrusted("*123#\n2026-12-07T00:00:00Z INFO forged\u{1b}[31m\0")
-        );
-        assert!(
-            !s.contains('\n') && !s.contains('\u{1b}') && !s.contains('\0'),
-            "{s}"
-        );
-        assert!(
-            s.contains("\\n") && s.contains("\\u{1b}") && s.contains("\\0"),
-            "{s}"
-        );
+    fn shown(s: &str) -> String {
+        format!("{:?}", untrusted(s))
     }
 
     #[test]
-    fn long_fields_are_cut_on_a_character_boundary() {
-        let long = "é".repeat(100);
-        let s = format!("{:?}", untrusted(&long));
-        assert!(s.ends_with("...(+136 bytes)"), "{s}");
-        assert_eq!(s.matches('é').count(), 32);
-        assert_eq!(format!("{:?}", untrusted("*123#")), "\"*123#\"");
+    fn control_characters_are_escaped() {
+        assert_eq!(shown("*123#"), r#""*123#""#);
+        assert_eq!(
+            shown("a\nFORGED\r\x1b[2J\0\x7f\"\\"),
+            r#""a\nFORGED\r\u{1b}[2J\0\u{7f}\"\\""#
+        );
+        // C1 controls, line and paragraph separators, bidi and zero-width format characters.
+        for c in [
+            '\u{85}', '\u{9b}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200b}',
+        ] {
+            let s = shown(&format!("a{c}b"));
+            assert!(s.is_ascii(), "{c:?} shown as {s}");
+            assert_eq!(s, format!("\"a\\u{{{:x}}}b\"", u32::from(c)));
+        }
+        assert_eq!(shown("Jambo ñ"), r#""Jambo ñ""#, "printable text as it is");
+        assert_eq!(format!("{}", untrusted("a\nb")), r#""a\nb""#, "Display too");
+    }
+
+    #[test]
+    fn long_text_is_cut_and_the_cut_counted() {
+        let exact = "x".repeat(MAX_CHARS);
+        assert_eq!(shown(&exact), format!("\"{exact}\""));
+        let long = format!("{exact}\n{}", "y".repeat(1000));
+        assert_eq!(shown(&long), format!("\"{exact}\"...(+1001 bytes)"));
+        // Cut on a character, counted in bytes.
+        let wide = "é".repeat(MAX_CHARS + 3);
+        assert_eq!(
+            shown(&wide),
+            format!("\"{}\"...(+6 bytes)", "é".repeat(MAX_CHARS))
+        );
+        assert_eq!(shown(""), r#""""#);
     }
 }

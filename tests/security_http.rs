@@ -118,7 +118,7 @@ const FORGED: &str = "\nZ  INFO gw: forged\u{1b}[31m\0";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_fields_cannot_forge_log_lines() {
     let sb = student();
-    let (gw, log) = sb.spawn_logging("info");
+    let (gw, log) = sb.spawn_logged("info");
     let at = At::new(gw.public);
     let phone = "+254700000001";
 
@@ -203,9 +203,10 @@ async fn untrusted_fields_cannot_forge_log_lines() {
     let a = voice("ATVId_ok-1.2:3".into()).await;
     assert_eq!(a.status, 200, "{a:?}");
 
+    // Every line is written before its answer: wait for the reader of the pipe.
+    assert!(log.wait_for("voice: call answered", 10).await);
     drop(gw);
-    let text = std::fs::read(&log).unwrap();
-    let text = String::from_utf8_lossy(&text);
+    let text = log.text();
     assert!(text.contains("unknown service code"), "{text}");
     assert!(text.contains(r#"dialled="*999*\"quoted\"\\#""#), "{text}");
     assert!(text.contains("voice: call answered"), "{text}");
@@ -223,7 +224,7 @@ async fn untrusted_fields_cannot_forge_log_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voice_costs_are_bounded_and_currencies_fixed() {
     let sb = student();
-    let (gw, log) = sb.spawn_logging("info");
+    let (gw, log) = sb.spawn_logged("info");
     let at = At::new(gw.public);
     let final_cb = |id: &'static str, currency: &'static str, amount: &'static str| {
         let at = at.clone();
@@ -267,8 +268,10 @@ async fn voice_costs_are_bounded_and_currencies_fixed() {
         ],
         "{m}"
     );
+    let warning = "a call cost that is not a plausible amount was not counted";
+    common::eventually(10, || async { log.text().matches(warning).count() >= 4 }).await;
     drop(gw);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = log.text();
     assert_eq!(
         text.matches("a call cost that is not a plausible amount was not counted")
             .count(),

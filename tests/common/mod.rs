@@ -76,27 +76,24 @@ impl Sandbox {
 
     /// Starts the gateway binary as a child process; returns it with its addresses.
     pub fn spawn(&self) -> ChildGateway {
-        let level = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
-        self.spawn_with(&level, Stdio::inherit())
-    }
-
-    /// Starts the gateway binary as a child process logging at `level` into `log` (in the
-    /// sandbox), as an operator's service manager would capture it: not a terminal.
-    pub fn spawn_logging(&self, level: &str) -> (ChildGateway, PathBuf) {
-        let log = self.dir.path().join("gateway.log");
-        let file = std::fs::File::create(&log).unwrap();
-        (self.spawn_with(level, Stdio::from(file)), log)
-    }
-
-    fn spawn_with(&self, level: &str, stderr: Stdio) -> ChildGateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+        let child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env("RUST_LOG", level)
+            .env(
+                "RUST_LOG",
+                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
-            .stderr(stderr)
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        ChildGateway::announced(child)
+    }
+}
+
+impl ChildGateway {
+    /// Reads the addresses `serve` announces on its first line of stdout.
+    fn announced(mut child: Child) -> ChildGateway {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -115,6 +112,67 @@ impl Sandbox {
             public: public.unwrap_or_else(|| panic!("no address line, got {line:?}")),
             admin: admin.unwrap(),
         }
+    }
+}
+
+impl Sandbox {
+    /// Starts the gateway binary as a child process logging at `filter` (RUST_LOG), its stderr
+    /// captured as a service manager would (not a terminal: no colours): returns it with its
+    /// log.
+    pub fn spawn_logged(&self, filter: &str) -> (ChildGateway, ChildLog) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = ChildLog::default();
+        let mut stderr = child.stderr.take().unwrap();
+        let bytes = log.bytes.clone();
+        // Ends with the child (end of stream).
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                bytes.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (ChildGateway::announced(child), log)
+    }
+}
+
+/// What a child gateway wrote to stderr so far, byte for byte.
+#[derive(Clone, Default)]
+pub struct ChildLog {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl ChildLog {
+    /// Everything so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().clone()
+    }
+
+    /// Everything so far, as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Waits (at most `secs` seconds) until the log contains `needle`.
+    pub async fn wait_for(&self, needle: &str, secs: u64) -> bool {
+        eventually(secs, || async { self.text().contains(needle) }).await
+    }
+
+    /// The address logged as `addr=` on the first line containing `what` (at most 10 s).
+    pub async fn addr(&self, what: &str) -> SocketAddr {
+        assert!(self.wait_for(what, 10).await, "no {what:?} in the log");
+        let text = self.text();
+        let line = text.lines().find(|l| l.contains(what)).unwrap();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("addr=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no addr= in {line:?}"))
     }
 }
 
