@@ -199,6 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config.store.flush_every_ms,
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.data_dir.display()))?;
+    crate::session::set_log_secret(&store.installation_secret()?);
     let (routes, diagnostics) = load_routes(&config, Some(&store));
     for d in diagnostics
         .iter()

@@ -89,9 +89,48 @@ impl fmt::Display for Masked<'_> {
     }
 }
 
+/// `text` with every phone number in it masked as [`Msisdn::masked`] does: every run of eight
+/// or more digits (a national number with its country code has 8 to 15). For identifiers that
+/// carry a number, such as an SMPP session key `smpp:<bind>:<msisdn>:<n>`, before they leave
+/// the gateway.
+pub fn mask_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..start]);
+        let digits = &rest[start..];
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        let run = &digits[..end];
+        if run.len() >= 8 {
+            out.push_str(&Masked(run).to_string());
+        } else {
+            out.push_str(run);
+        }
+        rest = &digits[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_inside_identifiers_are_masked() {
+        assert_eq!(
+            mask_numbers("smpp:op:254700000001:7"),
+            "smpp:op:254******001:7"
+        );
+        assert_eq!(mask_numbers("http:ATUid_12345"), "http:ATUid_12345");
+        assert_eq!(
+            mask_numbers("a25470000000b0700000001"),
+            "a254*****000b070****001"
+        );
+        assert_eq!(mask_numbers(""), "");
+    }
 
     #[test]
     fn the_same_subscriber_whatever_the_spelling() {

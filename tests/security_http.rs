@@ -279,3 +279,149 @@ async fn voice_costs_are_bounded_and_currencies_fixed() {
         "{text}"
     );
 }
+
+const ECHO: &str = include_str!("fixtures/core/flows/echo.yaml");
+
+/// Text a subscriber typed that starts like a spreadsheet formula is exported as text, never
+/// as a formula, in the admin CSV export and in `ussd-gateway export --format csv`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_exports_never_carry_formulas() {
+    let sb = Sandbox::new(
+        "[[routes]]\nservice_code = \"*384*1#\"\nflow = \"echo\"\n",
+        &[("echo", ECHO)],
+    );
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let formula = "=HYPERLINK(\"http://x.example\",\"pay\")";
+    let answers = at
+        .walk("csv1", "*384*1#", "+254700000001", &[formula, "2"])
+        .await;
+    assert!(answers[2].starts_with("END Bye"), "{answers:?}");
+    let admin = At::new(gw.admin_addr);
+    let csv = admin
+        .request(
+            "GET",
+            "/admin/export/ended?format=csv",
+            &[("authorization", "Bearer test-token")],
+            "",
+        )
+        .await
+        .body;
+    let cells = |csv: &str| -> Vec<String> {
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        let input = r
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "input")
+            .unwrap();
+        r.records()
+            .map(|rec| rec.unwrap()[input].to_string())
+            .collect()
+    };
+    assert_eq!(cells(&csv), [format!("'{formula}*2")], "{csv}");
+    gw.shutdown().await;
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+        .args(["export", "ended", "--format", "csv", "--config"])
+        .arg(sb.config_path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        cells(&String::from_utf8_lossy(&out.stdout)),
+        [format!("'{formula}*2")]
+    );
+}
+
+/// The ids that stand for session keys in log lines are keyed with the installation's own
+/// secret: the same after a restart, different in another installation, and not the unkeyed
+/// SipHash of the key that anyone can compute for every MSISDN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_ids_are_keyed_per_installation() {
+    async fn logged_id(sb: &Sandbox) -> String {
+        let (gw, log) = sb.spawn_logged("warn");
+        let at = At::new(gw.public);
+        at.hop("logid1", "*123#", "+254700000001", "").await;
+        // Refused (another number): logged with the session's id.
+        assert_eq!(
+            at.hop("logid1", "*123#", "+254700000002", "1").await,
+            APOLOGY
+        );
+        assert!(log.wait_for("hop refused", 10).await);
+        let text = log.text();
+        let line = text.lines().find(|l| l.contains("hop refused")).unwrap();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("session="))
+            .unwrap_or_else(|| panic!("no session= in {line}"))
+            .to_string()
+    }
+    let unkeyed = {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        "http:logid1".hash(&mut h);
+        format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+    };
+    let first = student();
+    let id = logged_id(&first).await;
+    assert_eq!(id.len(), 12, "{id}");
+    assert_ne!(id, unkeyed);
+    assert_eq!(
+        logged_id(&first).await,
+        id,
+        "the same installation after a restart"
+    );
+    assert_ne!(logged_id(&student()).await, id, "another installation");
+}
+
+/// Every MSISDN the admin API returns is masked, the SMPP session key (which carries it)
+/// included; a dialogue can still be ended by the id the listing gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_masks_numbers_in_session_keys() {
+    use ussd_gateway::front::smpp::{OperatorSim, Profile};
+    let sim = OperatorSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Profile::preset("its_session_info").unwrap(),
+        Some(("gw".into(), "pw".into())),
+    )
+    .await
+    .unwrap();
+    let sb = Sandbox::with_repo_flows(&format!(
+        "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nsource_addr = \"123\"\nreconnect_cap_ms = 500\n",
+        sim.addr().port()
+    ));
+    let gw = sb.start().await;
+    assert!(sim.wait_bound(std::time::Duration::from_secs(10)).await);
+    let (_dialogue, screen) = sim.dial("254700000002", "*123#").await.unwrap();
+    assert!(!screen.end, "{screen:?}");
+    let admin = At::new(gw.admin_addr);
+    let auth = [("authorization", "Bearer test-token")];
+    let listed = admin
+        .request("GET", "/admin/dialogues", &auth, "")
+        .await
+        .body;
+    assert!(!listed.contains("254700000002"), "{listed}");
+    let v: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let d = &v["dialogues"][0];
+    assert!(
+        d["session"]
+            .as_str()
+            .unwrap()
+            .starts_with("smpp:op:254******002:"),
+        "{listed}"
+    );
+    assert_eq!(d["msisdn"], "254******002");
+    let id = d["id"].as_str().unwrap();
+    let ended = admin
+        .request(
+            "POST",
+            "/admin/dialogues/end",
+            &auth,
+            format!("{{\"id\":\"{id}\"}}"),
+        )
+        .await;
+    assert_eq!(ended.status, 200, "{ended:?}");
+    let registry = gw.registry().clone();
+    assert!(common::eventually(5, || async { registry.live() == 0 }).await);
+    gw.shutdown().await;
+}

@@ -62,13 +62,31 @@ pub enum HopError {
     Unavailable(String),
 }
 
-/// A session key as logged: a short hash, enough to follow one dialogue through the logs without
-/// writing its id (which, over SMPP, contains the MSISDN) at any level.
+/// The key of [`log_id`]'s hash: the installation's secret once the gateway has read it from
+/// its store ([`set_log_secret`]), else a random one for this process.
+static LOG_KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+
+/// Keys [`log_id`] with the installation's secret (kept in the store, so a dialogue's id in
+/// the logs is the same after a restart). The first call in a process wins: several gateways
+/// in one process (tests) share the first one's.
+pub fn set_log_secret(secret: &[u8; 32]) {
+    let _ = LOG_KEY.set(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret));
+}
+
+/// A session key as logged: a short keyed hash (HMAC-SHA256 under the installation's secret,
+/// cut to 48 bits), enough to follow one dialogue through the logs without writing its id
+/// (which, over SMPP, contains the MSISDN) at any level. Without the secret, which only the
+/// database holds, no one can tell which number a log id stands for by trying every MSISDN.
 pub fn log_id(key: &str) -> String {
-    use std::hash::{DefaultHasher, Hash, Hasher};
-    let mut h = DefaultHasher::new();
-    key.hash(&mut h);
-    format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+    use std::fmt::Write;
+    let k = LOG_KEY
+        .get_or_init(|| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()));
+    let tag = ring::hmac::sign(k, key.as_bytes());
+    let mut out = String::with_capacity(12);
+    for b in &tag.as_ref()[..6] {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Convenience for fronts: a reply or the apology.

@@ -688,6 +688,30 @@ impl Store {
         self.meta.insert(name, &[1u8])?;
         Ok(())
     }
+
+    /// This installation's secret: 32 random bytes made on first use and kept (and flushed)
+    /// from then on, for keyed hashes that must give the same answer after a restart (the
+    /// session ids in log lines) and that no one without the database can compute.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn installation_secret(&self) -> Result<[u8; 32], StoreError> {
+        const NAME: &str = "installation_secret";
+        let fresh: [u8; 32] = rand::random();
+        let kept = match self
+            .meta
+            .compare_and_swap(NAME, None::<&[u8]>, Some(&fresh[..]))?
+        {
+            Ok(()) => {
+                self.meta.flush()?;
+                return Ok(fresh);
+            }
+            Err(cas) => cas.current,
+        };
+        kept.as_deref()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("meta {NAME} is not 32 bytes")))
+    }
 }
 
 fn get_json<T: DeserializeOwned>(tree: &Tree, key: &str) -> Result<Option<T>, StoreError> {

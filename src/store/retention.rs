@@ -179,7 +179,8 @@ pub fn export(
             for d in &docs {
                 let row = columns.iter().map(|c| match d.get(c) {
                     None | Some(Value::Null) => String::new(),
-                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::String(s)) => csv_text(s),
+                    // Numbers, booleans, and objects as JSON (`{...}`): written by the gateway.
                     Some(other) => other.to_string(),
                 });
                 w.write_record(row).map_err(|e| e.to_string())?;
@@ -188,6 +189,18 @@ pub fn export(
         }
     }
     Ok(docs.len())
+}
+
+/// A text cell of a CSV export. Text comes from subscribers and peers (inputs, AT's error
+/// messages): one that starts like a formula (`=`, `+`, `-`, `@`, tab or CR) would run as one
+/// when the export is opened in a spreadsheet (`=HYPERLINK(...)`), so it gets a leading `'`,
+/// as OWASP's advice on CSV injection says. Numbers the gateway writes are left as they are.
+fn csv_text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
 }
 
 /// Removes what is past its retention period at `now_ms`.

@@ -8,8 +8,8 @@
 //! | --- | --- |
 //! | `GET /admin/status` | dialogue counts and the routes in force |
 //! | `POST /admin/reload` | reloads routes and flows (live dialogues keep their version) |
-//! | `GET /admin/dialogues` | live dialogues, MSISDNs masked |
-//! | `POST /admin/dialogues/end` | ends one (`{"session": "http:ATUid_..."}`), as an abort |
+//! | `GET /admin/dialogues` | live dialogues, MSISDNs masked (in session keys too) |
+//! | `POST /admin/dialogues/end` | ends one (`{"id": "3fa2..."}` as listed, or `{"session": "http:ATUid_..."}`), as an abort |
 //! | `GET /admin/outbox` | outbox items (pending first), recipients masked |
 //! | `POST /admin/outbox/requeue` | puts a failed or not-sent item back (`{"id": 42}`) |
 //! | `POST /admin/push` | over SMPP: a USSN push (`{"msisdn", "text", "bind"?}`) or a network-initiated dialogue (`{"msisdn", "service_code", "bind"?}`) |
@@ -220,7 +220,10 @@ fn dialogues(state: &AdminState) -> Response<Body> {
             continue;
         };
         out.push(json!({
-            "session": key,
+            // The key as logged (`session=` in log lines), and as `/admin/dialogues/end` takes
+            // it; the key itself carries the MSISDN over SMPP, so it is shown masked.
+            "id": crate::session::log_id(&key),
+            "session": crate::msisdn::mask_numbers(&key),
             "msisdn": d.msisdn.masked().to_string(),
             "service_code": d.route,
             "front": d.front.as_str(),
@@ -232,11 +235,31 @@ fn dialogues(state: &AdminState) -> Response<Body> {
     json(StatusCode::OK, &json!({ "dialogues": out }))
 }
 
+/// Ends one live dialogue, named by its `session` key or by its `id` (as `/admin/dialogues`
+/// and the logs show it).
 async fn end_dialogue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
-    let Some(session) = args.get("session").and_then(|s| s.as_str()) else {
-        return text(StatusCode::BAD_REQUEST, "missing \"session\"\n");
+    let field = |name| args.get(name).and_then(|s| s.as_str());
+    let session: crate::session::SessionKey = match (field("session"), field("id")) {
+        (Some(session), _) => session.into(),
+        (None, Some(id)) => {
+            let store = &state.registry.core().store;
+            let found = store
+                .live_entries()
+                .filter_map(Result::ok)
+                .map(|(key, _)| key)
+                .find(|key| crate::session::log_id(key) == id);
+            match found {
+                Some(key) => key.into(),
+                None => {
+                    return text(StatusCode::NOT_FOUND, "no live dialogue with that id\n");
+                }
+            }
+        }
+        (None, None) => {
+            return text(StatusCode::BAD_REQUEST, "missing \"session\" or \"id\"\n");
+        }
     };
-    if state.registry.abort(session.into()).await {
+    if state.registry.abort(session).await {
         tracing::info!("dialogue ended by an operator");
         json(StatusCode::OK, &json!({ "ended": true }))
     } else {
