@@ -76,15 +76,43 @@ impl Sandbox {
 
     /// Starts the gateway binary as a child process; returns it with its addresses.
     pub fn spawn(&self) -> ChildGateway {
+        let log = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
+        self.spawn_with(&log, Stdio::inherit())
+    }
+
+    /// Starts the gateway binary as a child process logging at `filter` (`RUST_LOG`), with
+    /// everything it writes to stderr (its log) captured: the log is complete once the process
+    /// has exited.
+    pub fn spawn_logged(&self, filter: &str) -> (ChildGateway, CapturedLog) {
+        let mut gw = self.spawn_with(filter, Stdio::piped());
+        let mut stderr = gw.child.stderr.take().unwrap();
+        let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let into = text.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match std::io::Read::read(&mut stderr, &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        (
+            gw,
+            CapturedLog {
+                text,
+                reader: Some(reader),
+            },
+        )
+    }
+
+    fn spawn_with(&self, log: &str, stderr: Stdio) -> ChildGateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env(
-                "RUST_LOG",
-                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -105,6 +133,22 @@ impl Sandbox {
             public: public.unwrap_or_else(|| panic!("no address line, got {line:?}")),
             admin: admin.unwrap(),
         }
+    }
+}
+
+/// What a child gateway wrote to stderr.
+pub struct CapturedLog {
+    text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CapturedLog {
+    /// Everything written, once the process has exited (stderr closed).
+    pub fn finish(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
     }
 }
 
