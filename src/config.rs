@@ -138,6 +138,18 @@ pub struct LimitsConfig {
     /// What a refused hop is told.
     #[serde(default = "default_busy_text")]
     pub busy_text: String,
+    /// Seconds a client has to send one whole request (headers and body), from its first byte
+    /// (or from the connection's opening, for its first request). Past it the connection is
+    /// closed. Default 10.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait, with no request, for its next one before it is
+    /// closed. Default 30.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes; past it, 431. Default 16384.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
 }
 
 fn default_max_connections() -> usize {
@@ -148,6 +160,15 @@ fn default_hops_per_minute() -> u32 {
 }
 fn default_max_live() -> usize {
     2_000_000
+}
+fn default_request_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
 }
 fn default_busy_text() -> String {
     "The service is busy. Please try again in a minute.".into()
@@ -171,6 +192,12 @@ pub struct VoiceConfig {
     /// `ringbackTone`, AT's attribute table says `ringBackTone`. Default `ringbackTone`.
     #[serde(default = "default_ringback_attribute")]
     pub ringback_attribute: String,
+    /// The currencies call costs are counted under in `ussd_voice_call_cost_cents_total`
+    /// (ISO 4217 codes); a cost in any other is counted as `other`, so a caller of the
+    /// public front cannot create metric series. Default: the currencies of Africa's Talking's
+    /// markets and USD.
+    #[serde(default = "default_cost_currencies")]
+    pub cost_currencies: Vec<String>,
 }
 
 /// `[admin]`
@@ -318,6 +345,13 @@ fn default_base_url() -> String {
 }
 fn default_ringback_attribute() -> String {
     "ringbackTone".into()
+}
+fn default_cost_currencies() -> Vec<String> {
+    [
+        "KES", "UGX", "TZS", "RWF", "NGN", "MWK", "ZMW", "ETB", "GHS", "XOF", "ZAR", "USD",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_seed_dir() -> PathBuf {
     PathBuf::from("data")
@@ -485,6 +519,15 @@ impl Config {
                 "limits.max_connections and limits.max_live_dialogues must be at least 1".into(),
             );
         }
+        if self.limits.request_timeout_secs == 0 || self.limits.idle_timeout_secs == 0 {
+            return Err(
+                "limits.request_timeout_secs and limits.idle_timeout_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if self.limits.max_header_bytes < 1024 {
+            return Err("limits.max_header_bytes must be at least 1024".into());
+        }
         if let Some(url) = &self.events.url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -513,6 +556,16 @@ impl Config {
             "ringbackTone" | "ringBackTone"
         ) {
             return Err("voice.ringback_attribute must be ringbackTone or ringBackTone".into());
+        }
+        if let Some(bad) = self
+            .voice
+            .cost_currencies
+            .iter()
+            .find(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(format!(
+                "voice.cost_currencies: {bad:?} is not an ISO 4217 code (three capital letters)"
+            ));
         }
         if self.ussd.max_septets < 40 || self.ussd.max_septets > 182 {
             return Err("ussd.max_septets must be between 40 and 182".into());

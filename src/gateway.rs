@@ -263,10 +263,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tracing::info!(%admin_addr, "admin listener listening (GET /metrics, /admin/...)");
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let serve_limits = http::ServeLimits {
-        max_connections: config.limits.max_connections,
-        grace: Duration::from_secs(config.sessions.shutdown_grace_secs),
-    };
+    let grace = Duration::from_secs(config.sessions.shutdown_grace_secs);
+    let serve_limits = http::ServeLimits::from_config("public", &config.limits, grace);
+    let admin_limits = http::ServeLimits::from_config("admin", &config.limits, grace);
     let ready = Arc::new(AtomicBool::new(false));
 
     let smpp = if config.smpp.binds.is_empty() && config.smpp.listener.is_none() {
@@ -300,6 +299,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             ringback_attribute: config.voice.ringback_attribute.clone(),
         }),
         max_body: config.public.max_body_bytes,
+        cost_currencies: config.voice.cost_currencies.clone().into(),
     };
     let public_task = {
         let placement = http::Placement::Shards(registry.clone());
@@ -394,7 +394,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tokio::spawn(http::serve(
             admin_listener,
             handler,
-            serve_limits,
+            admin_limits,
             http::Placement::Tokio,
             shutdown_rx.clone(),
         ))

@@ -21,6 +21,7 @@
 //! - [`text`]: GSM-7 counting and pagination.
 //! - [`store`]: the sled database and the record store flows use.
 //! - [`metrics`]: every exported metric, registered once.
+//! - [`logsafe`]: untrusted text in log fields, escaped and capped.
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.
@@ -43,6 +44,7 @@ pub mod flow;
 pub mod front;
 pub mod gateway;
 pub mod hop;
+pub mod logsafe;
 pub mod metrics;
 pub mod msisdn;
 pub mod net;

@@ -53,6 +53,9 @@ pub const UPSTREAM_SECONDS: &str = "ussd_upstream_duration_seconds";
 pub const UPSTREAM_CUT: &str = "ussd_upstream_screens_cut_total";
 /// Dialogues ended because the same number dialled the same code again.
 pub const ENDED_SUPERSEDED: &str = "ussd_dialogues_superseded_total";
+/// Hops refused because they named another subscriber's or service's dialogue, by front and
+/// whether that dialogue was live or ended.
+pub const SESSION_MISMATCH: &str = "ussd_session_mismatch_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
@@ -297,18 +300,46 @@ pub fn store_write(op: &'static str, took: Duration, ok: bool) {
     }
 }
 
-/// A voice callback was answered; a final one may carry the call's cost.
-pub fn voice_callback(kind: &'static str, currency: Option<&str>, amount: Option<&str>) {
+/// The largest call cost counted, in currency units: no call costs a million of anything,
+/// and a larger figure (or `1e30`) is an error or an attack, not a cost.
+pub const MAX_CALL_COST: f64 = 1_000_000.0;
+
+/// A voice callback was answered; a final one may carry the call's cost, counted under its
+/// currency when `currencies` lists it, else under `other`. A cost that is not a number, not
+/// finite, negative or above [`MAX_CALL_COST`] is not counted (and is logged).
+pub fn voice_callback(
+    kind: &'static str,
+    currency: Option<&str>,
+    amount: Option<&str>,
+    currencies: &[String],
+) {
     counter!(VOICE_CALLBACKS, "kind" => kind).increment(1);
-    if let (Some(currency), Some(amount)) =
-        (currency, amount.and_then(|a| a.trim().parse::<f64>().ok()))
-    {
-        // Currencies are ISO codes: a small fixed set in practice.
-        if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            metrics::counter!(VOICE_COST, "currency" => currency.to_string())
-                .increment((amount * 100.0).round() as u64);
+    let Some(raw) = amount else {
+        return;
+    };
+    let cents = match raw.trim().parse::<f64>() {
+        Ok(a) if a.is_finite() && (0.0..=MAX_CALL_COST).contains(&a) => (a * 100.0).round() as u64,
+        _ => {
+            tracing::warn!(
+                amount = ?crate::logsafe::untrusted(raw),
+                "voice: a call cost that is not a plausible amount was not counted"
+            );
+            return;
         }
-    }
+    };
+    let label = match currency {
+        Some(c) => currencies
+            .iter()
+            .find(|known| known.as_str() == c)
+            .map_or_else(|| "other".to_string(), Clone::clone),
+        None => "other".to_string(),
+    };
+    counter!(VOICE_COST, "currency" => label).increment(cents);
+}
+
+/// A hop named a dialogue (`dialogue`: live or ended) that is not its subscriber's.
+pub fn session_mismatch(front: &'static str, dialogue: &'static str) {
+    counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).increment(1);
 }
 
 /// An upstream app was called for a hop: `outcome` is `ok` or the failure.
@@ -391,6 +422,15 @@ fn describe_more() {
     );
     for reason in SMPP_BIND_FAILURE_REASONS {
         counter!(SMPP_BIND_FAILURES, "reason" => reason).absolute(0);
+    }
+    describe_counter!(
+        SESSION_MISMATCH,
+        "Hops refused because their session belongs to another number or service, by front and dialogue (live, ended)"
+    );
+    for front in ["http", "smpp"] {
+        for dialogue in ["live", "ended"] {
+            counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).absolute(0);
+        }
     }
     gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
     gauge!(SMPP_BINDS_UP).set(0.0);

@@ -2,6 +2,8 @@
 //! listener's bind state machine and credentials, generic_nack for unknown and malformed
 //! PDUs (the connection lives on), over-length PDUs refused, its_session_info echoed exactly,
 //! data_sm with message_payload, and the ESME side's bind, replies, keep-alive and reconnect.
+//! Issue 19's attacks on the listener: answers on the transceiver the hop came on, USSD from a
+//! transmitter, undeliverable answers, and log lines forged with peer text.
 
 mod common;
 
@@ -493,4 +495,217 @@ async fn the_listener_caps_binds_checks_addresses_and_throttles() {
     let mut s = TcpStream::connect(addr).await.unwrap();
     assert_eq!(read(&mut s).await, None);
     gw.shutdown().await;
+}
+
+/// A start (op 1) or a continue (op 18) of `sub`'s dialogue in session `its`, as a submit_sm.
+fn ussd(sub: &str, text: &[u8], op: u8, its: [u8; 2]) -> Vec<u8> {
+    sm(
+        (1, 1, sub),
+        (0, 0, "384"),
+        0,
+        text,
+        &[tlv(0x0501, &[op]), tlv(0x1383, &its)],
+    )
+}
+
+/// Reads PDUs until a deliver_sm, acknowledges it and returns its body.
+async fn screen(s: &mut TcpStream) -> Vec<u8> {
+    let (id, status, seq, body) = next(s).await;
+    assert_eq!((id, status), (DELIVER_SM, 0));
+    send(s, &pdu(DELIVER_SM | RESP, 0, seq, &c(""))).await;
+    body
+}
+
+fn has(body: &[u8], text: &str) -> bool {
+    body.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// Issue 19: one peer, two transceivers, the first one stuck (it never reads its socket).
+/// The replies to the hops that come on the second go back on the second, not on the
+/// peer's first connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_goes_back_on_the_transceiver_the_hop_came_on() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut stuck = TcpStream::connect(addr).await.unwrap();
+    send(&mut stuck, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(
+        read(&mut stuck).await.unwrap().1,
+        0,
+        "first transceiver bound"
+    );
+    // From here on nothing is read from `stuck`.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "second transceiver bound");
+    let sub = "254700000001";
+    send(
+        &mut s,
+        &pdu(SUBMIT_SM, 0, 2, &ussd(sub, b"*384*1#", 1, [5, 0])),
+    )
+    .await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let body = screen(&mut s).await;
+    assert!(has(&body, "Say something"), "{body:?}");
+    send(
+        &mut s,
+        &pdu(SUBMIT_SM, 0, 3, &ussd(sub, b"hi", 0x12, [5, 2])),
+    )
+    .await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let body = screen(&mut s).await;
+    assert!(has(&body, "#1 254700000001: hi"), "{body:?}");
+    // Gone, both: the shutdown has no unbind to wait for.
+    drop((stuck, s));
+    gw.shutdown().await;
+}
+
+const BIND_RX: u32 = 0x01;
+const BIND_TX: u32 = 0x02;
+
+/// Issue 19: USSD from a bind that cannot receive. With no receiver or transceiver of the
+/// same peer it is refused (ESME_RINVBNDSTS) and leaves no dialogue behind; with one, the
+/// answer goes there; when that one leaves, the next message of the dialogue is refused and
+/// the dialogue ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ussd_from_a_transmitter_is_answered_on_a_receiver_or_refused() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let registry = gw.registry().clone();
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let sub = "254700000001";
+    let mut tx = TcpStream::connect(addr).await.unwrap();
+    send(&mut tx, &pdu(BIND_TX, 0, 1, &bind_body("agg", "pw"))).await;
+    let (id, status, _, _) = read(&mut tx).await.unwrap();
+    assert_eq!((id, status), (BIND_TX | RESP, 0), "transmitter bound");
+    // Nowhere to answer: refused, no dialogue.
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 2, &ussd(sub, b"*384*1#", 1, [7, 0])),
+    )
+    .await;
+    assert_eq!(next(&mut tx).await, (SUBMIT_SM | RESP, 0x04, 2, c("")));
+    assert!(common::eventually(5, || async { registry.live() == 0 }).await);
+    // A receiver of the same peer carries the answers to the transmitter's hops.
+    let mut rx = TcpStream::connect(addr).await.unwrap();
+    send(&mut rx, &pdu(BIND_RX, 0, 1, &bind_body("agg", "pw"))).await;
+    let (id, status, _, _) = read(&mut rx).await.unwrap();
+    assert_eq!((id, status), (BIND_RX | RESP, 0), "receiver bound");
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 3, &ussd(sub, b"*384*1#", 1, [8, 0])),
+    )
+    .await;
+    let (id, status, seq, _) = next(&mut tx).await;
+    assert_eq!((id, status, seq), (SUBMIT_SM | RESP, 0, 3));
+    let body = screen(&mut rx).await;
+    assert!(has(&body, "Say something"), "{body:?}");
+    assert_eq!(registry.live(), 1, "the dialogue waits for the subscriber");
+    // The receiver leaves: the dialogue's next message cannot be answered; refused, and the
+    // dialogue is ended.
+    send(&mut rx, &pdu(UNBIND, 0, 2, &[])).await;
+    assert_eq!(next(&mut rx).await.0, UNBIND | RESP);
+    assert_eq!(read(&mut rx).await, None, "closed after unbind");
+    send(
+        &mut tx,
+        &pdu(SUBMIT_SM, 0, 4, &ussd(sub, b"hi", 0x12, [8, 2])),
+    )
+    .await;
+    assert_eq!(next(&mut tx).await, (SUBMIT_SM | RESP, 0x04, 4, c("")));
+    assert!(
+        common::eventually(5, || async { registry.live() == 0 }).await,
+        "the dialogue that could not go on was ended"
+    );
+    gw.shutdown().await;
+}
+
+/// Issue 19: an answer the peer refuses never reaches the subscriber, who cannot answer it:
+/// the dialogue is ended, not left live until its idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogue_whose_answer_is_refused_is_ended() {
+    let sb = sandbox(LISTENER);
+    let gw = sb.start().await;
+    let registry = gw.registry().clone();
+    let addr = gw.smpp().unwrap().listener_addr().unwrap();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "bound");
+    let start = ussd("254700000001", b"*384*1#", 1, [9, 0]);
+    send(&mut s, &pdu(SUBMIT_SM, 0, 2, &start)).await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let (id, _, seq, _) = next(&mut s).await;
+    assert_eq!(id, DELIVER_SM);
+    // ESME_RX_P_APPN: the peer's application refuses the message for good.
+    send(&mut s, &pdu(DELIVER_SM | RESP, 0x65, seq, &c(""))).await;
+    assert!(
+        common::eventually(5, || async { registry.live() == 0 }).await,
+        "the dialogue was ended"
+    );
+    gw.shutdown().await;
+}
+
+/// Issue 19: text from SMPP peers reaches the log escaped and capped, so it cannot forge a log
+/// line or put control bytes in it: the system_id of a refused bind, and a dialled code that
+/// has no route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smpp_text_cannot_forge_log_lines() {
+    const FORGED: &str = "2030-01-01T00:00:00.000000Z  WARN ussd_gateway: FORGED";
+    let sb = sandbox(LISTENER);
+    let (_child, log) = sb.spawn_logged("info");
+    let addr = log.addr("SMPP listener listening").await;
+    // system_id is at most 15 characters; C-octet strings carry no NUL.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(
+        &mut s,
+        &pdu(BIND_TRX, 0, 1, &bind_body("\nFORGED\x1b[2J", "pw")),
+    )
+    .await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0x0F, "ESME_RINVSYSID");
+    assert!(log.wait_for("bind from an unknown system_id", 5).await);
+    // A dialled code in Latin-1 (data_coding 3), which carries any octet.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    send(&mut s, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
+    assert_eq!(read(&mut s).await.unwrap().1, 0, "bound");
+    // The control octets within the part that is logged, the rest past the cap.
+    let mut dialled = format!("*999*\x1b[2K\0\n{FORGED} admin token accepted").into_bytes();
+    dialled.extend([b'9'; 100]);
+    dialled.push(b'#');
+    let body = sm(
+        (1, 1, "254700000001"),
+        (0, 0, "384"),
+        3,
+        &dialled,
+        &[tlv(0x0501, &[1]), tlv(0x1383, &[3, 0])],
+    );
+    send(&mut s, &pdu(SUBMIT_SM, 0, 2, &body)).await;
+    assert_eq!(next(&mut s).await.0, SUBMIT_SM | RESP);
+    let _ = screen(&mut s).await;
+    assert!(log.wait_for("unknown service code", 5).await);
+    let bytes = log.bytes();
+    let text = log.text();
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("FORGED") && !line.starts_with(FORGED),
+            "a forged log line: {line:?}"
+        );
+    }
+    assert!(
+        !bytes.iter().any(|b| *b == 0x1B || *b == 0),
+        "a raw ESC or NUL in the log:\n{text}"
+    );
+    assert!(
+        text.contains(r#"system_id="\nFORGED\u{1b}[2J""#),
+        "the system_id, escaped:\n{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("unknown service code"))
+        .unwrap();
+    assert!(
+        line.contains(r#"dialled="*999*\u{1b}[2K\0\n2030-01-01T00:00:00"#)
+            && line.contains("...(+"),
+        "the dialled code escaped and cut: {line:?}"
+    );
+    assert!(line.len() < 400, "capped: {} bytes", line.len());
 }

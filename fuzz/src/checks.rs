@@ -678,7 +678,15 @@ pub fn voice_callback(data: &[u8]) {
     let Ok(cb) = parse_callback(body) else {
         return;
     };
-    assert!(!cb.session_id.is_empty());
+    // The session id is stored, logged and echoed: short, and only the safe characters.
+    assert!(!cb.session_id.is_empty() && cb.session_id.len() <= 128);
+    assert!(
+        cb.session_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)),
+        "{:?}",
+        cb.session_id
+    );
     let ivr = |menu: Option<&str>| (String::from("microfinance"), menu.map(str::to_string));
     let mut paths = vec![VoicePath::Callback];
     for menu in [None, Some("menu"), Some("sales"), Some("nope")] {

@@ -17,6 +17,7 @@ use super::{Hop, HopInput, SessionKey};
 use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
 use crate::hop::Reply;
 use crate::metrics;
+use crate::msisdn::Msisdn;
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,12 +173,46 @@ impl SessionActor {
                 outcome: "expired",
             };
         }
-        if matches!(hop.input, HopInput::Single(None)) && self.dialogue.is_some() {
+        let start = matches!(hop.input, HopInput::Single(None));
+        // A hop of another number, or for another service, never sees this dialogue: with
+        // AT the session key is the aggregator's `sessionId` alone, which anyone who learns it
+        // can send. (An SMPP start is the network's own new dialogue for the same number.)
+        if !start
+            && let Some(d) = &self.dialogue
+            && !self.owned_by(&hop, &d.msisdn, Some(&d.dialled), &d.route)
+        {
+            let owner = d.msisdn.clone();
+            return self.refuse(&hop, &owner, "live");
+        }
+        if start && self.dialogue.is_some() {
             // The network started a new dialogue under a key that is still live: the old one
             // was abandoned without an abort reaching us.
             self.end_now(EndReason::Abort, None);
         }
         let Some(d) = &self.dialogue else {
+            // What the key's ended dialogue left, if anything: only its own subscriber may be
+            // answered from it.
+            let tombstone = if start {
+                None
+            } else {
+                match self.tombstone() {
+                    Some(t) => match &t.msisdn {
+                        Some(owner)
+                            if !self.owned_by(
+                                &hop,
+                                owner,
+                                None,
+                                t.route.as_deref().unwrap_or(""),
+                            ) =>
+                        {
+                            let owner = owner.clone();
+                            return self.refuse(&hop, &owner, "ended");
+                        }
+                        _ => Some(t.reply),
+                    },
+                    None => None,
+                }
+            };
             let (text, retry_possible) = match hop.input {
                 HopInput::Cumulative(text) => (text, true),
                 // A start is always a new dialogue, never a retry of an ended one.
@@ -185,9 +220,8 @@ impl SessionActor {
                 HopInput::Single(Some(_)) => {
                     // An input for a dialogue we do not know (ended, or lost): answer from the
                     // tombstone if there is one, else say it timed out.
-                    let reply = self
-                        .tombstone_reply()
-                        .unwrap_or_else(|| Reply::end(&self.core.settings.timeout_text));
+                    let reply =
+                        tombstone.unwrap_or_else(|| Reply::end(&self.core.settings.timeout_text));
                     return Plan::Answer {
                         reply,
                         stop: true,
@@ -195,7 +229,7 @@ impl SessionActor {
                     };
                 }
             };
-            if retry_possible && let Some(reply) = self.tombstone_reply() {
+            if retry_possible && let Some(reply) = tombstone {
                 return Plan::Answer {
                     reply,
                     stop: true,
@@ -305,7 +339,7 @@ impl SessionActor {
         let routes = self.core.routes.load();
         let Some((route, mut inputs)) = routes.resolve(&dialled) else {
             tracing::warn!(
-                dialled = %dialled,
+                dialled = ?crate::logsafe::untrusted(&dialled),
                 msisdn = %msisdn.masked(),
                 "unknown service code"
             );
@@ -386,10 +420,47 @@ impl SessionActor {
         }
     }
 
-    /// The last reply of this key's ended dialogue, if its tombstone is still kept.
-    fn tombstone_reply(&self) -> Option<Reply> {
+    /// Whether `hop` comes from the dialogue's subscriber (`msisdn`) for its service: the code
+    /// it dialled (`dialled`, when known) or any code that reaches its route. A hop that names
+    /// no code (an SMPP continuation) is checked on its number alone.
+    fn owned_by(&self, hop: &Hop, msisdn: &Msisdn, dialled: Option<&str>, route: &str) -> bool {
+        if hop.msisdn != *msisdn {
+            return false;
+        }
+        if hop.dialled.is_empty() || dialled.is_some_and(|d| d == hop.dialled) {
+            return true;
+        }
+        self.core
+            .routes
+            .load()
+            .resolve(&hop.dialled)
+            .is_some_and(|(r, _)| *r.service_code == *route)
+    }
+
+    /// Refuses a hop that names a dialogue (`what`: live or ended) of another subscriber or
+    /// service: a generic END that says nothing of it, counted and logged. The dialogue itself
+    /// goes on untouched.
+    fn refuse(&self, hop: &Hop, owner: &Msisdn, what: &'static str) -> Plan {
+        metrics::session_mismatch(hop.front.as_str(), what);
+        tracing::warn!(
+            session = %super::log_id(&self.key),
+            msisdn = %hop.msisdn.masked(),
+            owner = %owner.masked(),
+            dialled = ?crate::logsafe::untrusted(&hop.dialled),
+            dialogue = what,
+            "hop refused: the session belongs to another number or service"
+        );
+        Plan::Answer {
+            reply: Reply::end(&self.core.settings.apology_text),
+            stop: self.dialogue.is_none(),
+            outcome: "refused",
+        }
+    }
+
+    /// This key's ended dialogue's tombstone, if it is still kept.
+    fn tombstone(&self) -> Option<Tombstone> {
         match self.core.store.tombstone::<Tombstone>(&self.key) {
-            Ok(Some(t)) if t.expires_ms > now_ms() => Some(t.reply),
+            Ok(Some(t)) if t.expires_ms > now_ms() => Some(t),
             Ok(_) => None,
             Err(e) => {
                 tracing::error!(error = %e, "tombstone read failed");
@@ -560,6 +631,8 @@ impl SessionActor {
             reply,
             expires_ms: now + self.core.settings.tombstone_ttl.as_millis() as u64,
             started_ms: d.started_ms,
+            msisdn: Some(d.msisdn.clone()),
+            route: Some(d.route.clone()),
         };
         let mut record = EndRecord::of(&self.key, &d, reason);
         record.error = error;

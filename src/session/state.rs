@@ -76,6 +76,13 @@ pub struct Tombstone {
     /// in the middle of a commit (see `session::sweep`).
     #[serde(default)]
     pub started_ms: u64,
+    /// The ended dialogue's subscriber: a retry from another number is refused, never answered
+    /// (absent in tombstones written before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msisdn: Option<Msisdn>,
+    /// The ended dialogue's route (its service code), for the same check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Arc<str>>,
 }
 
 /// Why a dialogue ended.

@@ -108,7 +108,31 @@ pub fn parse_callback(form_body: &[u8]) -> Result<VoiceCallback, String> {
     if cb.session_id.is_empty() {
         return Err("missing field sessionId".into());
     }
+    check_session_id(&cb.session_id)?;
     Ok(cb)
+}
+
+/// The longest voice `sessionId` accepted (AT's are about 40 characters).
+pub const MAX_SESSION_ID: usize = 128;
+
+/// A voice `sessionId` is stored (call records are keyed by it), logged and sent back: it must
+/// be at most [`MAX_SESSION_ID`] characters of letters, digits, `_`, `-`, `.` and `:`, as AT's
+/// (`ATVId_...`) are.
+fn check_session_id(id: &str) -> Result<(), String> {
+    if id.len() > MAX_SESSION_ID {
+        return Err(format!(
+            "field sessionId is longer than {MAX_SESSION_ID} characters"
+        ));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(
+            "field sessionId may hold only letters, digits and the characters _ - . :".into(),
+        );
+    }
+    Ok(())
 }
 
 fn seconds(field: &str, value: &str) -> Option<u64> {
@@ -120,7 +144,7 @@ fn seconds(field: &str, value: &str) -> Option<u64> {
         Err(_) => {
             tracing::warn!(
                 field,
-                value,
+                value = ?crate::logsafe::untrusted(value),
                 "voice: ignoring a duration that is not a whole number"
             );
             None
@@ -204,7 +228,7 @@ pub fn answer(
     }
     let actions = match &path {
         VoicePath::Callback => find_ivr(ivrs, cb).and_then(|ivr| {
-            tracing::info!(session = %cb.session_id, ivr = ivr.name(), caller = %masked(cb.caller_number.as_deref()), "voice: call answered");
+            tracing::info!(session = ?crate::logsafe::untrusted(&cb.session_id), ivr = ivr.name(), caller = %masked(cb.caller_number.as_deref()), "voice: call answered");
             match cb.dtmf_digits.as_deref() {
                 Some(d) => ivr.dtmf_actions(None, Some(d), base_url),
                 None => ivr.menu_actions(None, base_url),
@@ -216,7 +240,7 @@ pub fn answer(
         VoicePath::Menu { ivr, menu } => ivrs.get(ivr).and_then(|i| i.menu_actions(menu.as_deref(), base_url)),
     };
     let actions = actions.unwrap_or_else(|| {
-        tracing::warn!(session = %cb.session_id, ?path, destination = %masked(cb.destination_number.as_deref()), "voice: no IVR for this call");
+        tracing::warn!(session = ?crate::logsafe::untrusted(&cb.session_id), ?path, destination = %masked(cb.destination_number.as_deref()), "voice: no IVR for this call");
         vec![Action::Say(Say::text(NOT_IN_SERVICE))]
     });
     VoiceAnswer::Xml(render(&actions, opts))

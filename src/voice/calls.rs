@@ -111,7 +111,7 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
     })?;
     drop(gate);
     if !stored {
-        tracing::debug!(session = %record.session_id, "voice: call record already stored");
+        tracing::debug!(session = ?crate::logsafe::untrusted(&record.session_id), "voice: call record already stored");
     }
     Ok(())
 }

@@ -76,45 +76,24 @@ impl Sandbox {
 
     /// Starts the gateway binary as a child process; returns it with its addresses.
     pub fn spawn(&self) -> ChildGateway {
-        let log = std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
-        self.spawn_with(&log, Stdio::inherit())
-    }
-
-    /// Starts the gateway binary as a child process logging at `filter` (`RUST_LOG`), with
-    /// everything it writes to stderr (its log) captured: the log is complete once the process
-    /// has exited.
-    pub fn spawn_logged(&self, filter: &str) -> (ChildGateway, CapturedLog) {
-        let mut gw = self.spawn_with(filter, Stdio::piped());
-        let mut stderr = gw.child.stderr.take().unwrap();
-        let text = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let into = text.clone();
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            loop {
-                match std::io::Read::read(&mut stderr, &mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-                }
-            }
-        });
-        (
-            gw,
-            CapturedLog {
-                text,
-                reader: Some(reader),
-            },
-        )
-    }
-
-    fn spawn_with(&self, log: &str, stderr: Stdio) -> ChildGateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+        let child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
-            .env("RUST_LOG", log)
+            .env(
+                "RUST_LOG",
+                std::env::var("GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
-            .stderr(stderr)
+            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        ChildGateway::announced(child)
+    }
+}
+
+impl ChildGateway {
+    /// Reads the addresses `serve` announces on its first line of stdout.
+    fn announced(mut child: Child) -> ChildGateway {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
@@ -136,19 +115,64 @@ impl Sandbox {
     }
 }
 
-/// What a child gateway wrote to stderr.
-pub struct CapturedLog {
-    text: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+impl Sandbox {
+    /// Starts the gateway binary as a child process logging at `filter` (RUST_LOG), its stderr
+    /// captured as a service manager would (not a terminal: no colours): returns it with its
+    /// log.
+    pub fn spawn_logged(&self, filter: &str) -> (ChildGateway, ChildLog) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args(["serve", "--config"])
+            .arg(self.config_path())
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = ChildLog::default();
+        let mut stderr = child.stderr.take().unwrap();
+        let bytes = log.bytes.clone();
+        // Ends with the child (end of stream).
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                bytes.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (ChildGateway::announced(child), log)
+    }
 }
 
-impl CapturedLog {
-    /// Everything written, once the process has exited (stderr closed).
-    pub fn finish(mut self) -> String {
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+/// What a child gateway wrote to stderr so far, byte for byte.
+#[derive(Clone, Default)]
+pub struct ChildLog {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl ChildLog {
+    /// Everything so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.bytes.lock().unwrap().clone()
+    }
+
+    /// Everything so far, as (lossy) text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    /// Waits (at most `secs` seconds) until the log contains `needle`.
+    pub async fn wait_for(&self, needle: &str, secs: u64) -> bool {
+        eventually(secs, || async { self.text().contains(needle) }).await
+    }
+
+    /// The address logged as `addr=` on the first line containing `what` (at most 10 s).
+    pub async fn addr(&self, what: &str) -> SocketAddr {
+        assert!(self.wait_for(what, 10).await, "no {what:?} in the log");
+        let text = self.text();
+        let line = text.lines().find(|l| l.contains(what)).unwrap();
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("addr=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no addr= in {line:?}"))
     }
 }
 

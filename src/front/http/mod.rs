@@ -5,6 +5,7 @@
 //! the requests in flight finish (hyper-util's graceful shutdown).
 
 pub mod admin;
+pub mod conn;
 pub mod guard;
 pub mod ussd;
 pub mod voice;
@@ -16,15 +17,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// The response body type of every route.
 pub type Body = Full<Bytes>;
-
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A plain-text response.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
@@ -81,21 +80,95 @@ pub async fn read_body(req: http::Request<Incoming>, max: usize) -> Result<Bytes
     if declared.is_some_and(|n| n > max as u64) {
         return Err(BodyError::TooLarge);
     }
+    let activity = req.extensions().get::<Arc<conn::Activity>>().cloned();
     match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => {
+            // The request is in: its connection's deadline stops counting.
+            if let Some(a) = activity {
+                a.body_read();
+            }
+            Ok(collected.to_bytes())
+        }
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
 }
 
-/// How a listener serves: its connection cap and how long requests in flight may take to
-/// finish once shutdown starts.
+/// How a listener serves: its connection cap, its clients' deadlines and how long requests in
+/// flight may take to finish once shutdown starts.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeLimits {
-    /// Open connections at most.
+    /// Which listener (`public`, `admin`), for logs.
+    pub listener: &'static str,
+    /// Open connections at most; past it, new ones are answered 503 and closed.
     pub max_connections: usize,
     /// The drain grace period.
     pub grace: Duration,
+    /// Request and idle deadlines of each connection.
+    pub deadlines: conn::Deadlines,
+    /// Largest request head, in bytes (431 past it).
+    pub max_header_bytes: usize,
+}
+
+impl ServeLimits {
+    /// From `[limits]`, with the drain grace period.
+    pub fn from_config(
+        listener: &'static str,
+        limits: &crate::config::LimitsConfig,
+        grace: Duration,
+    ) -> ServeLimits {
+        ServeLimits {
+            listener,
+            max_connections: limits.max_connections,
+            grace,
+            deadlines: conn::Deadlines {
+                request: Duration::from_secs(limits.request_timeout_secs),
+                idle: Duration::from_secs(limits.idle_timeout_secs),
+            },
+            max_header_bytes: limits.max_header_bytes,
+        }
+    }
+}
+
+/// What a connection past the cap is told before it is closed.
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 28\r\n\r\ntoo many connections; retry\n";
+
+static CAP_REFUSALS: conn::Throttled = conn::Throttled::new(Duration::from_secs(10));
+static REQUEST_TIMEOUTS: conn::Throttled = conn::Throttled::new(Duration::from_secs(10));
+
+/// Serves one connection until it ends or its watchdog closes it. Its slot (`permit`) is
+/// given back, and a closing counted, before the socket closes: a client that sees the close
+/// and connects again finds the slot free.
+async fn serve_connection<F>(
+    conn: F,
+    activity: Arc<conn::Activity>,
+    limits: ServeLimits,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    F: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let why = tokio::select! {
+        ended = &mut conn => {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        why = activity.expired() => why,
+    };
+    drop(permit);
+    if why == conn::Expired::Request {
+        crate::metrics::http_rejected("request_timeout");
+        if let Some(n) = REQUEST_TIMEOUTS.due() {
+            tracing::warn!(
+                listener = limits.listener,
+                closed = n,
+                timeout_secs = limits.deadlines.request.as_secs(),
+                "connections closed: a request was not received in time (slow or stalled clients)"
+            );
+        }
+    }
 }
 
 /// Where a listener runs its connections.
@@ -128,24 +201,23 @@ pub async fn serve<H, F>(
     // through it the store). One served on a shard is tracked by a stand-in task here, which
     // ends when the connection does and, when aborted, makes the connection stop.
     let mut connections = tokio::task::JoinSet::new();
-    // At most `max_connections` open at once: past it the listener stops accepting until one
-    // closes (the kernel's backlog holds the rest), so a flood of idle clients cannot exhaust
-    // file descriptors or memory.
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    // At most `max_connections` open at once: past it a new connection is told 503 and
+    // closed at once (counted and logged), so a flood of clients cannot exhaust file
+    // descriptors or memory, and the refusal is seen rather than left in the kernel's backlog.
+    // The watchdog of each connection (`conn`) closes the ones that hold a slot without
+    // sending a request in time.
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // The watchdog times the whole request from its first byte; hyper's own header timer
+        // would also run while a keep-alive connection is idle.
+        .header_read_timeout(None)
+        .max_header_size(limits.max_header_bytes)
+        // A client that half-closes after a complete request still gets its answer.
+        .half_close(true)
         .keep_alive(true);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                // unwrap-free: the semaphore is never closed; stop serving if it were.
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -157,23 +229,42 @@ pub async fn serve<H, F>(
                         continue;
                     }
                 };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // A best-effort answer: the socket is new, its send buffer empty.
+                    let _ = stream.try_write(AT_CAPACITY);
+                    crate::metrics::http_rejected("connections");
+                    if let Some(n) = CAP_REFUSALS.due() {
+                        tracing::warn!(
+                            listener = limits.listener,
+                            refused = n,
+                            max_connections = limits.max_connections,
+                            "connections refused: the listener is at its connection cap"
+                        );
+                    }
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
+                let activity = conn::Activity::opened(limits.deadlines);
                 let h = handler.clone();
+                let seen = activity.clone();
                 let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     let h = h.clone();
+                    let seen = seen.clone();
+                    seen.handed(hyper::body::Body::is_end_stream(req.body()));
                     req.extensions_mut().insert(guard::Peer(peer));
-                    async move { Ok::<_, Infallible>(h(req).await) }
+                    req.extensions_mut().insert(seen.clone());
+                    async move {
+                        let response = h(req).await;
+                        seen.answered();
+                        Ok::<_, Infallible>(response)
+                    }
                 });
                 let watcher = graceful.watcher();
                 match &placement {
                     Placement::Tokio => {
-                        let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                        connections.spawn(async move {
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                            drop(permit);
-                        });
+                        let io = TokioIo::new(conn::Watched::new(stream, activity.clone()));
+                        let conn = watcher.watch(builder.serve_connection(io, service));
+                        connections.spawn(serve_connection(conn, activity, limits, permit));
                     }
                     Placement::Shards(registry) => {
                         // A socket belongs to the runtime that registered it: handed over as a
@@ -196,15 +287,13 @@ pub async fn serve<H, F>(
                                     return;
                                 }
                             };
-                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                            let io = TokioIo::new(conn::Watched::new(stream, activity.clone()));
+                            let conn = watcher.watch(builder.serve_connection(io, service));
                             tokio::select! {
-                                ended = conn => if let Err(e) = ended {
-                                    tracing::debug!(error = %e, "connection ended with an error");
-                                },
+                                _ = serve_connection(conn, activity, limits, permit) => {}
                                 // The stand-in was aborted (or `serve` is gone): stop serving.
                                 _ = stopped => {}
                             }
-                            drop(permit);
                             drop(done);
                         });
                         if spawned {

@@ -60,6 +60,9 @@ pub fn parse_callback(body: &[u8], default_cc: &str) -> Result<AtCallback, Strin
         if v.len() > max {
             return Err(format!("field {name} is longer than {max} characters"));
         }
+        if v.chars().any(char::is_control) {
+            return Err(format!("field {name} holds control characters"));
+        }
         Ok(v)
     };
     let session_id = required("sessionId", session_id, MAX_SESSION_ID)?;
@@ -111,17 +114,26 @@ pub async fn handle_event(
             _ => {}
         }
     }
-    let Some(session_id) = session_id.filter(|s| !s.is_empty() && s.len() <= MAX_SESSION_ID) else {
+    let refuse = |why: String| {
         crate::metrics::http_rejected("bad_request");
-        return text(StatusCode::BAD_REQUEST, "missing field sessionId\n");
+        text(StatusCode::BAD_REQUEST, why)
+    };
+    let session_id = match session_id {
+        None => return refuse("missing field sessionId\n".into()),
+        Some(s) if s.is_empty() => return refuse("empty field sessionId\n".into()),
+        Some(s) if s.len() > MAX_SESSION_ID => {
+            return refuse(format!(
+                "field sessionId is longer than {MAX_SESSION_ID} characters\n"
+            ));
+        }
+        Some(s) if s.chars().any(char::is_control) => {
+            return refuse("field sessionId holds control characters\n".into());
+        }
+        Some(s) => s,
     };
     let Some(status) = status.filter(|s| matches!(s.as_str(), "Success" | "Incomplete" | "Failed"))
     else {
-        crate::metrics::http_rejected("bad_request");
-        return text(
-            StatusCode::BAD_REQUEST,
-            "field status must be Success, Incomplete or Failed\n",
-        );
+        return refuse("field status must be Success, Incomplete or Failed\n".into());
     };
     let report = crate::session::state::AggregatorReport {
         status,

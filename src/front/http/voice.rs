@@ -25,6 +25,8 @@ pub struct VoiceState {
     pub render: Arc<RenderOptions>,
     /// Largest accepted body.
     pub max_body: usize,
+    /// The currencies call costs are counted under (`[voice] cost_currencies`).
+    pub cost_currencies: Arc<[String]>,
 }
 
 /// Handles one voice callback on `path`.
@@ -50,6 +52,7 @@ pub async fn handle(
                 "final",
                 cb.currency_code.as_deref(),
                 cb.amount.as_deref(),
+                &state.cost_currencies,
             );
             let stored = voice::store_call_record(&state.store, &cb);
             let flushed = match stored {
@@ -66,7 +69,7 @@ pub async fn handle(
             text(StatusCode::OK, "")
         }
         VoiceAnswer::Xml(xml) => {
-            crate::metrics::voice_callback("active", None, None);
+            crate::metrics::voice_callback("active", None, None, &[]);
             let mut r = text(StatusCode::OK, xml);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -1,7 +1,8 @@
 //! The gateway as SMSC: accepts binds from configured peers (operators or aggregators that
 //! connect to the provider) and serves USSD with the directions reversed: the peer submits the
 //! subscriber's messages (submit_sm or data_sm) and the gateway answers with deliver_sm (or
-//! data_sm) on one of the peer's receiver or transceiver connections.
+//! data_sm) on the transceiver the message came on, or, for a message from a transmitter, on
+//! one of the peer's receiver or transceiver connections.
 //!
 //! The bind state machine is enforced per connection: before a successful bind only
 //! enquire_link and bind_* are accepted (anything else gets ESME_RINVBNDSTS); an unknown
@@ -22,6 +23,7 @@ use super::link::{Handler, Link};
 use super::stopped;
 use super::ussd::Ussd;
 use super::{data_sm, sm};
+use crate::logsafe::untrusted;
 use ipnet::IpNet;
 use rusmpp::pdus::{DataSmResp, SubmitSmResp};
 use rusmpp::types::COctetString;
@@ -284,7 +286,7 @@ impl Connection {
             return Some(refuse(CommandStatus::EsmeRalybnd));
         }
         let Some(peer) = self.shared.peers.get(&c.system_id) else {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind from an unknown system_id");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind from an unknown system_id");
             return self.refuse_late(
                 link,
                 "unknown_system_id",
@@ -293,11 +295,11 @@ impl Connection {
         };
         let ok: bool = subtle_eq(peer.password.as_bytes(), c.password.as_bytes());
         if !ok {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind with a wrong password");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind with a wrong password");
             return self.refuse_late(link, "wrong_password", refuse(CommandStatus::EsmeRinvpaswd));
         }
         if !peer.allows(self.ip) {
-            tracing::warn!(peer = %link.peer(), system_id = %c.system_id, "bind from outside the peer's allow_from");
+            tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), "bind from outside the peer's allow_from");
             return self.refuse_late(link, "not_allowed", refuse(CommandStatus::EsmeRbindfail));
         }
         {
@@ -305,7 +307,7 @@ impl Connection {
             let n = bound.entry(c.system_id.clone()).or_default();
             if *n >= peer.max_binds {
                 drop(bound);
-                tracing::warn!(peer = %link.peer(), system_id = %c.system_id, max_binds = peer.max_binds, "bind over the peer's max_binds");
+                tracing::warn!(peer = %link.peer(), system_id = ?untrusted(&c.system_id), max_binds = peer.max_binds, "bind over the peer's max_binds");
                 return self.refuse_late(
                     link,
                     "too_many_binds",
@@ -356,9 +358,13 @@ impl Handler for Connection {
         let Some(peer) = self.shared.peers.get(&system_id) else {
             return error_response(&cmd, CommandStatus::EsmeRsyserr);
         };
+        // The answer goes back on this connection when it may carry it (a transceiver; a
+        // receiver sends no USSD), else on one of the peer's connections that may; with none
+        // bound, a hop is refused (see `Ussd::take`).
+        let came_on = || kind.mc_may_send().then(|| link.clone());
         match cmd.pdu() {
             Some(Pdu::SubmitSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&sm::from_submit_sm(p), None);
+                let status = peer.ussd.take(&sm::from_submit_sm(p), came_on());
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {
@@ -367,7 +373,7 @@ impl Handler for Connection {
                 Some(Command::new(status, seq, SubmitSmResp::new(id, Vec::new())))
             }
             Some(Pdu::DataSm(p)) if kind.esme_may_send() => {
-                let status = peer.ussd.take(&data_sm::from_data_sm(p), None);
+                let status = peer.ussd.take(&data_sm::from_data_sm(p), came_on());
                 let id = if status == CommandStatus::EsmeRok {
                     self.message_id()
                 } else {

@@ -2,10 +2,11 @@
 //! and the [`crate::hop::Reply`] becomes a [`UssdMessage`] back, per the operator's profile.
 //!
 //! This is the whole of the SMPP front's USSD semantics; the files around it only move PDUs.
-//! The checks that can refuse a message (MSISDN, session TLV, op) run before the PDU is
-//! acknowledged, so a refusal is an error status on the `_resp`; the hop itself runs after
-//! the acknowledgement, in a task of its own, so a slow app never holds up the connection or
-//! another subscriber's dialogue.
+//! The checks that can refuse a message (MSISDN, session TLV, op, and as SMSC whether its
+//! answer has a connection to go back on) run before the PDU is acknowledged, so a refusal is
+//! an error status on the `_resp`; the hop itself runs after the acknowledgement, in a task of
+//! its own, so a slow app never holds up the connection or another subscriber's dialogue. An
+//! answer that cannot be delivered ends its dialogue.
 
 use super::data_sm::to_data_sm;
 use super::encoding;
@@ -210,8 +211,26 @@ impl Ussd {
     /// hop or the abort in a task of its own. Returns the status for the `_resp`. `came_on`:
     /// the connection it came on, when the answer may go back on it (a transceiver); else the
     /// answer goes on any of the bind's connections that may send.
+    ///
+    /// As SMSC, a hop that came on a connection that cannot carry its answer (a transmitter)
+    /// while the peer has no receiver or transceiver bound is refused with ESME_RINVBNDSTS,
+    /// and the dialogue it belongs to, if live, is ended: its answer could not go anywhere.
+    /// (As ESME the hop is taken: the bind's transmitter may be bound and not yet listed.)
     pub fn take(self: &Arc<Self>, m: &UssdMessage, came_on: Option<Link>) -> CommandStatus {
         match self.decide(m) {
+            Ok(Decision::Hop(hop, _))
+                if self.role == Role::Smsc && came_on.is_none() && self.outlet.open() == 0 =>
+            {
+                tracing::warn!(bind = %self.bind, "USSD on a transmitter, and no receiver or transceiver of the peer bound to answer it; refused");
+                let (registry, key) = (self.registry.clone(), hop.key);
+                self.lock_initiated().remove(&key);
+                tokio::spawn(async move {
+                    if registry.abort(key.clone()).await {
+                        tracing::info!(session = %crate::session::log_id(&key), "dialogue ended: its answer could not be delivered");
+                    }
+                });
+                CommandStatus::EsmeRinvbndsts
+            }
             Ok(Decision::Hop(hop, template)) => {
                 let this = self.clone();
                 tokio::spawn(async move { this.answer(*hop, *template, came_on).await });
@@ -258,6 +277,12 @@ impl Ussd {
         };
         if let Err(e) = sent {
             tracing::warn!(bind = %self.bind, session = %crate::session::log_id(&key), error = %e, "reply not delivered");
+            // The subscriber never sees this screen, so cannot answer it: end the dialogue now
+            // rather than leave it live until its idle timeout.
+            if !r.end {
+                self.lock_initiated().remove(&key);
+                self.registry.abort(key).await;
+            }
         }
     }
 

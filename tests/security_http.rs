@@ -1,0 +1,281 @@
+//! Attacks on the public HTTP front, each as an attacker would try it (issue 19): what must not
+//! work does not, and the subscriber it was aimed at is not disturbed.
+
+mod common;
+
+use common::{At, Sandbox};
+
+const APOLOGY: &str = "END Sorry, the service is unavailable right now. Please try again later.";
+const RESULTS: &str = "END Current Term Results:\nData Structures (CS201)";
+
+fn student() -> Sandbox {
+    Sandbox::with_repo_flows(
+        "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[routes]]\nservice_code = \"*675#\"\nflow = \"dental\"\n",
+    )
+}
+
+async fn metric(admin: std::net::SocketAddr, line_start: &str) -> f64 {
+    let m = At::new(admin)
+        .request("GET", "/metrics", &[], "")
+        .await
+        .body;
+    m.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in the metrics"))
+}
+
+/// Another number (or the same number on another code) sending a live dialogue's `sessionId`
+/// is refused with a generic END: it never sees the dialogue's screens, and the dialogue goes
+/// on for its own subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_dialogue_answers_only_its_own_number_and_code() {
+    let sb = student();
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let amina = "+254700000001";
+    let s = "ATUid_owned_live";
+    assert!(
+        at.hop(s, "*123#", amina, "")
+            .await
+            .starts_with("CON Welcome to UniConnect, Amina")
+    );
+    assert!(
+        at.hop(s, "*123#", amina, "1")
+            .await
+            .starts_with("CON View Results")
+    );
+
+    let live = "ussd_session_mismatch_total{front=\"http\",dialogue=\"live\"}";
+    let before = metric(gw.admin_addr, live).await;
+    // An unregistered number, the same session id: the student's results are not for it.
+    assert_eq!(at.hop(s, "*123#", "0700000099", "1*1").await, APOLOGY);
+    // The same number written another way is the same subscriber: not refused (a retry of
+    // the last hop, answered from the stored reply).
+    assert!(
+        at.hop(s, "*123#", "0700000001", "1")
+            .await
+            .starts_with("CON View Results")
+    );
+    // Amina's number on another service code.
+    assert_eq!(at.hop(s, "*675#", amina, "1*1").await, APOLOGY);
+    assert_eq!(metric(gw.admin_addr, live).await - before, 2.0);
+
+    // The dialogue is where Amina left it.
+    assert!(at.hop(s, "*123#", amina, "1*1").await.starts_with(RESULTS));
+    gw.shutdown().await;
+}
+
+/// After END the tombstone answers retries of the last hop, but only from the dialogue's own
+/// number and service code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_dialogue_answers_retries_only_to_its_own_number_and_code() {
+    let sb = student();
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let amina = "+254700000001";
+    let s = "ATUid_owned_ended";
+    let answers = at.walk(s, "*123#", amina, &["1", "1"]).await;
+    assert!(answers[2].starts_with(RESULTS), "{answers:?}");
+
+    let ended = "ussd_session_mismatch_total{front=\"http\",dialogue=\"ended\"}";
+    let before = metric(gw.admin_addr, ended).await;
+    assert_eq!(at.hop(s, "*123#", "+254700000099", "1*1").await, APOLOGY);
+    assert_eq!(at.hop(s, "*675#", amina, "1*1").await, APOLOGY);
+    // A first hop under the ended session id from another number starts nothing either.
+    assert_eq!(at.hop(s, "*123#", "+254700000099", "").await, APOLOGY);
+    assert_eq!(metric(gw.admin_addr, ended).await - before, 3.0);
+    // Amina's own retry still gets her last screen.
+    assert!(at.hop(s, "*123#", amina, "1*1").await.starts_with(RESULTS));
+    gw.shutdown().await;
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        f.append_pair(k, v);
+    }
+    f.finish()
+}
+
+async fn post(at: &At, path: &str, fields: &[(&str, &str)]) -> common::Answer {
+    at.request(
+        "POST",
+        path,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form(fields),
+    )
+    .await
+}
+
+const FORGED: &str = "\nZ  INFO gw: forged\u{1b}[31m\0";
+
+/// Untrusted fields never forge a log line: a USSD `sessionId` or `serviceCode` with control
+/// characters and a voice `sessionId` that is not an id are refused at the edge (400, saying
+/// which field), an unknown service code is logged escaped and cut, and a log that is not a
+/// terminal carries no colour codes (no ESC at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_fields_cannot_forge_log_lines() {
+    let sb = student();
+    let (gw, log) = sb.spawn_logged("info");
+    let at = At::new(gw.public);
+    let phone = "+254700000001";
+
+    let code = format!("*999#{FORGED}");
+    let a = post(
+        &at,
+        "/ussd",
+        &[
+            ("sessionId", "s1"),
+            ("serviceCode", &code),
+            ("phoneNumber", phone),
+            ("text", ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "field serviceCode holds control characters\n")
+    );
+    let id = format!("s2{FORGED}");
+    let a = post(
+        &at,
+        "/ussd",
+        &[
+            ("sessionId", &id),
+            ("serviceCode", "*123#"),
+            ("phoneNumber", phone),
+            ("text", ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "field sessionId holds control characters\n")
+    );
+    let a = post(
+        &at,
+        "/ussd/events",
+        &[("sessionId", &"x".repeat(129)), ("status", "Success")],
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "field sessionId is longer than 128 characters\n")
+    );
+
+    // An unknown code is logged, quoted and escaped.
+    let unknown = "*999*\"quoted\"\\#";
+    assert_eq!(
+        at.hop("s3", unknown, phone, "").await,
+        "END This service code is not available."
+    );
+
+    let voice = |id: String| {
+        let at = at.clone();
+        async move {
+            post(
+                &at,
+                "/voice/callback",
+                &[
+                    ("isActive", "1"),
+                    ("sessionId", &id),
+                    ("direction", "Inbound"),
+                    ("callerNumber", phone),
+                    ("destinationNumber", "+254711000000"),
+                ],
+            )
+            .await
+        }
+    };
+    let a = voice(format!("ATVId_1{FORGED}")).await;
+    assert_eq!(a.status, 400, "{a:?}");
+    assert_eq!(
+        a.body,
+        "field sessionId may hold only letters, digits and the characters _ - . :\n"
+    );
+    let a = voice("A".repeat(129)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "field sessionId is longer than 128 characters\n")
+    );
+    let a = voice("ATVId_ok-1.2:3".into()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+
+    // Every line is written before its answer: wait for the reader of the pipe.
+    assert!(log.wait_for("voice: call answered", 10).await);
+    drop(gw);
+    let text = log.text();
+    assert!(text.contains("unknown service code"), "{text}");
+    assert!(text.contains(r#"dialled="*999*\"quoted\"\\#""#), "{text}");
+    assert!(text.contains("voice: call answered"), "{text}");
+    assert!(!text.contains('\u{1b}'), "an ESC reached the log:\n{text}");
+    assert!(!text.contains('\0'), "a NUL reached the log:\n{text}");
+    assert!(
+        !text.lines().any(|l| l.contains("forged")),
+        "a forged line reached the log:\n{text}"
+    );
+}
+
+/// A final voice callback's cost is counted only when it is a plausible amount, and only under
+/// a configured currency (any other is `other`): `amount=1e30` cannot wrap the counter, and a
+/// caller cannot create series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_costs_are_bounded_and_currencies_fixed() {
+    let sb = student();
+    let (gw, log) = sb.spawn_logged("info");
+    let at = At::new(gw.public);
+    let final_cb = |id: &'static str, currency: &'static str, amount: &'static str| {
+        let at = at.clone();
+        async move {
+            let a = post(
+                &at,
+                "/voice/callback",
+                &[
+                    ("isActive", "0"),
+                    ("sessionId", id),
+                    ("currencyCode", currency),
+                    ("amount", amount),
+                    ("durationInSeconds", "3"),
+                ],
+            )
+            .await;
+            assert_eq!(a.status, 200, "{a:?}");
+        }
+    };
+    final_cb("ATVId_c1", "KES", "2.5").await;
+    final_cb("ATVId_c2", "KES", "1e30").await;
+    final_cb("ATVId_c3", "KES", "-4").await;
+    final_cb("ATVId_c4", "KES", "inf").await;
+    final_cb("ATVId_c5", "KES", "NaN").await;
+    final_cb("ATVId_c6", "ABC", "1").await;
+    final_cb("ATVId_c7", "XYZ", "0.5").await;
+    let m = At::new(gw.admin)
+        .request("GET", "/metrics", &[], "")
+        .await
+        .body;
+    let mut cost: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("ussd_voice_call_cost_cents_total{"))
+        .collect();
+    cost.sort();
+    assert_eq!(
+        cost,
+        [
+            "ussd_voice_call_cost_cents_total{currency=\"KES\"} 250",
+            "ussd_voice_call_cost_cents_total{currency=\"other\"} 150"
+        ],
+        "{m}"
+    );
+    let warning = "a call cost that is not a plausible amount was not counted";
+    common::eventually(10, || async { log.text().matches(warning).count() >= 4 }).await;
+    drop(gw);
+    let text = log.text();
+    assert_eq!(
+        text.matches("a call cost that is not a plausible amount was not counted")
+            .count(),
+        4,
+        "{text}"
+    );
+}
