@@ -247,7 +247,7 @@ impl SessionActor {
         };
         let (text, input) = match hop.input {
             HopInput::Cumulative(text) => {
-                let at = match mask::relate(&d.seen_text, d.seen_raw.as_ref(), &text) {
+                let at = match mask::relate(&d.seen_text, d.seen_raw.as_deref(), &text) {
                     Relation::Retry => {
                         return Plan::Answer {
                             reply: d.last_reply.clone(),
@@ -482,9 +482,15 @@ impl SessionActor {
         {
             d.dialled = masked.into();
         }
-        let (kept, raw) = mask::keep(&d.seen_text, d.seen_raw.as_ref(), text, sensitive);
+        let (kept, raw) = mask::keep(&d.seen_text, d.seen_raw.as_deref(), text, sensitive);
         d.seen_text = kept;
-        d.seen_raw = raw;
+        d.seen_raw = match (d.seen_raw.take(), raw) {
+            (Some(mut kept), Some(raw)) => {
+                *kept = raw;
+                Some(kept)
+            }
+            (_, raw) => raw.map(Box::new),
+        };
     }
 
     /// Which inputs of a hop that failed (no [`Turn`] says) count as sensitive: all of them,
