@@ -276,3 +276,15 @@ fn failures_are_logged_with_the_pin_masked() {
     );
     assert!(!log.contains(PIN), "{log}");
 }
+
+#[test]
+fn a_flow_drops_the_pin_once_used() {
+    // As docs/flows.md advises: a `set` screen after the check.
+    let f = flow(&FLOW.replace(
+        "next: confirm\n    failed: wrong",
+        "next: forget\n    failed: wrong\n  forget: { type: set, values: { pin: null }, next: confirm }",
+    ));
+    let (state, last, _) = walk(&f, &["1", "4862", PIN]);
+    assert_eq!(last, Reply::con("Send 4862?\n1. Confirm"));
+    assert!(!serde_json::to_string(&state).unwrap().contains(PIN));
+}
