@@ -7,6 +7,11 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// What stands for an input typed on a `sensitive` screen (a PIN) in everything kept after its
+/// hop: the same for every such input, whatever its length, so that the length does not leak;
+/// and without `*`, so that a masked text still shows where its inputs begin and end.
+pub const MASK: &str = "xxxx";
+
 /// Which front a dialogue came in through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

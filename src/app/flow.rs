@@ -12,7 +12,7 @@
 mod http;
 pub mod resume;
 
-use super::{App, AppError, AppState, HopEnv, Turn};
+use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
 use crate::flow::{self, Ctx, Effect, EffectOutcome, Flow, FlowState, Step};
 use crate::hop::Reply;
 use crate::store::Store;
@@ -200,6 +200,10 @@ impl App for FlowApp {
         self.flow.version_arc()
     }
 
+    fn may_take_sensitive(&self) -> bool {
+        self.flow.has_sensitive_inputs()
+    }
+
     fn hop(
         self: Arc<Self>,
         state: Option<AppState>,
@@ -225,6 +229,10 @@ impl App for FlowApp {
                 route: &env.service_code,
             };
             let point_key = resume::key(env.msisdn.as_str(), &env.service_code);
+            // Which inputs are typed on a sensitive screen: known from the screen each one
+            // reaches, before it is handed in.
+            let mut sensitive = Sensitive::NONE;
+            let mut fed = 0;
             let mut inputs = inputs.into_iter();
             let first = match state {
                 // A dial with inputs typed ahead asks for something specific: no resume.
@@ -253,6 +261,10 @@ impl App for FlowApp {
                             "a continued dialogue needs an input".into(),
                         ));
                     };
+                    if flow::sensitive_input(&self.flow, &state) {
+                        sensitive.mark(fed);
+                    }
+                    fed += 1;
                     flow::input(&self.flow, state, &input, &ctx)
                 }
             };
@@ -261,6 +273,10 @@ impl App for FlowApp {
                 if reply.end {
                     break;
                 }
+                if flow::sensitive_input(&self.flow, &state) {
+                    sensitive.mark(fed);
+                }
+                fed += 1;
                 let step = flow::input(&self.flow, state, &input, &ctx);
                 (state, reply) = self.run_effects(step, &ctx, &mut run).await?;
             }
@@ -269,7 +285,12 @@ impl App for FlowApp {
             }
             if let Some(points) = &self.points {
                 if state.is_resume_point() && !reply.end {
-                    points.save(&point_key, &state);
+                    // Never with a sensitive input's variable: such a point goes back to the
+                    // screen that asked for it, or is not kept.
+                    match flow::resume_point(&self.flow, &state) {
+                        Some(point) if point.is_resume_point() => points.save(&point_key, &point),
+                        _ => points.clear(&point_key),
+                    }
                 } else if !state.is_resume_offer() {
                     // Ended, or back at a first screen (started afresh): nothing to come back to.
                     points.clear(&point_key);
@@ -278,6 +299,7 @@ impl App for FlowApp {
             Ok(Turn {
                 state: AppState::Flow(state),
                 reply,
+                sensitive,
             })
         })
     }

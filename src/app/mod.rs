@@ -60,6 +60,36 @@ pub struct Turn {
     pub state: AppState,
     /// What the subscriber sees.
     pub reply: Reply,
+    /// Which of the hop's inputs were typed on a sensitive screen (a PIN): the actor masks
+    /// them in everything it keeps of the hop.
+    pub sensitive: Sensitive,
+}
+
+/// Which of a hop's inputs were sensitive: bit `i` for the `i`-th input, the last bit for every
+/// input from the 64th on (a hop has one input, or the few typed ahead in a dial).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sensitive(u64);
+
+impl Sensitive {
+    /// No input was sensitive.
+    pub const NONE: Sensitive = Sensitive(0);
+    /// Every input counts as sensitive (a hop that failed in a flow that has any).
+    pub const ALL: Sensitive = Sensitive(u64::MAX);
+
+    /// Marks the `i`-th input.
+    pub fn mark(&mut self, i: usize) {
+        self.0 |= 1 << i.min(63);
+    }
+
+    /// Whether the `i`-th input is marked.
+    pub fn is(self, i: usize) -> bool {
+        self.0 & (1 << i.min(63)) != 0
+    }
+
+    /// Whether any input is marked.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
 }
 
 /// Why an app could not answer. The subscriber gets an apology END; the reason is logged.
@@ -99,6 +129,12 @@ pub trait App: Send + Sync + 'static {
 
     /// The version of the definition this app answers with.
     fn version(&self) -> Arc<str>;
+
+    /// Whether an input may be sensitive (a flow with a `sensitive` input screen): when a hop
+    /// fails and no [`Turn`] says which of its inputs were, the actor masks them all.
+    fn may_take_sensitive(&self) -> bool {
+        false
+    }
 
     /// Answers one hop. `state` is `None` on the dialogue's first hop. `inputs` are the
     /// subscriber's new inputs in order: usually one, none on a plain first hop, several when a

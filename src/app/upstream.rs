@@ -13,7 +13,7 @@
 //! - Screens longer than the effective limit are paginated by the gateway (the app never sees
 //!   the gateway's More/Back inputs), or cut if the route says so (counted).
 
-use super::{App, AppError, AppState, HopEnv, Turn};
+use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
 use crate::hop::Reply;
 use crate::text::{Nav, fits, paginate};
 use bytes::Bytes;
@@ -359,6 +359,7 @@ impl App for UpstreamApp {
                 return Ok(Turn {
                     state: AppState::Upstream(state),
                     reply,
+                    sensitive: Sensitive::NONE,
                 });
             }
             state.inputs.extend(fresh);
@@ -371,6 +372,7 @@ impl App for UpstreamApp {
                     Ok(Turn {
                         state: AppState::Upstream(state),
                         reply,
+                        sensitive: Sensitive::NONE,
                     })
                 }
                 Err((failure, reason)) => {

@@ -80,6 +80,10 @@ impl Run<'_, '_> {
             match self.passes(v, input) {
                 Ok(true) => {}
                 Ok(false) => return self.invalid(Some(&v.error)),
+                // An `expr` validator's failure may quote `input`.
+                Err(why) if i.sensitive => {
+                    return self.fail(super::sensitive::mask_in(why, input));
+                }
                 Err(why) => return self.fail(why),
             }
         }

@@ -154,6 +154,7 @@ impl Checker<'_> {
             next,
             validators,
             options: self.options(screen, &spec.options),
+            sensitive: spec.sensitive,
         })
     }
 

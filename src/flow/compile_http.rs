@@ -212,6 +212,12 @@ impl Checker<'_> {
                 Some("cache_ttl_secs".into()),
                 "must be at least 1",
             ),
+            // The cache key is the rendered request, kept past the dialogue and shared.
+            Some(_) if spec.sensitive => self.error(
+                Some(screen),
+                Some("cache_ttl_secs".into()),
+                "a sensitive request is never cached",
+            ),
             _ => {}
         }
         let failed = self.target(screen, "failed", &spec.failed);
@@ -231,7 +237,53 @@ impl Checker<'_> {
             next: self.target(screen, "next", &spec.next),
             failed,
             timeout,
+            sensitive: spec.sensitive,
         })
+    }
+
+    /// An `http` screen that sends the variable of a `sensitive` input screen must be marked
+    /// `sensitive: true` itself (only direct uses are seen: a copy made by `set` is not).
+    pub(crate) fn sensitive_sends(
+        &mut self,
+        screens: &std::collections::HashMap<std::sync::Arc<str>, Screen>,
+        vars: &[String],
+    ) {
+        if vars.is_empty() {
+            return;
+        }
+        let mut names: Vec<&std::sync::Arc<str>> = screens.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(Screen::Http(h)) = screens.get(name) else {
+                continue;
+            };
+            if h.sensitive {
+                continue;
+            }
+            let t = &self.templates;
+            let mut used = t.variables(&h.url);
+            for (_, header) in &h.headers {
+                used.extend(t.variables(header));
+            }
+            match &h.body {
+                HttpBody::Json(fields) | HttpBody::Form(fields) => {
+                    for (_, v) in fields {
+                        used.extend(t.value_variables(v));
+                    }
+                }
+                HttpBody::Text(b) => used.extend(t.variables(b)),
+                HttpBody::None => {}
+            }
+            if let Some(var) = vars.iter().find(|v| used.contains(*v)) {
+                self.error(
+                    Some(name),
+                    Some("sensitive".into()),
+                    format!(
+                        "sends `{var}`, typed on a sensitive input screen: mark this screen `sensitive: true`"
+                    ),
+                );
+            }
+        }
     }
 
     /// Checks the names of the `secrets:` list.

@@ -417,6 +417,7 @@ impl<'f, 'c> Run<'f, 'c> {
 
     /// Ends the dialogue with the apology, logging why.
     pub(crate) fn fail(self, why: Fail) -> Step {
+        let why = self.redact(why);
         tracing::error!(flow = %self.flow.name, screen = %self.state.screen, error = %why, "flow failed; ending with the apology");
         let text = self.pick(&self.flow.apology).clone();
         self.reply(Reply::end(text))

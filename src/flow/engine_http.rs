@@ -43,6 +43,19 @@ pub fn fill_secrets(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<
     Ok(out)
 }
 
+/// Why a part of the request could not be rendered. For a `sensitive` screen only the part
+/// and the kind of error: the details may quote the values the request carries.
+fn render_error(h: &Http, what: &str, e: &minijinja::Error) -> Fail {
+    if h.sensitive {
+        format!(
+            "{what}: {} (details withheld: the request is sensitive)",
+            e.kind()
+        )
+    } else {
+        format!("{what}: {e:#}")
+    }
+}
+
 fn form_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -63,15 +76,22 @@ impl Run<'_, '_> {
         bind(self.scope(), "secrets", secrets)
     }
 
-    fn http_render(&self, scope: &minijinja::Value, what: &str, t: &Tpl) -> Result<String, Fail> {
+    fn http_render(
+        &self,
+        h: &Http,
+        scope: &minijinja::Value,
+        what: &str,
+        t: &Tpl,
+    ) -> Result<String, Fail> {
         self.flow
             .templates
             .render(t, scope)
-            .map_err(|e| format!("{what}: {e:#}"))
+            .map_err(|e| render_error(h, what, &e))
     }
 
     fn http_values(
         &self,
+        h: &Http,
         scope: &minijinja::Value,
         what: &str,
         fields: &[(String, ValueTpl)],
@@ -83,7 +103,7 @@ impl Run<'_, '_> {
                     .flow
                     .templates
                     .value_of(v, scope)
-                    .map_err(|e| format!("{what}.{k}: {e:#}"))?;
+                    .map_err(|e| render_error(h, &format!("{what}.{k}"), &e))?;
                 Ok((k.clone(), value))
             })
             .collect()
@@ -92,16 +112,16 @@ impl Run<'_, '_> {
     /// Renders the request of an `http` screen.
     pub(super) fn http_request(&mut self, h: &Http) -> Result<HttpRequest, Fail> {
         let scope = self.http_scope();
-        let url = self.http_render(&scope, "url", &h.url)?;
+        let url = self.http_render(h, &scope, "url", &h.url)?;
         let mut headers = Vec::with_capacity(h.headers.len() + 1);
         for (name, t) in &h.headers {
-            headers.push((name.clone(), self.http_render(&scope, name, t)?));
+            headers.push((name.clone(), self.http_render(h, &scope, name, t)?));
         }
         let (body, content_type) = match &h.body {
             HttpBody::None => (None, None),
             HttpBody::Json(fields) => {
                 let map: Map<String, Value> = self
-                    .http_values(&scope, "json", fields)?
+                    .http_values(h, &scope, "json", fields)?
                     .into_iter()
                     .collect();
                 (
@@ -111,7 +131,7 @@ impl Run<'_, '_> {
             }
             HttpBody::Form(fields) => {
                 let mut form = form_urlencoded::Serializer::new(String::new());
-                for (k, v) in self.http_values(&scope, "form", fields)? {
+                for (k, v) in self.http_values(h, &scope, "form", fields)? {
                     form.append_pair(&k, &form_value(&v));
                 }
                 (
@@ -120,7 +140,7 @@ impl Run<'_, '_> {
                 )
             }
             HttpBody::Text(t) => (
-                Some(self.http_render(&scope, "body", t)?),
+                Some(self.http_render(h, &scope, "body", t)?),
                 Some("text/plain; charset=utf-8"),
             ),
         };

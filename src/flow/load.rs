@@ -212,6 +212,8 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         }
         consts = minijinja::Value::from_serialize(&h.vars);
     }
+    let sensitive_vars = sensitive_vars(&screens);
+    checker.sensitive_sends(&screens, &sensitive_vars);
     let (errors, warnings, templates) = checker.finish();
     diags.extend(errors);
     let Some(h) = header.filter(|_| diags.is_empty()) else {
@@ -234,7 +236,22 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         resume,
         pinned,
         secrets: h.secrets,
+        sensitive_vars,
     })
+}
+
+/// The variables that `sensitive` input screens store into, each once, sorted.
+fn sensitive_vars(screens: &HashMap<std::sync::Arc<str>, Screen>) -> Vec<String> {
+    let mut vars: Vec<String> = screens
+        .values()
+        .filter_map(|s| match s {
+            Screen::Input(i) if i.sensitive => Some(i.into.clone()),
+            _ => None,
+        })
+        .collect();
+    vars.sort();
+    vars.dedup();
+    vars
 }
 
 /// Takes the `resumable` flag off a screen (it applies to every shown screen type, so it is

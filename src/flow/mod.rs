@@ -27,6 +27,7 @@ mod render;
 mod resume;
 mod scope;
 mod screen;
+mod sensitive;
 mod state;
 mod template;
 
@@ -39,6 +40,7 @@ pub use compile_http::is_idempotent;
 pub use engine::{input, resume, start};
 pub use engine_http::{fill_secrets, secret_placeholder};
 pub use resume::restore;
+pub use sensitive::{resume_point, sensitive_input};
 pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest, Step, Write};
 
 use screen::{Localized, Navigation, ResumePolicy, Screen};
@@ -70,6 +72,8 @@ pub struct Flow {
     pinned: HashSet<String>,
     /// The environment variables the flow's `http` screens may read.
     secrets: Vec<String>,
+    /// The variables that `sensitive` input screens store into.
+    sensitive_vars: Vec<String>,
 }
 
 impl Flow {
@@ -123,6 +127,11 @@ impl Flow {
         self.resume
             .as_ref()
             .map(|r| std::time::Duration::from_secs(r.window_secs))
+    }
+
+    /// Whether any input screen of the flow is `sensitive`.
+    pub fn has_sensitive_inputs(&self) -> bool {
+        !self.sensitive_vars.is_empty()
     }
 
     /// The environment variables the flow declared in `secrets:`.

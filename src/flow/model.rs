@@ -209,6 +209,9 @@ pub(crate) struct InputSpec {
     pub validators: Vec<ValidatorSpec>,
     #[serde(default)]
     pub options: Vec<OptionSpec>,
+    /// What is typed here is a secret (a PIN): masked in everything kept after the hop.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,6 +56,10 @@ pub(crate) struct HttpSpec {
     /// Where the hop's deadline being spent goes; default `failed`.
     #[serde(default)]
     pub timeout: Option<String>,
+    /// The request carries a secret (a PIN typed on a `sensitive` input screen): it is never
+    /// cached, and a failure to render it is logged without its values.
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 fn default_window() -> u64 {

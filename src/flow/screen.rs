@@ -71,6 +71,8 @@ pub(crate) struct Input {
     pub next: String,
     pub validators: Vec<Validator>,
     pub options: Vec<Choice>,
+    /// What is typed here is masked in everything kept after the hop.
+    pub sensitive: bool,
 }
 
 #[derive(Debug)]
@@ -228,6 +230,8 @@ pub(crate) struct Http {
     pub next: String,
     pub failed: String,
     pub timeout: String,
+    /// The request carries a secret: never cached, never in a log line.
+    pub sensitive: bool,
 }
 
 /// A flow's `resume:` policy, compiled.

@@ -181,6 +181,31 @@ impl Templates {
             .unwrap_or(Value::UNDEFINED))
     }
 
+    /// The variables a text template reads (top-level names, declared nowhere in it).
+    pub(crate) fn variables(&self, t: &Tpl) -> std::collections::HashSet<String> {
+        match t {
+            Tpl::Static(_) => Default::default(),
+            Tpl::Compiled(name) => self.variables_of(name),
+        }
+    }
+
+    /// The variables a `fields`/`values` entry reads.
+    pub(crate) fn value_variables(&self, v: &ValueTpl) -> std::collections::HashSet<String> {
+        match v {
+            ValueTpl::Literal(_) => Default::default(),
+            ValueTpl::Text(t) => self.variables(t),
+            // The wrapper declares `result` itself.
+            ValueTpl::Expr(e) => self.variables_of(&e.0),
+        }
+    }
+
+    fn variables_of(&self, name: &str) -> std::collections::HashSet<String> {
+        self.env
+            .get_template(name)
+            .map(|t| t.undeclared_variables(false))
+            .unwrap_or_default()
+    }
+
     /// Evaluates a `fields`/`values` entry to JSON.
     pub(crate) fn value_of(&self, v: &ValueTpl, ctx: &Value) -> Result<serde_json::Value, Error> {
         match v {

@@ -10,10 +10,11 @@
 //! other message, so a retry that arrives meanwhile waits and is then answered from the stored
 //! reply. One answer, computed once.
 
+use super::mask::{self, HopText, InputsAt, Relation};
 use super::registry::Core;
 use super::state::{Dialogue, EndReason, EndRecord, Tombstone, now_ms};
 use super::{Hop, HopInput, SessionKey};
-use crate::app::{App, AppError, AppState, HopEnv, Route, Turn};
+use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
 use crate::hop::Reply;
 use crate::metrics;
 use crate::msisdn::Msisdn;
@@ -96,7 +97,8 @@ enum Plan {
         state: Option<AppState>,
         inputs: Vec<String>,
         env: HopEnv,
-        text: String,
+        /// The hop's cumulative text, kept (masked where the app says) once it is answered.
+        text: HopText,
         deadline: Duration,
     },
 }
@@ -240,27 +242,47 @@ impl SessionActor {
                 hop.network.map(Arc::from),
                 hop.front,
                 hop.limit,
-                text,
+                (text, retry_possible),
             );
         };
         let (text, input) = match hop.input {
             HopInput::Cumulative(text) => {
-                if text == d.seen_text {
-                    return Plan::Answer {
-                        reply: d.last_reply.clone(),
-                        stop: false,
-                        outcome: "retry",
-                    };
-                }
-                let input = derive_input(&d.seen_text, &text);
+                let at = match mask::relate(&d.seen_text, d.seen_raw.as_deref(), &text) {
+                    Relation::Retry => {
+                        return Plan::Answer {
+                            reply: d.last_reply.clone(),
+                            stop: false,
+                            outcome: "retry",
+                        };
+                    }
+                    Relation::Next(at) => at,
+                    Relation::Other(at) => {
+                        tracing::warn!(
+                            "cumulative text does not extend the dialogue's; using its last segment"
+                        );
+                        at
+                    }
+                };
+                let input = text[at..].to_string();
+                let text = HopText {
+                    text,
+                    inputs: InputsAt::Next(at),
+                    cumulative: true,
+                };
                 (text, input)
             }
             HopInput::Single(input) => {
                 let input = input.unwrap_or_default();
+                // Built from the text kept, in which sensitive inputs are already masked.
                 let text = if d.seen_text.is_empty() {
                     input.clone()
                 } else {
                     format!("{}*{input}", d.seen_text)
+                };
+                let text = HopText {
+                    inputs: InputsAt::Next(text.len() - input.len()),
+                    text,
+                    cumulative: false,
                 };
                 (text, input)
             }
@@ -312,7 +334,7 @@ impl SessionActor {
         network: Option<Arc<str>>,
         front: crate::hop::Front,
         front_limit: crate::text::Limit,
-        text: String,
+        (text, cumulative): (String, bool),
     ) -> Plan {
         let routes = self.core.routes.load();
         let Some((route, mut inputs)) = routes.resolve(&dialled) else {
@@ -327,9 +349,16 @@ impl SessionActor {
                 outcome: "unknown_service",
             };
         };
+        let text = HopText {
+            inputs: InputsAt::Start {
+                dialled: inputs.len(),
+            },
+            text,
+            cumulative,
+        };
         // AT sends an empty text on the first hop; anything else is taken as inputs typed ahead.
-        if !text.is_empty() {
-            inputs.extend(text.split('*').map(str::to_string));
+        if !text.text.is_empty() {
+            inputs.extend(text.text.split('*').map(str::to_string));
         }
         // The same number dialling the same code again while its previous dialogue is live:
         // the network has abandoned that one without telling us. It ends now, as an abort
@@ -360,6 +389,7 @@ impl SessionActor {
             idle_timeout_ms: route.idle_timeout.as_millis() as u64,
             hops: 0,
             seen_text: String::new(),
+            seen_raw: None,
             last_reply: Reply::con(""),
             app_version: app.version(),
             app: None,
@@ -439,11 +469,44 @@ impl SessionActor {
         }
     }
 
+    /// Keeps the cumulative text of the hop being answered, with the inputs `sensitive` names
+    /// masked (and, on a first hop, the inputs typed ahead in the dial).
+    fn keep_text(&mut self, text: HopText, sensitive: Sensitive) {
+        let Some(d) = self.dialogue.as_mut().map(Arc::make_mut) else {
+            return;
+        };
+        if sensitive.any()
+            && matches!(text.inputs, InputsAt::Start { .. })
+            && let Some(route) = &self.route
+            && let Some(masked) = mask::mask_dial(&d.dialled, &route.service_code, sensitive)
+        {
+            d.dialled = masked.into();
+        }
+        let (kept, raw) = mask::keep(&d.seen_text, d.seen_raw.as_deref(), text, sensitive);
+        d.seen_text = kept;
+        d.seen_raw = match (d.seen_raw.take(), raw) {
+            (Some(mut kept), Some(raw)) => {
+                *kept = raw;
+                Some(kept)
+            }
+            (_, raw) => raw.map(Box::new),
+        };
+    }
+
+    /// Which inputs of a hop that failed (no [`Turn`] says) count as sensitive: all of them,
+    /// when the app may take any.
+    fn failed_hop_sensitive(&self) -> Sensitive {
+        match &self.route {
+            Some(r) if r.app.may_take_sensitive() => Sensitive::ALL,
+            _ => Sensitive::NONE,
+        }
+    }
+
     /// Records the outcome of the app call and answers.
     fn finish(
         &mut self,
         outcome: Result<Result<Turn, AppError>, tokio::time::error::Elapsed>,
-        text: String,
+        text: HopText,
         ctx: &mut Context<Self>,
     ) -> (Reply, &'static str) {
         let turn = match outcome {
@@ -484,10 +547,10 @@ impl SessionActor {
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
         d.app = Some(turn.state);
-        d.seen_text = text;
         d.last_reply = turn.reply.clone();
         d.hops += 1;
         d.last_hop_ms = now_ms();
+        self.keep_text(text, turn.sensitive);
         if turn.reply.end {
             let reply = turn.reply;
             if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
@@ -523,7 +586,7 @@ impl SessionActor {
     }
 
     /// Ends the dialogue now with an apology (or the timeout text) and returns what to answer.
-    fn end_now(&mut self, reason: EndReason, text: Option<String>) -> Reply {
+    fn end_now(&mut self, reason: EndReason, text: Option<HopText>) -> Reply {
         let reply = match reason {
             EndReason::IdleTimeout => Reply::end(&self.core.settings.timeout_text),
             _ => Reply::end(&self.core.settings.apology_text),
@@ -531,20 +594,22 @@ impl SessionActor {
         self.end_with(reason, text, reply, None, None)
     }
 
-    /// Ends the dialogue now, answering `reply` (the hop with cumulative `text`, if any).
+    /// Ends the dialogue now, answering `reply` (the hop with cumulative `text`, if any: a hop
+    /// the app failed to answer, so every input of it counts as sensitive if any may be).
     fn end_with(
         &mut self,
         reason: EndReason,
-        text: Option<String>,
+        text: Option<HopText>,
         reply: Reply,
         error: Option<String>,
         aggregator: Option<crate::session::state::AggregatorReport>,
     ) -> Reply {
-        if let Some(d) = self.dialogue.as_mut().map(Arc::make_mut)
-            && let Some(text) = text
-        {
-            d.seen_text = text;
-            d.last_reply = reply.clone();
+        if let Some(text) = text {
+            let sensitive = self.failed_hop_sensitive();
+            self.keep_text(text, sensitive);
+            if let Some(d) = self.dialogue.as_mut().map(Arc::make_mut) {
+                d.last_reply = reply.clone();
+            }
         }
         if let Err(e) = self.persist_end(reason, reply.clone(), error, aggregator) {
             tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed while ending");
@@ -642,22 +707,7 @@ fn stop_after_reply(ctx: &mut Context<SessionActor>) {
 }
 
 /// The new input carried by a cumulative `text`, given the text already seen.
-///
-/// Normally `text` is `seen + "*" + input` (or just the input when nothing was seen yet), and the
-/// input may itself contain `*`. If the aggregator sends something else, the last `*` segment is
-/// the best guess left.
-pub fn derive_input(seen: &str, text: &str) -> String {
-    if seen.is_empty() {
-        return text.to_string();
-    }
-    if let Some(rest) = text.strip_prefix(seen)
-        && let Some(input) = rest.strip_prefix('*')
-    {
-        return input.to_string();
-    }
-    tracing::warn!("cumulative text does not extend the dialogue's; using its last segment");
-    text.rsplit('*').next().unwrap_or(text).to_string()
-}
+pub use super::mask::derive_input;
 
 impl Handler<HopMsg> for SessionActor {
     type Result = AtomicResponse<Self, Reply>;
@@ -792,23 +842,5 @@ impl Handler<Expire> for SessionActor {
         self.end_now(EndReason::IdleTimeout, None);
         ctx.stop();
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::derive_input;
-
-    #[test]
-    fn inputs_are_derived_from_what_was_seen() {
-        assert_eq!(derive_input("", ""), "");
-        assert_eq!(derive_input("", "1"), "1");
-        assert_eq!(derive_input("1", "1*2"), "2");
-        // A subscriber may type `*` inside an input.
-        assert_eq!(derive_input("1*2", "1*2*3*4"), "3*4");
-        assert_eq!(derive_input("", "*"), "*");
-        assert_eq!(derive_input("1", "1**"), "*");
-        // Something the aggregator rewrote: fall back to the last segment.
-        assert_eq!(derive_input("1*2", "5*6"), "6");
     }
 }

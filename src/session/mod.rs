@@ -5,9 +5,11 @@
 //! - [`actor`] is the dialogue itself: input derivation, retries, the app call under the hop's
 //!   deadline, persistence, idle timeout and the end of the dialogue.
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
+//! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
 
 pub mod actor;
+pub mod mask;
 pub mod registry;
 pub mod state;
 pub mod sweep;

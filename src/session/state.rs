@@ -38,8 +38,15 @@ pub struct Dialogue {
     /// Hops answered so far.
     pub hops: u32,
     /// The cumulative input text of the last answered hop: a hop with the same text is a retry,
-    /// a hop extending it by `*input` carries a new input.
+    /// a hop extending it by `*input` carries a new input. Once an input was sensitive (a PIN),
+    /// the text with every sensitive input masked (`session::mask`), and `seen_raw` stands for
+    /// the text itself.
     pub seen_text: String,
+    /// The length and keyed digest of the last answered hop's text when `seen_text` is masked
+    /// (absent otherwise, and in states written before it existed). Boxed: 8 bytes in every
+    /// live dialogue rather than 24, for the few that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_raw: Option<Box<super::mask::RawText>>,
     /// The last reply, to answer retries without running the step again.
     pub last_reply: Reply,
     /// The version of the app definition the dialogue started on.
@@ -59,7 +66,7 @@ impl Dialogue {
 /// Kept for a while after a dialogue ends, to answer retries of its last hop.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tombstone {
-    /// The cumulative text of the last hop.
+    /// The cumulative text of the last hop, sensitive inputs masked.
     pub seen_text: String,
     /// What that hop was answered (always an END).
     pub reply: Reply,
@@ -131,7 +138,7 @@ pub struct EndRecord {
     pub hops: u32,
     /// How it ended.
     pub reason: EndReason,
-    /// All inputs, `*`-joined as AT reports them.
+    /// All inputs, `*`-joined as AT reports them, each sensitive one (a PIN) masked.
     pub input: String,
     /// The last text the subscriber was shown.
     pub last_reply: String,
