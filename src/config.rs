@@ -120,6 +120,20 @@ pub struct ClockConfig {
     pub fixed: Option<String>,
 }
 
+/// Secrets shorter than this are weak.
+const MIN_SECRET_LEN: usize = 16;
+/// Secrets copied from examples (compared lower-case, without `-` and `_`).
+const PLACEHOLDER_SECRETS: [&str; 8] = [
+    "changeme",
+    "secret",
+    "password",
+    "token",
+    "admin",
+    "test",
+    "testtoken",
+    "example",
+];
+
 /// `[limits]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -493,11 +507,55 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
     }
 
+    /// Settings that work but leave the gateway open: weak secrets, an admin listener other
+    /// machines can reach. `check` prints them and `serve` logs them at start.
+    pub fn security_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let weak = |secret: &str| {
+            let lower = secret.to_ascii_lowercase();
+            secret.len() < MIN_SECRET_LEN
+                || PLACEHOLDER_SECRETS
+                    .iter()
+                    .any(|p| lower.replace(['-', '_'], "") == *p)
+        };
+        if let Some(token) = self.admin_token()
+            && weak(&token)
+        {
+            out.push(format!(
+                "admin.token is weak (a placeholder or shorter than {MIN_SECRET_LEN} characters): \
+                 set a long random one (e.g. `openssl rand -hex 32`)"
+            ));
+        }
+        if let Some(secret) = self.public_secret()
+            && weak(&secret)
+        {
+            out.push(format!(
+                "public.shared_secret is weak (a placeholder or shorter than {MIN_SECRET_LEN} \
+                 characters): set a long random one"
+            ));
+        }
+        if !self.admin.listen.ip().is_loopback() {
+            out.push(format!(
+                "admin.listen {} is reachable from other machines: /metrics needs no token there; \
+                 keep the admin listener on loopback or behind a firewall",
+                self.admin.listen
+            ));
+        }
+        out
+    }
+
     /// Checks values that parse but cannot work.
     ///
     /// # Errors
     /// A one-line message naming the field.
     pub fn validate(&self) -> Result<(), String> {
+        if !self.admin.listen.ip().is_loopback() && self.admin_token().is_none() {
+            return Err(format!(
+                "admin.listen {} is reachable from other machines but no admin token is set: \
+                 set admin.token or {ADMIN_TOKEN_ENV}, or listen on loopback",
+                self.admin.listen
+            ));
+        }
         if self.store.flush_every_ms == 0 || self.store.flush_every_ms > 1000 {
             return Err("store.flush_every_ms must be between 1 and 1000".into());
         }

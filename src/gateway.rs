@@ -193,6 +193,9 @@ struct PublicFront {
 
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     crate::metrics::install();
+    for w in config.security_warnings() {
+        tracing::warn!("{w}");
+    }
     let store = Store::open(
         &config.store.data_dir,
         config.store.cache_mb,

@@ -28,9 +28,12 @@ enum Command {
     },
     /// Validate the configuration and every flow; exit non-zero on any error.
     Check {
-        /// The configuration file.
-        #[arg(default_value = "config/gateway.toml")]
-        config: PathBuf,
+        /// The configuration file (as with the other commands).
+        #[arg(long, short, conflicts_with = "file")]
+        config: Option<PathBuf>,
+        /// The configuration file, given without `--config` (kept for older scripts).
+        #[arg(value_name = "CONFIG")]
+        file: Option<PathBuf>,
     },
     /// Load the sample records of the configuration's data folder into the store.
     Seed {
@@ -135,7 +138,11 @@ fn main() -> ExitCode {
             };
             runtime.block_on(serve(config))
         }
-        Command::Check { config } => check(&config),
+        Command::Check { config, file } => check(
+            &config
+                .or(file)
+                .unwrap_or_else(|| PathBuf::from("config/gateway.toml")),
+        ),
         Command::Export {
             what,
             format,
@@ -311,6 +318,10 @@ fn check(path: &std::path::Path) -> ExitCode {
     };
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
+    let warnings = config.security_warnings();
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if config.ivr_path().is_dir()
         && let Err(ivr_errors) = ussd_gateway::voice::IvrSet::load_dir(&config.ivr_path())
     {
@@ -333,7 +344,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             "{}: ok ({} routes, {} warnings)",
             path.display(),
             config.routes.len(),
-            diagnostics.len()
+            diagnostics.len() + warnings.len()
         );
         ExitCode::SUCCESS
     }

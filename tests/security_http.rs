@@ -425,3 +425,54 @@ async fn the_admin_api_masks_numbers_in_session_keys() {
     assert!(common::eventually(5, || async { registry.live() == 0 }).await);
     gw.shutdown().await;
 }
+
+/// `check` warns about weak admin tokens and an admin listener other machines can reach, and
+/// an admin listener off loopback with no token at all is refused by `check` and `serve`.
+#[test]
+fn check_warns_of_weak_tokens_and_refuses_an_open_admin_listener() {
+    let run = |sub: &str, admin: &str| {
+        let sb = Sandbox::new("", &[]);
+        let path = sb.config_path();
+        let toml = std::fs::read_to_string(&path).unwrap();
+        let toml = toml.replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n",
+            &format!("[admin]\n{admin}\n"),
+        );
+        std::fs::write(&path, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args([sub, "--config"])
+            .arg(&path)
+            .env_remove("USSD_GATEWAY_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for weak in ["a", "change-me", "CHANGE_ME"] {
+        let (code, err) = run(
+            "check",
+            &format!("listen = \"127.0.0.1:0\"\ntoken = \"{weak}\""),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("warning: admin.token is weak"),
+            "{weak}: {err}"
+        );
+    }
+    let strong = "token = \"4f9c2a7e1b8d3f60a5c9e2b7d4f1a8c3\"";
+    let (code, err) = run("check", &format!("listen = \"127.0.0.1:0\"\n{strong}"));
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    let (code, err) = run("check", &format!("listen = \"0.0.0.0:0\"\n{strong}"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: admin.listen 0.0.0.0:0 is reachable from other machines"),
+        "{err}"
+    );
+    for sub in ["check", "serve"] {
+        let (code, err) = run(sub, "listen = \"0.0.0.0:0\"");
+        assert_eq!(code, Some(64), "{sub}: {err}");
+        assert!(err.contains("no admin token is set"), "{sub}: {err}");
+    }
+}
