@@ -172,6 +172,6 @@ fn check_and_serve_refuse_invalid_flows() {
         .unwrap();
     let serve_err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{serve_err}");
-    let first_error = stderr.lines().next().unwrap();
+    let first_error = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
     assert!(serve_err.contains(first_error), "{serve_err}");
 }
