@@ -71,7 +71,23 @@ impl Sandbox {
             )
             .with_test_writer()
             .try_init();
-        gateway::start(self.config()).await.unwrap()
+        // sled's background threads let go of the database's file lock a moment after the
+        // last handle of a store the test opened (or of the gateway before) is dropped, with
+        // nothing to join: wait for it (at most 5 s), as a restarted process would find it
+        // free once the old one has exited.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match gateway::start(self.config()).await {
+                Ok(running) => return running,
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("the gateway did not start: {e:#}"),
+            }
+        }
     }
 
     /// Starts the gateway binary as a child process; returns it with its addresses.
