@@ -49,6 +49,9 @@ pub struct HopEnv {
     /// idempotency key of what the hop changes. The same after a crash, so a retried hop
     /// never applies a transaction twice.
     pub hop: u32,
+    /// When the dialogue started (with the session id, what names this dialogue and no later
+    /// one under the same key).
+    pub started_ms: u64,
     /// The time the flow sees (the fixed clock of demos and tests, else now).
     pub now: jiff::Timestamp,
 }

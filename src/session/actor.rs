@@ -282,6 +282,7 @@ impl SessionActor {
             limit: route.limit.min(hop.limit),
             deadline: Instant::now() + route.deadline,
             hop: d.hops + 1,
+            started_ms: d.started_ms,
             now: self
                 .core
                 .settings
@@ -374,6 +375,7 @@ impl SessionActor {
             limit: route.limit.min(front_limit),
             deadline: Instant::now() + route.deadline,
             hop: 1,
+            started_ms: now,
             now: self
                 .core
                 .settings
