@@ -286,6 +286,7 @@ impl App for FlowApp {
             Ok(Turn {
                 state: AppState::Flow(state),
                 reply,
+                transacted: run.tx.n > 0,
             })
         })
     }

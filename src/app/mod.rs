@@ -63,6 +63,9 @@ pub struct Turn {
     pub state: AppState,
     /// What the subscriber sees.
     pub reply: Reply,
+    /// Whether the hop ran a transaction (applied or not): the dialogue's end then looks up the
+    /// transactions it applied, for its end record.
+    pub transacted: bool,
 }
 
 /// Why an app could not answer. The subscriber gets an apology END; the reason is logged.

@@ -359,6 +359,7 @@ impl App for UpstreamApp {
                 return Ok(Turn {
                     state: AppState::Upstream(state),
                     reply,
+                    transacted: false,
                 });
             }
             state.inputs.extend(fresh);
@@ -371,6 +372,7 @@ impl App for UpstreamApp {
                     Ok(Turn {
                         state: AppState::Upstream(state),
                         reply,
+                        transacted: false,
                     })
                 }
                 Err((failure, reason)) => {

@@ -53,6 +53,9 @@ pub struct SessionActor {
     idle: Option<SpawnHandle>,
     /// Whether this dialogue is in the subscriber index (`Core::by_subscriber`).
     indexed: bool,
+    /// Whether it may have applied transactions (it ran one, or resumed from sled, where an
+    /// earlier process may have): its end then looks them up for its end record.
+    transacted: bool,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -112,6 +115,7 @@ impl SessionActor {
             route: None,
             idle: None,
             indexed: false,
+            transacted: false,
         }
     }
 
@@ -140,6 +144,7 @@ impl SessionActor {
                 // Its end was written before a crash cut the commit that removed it.
                 return Ok(());
             }
+            self.transacted = true;
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
                 Some(route) => self.route = Some(route.clone()),
@@ -449,7 +454,10 @@ impl SessionActor {
         ctx: &mut Context<Self>,
     ) -> (Reply, &'static str) {
         let turn = match outcome {
-            Ok(Ok(turn)) => turn,
+            Ok(Ok(turn)) => {
+                self.transacted |= turn.transacted;
+                turn
+            }
             Ok(Err(e)) => {
                 tracing::error!(session = %super::log_id(&self.key), error = %e, "app failed; dialogue ends");
                 let reply = e
@@ -580,6 +588,16 @@ impl SessionActor {
         let mut record = EndRecord::of(&self.key, &d, reason);
         record.error = error;
         record.aggregator = aggregator;
+        // A hop that failed may have applied one before failing. (Taken: a new dialogue under
+        // the same key, a reused SMPP session, starts with none.)
+        let applied = if std::mem::take(&mut self.transacted) || reason == EndReason::Error {
+            super::applied::look_up(&self.core.store, &self.key, d.started_ms)
+        } else {
+            Vec::new()
+        };
+        if !applied.is_empty() {
+            record.note_applied(&applied);
+        }
         // Reported to the operator's events receiver through the outbox, written with the end
         // itself.
         let notification =
@@ -607,6 +625,9 @@ impl SessionActor {
                 .store
                 .end(&self.key, (&tomb, tomb.expires_ms), &record, notification);
         metrics::store_write("end", t.elapsed(), result.is_ok());
+        if result.is_ok() && !applied.is_empty() {
+            super::applied::forget(&self.core.store, &self.key, d.started_ms, &applied);
+        }
         result
     }
 

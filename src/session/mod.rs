@@ -6,8 +6,10 @@
 //!   deadline, persistence, idle timeout and the end of the dialogue.
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
+//! - [`applied`] puts the transactions a dialogue applied in its end record.
 
 pub mod actor;
+pub mod applied;
 pub mod registry;
 pub mod state;
 pub mod sweep;
