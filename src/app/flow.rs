@@ -40,6 +40,8 @@ fn calls_deadline(deadline: Instant) -> Instant {
 /// Idempotency keys of the transactions of one hop: `session#hop#n`.
 struct TxKeys<'a> {
     session: &'a str,
+    /// When the dialogue started: recorded with what it applies.
+    started_ms: u64,
     hop: u32,
     n: u32,
 }
@@ -122,7 +124,12 @@ impl FlowApp {
             Effect::Transact { ops } => {
                 let key = tx.next();
                 let t = std::time::Instant::now();
-                let result = match self.store.transact(&key, &ops, Some(tx.session)) {
+                let dialogue = crate::store::ledger::TxDialogue {
+                    session: tx.session,
+                    started_ms: tx.started_ms,
+                    hop: tx.hop,
+                };
+                let result = match self.store.transact(&key, &ops, Some(dialogue)) {
                     // Durable before the engine goes on to the reply that confirms it.
                     Ok(o) => self.store.flush().await.map(|()| o),
                     Err(e) => Err(e),
@@ -222,6 +229,7 @@ impl App for FlowApp {
             let mut run = HopRun {
                 tx: TxKeys {
                     session: &env.session_id,
+                    started_ms: env.started_ms,
                     hop: env.hop,
                     n: 0,
                 },
@@ -300,6 +308,7 @@ impl App for FlowApp {
                 state: AppState::Flow(state),
                 reply,
                 sensitive,
+                transacted: run.tx.n > 0,
             })
         })
     }

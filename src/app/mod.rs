@@ -49,6 +49,9 @@ pub struct HopEnv {
     /// idempotency key of what the hop changes. The same after a crash, so a retried hop
     /// never applies a transaction twice.
     pub hop: u32,
+    /// When the dialogue started (with the session id, what names this dialogue and no later
+    /// one under the same key).
+    pub started_ms: u64,
     /// The time the flow sees (the fixed clock of demos and tests, else now).
     pub now: jiff::Timestamp,
 }
@@ -63,6 +66,9 @@ pub struct Turn {
     /// Which of the hop's inputs were typed on a sensitive screen (a PIN): the actor masks
     /// them in everything it keeps of the hop.
     pub sensitive: Sensitive,
+    /// Whether the hop ran a transaction (applied or not): the dialogue's end then looks up the
+    /// transactions it applied, for its end record.
+    pub transacted: bool,
 }
 
 /// Which of a hop's inputs were sensitive: bit `i` for the `i`-th input, the last bit for every

@@ -360,6 +360,7 @@ impl App for UpstreamApp {
                     state: AppState::Upstream(state),
                     reply,
                     sensitive: Sensitive::NONE,
+                    transacted: false,
                 });
             }
             state.inputs.extend(fresh);
@@ -373,6 +374,7 @@ impl App for UpstreamApp {
                         state: AppState::Upstream(state),
                         reply,
                         sensitive: Sensitive::NONE,
+                        transacted: false,
                     })
                 }
                 Err((failure, reason)) => {

@@ -54,6 +54,9 @@ pub struct SessionActor {
     idle: Option<SpawnHandle>,
     /// Whether this dialogue is in the subscriber index (`Core::by_subscriber`).
     indexed: bool,
+    /// Whether it may have applied transactions (it ran one, or resumed from sled, where an
+    /// earlier process may have): its end then looks them up for its end record.
+    transacted: bool,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -114,6 +117,7 @@ impl SessionActor {
             route: None,
             idle: None,
             indexed: false,
+            transacted: false,
         }
     }
 
@@ -142,6 +146,7 @@ impl SessionActor {
                 // Its end was written before a crash cut the commit that removed it.
                 return Ok(());
             }
+            self.transacted = true;
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
                 Some(route) => self.route = Some(route.clone()),
@@ -304,6 +309,7 @@ impl SessionActor {
             limit: route.limit.min(hop.limit),
             deadline: Instant::now() + route.deadline,
             hop: d.hops + 1,
+            started_ms: d.started_ms,
             now: self
                 .core
                 .settings
@@ -404,6 +410,7 @@ impl SessionActor {
             limit: route.limit.min(front_limit),
             deadline: Instant::now() + route.deadline,
             hop: 1,
+            started_ms: now,
             now: self
                 .core
                 .settings
@@ -510,7 +517,10 @@ impl SessionActor {
         ctx: &mut Context<Self>,
     ) -> (Reply, &'static str) {
         let turn = match outcome {
-            Ok(Ok(turn)) => turn,
+            Ok(Ok(turn)) => {
+                self.transacted |= turn.transacted;
+                turn
+            }
             Ok(Err(e)) => {
                 tracing::error!(session = %super::log_id(&self.key), error = %e, "app failed; dialogue ends");
                 let reply = e
@@ -643,6 +653,16 @@ impl SessionActor {
         let mut record = EndRecord::of(&self.key, &d, reason);
         record.error = error;
         record.aggregator = aggregator;
+        // A hop that failed may have applied one before failing. (Taken: a new dialogue under
+        // the same key, a reused SMPP session, starts with none.)
+        let applied = if std::mem::take(&mut self.transacted) || reason == EndReason::Error {
+            super::applied::look_up(&self.core.store, &self.key, d.started_ms)
+        } else {
+            Vec::new()
+        };
+        if !applied.is_empty() {
+            record.note_applied(&applied);
+        }
         // Reported to the operator's events receiver through the outbox, written with the end
         // itself.
         let notification =
@@ -670,6 +690,9 @@ impl SessionActor {
                 .store
                 .end(&self.key, (&tomb, tomb.expires_ms), &record, notification);
         metrics::store_write("end", t.elapsed(), result.is_ok());
+        if result.is_ok() && !applied.is_empty() {
+            super::applied::forget(&self.core.store, &self.key, d.started_ms, &applied);
+        }
         result
     }
 

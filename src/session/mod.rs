@@ -7,8 +7,10 @@
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
+//! - [`applied`] puts the transactions a dialogue applied in its end record.
 
 pub mod actor;
+pub mod applied;
 pub mod mask;
 pub mod registry;
 pub mod state;

@@ -148,6 +148,13 @@ pub struct EndRecord {
     /// What the aggregator reported about it (AT's end-of-session notification), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregator: Option<AggregatorReport>,
+    /// The ids of the transactions it applied, oldest first (the journal's `txn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transactions: Vec<String>,
+    /// Transactions applied on a hop after the last one this record counts (see
+    /// [`super::applied`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpersisted_hop: Option<super::applied::UnpersistedHop>,
 }
 
 /// An aggregator's own account of how a dialogue ended (AT's `/ussd/events` notification).
@@ -228,6 +235,8 @@ impl EndRecord {
             last_reply: d.last_reply.text.clone(),
             error: None,
             aggregator: None,
+            transactions: Vec::new(),
+            unpersisted_hop: None,
         }
     }
 }

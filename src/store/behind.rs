@@ -561,6 +561,11 @@ impl Dialogues {
         Ok(WaitingEnd::NotWaiting)
     }
 
+    /// Whether an end of `key` waits for a commit, or is being committed.
+    pub(crate) fn end_waits(&self, key: &str) -> bool {
+        self.slots().find(|p| p.latest_end.get(key)).is_some()
+    }
+
     /// Returns once the commit in progress, if any, is over.
     pub(crate) fn wait_for_commit(&self) {
         drop(self.committer.lock().unwrap_or_else(|e| e.into_inner()));

@@ -13,7 +13,10 @@
 //! - outbox effects (SMS, airtime, calls) are written with the change they belong to;
 //! - the outcome is stored under the caller's idempotency key (dialogue and hop) in the same
 //!   transaction, so a retried hop, even after a crash, gets the same outcome and never applies
-//!   anything twice.
+//!   anything twice;
+//! - the dialogue that applied it (its session key and start) is recorded with its id and hop in
+//!   the same transaction too (the `applied` tree), so that the dialogue's end record lists it
+//!   even when a crash lost the dialogue's state after that hop (see [`Store::applied_by`]).
 //!
 //! Amounts are integer cents. Durability is the caller's: flush before confirming.
 
@@ -30,6 +33,49 @@ pub const JOURNAL: &str = "journal";
 pub const IDEMPOTENCY: &str = "idempotency";
 /// The balance field of a ledger account record.
 pub const BALANCE: &str = "balance_cents";
+/// The transactions applied by dialogues whose end record is not written yet: the dialogue's
+/// start and session key and the transaction id (see [`applied_key`]) -> the hop that applied
+/// it. Written in the transaction's own sled transaction, removed once the dialogue's end
+/// record is in sled, and purged with the end records' retention (entries of dialogues that
+/// never got one).
+pub const APPLIED: &str = "applied";
+
+/// The dialogue a transaction is applied for, and its hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxDialogue<'a> {
+    /// The session key (the dialogue's live state is kept under it).
+    pub session: &'a str,
+    /// When the dialogue started: a later dialogue under the same key is another one.
+    pub started_ms: u64,
+    /// The hop that applies the transaction (the one its idempotency key names).
+    pub hop: u32,
+}
+
+/// A transaction a dialogue applied, as its end record lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedTx {
+    /// The transaction id (journal entries carry it).
+    pub txn: u64,
+    /// The hop of the dialogue that applied it.
+    pub hop: u32,
+}
+
+/// The prefix of the `applied` keys of one dialogue: its start (big-endian, so that retention
+/// purges a range), the length of its session key, the key.
+fn applied_prefix(session: &str, started_ms: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + 4 + session.len() + 8);
+    k.extend_from_slice(&started_ms.to_be_bytes());
+    k.extend_from_slice(&(session.len() as u32).to_be_bytes());
+    k.extend_from_slice(session.as_bytes());
+    k
+}
+
+/// The `applied` key of transaction `txn` of a dialogue: its prefix, then the id.
+fn applied_key(session: &str, started_ms: u64, txn: u64) -> Vec<u8> {
+    let mut k = applied_prefix(session, started_ms);
+    k.extend_from_slice(&txn.to_be_bytes());
+    k
+}
 
 /// A record address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +225,8 @@ fn with_field(doc: Option<Value>, field: &str, v: Value) -> Value {
 }
 
 impl Store {
-    /// Applies `ops` atomically under the idempotency `key` (see the module docs).
+    /// Applies `ops` atomically under the idempotency `key` (see the module docs), for
+    /// `dialogue` if a dialogue applies them (it is then recorded as having applied it).
     ///
     /// # Errors
     /// Store failures, a malformed record (a balance that is not an integer), or a
@@ -188,8 +235,9 @@ impl Store {
         &self,
         key: &str,
         ops: &[TxOp],
-        session: Option<&str>,
+        dialogue: Option<TxDialogue<'_>>,
     ) -> Result<TxOutcome, StoreError> {
+        let session = dialogue.map(|d| d.session);
         super::check_writable(&self.faults)?;
         for op in ops {
             if let TxOp::Transfer { amount_cents, .. } = op
@@ -211,6 +259,7 @@ impl Store {
         let journal = self.tree(JOURNAL)?;
         let outbox_tree = self.tree(outbox::TREE)?;
         let idem = self.tree(IDEMPOTENCY)?;
+        let applied = self.tree(APPLIED)?;
         let txn = self.generate_id()?;
         let outbox_ids: Vec<u64> = ops
             .iter()
@@ -219,8 +268,8 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let now = super::super::session::state::now_ms();
         let gate = self.exclusive();
-        let outcome = (&records, &journal, &outbox_tree, &idem).transaction(
-            |(records, journal, outbox_tree, idem)| {
+        let outcome = (&records, &journal, &outbox_tree, &idem, &applied).transaction(
+            |(records, journal, outbox_tree, idem, applied)| {
                 if let Some(done) = idem.get(key.as_bytes())? {
                     let mut o: TxOutcome =
                         serde_json::from_slice(&done).map_err(|e| abort(e.to_string()))?;
@@ -258,6 +307,14 @@ impl Store {
                     key.as_bytes(),
                     serde_json::to_vec(&o).map_err(|e| abort(e.to_string()))?,
                 )?;
+                // With the change itself: the dialogue's end record lists it even if a crash
+                // loses the dialogue's state after this hop.
+                if let Some(d) = dialogue {
+                    applied.insert(
+                        applied_key(d.session, d.started_ms, txn),
+                        &d.hop.to_be_bytes(),
+                    )?;
+                }
                 Ok(o)
             },
         );
@@ -302,6 +359,83 @@ impl Store {
                 }
             }
             Err(sled::transaction::TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        }
+    }
+
+    /// The transactions the dialogue `session` that started at `started_ms` applied and has not
+    /// been [forgotten](Store::forget_applied) for, oldest first.
+    ///
+    /// # Errors
+    /// sled errors, or an entry that is not in the format written.
+    pub fn applied_by(&self, session: &str, started_ms: u64) -> Result<Vec<AppliedTx>, StoreError> {
+        let tree = self.tree(APPLIED)?;
+        let prefix = applied_prefix(session, started_ms);
+        let _gate = self.shared();
+        let mut out = Vec::new();
+        for item in tree.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let txn = k[prefix.len()..].try_into().map(u64::from_be_bytes);
+            let hop = v.as_ref().try_into().map(u32::from_be_bytes);
+            match (txn, hop) {
+                (Ok(txn), Ok(hop)) => out.push(AppliedTx { txn, hop }),
+                _ => return Err(StoreError::Corrupt(format!("applied entry {k:02x?}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets `applied`, what [`Store::applied_by`] gave for that dialogue, once its end is
+    /// written: if the end still waits for a commit (a dialogue that ran no transaction in this
+    /// process: one resumed after a restart), commits it first, so that the end record is in
+    /// sled before these entries go (sled recovers a prefix of its log: a crash never keeps the
+    /// removal without the record). The end of one that did was committed at once.
+    ///
+    /// # Errors
+    /// sled errors; the entries are then left for the retention purge.
+    pub fn forget_applied(
+        &self,
+        session: &str,
+        started_ms: u64,
+        applied: &[AppliedTx],
+    ) -> Result<(), StoreError> {
+        if applied.is_empty() {
+            return Ok(());
+        }
+        if self.dialogues.end_waits(session) {
+            self.commit()?;
+        }
+        let tree = self.tree(APPLIED)?;
+        for a in applied {
+            tree.remove(applied_key(session, started_ms, a.txn))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the `applied` entries of dialogues that started before `cutoff_ms` (whose end
+    /// record was never written: a dialogue a crash lost whole), a slice at a time; returns how
+    /// many went.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn purge_applied(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
+        let tree = self.tree(APPLIED)?;
+        let end = cutoff_ms.to_be_bytes();
+        let mut gone = 0;
+        loop {
+            let keys: Vec<sled::IVec> = {
+                let _gate = self.shared();
+                tree.range(..&end[..])
+                    .keys()
+                    .take(super::SCAN_SLICE)
+                    .collect::<Result<_, _>>()?
+            };
+            if keys.is_empty() {
+                return Ok(gone);
+            }
+            for k in keys {
+                tree.remove(k)?;
+                gone += 1;
+            }
         }
     }
 
@@ -466,5 +600,101 @@ fn apply<'a>(
             )?;
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deposit(to: &str) -> Vec<TxOp> {
+        vec![TxOp::Transfer {
+            from: None,
+            to: Some(Address {
+                collection: "wallets".into(),
+                id: to.into(),
+            }),
+            amount_cents: 100,
+            kind: "deposit".into(),
+        }]
+    }
+
+    fn dialogue(started_ms: u64, hop: u32) -> Option<TxDialogue<'static>> {
+        Some(TxDialogue {
+            session: "smpp:k",
+            started_ms,
+            hop,
+        })
+    }
+
+    #[test]
+    fn the_transactions_a_dialogue_applied_are_kept_until_its_end_then_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8, 500).unwrap();
+        store
+            .records()
+            .apply(&[crate::store::records::RecordWrite {
+                collection: "wallets".into(),
+                id: "a".into(),
+                value: json!({"balance_cents": 0}),
+                merge: false,
+            }])
+            .unwrap();
+        let first = store
+            .transact("k#3#1", &deposit("a"), dialogue(10, 3))
+            .unwrap();
+        // The same hop retried: answered from its key, recorded once.
+        let again = store
+            .transact("k#3#1", &deposit("a"), dialogue(10, 3))
+            .unwrap();
+        assert!(again.replayed);
+        // A condition that fails applies nothing, and is not recorded.
+        let failed = store
+            .transact("k#4#1", &deposit("nobody"), dialogue(10, 4))
+            .unwrap();
+        assert_eq!(failed.failed_op, Some(0));
+        // Another dialogue under the same key (a reused SMPP session), and one with no dialogue.
+        let later = store
+            .transact("k#1#1", &deposit("a"), dialogue(20, 1))
+            .unwrap();
+        store.transact("x#1#1", &deposit("a"), None).unwrap();
+        let mine = [AppliedTx {
+            txn: first.txn,
+            hop: 3,
+        }];
+        assert_eq!(store.applied_by("smpp:k", 10).unwrap(), mine);
+        assert_eq!(
+            store.applied_by("smpp:k", 20).unwrap(),
+            [AppliedTx {
+                txn: later.txn,
+                hop: 1
+            }]
+        );
+        assert!(store.applied_by("smpp:", 10).unwrap().is_empty());
+        assert!(store.applied_by("smpp:kk", 10).unwrap().is_empty());
+
+        // After a restart (the dialogue resumes from sled, its end waits for a commit), they
+        // are forgotten once the end is written: it is committed first.
+        drop(store);
+        let store = Store::open(dir.path(), 8, 500).unwrap();
+        assert_eq!(store.applied_by("smpp:k", 10).unwrap(), mine);
+        store
+            .end("smpp:k", (&json!({}), u64::MAX), &json!({"n": 1}), None)
+            .unwrap();
+        assert!(store.dialogues.end_waits("smpp:k"));
+        store.forget_applied("smpp:k", 10, &mine).unwrap();
+        assert!(!store.dialogues.end_waits("smpp:k"));
+        assert_eq!(store.uncommitted(), 0, "the end went to sled first");
+        assert!(store.applied_by("smpp:k", 10).unwrap().is_empty());
+        assert_eq!(store.applied_by("smpp:k", 20).unwrap().len(), 1);
+
+        // The retention purge takes the entries of dialogues started before its cutoff.
+        store
+            .transact("k#2#1", &deposit("a"), dialogue(30, 2))
+            .unwrap();
+        assert_eq!(store.purge_applied(30).unwrap(), 1);
+        assert!(store.applied_by("smpp:k", 20).unwrap().is_empty());
+        assert_eq!(store.applied_by("smpp:k", 30).unwrap().len(), 1);
     }
 }

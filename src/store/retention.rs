@@ -14,7 +14,8 @@ use std::io::Write;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// End-of-session records. Default 90 days.
+    /// End-of-session records, and the transactions recorded for a dialogue that never got
+    /// one (a crash lost it whole). Default 90 days.
     #[serde(default = "days_90")]
     pub end_records_days: u64,
     /// Outbox items that reached a final status (sent, failed, not sent). Default 30 days.
@@ -67,6 +68,9 @@ pub struct Purged {
     pub calls: usize,
     /// Idempotency keys.
     pub idempotency: usize,
+    /// Transactions recorded for dialogues that never got an end record (see
+    /// [`super::ledger::APPLIED`]).
+    pub applied: usize,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -212,6 +216,9 @@ pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Pur
     let end_records = store.purge_end_records(|v| {
         v.get("ended_ms").and_then(Value::as_u64).unwrap_or(0) < cutoff(config.end_records_days)
     })?;
+    // Normally forgotten when the dialogue's end record is written; these are of dialogues a
+    // crash lost whole, kept as long as their end record would have been.
+    let applied = store.purge_applied(cutoff(config.end_records_days))?;
     let outbox = crate::outbox::purge_finished(store, cutoff(config.outbox_days))?;
     let calls_cutoff = cutoff(config.call_records_days);
     let calls = purge_tree(store, crate::voice::CALLS_TREE, |v| {
@@ -232,6 +239,7 @@ pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Pur
         outbox,
         calls,
         idempotency,
+        applied,
     };
     Ok(purged)
 }
