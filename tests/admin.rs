@@ -5,7 +5,6 @@ mod common;
 
 use common::{At, Sandbox, eventually};
 use std::time::Duration;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
 async fn admin(
     gw: &ussd_gateway::gateway::Running,
@@ -110,13 +109,7 @@ async fn inspect_and_end_dialogues_and_requeue_the_outbox() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_a_notification_over_smpp() {
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let sb = Sandbox::new(
         &format!(
             "[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nsource_addr = \"384\"\nreconnect_cap_ms = 500\n",

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{At, Sandbox};
+use common::{At, Sandbox, metric};
 use std::time::Duration;
 
 const ECHO: &str = include_str!("fixtures/core/flows/echo.yaml");
@@ -85,18 +85,6 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
         .expect("the gateway closed the connection within 10 s")
         .ok();
     String::from_utf8_lossy(&got).into_owned()
-}
-
-async fn metric(admin: std::net::SocketAddr, line: &str) -> f64 {
-    let m = At::new(admin)
-        .request("GET", "/metrics", &[], "")
-        .await
-        .body;
-    m.lines()
-        .find(|l| l.starts_with(line))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 const STALLED: &[u8] = b"POST /ussd HTTP/1.1\r\nhost: gw\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nse";

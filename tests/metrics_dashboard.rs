@@ -10,7 +10,6 @@ use common::{At, Sandbox, eventually};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
 /// Series Prometheus makes itself, not the gateway.
 const PROMETHEUS_OWN: &[&str] = &["up", "scrape_duration_seconds", "scrape_samples_scraped"];
@@ -171,13 +170,7 @@ fn metric_names_follow_the_conventions() {
 /// no label carries a subscriber's number or a session id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_and_alerts_read_only_exported_metrics() {
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let sb = Sandbox::with_repo_flows(&format!(
         "{ROUTES}[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nsource_addr = \"123\"\nreconnect_cap_ms = 500\n",
         sim.addr().port()

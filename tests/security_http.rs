@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{At, Sandbox};
+use common::{At, Sandbox, metric};
 
 const APOLOGY: &str = "END Sorry, the service is unavailable right now. Please try again later.";
 const RESULTS: &str = "END Current Term Results:\nData Structures (CS201)";
@@ -12,18 +12,6 @@ fn student() -> Sandbox {
     Sandbox::with_repo_flows(
         "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[routes]]\nservice_code = \"*675#\"\nflow = \"dental\"\n",
     )
-}
-
-async fn metric(admin: std::net::SocketAddr, line_start: &str) -> f64 {
-    let m = At::new(admin)
-        .request("GET", "/metrics", &[], "")
-        .await
-        .body;
-    m.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in the metrics"))
 }
 
 /// Another number (or the same number on another code) sending a live dialogue's `sessionId`
@@ -378,14 +366,7 @@ async fn log_ids_are_keyed_per_installation() {
 /// included; a dialogue can still be ended by the id the listing gives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_masks_numbers_in_session_keys() {
-    use ussd_gateway::front::smpp::{OperatorSim, Profile};
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let sb = Sandbox::with_repo_flows(&format!(
         "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nsource_addr = \"123\"\nreconnect_cap_ms = 500\n",
         sim.addr().port()

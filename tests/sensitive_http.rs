@@ -12,7 +12,6 @@ mod common;
 use common::{At, FakeHttp, Sandbox, eventually};
 use std::path::Path;
 use std::time::Duration;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
 /// Eight digits, so that it cannot turn up by chance inside a timestamp or an id.
 const PIN: &str = "73914628";
@@ -138,13 +137,7 @@ async fn export(admin: std::net::SocketAddr, csv: bool) -> String {
 async fn a_pin_is_kept_nowhere_after_the_dialogue_over_http_and_smpp() {
     let backend = backend().await;
     let events = FakeHttp::start(|_| async { (200, "OK".into()) }).await;
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let sb = sandbox(
         &backend,
         &format!(

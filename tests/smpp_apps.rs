@@ -5,16 +5,9 @@ mod common;
 
 use common::{At, Sandbox};
 use std::time::Duration;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
 
 async fn compare(code: &str, paths: &[&[&str]], extra: &str) {
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let sb = Sandbox::with_repo_flows(&format!(
         "{extra}[[routes]]\nservice_code = \"*384*303#\"\nflow = \"microfinance\"\n[[routes]]\nservice_code = \"*675#\"\nflow = \"dental\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nreconnect_cap_ms = 500\n",
         sim.addr().port()

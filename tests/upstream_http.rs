@@ -411,16 +411,9 @@ async fn ended_dialogues_are_reported_until_the_receiver_answers_200() {
 /// comes through exactly as the app wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_founding_app_answers_over_smpp() {
-    use ussd_gateway::front::smpp::{OperatorSim, Profile};
     let flask = FlaskApp::spawn();
     let direct = At::new(flask.addr);
-    let sim = OperatorSim::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Profile::preset("its_session_info").unwrap(),
-        Some(("gw".into(), "pw".into())),
-    )
-    .await
-    .unwrap();
+    let sim = common::operator_sim().await;
     let bind = format!(
         "[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nreconnect_cap_ms = 500\n",
         sim.addr().port()

@@ -528,3 +528,30 @@ impl Drop for FlaskApp {
         let _ = self.child.wait();
     }
 }
+
+/// The simulated operator on 127.0.0.1:0 with the `its_session_info` profile, taking binds
+/// from system_id `gw`, password `pw`.
+pub async fn operator_sim() -> ussd_gateway::front::smpp::OperatorSim {
+    use ussd_gateway::front::smpp::{OperatorSim, Profile};
+    OperatorSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Profile::preset("its_session_info").unwrap(),
+        Some(("gw".into(), "pw".into())),
+    )
+    .await
+    .unwrap()
+}
+
+/// The value of the first metric line of `admin`'s `/metrics` that starts with `line_start`
+/// (a family and its labels); 0 when there is none.
+pub async fn metric(admin: SocketAddr, line_start: &str) -> f64 {
+    let m = At::new(admin)
+        .request("GET", "/metrics", &[], "")
+        .await
+        .body;
+    m.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
