@@ -87,6 +87,20 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// A connection that asked for `/health`, got its 200, and is kept alive.
+async fn kept_alive(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
 const STALLED: &[u8] = b"POST /ussd HTTP/1.1\r\nhost: gw\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nse";
 
 /// Clients that send complete headers and then only part of the body cannot hold the front:
@@ -144,17 +158,7 @@ async fn stalled_bodies_cannot_lock_the_front() {
     // newcomer is refused at once, not left waiting in the backlog.
     let mut held = Vec::new();
     for _ in 0..3 {
-        use tokio::io::AsyncReadExt;
-        let mut s = tokio::net::TcpStream::connect(gw.public_addr)
-            .await
-            .unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        held.push(s);
+        held.push(kept_alive(gw.public_addr).await);
     }
     let mut s = tokio::net::TcpStream::connect(gw.public_addr)
         .await
@@ -171,22 +175,9 @@ async fn stalled_bodies_cannot_lock_the_front() {
 /// A keep-alive connection with no request is closed after the idle timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sb = sandbox("idle_timeout_secs = 1");
     let gw = sb.start().await;
-    let mut s = tokio::net::TcpStream::connect(gw.public_addr)
-        .await
-        .unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf).await.unwrap();
-    assert!(
-        buf[..n].starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
+    let mut s = kept_alive(gw.public_addr).await;
     // Kept alive after the answer, then closed by the gateway.
     assert_eq!(read_until_closed(&mut s).await, "");
     gw.shutdown().await;
