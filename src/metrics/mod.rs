@@ -5,6 +5,9 @@
 //! always from small fixed sets (front, route service code, outcome, reason): never an MSISDN or
 //! a session id.
 
+mod smpp;
+pub use smpp::*;
+
 use dashmap::DashMap;
 use metrics::{
     Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
@@ -60,30 +63,6 @@ pub const SESSION_MISMATCH: &str = "ussd_session_mismatch_total";
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
 pub const BUILD_INFO: &str = "ussd_build_info";
-/// SMPP binds configured (ESME role).
-pub const SMPP_BINDS_CONFIGURED: &str = "ussd_smpp_binds_configured";
-/// SMPP binds with every connection bound (ESME role).
-pub const SMPP_BINDS_UP: &str = "ussd_smpp_binds_up";
-/// One SMPP bind or listener peer: 1 while bound, 0 while not, by bind (name or system_id).
-pub const SMPP_BIND_UP: &str = "ussd_smpp_bind_up";
-/// SMPP PDUs by bind, direction, command and status; `bind="all"` sums every bind.
-pub const SMPP_PDUS: &str = "ussd_smpp_pdus_total";
-/// SMPP requests sent and not yet answered, by bind; `bind="all"` sums every bind.
-pub const SMPP_WINDOW: &str = "ussd_smpp_window_in_use";
-/// SMPP reconnection attempts, by bind; `bind="all"` sums every bind.
-pub const SMPP_RECONNECTS: &str = "ussd_smpp_reconnects_total";
-/// Binds refused by the SMPP listener, by reason.
-pub const SMPP_BIND_FAILURES: &str = "ussd_smpp_bind_failures_total";
-/// The reasons of [`SMPP_BIND_FAILURES`].
-pub const SMPP_BIND_FAILURE_REASONS: [&str; 4] = [
-    "unknown_system_id",
-    "wrong_password",
-    "not_allowed",
-    "too_many_binds",
-];
-/// The aggregate label value of the per-bind SMPP families.
-pub const SMPP_ALL: &str = "all";
-
 /// Buckets for hop latencies: a local hop takes well under a millisecond, a flushed save a few
 /// milliseconds, an upstream call up to the 5 s deadline.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -218,15 +197,15 @@ fn describe() {
 /// recorder's registry; an SMPP hop records a dozen of them, which cost about as much as the
 /// flow's own work. A kept handle is one lookup here. Nothing is kept before the recorder is
 /// installed: the handles made then are no-ops and would stay so.
-struct Kept<K, H>(LazyLock<DashMap<K, H>>);
+pub(crate) struct Kept<K, H>(LazyLock<DashMap<K, H>>);
 
 impl<K: Hash + Eq, H> Kept<K, H> {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Kept(LazyLock::new(DashMap::new))
     }
 
     /// Runs `record` on the handle for `key`, made by `make` the first time.
-    fn with(&self, key: K, make: impl FnOnce() -> H, record: impl FnOnce(&H)) {
+    pub(crate) fn with(&self, key: K, make: impl FnOnce() -> H, record: impl FnOnce(&H)) {
         if HANDLE.get().is_none() {
             return record(&make());
         }
@@ -241,10 +220,6 @@ static HOP_HANDLES: Kept<(&str, Arc<str>, &str), (Counter, Histogram)> = Kept::n
 static ENDED_HANDLES: Kept<&str, (Counter, Histogram)> = Kept::new();
 static STORE_HANDLES: Kept<&str, Histogram> = Kept::new();
 static LIVE_HANDLE: Kept<(), Gauge> = Kept::new();
-/// Bind, direction, command and raw status (past the specification: one value).
-type PduKey = (Arc<str>, &'static str, &'static str, u32);
-static PDU_HANDLES: Kept<PduKey, (Counter, Counter)> = Kept::new();
-static WINDOW_HANDLES: Kept<Arc<str>, (Gauge, Gauge)> = Kept::new();
 
 /// A hop was answered.
 pub fn hop(front: &'static str, route: Arc<str>, outcome: &'static str, took: Duration) {
@@ -395,34 +370,7 @@ pub fn outbox_delivery(kind: &'static str, outcome: &'static str, took: Option<D
 /// Descriptions and start-up zeros of the families added for the dashboard and the alerts
 /// (SMPP, store, HTTP edge, process): every family they read exists before the first hop.
 fn describe_more() {
-    describe_gauge!(SMPP_BINDS_CONFIGURED, "SMPP binds configured (ESME role)");
-    describe_gauge!(
-        SMPP_BINDS_UP,
-        "SMPP binds with every connection bound (ESME role)"
-    );
-    describe_gauge!(
-        SMPP_BIND_UP,
-        "1 while an SMPP bind (or listener peer) is bound, 0 while not"
-    );
-    describe_counter!(
-        SMPP_PDUS,
-        "SMPP PDUs by bind, direction (in, out), command and status; bind=\"all\" sums every bind"
-    );
-    describe_gauge!(
-        SMPP_WINDOW,
-        "SMPP requests in flight without a response, by bind; bind=\"all\" sums every bind"
-    );
-    describe_counter!(
-        SMPP_RECONNECTS,
-        "SMPP reconnection attempts, by bind; bind=\"all\" sums every bind"
-    );
-    describe_counter!(
-        SMPP_BIND_FAILURES,
-        "Binds (and connections) refused by the SMPP listener, by reason"
-    );
-    for reason in SMPP_BIND_FAILURE_REASONS {
-        counter!(SMPP_BIND_FAILURES, "reason" => reason).absolute(0);
-    }
+    smpp::describe();
     describe_counter!(
         SESSION_MISMATCH,
         "Hops refused because their session belongs to another number or service, by front and dialogue (live, ended)"
@@ -431,21 +379,6 @@ fn describe_more() {
         for dialogue in ["live", "ended"] {
             counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).absolute(0);
         }
-    }
-    gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
-    gauge!(SMPP_BINDS_UP).set(0.0);
-    gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).set(0.0);
-    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).absolute(0);
-    for (direction, command) in [
-        ("in", "deliver_sm"),
-        ("in", "submit_sm"),
-        ("in", "data_sm"),
-        ("out", "submit_sm"),
-        ("out", "deliver_sm"),
-        ("out", "data_sm"),
-    ] {
-        counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => "ok")
-            .absolute(0);
     }
     for op in ["session", "end", "transact", "records"] {
         let _ = histogram!(STORE_WRITE_SECONDS, "op" => op);
@@ -486,124 +419,6 @@ pub fn routes<'a>(service_codes: impl IntoIterator<Item = &'a str>) {
         }
         counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => "ok").absolute(0);
         let _ = histogram!(UPSTREAM_SECONDS, "route" => route.to_string());
-    }
-}
-
-/// How many ESME binds are configured (at SMPP front start).
-pub fn smpp_binds_configured(n: usize) {
-    gauge!(SMPP_BINDS_CONFIGURED).set(n as f64);
-}
-
-/// Registers one bind's (or listener peer's) series at zero.
-pub fn smpp_bind_registered(bind: &str) {
-    let bind: std::sync::Arc<str> = bind.into();
-    gauge!(SMPP_BIND_UP, "bind" => bind.clone()).set(0.0);
-    gauge!(SMPP_WINDOW, "bind" => bind.clone()).set(0.0);
-    counter!(SMPP_RECONNECTS, "bind" => bind).absolute(0);
-}
-
-/// An ESME bind went up (`true`) or down; `bind_up` is per bind, `binds_up` counts them.
-pub fn smpp_bind_state(bind: &str, up: bool) {
-    gauge!(SMPP_BIND_UP, "bind" => bind.to_string()).set(if up { 1.0 } else { 0.0 });
-    gauge!(SMPP_BINDS_UP).increment(if up { 1.0 } else { -1.0 });
-}
-
-/// A listener peer's connection bound (`+1`) or closed (`-1`): `bind_up` counts its bound
-/// connections.
-pub fn smpp_peer_connections(peer: &str, delta: f64) {
-    gauge!(SMPP_BIND_UP, "bind" => peer.to_string()).increment(delta);
-}
-
-/// The SMPP listener refused a bind (or a connection) for `reason`, one of
-/// [`SMPP_BIND_FAILURE_REASONS`].
-pub fn smpp_bind_failure(reason: &'static str) {
-    counter!(SMPP_BIND_FAILURES, "reason" => reason).increment(1);
-}
-
-/// A reconnection attempt of `bind`.
-pub fn smpp_reconnect(bind: &str) {
-    counter!(SMPP_RECONNECTS, "bind" => bind.to_string()).increment(1);
-    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).increment(1);
-}
-
-/// One SMPP PDU went `direction` ("in" or "out") on `bind`.
-pub fn smpp_pdu(
-    bind: &std::sync::Arc<str>,
-    direction: &'static str,
-    command: rusmpp::CommandId,
-    status: rusmpp::CommandStatus,
-) {
-    let command = smpp_command_label(command);
-    // Statuses past the specification's share one label, and so one handle.
-    let raw = u32::from(status).min(0x113);
-    PDU_HANDLES.with(
-        (bind.clone(), direction, command, raw),
-        || {
-            let status = smpp_status_label(status);
-            (
-                counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status.clone()),
-                counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => status),
-            )
-        },
-        |(one, all)| {
-            one.increment(1);
-            all.increment(1);
-        },
-    );
-}
-
-/// A request entered (`+1`) or left (`-1`) the window of a connection of `bind`.
-pub fn smpp_window(bind: &std::sync::Arc<str>, delta: f64) {
-    WINDOW_HANDLES.with(
-        bind.clone(),
-        || {
-            (
-                gauge!(SMPP_WINDOW, "bind" => bind.clone()),
-                gauge!(SMPP_WINDOW, "bind" => SMPP_ALL),
-            )
-        },
-        |(one, all)| {
-            one.increment(delta);
-            all.increment(delta);
-        },
-    );
-}
-
-/// The command's name in snake case; ids outside the specification are `other`.
-pub fn smpp_command_label(id: rusmpp::CommandId) -> &'static str {
-    use rusmpp::CommandId as C;
-    match id {
-        C::BindReceiver => "bind_receiver",
-        C::BindTransmitter => "bind_transmitter",
-        C::BindTransceiver => "bind_transceiver",
-        C::BindReceiverResp => "bind_receiver_resp",
-        C::BindTransmitterResp => "bind_transmitter_resp",
-        C::BindTransceiverResp => "bind_transceiver_resp",
-        C::SubmitSm => "submit_sm",
-        C::SubmitSmResp => "submit_sm_resp",
-        C::DeliverSm => "deliver_sm",
-        C::DeliverSmResp => "deliver_sm_resp",
-        C::DataSm => "data_sm",
-        C::DataSmResp => "data_sm_resp",
-        C::Unbind => "unbind",
-        C::UnbindResp => "unbind_resp",
-        C::EnquireLink => "enquire_link",
-        C::EnquireLinkResp => "enquire_link_resp",
-        C::GenericNack => "generic_nack",
-        C::Outbind => "outbind",
-        C::AlertNotification => "alert_notification",
-        _ => "other",
-    }
-}
-
-/// `ok`, the status in hex for the codes SMPP 5.0 defines (0x01 to 0x112), `other` otherwise:
-/// a fixed, small set whatever a peer sends.
-pub fn smpp_status_label(status: rusmpp::CommandStatus) -> metrics::SharedString {
-    let raw = u32::from(status);
-    match raw {
-        0 => metrics::SharedString::const_str("ok"),
-        1..=0x112 => metrics::SharedString::from_owned(format!("{raw:#06x}")),
-        _ => metrics::SharedString::const_str("other"),
     }
 }
 
