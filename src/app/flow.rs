@@ -5,7 +5,7 @@
 //! flush before the engine is resumed, so the reply that confirms a save is never sent before
 //! the save is on disk.
 //!
-//! The backend calls of `http` screens run here too (the `backend` submodule), against the
+//! The `http` screens' backend calls run here too (the `backend` submodule), against the
 //! hop's deadline less a margin kept for the flow's fallback screen, and so do resume points
 //! ([`resume`]) for flows that opted in to continuing cut dialogues.
 

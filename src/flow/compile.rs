@@ -46,7 +46,7 @@ pub(crate) struct HeaderSpec {
     pub invalid_choice: Option<Text>,
     #[serde(default)]
     pub apology: Option<Text>,
-    /// Environment variables that `http` screens may use as `secrets.NAME`.
+    /// Environment variables that `http` screens (backend calls) may use as `secrets.NAME`.
     #[serde(default)]
     pub secrets: Vec<String>,
     /// Opt-in: continue a dialogue that was cut (`docs/flows.md`, "Resume").

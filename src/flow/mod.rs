@@ -72,7 +72,7 @@ pub struct Flow {
     resume: Option<ResumePolicy>,
     /// Screens marked `resumable: false`.
     pinned: HashSet<String>,
-    /// The environment variables the flow's `http` screens may read.
+    /// The environment variables the flow's `http` screens (backend calls) may read.
     secrets: Vec<String>,
     /// The variables that `sensitive` input screens store into.
     sensitive_vars: Vec<String>,
