@@ -5,11 +5,11 @@
 //! flush before the engine is resumed, so the reply that confirms a save is never sent before
 //! the save is on disk.
 //!
-//! Backend calls of `http` screens run here too (the `http` submodule), against the hop's
-//! deadline less a margin kept for the flow's fallback screen, and so do resume points
+//! The `http` screens' backend calls run here too (the `backend` submodule), against the
+//! hop's deadline less a margin kept for the flow's fallback screen, and so do resume points
 //! ([`resume`]) for flows that opted in to continuing cut dialogues.
 
-mod http;
+mod backend;
 pub mod resume;
 
 use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
@@ -67,7 +67,7 @@ struct HopRun<'a> {
 pub struct FlowApp {
     flow: Arc<Flow>,
     store: Store,
-    backend: http::Backend,
+    backend: backend::Backend,
     /// Resume points, when the flow opted in.
     points: Option<resume::Points>,
 }
@@ -86,7 +86,7 @@ impl FlowApp {
                 }
             });
         FlowApp {
-            backend: http::Backend::new(flow.secrets()),
+            backend: backend::Backend::new(flow.secrets()),
             flow,
             store,
             points,

@@ -3,11 +3,12 @@
 //! It holds what the checks share: the screen names (for targets), the graph edges (for
 //! reachability), the flow's template environment, and the navigation lines (for text
 //! widths). Each check records its problem and hands back a placeholder, so later checks keep
-//! running; the flow is only built when no error was collected. The per-screen compilation is
-//! in [`super::compile`].
+//! running; the flow is only built when no error was collected. Each screen type compiles its
+//! own spec (in its module under [`super::screen`]) with the shared checks here.
 
-use super::model::{HeaderSpec, NavSpec, Text};
-use super::screen::Localized;
+use super::compile::HeaderSpec;
+use super::localized::{Localized, Text, entries, label_in};
+use super::navigation::NavSpec;
 use super::template::{Expr, Templates, Tpl, ValueTpl, static_parts};
 use super::{Diagnostic, Severity};
 use crate::text::{Limit, Nav, is_gsm7, line_fits_any_page};
@@ -26,21 +27,6 @@ pub(crate) struct Checker<'a> {
     pub(super) nav: Nav,
     /// The flow's declared `secrets:` (environment variable names).
     pub(super) secrets: Vec<String>,
-}
-
-fn label_in(t: &Text, lang: &str) -> String {
-    match t {
-        Text::One(s) => s.clone(),
-        // index: a language map is never empty (the `Text` deserialiser rejects `{}`).
-        Text::Langs(l) => l.iter().find(|(k, _)| k == lang).unwrap_or(&l[0]).1.clone(),
-    }
-}
-
-pub(super) fn entries(t: &Text) -> Vec<(String, &str)> {
-    match t {
-        Text::One(s) => vec![(String::new(), s.as_str())],
-        Text::Langs(l) => l.iter().map(|(k, v)| (k.clone(), v.as_str())).collect(),
-    }
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -198,6 +184,31 @@ impl<'a> Checker<'a> {
         out
     }
 
+    /// Compiles a record name, which must read `collection/id`.
+    pub(super) fn record(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
+        if !static_parts(src).contains('/') && !src.contains("{{") {
+            self.error(
+                Some(screen),
+                Some(field.into()),
+                "must name a record as `collection/id`",
+            );
+        }
+        let t = self.templates.text(src);
+        self.compiled(Some(screen), field, t)
+    }
+
+    /// Compiles a text template.
+    pub(super) fn tpl(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
+        let t = self.templates.text(src);
+        self.compiled(Some(screen), field, t)
+    }
+
+    /// Compiles a value template (one `{{ expr }}` keeps its type).
+    pub(super) fn value_tpl(&mut self, screen: &str, field: &str, v: &Value) -> ValueTpl {
+        let t = self.templates.value(v);
+        self.compiled(Some(screen), field, t)
+    }
+
     /// Checks of the top level: `start`/`home` name screens, the fixed texts fit.
     pub(crate) fn header(&mut self, h: &HeaderSpec) {
         for (field, target) in [("start", Some(&h.start)), ("home", h.home.as_ref())] {
@@ -236,7 +247,7 @@ impl<'a> Checker<'a> {
 
     /// Screens not reachable from `roots` over the edges recorded so far.
     pub(crate) fn unreachable(&self, names: &[String], roots: &[String]) -> Vec<String> {
-        super::load::unreachable_from(names, &self.edges, roots.iter())
+        super::compile::unreachable_from(names, &self.edges, roots.iter())
     }
 
     /// Errors, warnings and the compiled templates.

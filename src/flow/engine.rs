@@ -1,13 +1,17 @@
 //! The pure engine: one call per hop (or per effect outcome), state in, state and step out.
 //!
 //! [`start`], [`input`] and [`resume`] build a [`Run`], which walks invisible screens (router,
-//! set) until it reaches a screen to show or an effect (load, save) to hand to the caller. Any
-//! runtime failure (a template error, a state that does not match the flow) ends the dialogue
-//! with the flow's apology and a `tracing::error!`; nothing here panics on bad input or data.
+//! set) until it reaches a screen to show or an effect (load, save, ...) to hand to the caller.
+//! What each screen type does is in its module under [`super::screen`]; this is the loop
+//! around them and what they share: the dialogue's variables, the template scope, history, the
+//! reply. Any runtime failure (a template error, a state that does not match the flow) ends the
+//! dialogue with the flow's apology and a `tracing::error!`; nothing here panics on bad input or
+//! data.
 
 use super::Flow;
-use super::screen::{Localized, Screen};
-use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step, View, Write};
+use super::localized::Localized;
+use super::screen::Screen;
+use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step, View};
 use super::template::{Expr, Tpl, ValueTpl};
 use crate::hop::Reply;
 use minijinja::Value;
@@ -51,10 +55,8 @@ pub fn input(flow: &Flow, mut state: FlowState, input: &str, ctx: &Ctx) -> Step 
         return run.fail(why);
     }
     match flow.screens.get(&run.state.screen) {
-        Some(Screen::Menu(m)) => run.on_menu(m, input),
-        Some(Screen::Input(i)) => run.on_input(i, input),
-        Some(Screen::End(_)) if !run.state.view.pages.is_empty() => run.on_pages(input),
-        _ => run.fail("input arrived while no screen was waiting for it".into()),
+        Some(screen) => screen.answer(run, input),
+        None => run.unexpected_input(),
     }
 }
 
@@ -64,59 +66,9 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
     if let Err(why) = run.adopt_version(false) {
         return run.fail(why);
     }
-    match (flow.screens.get(&run.state.screen), outcome) {
-        (Some(Screen::Http(h)), EffectOutcome::Http(o)) => run.on_http(h, o),
-        (Some(Screen::List(l)), EffectOutcome::Loaded(list)) => {
-            run.set_var(&l.into, list.unwrap_or_else(|| serde_json::json!([])));
-            run.enter(&l.next)
-        }
-        (Some(Screen::Load(l)), EffectOutcome::Loaded(Some(record))) => {
-            run.set_var(&l.into, record);
-            run.enter(&l.found)
-        }
-        (Some(Screen::Load(l)), EffectOutcome::Loaded(None)) => {
-            run.vars_mut().remove(&l.into);
-            run.enter(&l.missing)
-        }
-        (Some(Screen::Save(s)), EffectOutcome::Saved) => run.enter(&s.next),
-        (Some(Screen::Save(s)), EffectOutcome::Failed(why)) if s.failed.is_some() => {
-            tracing::warn!(flow = %flow.name, screen = %run.state.screen, error = %why, "save failed");
-            run.enter(s.failed.as_deref().unwrap_or_default())
-        }
-        (
-            Some(Screen::Transact(t)),
-            EffectOutcome::Transacted {
-                failed_op: None,
-                txn,
-            },
-        ) => {
-            if let Some(into) = &t.into {
-                run.set_var(into, serde_json::json!({ "txn": txn.to_string() }));
-            }
-            run.enter(&t.next)
-        }
-        (
-            Some(Screen::Transact(t)),
-            EffectOutcome::Transacted {
-                failed_op: Some(i), ..
-            },
-        ) => {
-            match t
-                .ops
-                .get(i)
-                .and_then(|op| op.otherwise())
-                .or(t.failed.as_ref())
-            {
-                Some(next) => run.enter(next),
-                None => run.fail(format!("transaction op {i} failed and names no `else`")),
-            }
-        }
-        (Some(Screen::Transact(t)), EffectOutcome::Failed(why)) if t.failed.is_some() => {
-            tracing::error!(flow = %flow.name, screen = %run.state.screen, error = %why, "transaction failed");
-            run.enter(t.failed.as_deref().unwrap_or_default())
-        }
-        (_, EffectOutcome::Failed(why)) => run.fail(format!("effect failed: {why}")),
-        (_, outcome) => run.fail(format!("unexpected effect outcome {outcome:?}")),
+    match flow.screens.get(&run.state.screen) {
+        Some(screen) => screen.resume(run, outcome),
+        None => run.unexpected(outcome),
     }
 }
 
@@ -125,8 +77,9 @@ pub(super) fn bind(scope: Value, name: &str, v: Value) -> Value {
     merge_maps([Value::from_iter([(name.to_string(), v)]), scope])
 }
 
-/// Where a screen sends the dialogue next.
-enum Next<'f> {
+/// What entering a screen gives the engine: the screen to go on to (within the hop), a reply
+/// to show, or an effect for the caller to run.
+pub(super) enum Next<'f> {
     Go(&'f str),
     Show(Reply),
     Effect(Effect),
@@ -199,7 +152,7 @@ impl<'f, 'c> Run<'f, 'c> {
 
     /// The dialogue's vars, to change. The scope that shares them goes first, so that they
     /// are not copied when nothing else holds them.
-    fn vars_mut(&mut self) -> &mut Map<String, serde_json::Value> {
+    pub(super) fn vars_mut(&mut self) -> &mut Map<String, serde_json::Value> {
         self.scope = None;
         std::sync::Arc::make_mut(&mut self.state.vars)
     }
@@ -319,26 +272,7 @@ impl<'f, 'c> Run<'f, 'c> {
             }
             // The flow's own name of the screen, shared: no copy per dialogue.
             self.state.screen = name.clone();
-            let next = match screen {
-                Screen::Router(r) => self
-                    .route(&r.routes)
-                    .map(|n| Next::Go(n.unwrap_or(&r.default))),
-                Screen::Set(s) => self.set_values(&s.values).map(|_| Next::Go(&s.next)),
-                Screen::Load(l) => self
-                    .record(&l.record)
-                    .map(|(collection, id)| Next::Effect(Effect::Load { collection, id })),
-                Screen::Save(s) => self
-                    .writes(&s.writes)
-                    .map(|writes| Next::Effect(Effect::Save { writes })),
-                Screen::List(l) => Ok(Next::Effect(Effect::List {
-                    collection: l.collection.clone(),
-                })),
-                Screen::Transact(t) => self
-                    .tx_ops(&t.ops)
-                    .map(|ops| Next::Effect(Effect::Transact { ops })),
-                Screen::Http(h) => self.http_request(h).map(|r| Next::Effect(Effect::Http(r))),
-                shown => self.show(name, shown).map(Next::Show),
-            };
+            let next = screen.enter(name, &mut self);
             match next {
                 Ok(Next::Go(n)) => match flow.screens.get_key_value(n) {
                     Some(found) => (name, screen) = found,
@@ -354,31 +288,6 @@ impl<'f, 'c> Run<'f, 'c> {
                 Err(why) => return self.fail(why),
             }
         }
-    }
-
-    fn route<'r>(&mut self, routes: &'r [(Expr, String)]) -> Result<Option<&'r String>, Fail> {
-        for (when, next) in routes {
-            if self.eval(when, None)?.is_true() {
-                return Ok(Some(next));
-            }
-        }
-        Ok(None)
-    }
-
-    fn writes(&mut self, writes: &[super::screen::WriteTpl]) -> Result<Vec<Write>, Fail> {
-        let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            let (collection, id) = self.record(&w.record)?;
-            let fields: Map<String, serde_json::Value> =
-                self.values(&w.fields)?.into_iter().collect();
-            out.push(Write {
-                collection,
-                id,
-                value: serde_json::Value::Object(fields),
-                merge: w.merge,
-            });
-        }
-        Ok(out)
     }
 
     /// Shows an interactive screen (menu, input, end) from its first page.
@@ -413,6 +322,19 @@ impl<'f, 'c> Run<'f, 'c> {
             state: self.state,
             reply,
         }
+    }
+
+    /// Ends the dialogue for an effect outcome its screen did not ask for.
+    pub(super) fn unexpected(self, outcome: EffectOutcome) -> Step {
+        match outcome {
+            EffectOutcome::Failed(why) => self.fail(format!("effect failed: {why}")),
+            outcome => self.fail(format!("unexpected effect outcome {outcome:?}")),
+        }
+    }
+
+    /// Ends the dialogue for an input that no shown screen waits for.
+    pub(super) fn unexpected_input(self) -> Step {
+        self.fail("input arrived while no screen was waiting for it".into())
     }
 
     /// Ends the dialogue with the apology, logging why.

@@ -8,21 +8,21 @@
 //! on the one they started with ([`FlowState::version`]).
 //!
 //! The engine ([`start`], [`input`], [`resume`]) is a pure function of flow, state, input and
-//! [`Ctx`]: it does no I/O and reads no clock. Record reads and writes come back to the caller
-//! as [`Effect`]s, which it runs and answers with [`resume`], so every flow can be tested
-//! without sockets or a store.
+//! [`Ctx`]: it does no I/O and reads no clock. Record reads and writes and backend calls come
+//! back to the caller as [`Effect`]s, which it runs and answers with [`resume`], so every flow
+//! can be tested without sockets or a store.
+//!
+//! The map: `screen/` holds one module per screen type (its YAML spec, compilation and step);
+//! around them, `compile` reads a file with the shared checks of `check`, `engine` runs the
+//! screens (with `render` for pages, `navigation` for keys, `scope` and `template` for
+//! templates), `state` is what goes back and forth with the caller, and `resume` and
+//! `sensitive` are the flow-wide features of continuing cut dialogues and masking PINs.
 
-mod answer;
 mod check;
 mod compile;
-mod compile_http;
-mod compile_tx;
 mod engine;
-mod engine_http;
-mod engine_tx;
-mod load;
-mod model;
-mod model_http;
+mod localized;
+mod navigation;
 mod render;
 mod resume;
 mod scope;
@@ -36,14 +36,16 @@ pub(crate) use template::add_days as add_days_filter;
 /// The `epoch_ms` template filter, shared with seed files.
 pub(crate) use template::epoch_ms as epoch_ms_filter;
 
-pub use compile_http::is_idempotent;
 pub use engine::{input, resume, start};
-pub use engine_http::{fill_secrets, secret_placeholder};
 pub use resume::restore;
+pub use screen::{fill_secrets, is_idempotent, secret_placeholder};
 pub use sensitive::{resume_point, sensitive_input};
 pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest, Step, Write};
 
-use screen::{Localized, Navigation, ResumePolicy, Screen};
+use localized::Localized;
+use navigation::Navigation;
+use resume::ResumePolicy;
+use screen::Screen;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -70,7 +72,7 @@ pub struct Flow {
     resume: Option<ResumePolicy>,
     /// Screens marked `resumable: false`.
     pinned: HashSet<String>,
-    /// The environment variables the flow's `http` screens may read.
+    /// The environment variables the flow's `http` screens (backend calls) may read.
     secrets: Vec<String>,
     /// The variables that `sensitive` input screens store into.
     sensitive_vars: Vec<String>,
@@ -80,7 +82,7 @@ impl Flow {
     /// Parses, validates and compiles a flow. `file` is the path shown in diagnostics. On
     /// failure, returns every problem found.
     pub fn from_yaml(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Diagnostic>> {
-        load::compile(name, file, src)
+        compile::compile(name, file, src)
     }
 
     /// Reads and compiles the flow file at `path`; the flow's name is the file stem.

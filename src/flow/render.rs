@@ -7,9 +7,11 @@
 //! last page everything typed goes to the validators.
 
 use super::engine::{Fail, Run};
-use super::screen::{Choice, Items, Navigation, Screen};
-use super::state::{Pick, View};
-use super::template::to_json;
+use super::localized::Localized;
+use super::navigation::Navigation;
+use super::screen::{Choice, Items, Screen};
+use super::state::{Pick, Step, View};
+use super::template::{Tpl, to_json};
 use crate::hop::Reply;
 use crate::text::{Nav, fits, paginate};
 use minijinja::value::ValueKind;
@@ -115,6 +117,21 @@ impl Run<'_, '_> {
             Reply::end(text)
         } else {
             Reply::con(text)
+        }
+    }
+
+    /// Re-shows the current page with `error` (or the flow's invalid-choice text) above it.
+    pub(crate) fn invalid(mut self, error: Option<&Localized<Tpl>>) -> Step {
+        let prefix = match error {
+            Some(t) => match self.render(t) {
+                Ok(p) => p,
+                Err(why) => return self.fail(why),
+            },
+            None => self.pick(&self.flow.invalid_choice).clone(),
+        };
+        match self.with_prefix(&prefix) {
+            Ok(reply) => self.reply(reply),
+            Err(why) => self.fail(why),
         }
     }
 

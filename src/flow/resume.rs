@@ -9,14 +9,119 @@
 //! `resumable: false` (a confirmation whose data may be stale); then the most recent screen in
 //! its back history that may be resumed; with none, nothing is offered and the dialogue starts
 //! afresh. The screen is shown again from its first page, rendered from the saved variables.
+//!
+//! The flow-level `resume:` policy is here too, from its YAML to its load-time checks.
 
-use super::compile_http::offer_text;
+use super::check::Checker;
 use super::engine::Run;
-use super::screen::Screen;
+use super::localized::{Localized, Text, entries, fixed};
 use super::state::{Ctx, FlowState, Resumed, Step, View};
 use super::{Flow, engine};
 use crate::hop::Reply;
+use crate::text::{Limit, fits};
+use serde::Deserialize;
 use std::sync::Arc;
+
+const DEFAULT_PROMPT: &str = "Your last session was interrupted.";
+const DEFAULT_CONTINUE: &str = "Continue";
+const DEFAULT_RESTART: &str = "Start again";
+
+fn default_window() -> u64 {
+    120
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `resume:` at the top of a flow file: offer to continue a dialogue that was cut.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResumeSpec {
+    /// How long after the last answered hop a redial may continue. Default 120.
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Offer "1. Continue 2. Start again" (true, the default) or continue silently.
+    #[serde(default = "yes")]
+    pub ask: bool,
+    /// The question above the two choices.
+    #[serde(default)]
+    pub prompt: Option<Text>,
+    #[serde(default)]
+    pub continue_label: Option<Text>,
+    #[serde(default)]
+    pub restart_label: Option<Text>,
+}
+
+/// A flow's `resume:` policy, compiled.
+#[derive(Debug)]
+pub(crate) struct ResumePolicy {
+    pub window_secs: u64,
+    pub ask: bool,
+    pub prompt: Localized<String>,
+    pub continue_label: Localized<String>,
+    pub restart_label: Localized<String>,
+}
+
+impl Checker<'_> {
+    /// Compiles `resume:`; the question and its two choices must fit one screen.
+    pub(crate) fn resume_policy(&mut self, spec: &ResumeSpec, lang: &str) -> ResumePolicy {
+        if spec.window_secs == 0 {
+            self.error(
+                None,
+                Some("resume.window_secs".into()),
+                "must be at least 1",
+            );
+        }
+        let policy = ResumePolicy {
+            window_secs: spec.window_secs,
+            ask: spec.ask,
+            prompt: fixed(spec.prompt.as_ref(), DEFAULT_PROMPT),
+            continue_label: fixed(spec.continue_label.as_ref(), DEFAULT_CONTINUE),
+            restart_label: fixed(spec.restart_label.as_ref(), DEFAULT_RESTART),
+        };
+        for (field, t) in [
+            ("resume.prompt", spec.prompt.as_ref()),
+            ("resume.continue_label", spec.continue_label.as_ref()),
+            ("resume.restart_label", spec.restart_label.as_ref()),
+        ] {
+            for (l, src) in t.map(entries).unwrap_or_default() {
+                let path = if l.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{field}.{l}")
+                };
+                self.check_static(None, &path, src);
+            }
+        }
+        let mut langs: Vec<String> = policy.prompt.0.iter().map(|(l, _)| l.clone()).collect();
+        langs.extend(policy.continue_label.0.iter().map(|(l, _)| l.clone()));
+        langs.extend(policy.restart_label.0.iter().map(|(l, _)| l.clone()));
+        langs.dedup();
+        for l in langs {
+            let screen = offer_text(&policy, &l, lang);
+            if !fits(&screen, Limit::default()) {
+                self.error(
+                    None,
+                    Some("resume.prompt".into()),
+                    "the question and its two choices do not fit one screen",
+                );
+                break;
+            }
+        }
+        policy
+    }
+}
+
+/// The resume question as shown in `lang`.
+fn offer_text(p: &ResumePolicy, lang: &str, default: &str) -> String {
+    format!(
+        "{}\n1. {}\n2. {}",
+        p.prompt.pick(lang, default),
+        p.continue_label.pick(lang, default),
+        p.restart_label.pick(lang, default)
+    )
+}
 
 /// The screen to continue on and the back history that goes with it.
 fn target(flow: &Flow, saved: &FlowState) -> Option<(Arc<str>, Vec<Arc<str>>)> {
@@ -26,10 +131,7 @@ fn target(flow: &Flow, saved: &FlowState) -> Option<(Arc<str>, Vec<Arc<str>>)> {
     let mut history = saved.history.clone();
     let mut screen = saved.screen.clone();
     loop {
-        let shown = matches!(
-            flow.screens.get(&screen),
-            Some(Screen::Menu(_) | Screen::Input(_) | Screen::End(_))
-        );
+        let shown = flow.screens.get(&screen).is_some_and(|s| s.is_shown());
         if shown && !flow.pinned.contains(&*screen) {
             return Some((screen, history));
         }

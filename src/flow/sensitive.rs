@@ -1,7 +1,8 @@
 //! Sensitive inputs (`sensitive: true` on an input screen: a PIN) in the pure engine.
 //!
 //! The engine keeps what the flow needs: the value is stored in the screen's variable like any
-//! input, for a later screen (an `http` screen that checks the PIN) to use. What it adds:
+//! input, for a later screen (an `http` screen, a backend call, that checks the PIN) to use.
+//! What it adds:
 //!
 //! - [`sensitive_input`] tells the caller, before it hands an input in, that the input is
 //!   typed on such a screen, so that the caller masks it in everything it keeps of the hop

@@ -177,11 +177,12 @@ pub enum Effect {
     Transact {
         ops: Vec<crate::store::ledger::TxOp>,
     },
-    /// Make this HTTP request within the hop's deadline; answer [`EffectOutcome::Http`].
+    /// Make this HTTP request (an `http` screen's backend call) within the hop's deadline;
+    /// answer [`EffectOutcome::Http`].
     Http(HttpRequest),
 }
 
-/// A backend request rendered by an `http` screen.
+/// A backend request rendered by an `http` screen (a backend call).
 ///
 /// Secrets appear in it only as placeholders ([`super::secret_placeholder`]): the caller puts
 /// the values in with [`super::fill_secrets`] just before sending, so a request can be logged,

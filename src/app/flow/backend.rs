@@ -1,5 +1,7 @@
-//! The I/O half of flows' `http` screens: pooled keep-alive connections, the hop's deadline,
-//! retries for idempotent methods, secrets from the environment and a response cache.
+//! Backend calls, the I/O half: what a flow's `http` screen (a backend call) asks for is sent
+//! here, over pooled keep-alive connections, within the hop's deadline, with retries for
+//! idempotent methods, secrets from the environment and a response cache. The pure half (the
+//! screen's YAML, checks, request and answer) is `crate::flow`'s `backend` screen module.
 //!
 //! - Every call of a hop runs against the same deadline (the hop's, less a margin the caller
 //!   keeps so that the flow's fallback screen can still be rendered and returned in time).

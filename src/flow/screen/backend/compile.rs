@@ -1,22 +1,22 @@
-//! Compiling `http` screens and the `resume:` policy, checking them on the way.
-//!
-//! The checks that matter most for a backend call are made here, at load time: a known method,
-//! retries only where repeating a request is harmless (idempotent methods), a cache only for
-//! GET, at most one body, literal URLs that are HTTP(S), header names that are valid, and every
-//! `secrets.NAME` used declared in the flow's `secrets:` list.
+//! Compiling a backend call (`type: http`), with the checks that matter most for one made at
+//! load time: a known method, retries only where repeating a request is harmless (idempotent
+//! methods), a cache only for GET and never for a sensitive request, at most one body, literal
+//! URLs that are HTTP(S), header names that are valid, every `secrets.NAME` declared in the
+//! flow's `secrets:` list, and a screen that sends a sensitive input marked `sensitive`.
 
-use super::check::{Checker, entries};
-use super::model::Text;
-use super::model_http::{Expect, HttpSpec, ResumeSpec};
-use super::screen::{Http, HttpBody, Localized, ResumePolicy, Screen};
-use super::template::Tpl;
-use crate::text::{Limit, fits};
+use super::secrets::secrets_used;
+use super::{BackendCall, BackendSpec, Expect, RequestBody};
+use crate::flow::check::Checker;
+use crate::flow::screen::Screen;
+use crate::flow::template::{Tpl, ValueTpl};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The methods an `http` screen may use.
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
 /// Methods whose repetition has the effect of one request: the only ones retried.
-pub(crate) const IDEMPOTENT: [&str; 4] = ["GET", "PUT", "DELETE", "HEAD"];
+const IDEMPOTENT: [&str; 4] = ["GET", "PUT", "DELETE", "HEAD"];
 /// Whether repeating a request of this method has the effect of sending it once.
 pub fn is_idempotent(method: &http::Method) -> bool {
     IDEMPOTENT.contains(&method.as_str())
@@ -25,50 +25,9 @@ pub fn is_idempotent(method: &http::Method) -> bool {
 /// The most retries a screen may ask for (all within the hop's deadline anyway).
 const MAX_RETRIES: u32 = 5;
 
-const DEFAULT_PROMPT: &str = "Your last session was interrupted.";
-const DEFAULT_CONTINUE: &str = "Continue";
-const DEFAULT_RESTART: &str = "Start again";
-
-/// Names used as `secrets.NAME` in a template source.
-fn secrets_used(src: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = src;
-    while let Some(i) = rest.find("secrets.") {
-        let before = rest[..i].chars().next_back();
-        let tail = &rest[i + "secrets.".len()..];
-        let name: String = tail
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            && !name.is_empty()
-        {
-            out.push(name);
-        }
-        rest = tail;
-    }
-    out
-}
-
-pub(crate) fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn localized(t: Option<&Text>, default: &str) -> Localized<String> {
-    match t {
-        None => Localized(vec![(String::new(), default.to_string())]),
-        Some(Text::One(s)) => Localized(vec![(String::new(), s.clone())]),
-        Some(Text::Langs(l)) => Localized(l.clone()),
-    }
-}
-
 impl Checker<'_> {
     /// Compiles a template of an `http` screen, checking the secrets it names.
-    fn http_tpl(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
+    fn backend_tpl(&mut self, screen: &str, field: &str, src: &str) -> Tpl {
         for name in secrets_used(src) {
             if !self.secrets.contains(&name) {
                 self.error(
@@ -82,12 +41,12 @@ impl Checker<'_> {
         self.compiled(Some(screen), field, t)
     }
 
-    fn http_fields(
+    fn backend_fields(
         &mut self,
         screen: &str,
         field: &str,
         map: &serde_json::Map<String, Value>,
-    ) -> Vec<(String, super::template::ValueTpl)> {
+    ) -> Vec<(String, ValueTpl)> {
         for (k, v) in map {
             if let Value::String(src) = v {
                 for name in secrets_used(src) {
@@ -112,7 +71,7 @@ impl Checker<'_> {
         out
     }
 
-    pub(crate) fn http(&mut self, screen: &str, spec: HttpSpec) -> Screen {
+    pub(crate) fn backend(&mut self, screen: &str, spec: BackendSpec) -> Screen {
         let method_name = spec.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
         if !METHODS.contains(&method_name.as_str()) {
             self.error(
@@ -134,7 +93,7 @@ impl Checker<'_> {
                 "must be an http:// or https:// URL",
             );
         }
-        let url = self.http_tpl(screen, "url", &spec.url);
+        let url = self.backend_tpl(screen, "url", &spec.url);
         let mut headers = Vec::new();
         for (name, v) in &spec.headers {
             let field = format!("headers.{name}");
@@ -153,7 +112,7 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            headers.push((name.clone(), self.http_tpl(screen, &field, &src)));
+            headers.push((name.clone(), self.backend_tpl(screen, &field, &src)));
         }
         let bodies = [
             spec.json.is_some(),
@@ -176,13 +135,13 @@ impl Checker<'_> {
             );
         }
         let body = if let Some(j) = &spec.json {
-            HttpBody::Json(self.http_fields(screen, "json", j))
+            RequestBody::Json(self.backend_fields(screen, "json", j))
         } else if let Some(f) = &spec.form {
-            HttpBody::Form(self.http_fields(screen, "form", f))
+            RequestBody::Form(self.backend_fields(screen, "form", f))
         } else if let Some(b) = &spec.body {
-            HttpBody::Text(self.http_tpl(screen, "body", b))
+            RequestBody::Text(self.backend_tpl(screen, "body", b))
         } else {
-            HttpBody::None
+            RequestBody::None
         };
         if let Some(r) = spec.retries {
             if !IDEMPOTENT.contains(&method_name.as_str()) {
@@ -225,7 +184,7 @@ impl Checker<'_> {
             Some(t) => self.target(screen, "timeout", t),
             None => failed.clone(),
         };
-        Screen::Http(Http {
+        Screen::Backend(BackendCall {
             method,
             url,
             headers,
@@ -243,36 +202,32 @@ impl Checker<'_> {
 
     /// An `http` screen that sends the variable of a `sensitive` input screen must be marked
     /// `sensitive: true` itself (only direct uses are seen: a copy made by `set` is not).
-    pub(crate) fn sensitive_sends(
-        &mut self,
-        screens: &std::collections::HashMap<std::sync::Arc<str>, Screen>,
-        vars: &[String],
-    ) {
+    pub(crate) fn sensitive_sends(&mut self, screens: &HashMap<Arc<str>, Screen>, vars: &[String]) {
         if vars.is_empty() {
             return;
         }
-        let mut names: Vec<&std::sync::Arc<str>> = screens.keys().collect();
+        let mut names: Vec<&Arc<str>> = screens.keys().collect();
         names.sort();
         for name in names {
-            let Some(Screen::Http(h)) = screens.get(name) else {
+            let Some(Screen::Backend(b)) = screens.get(name) else {
                 continue;
             };
-            if h.sensitive {
+            if b.sensitive {
                 continue;
             }
             let t = &self.templates;
-            let mut used = t.variables(&h.url);
-            for (_, header) in &h.headers {
+            let mut used = t.variables(&b.url);
+            for (_, header) in &b.headers {
                 used.extend(t.variables(header));
             }
-            match &h.body {
-                HttpBody::Json(fields) | HttpBody::Form(fields) => {
+            match &b.body {
+                RequestBody::Json(fields) | RequestBody::Form(fields) => {
                     for (_, v) in fields {
                         used.extend(t.value_variables(v));
                     }
                 }
-                HttpBody::Text(b) => used.extend(t.variables(b)),
-                HttpBody::None => {}
+                RequestBody::Text(b) => used.extend(t.variables(b)),
+                RequestBody::None => {}
             }
             if let Some(var) = vars.iter().find(|v| used.contains(*v)) {
                 self.error(
@@ -284,91 +239,5 @@ impl Checker<'_> {
                 );
             }
         }
-    }
-
-    /// Checks the names of the `secrets:` list.
-    pub(crate) fn secrets_list(&mut self, names: &[String]) {
-        for (i, name) in names.iter().enumerate() {
-            if !is_env_name(name) {
-                self.error(
-                    None,
-                    Some(format!("secrets[{i}]")),
-                    format!("`{name}` is not a valid environment variable name"),
-                );
-            }
-        }
-        self.secrets = names.to_vec();
-    }
-
-    /// Compiles `resume:`; the question and its two choices must fit one screen.
-    pub(crate) fn resume_policy(&mut self, spec: &ResumeSpec, lang: &str) -> ResumePolicy {
-        if spec.window_secs == 0 {
-            self.error(
-                None,
-                Some("resume.window_secs".into()),
-                "must be at least 1",
-            );
-        }
-        let policy = ResumePolicy {
-            window_secs: spec.window_secs,
-            ask: spec.ask,
-            prompt: localized(spec.prompt.as_ref(), DEFAULT_PROMPT),
-            continue_label: localized(spec.continue_label.as_ref(), DEFAULT_CONTINUE),
-            restart_label: localized(spec.restart_label.as_ref(), DEFAULT_RESTART),
-        };
-        for (field, t) in [
-            ("resume.prompt", spec.prompt.as_ref()),
-            ("resume.continue_label", spec.continue_label.as_ref()),
-            ("resume.restart_label", spec.restart_label.as_ref()),
-        ] {
-            for (l, src) in t.map(entries).unwrap_or_default() {
-                let path = if l.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{field}.{l}")
-                };
-                self.check_static(None, &path, src);
-            }
-        }
-        let mut langs: Vec<String> = policy.prompt.0.iter().map(|(l, _)| l.clone()).collect();
-        langs.extend(policy.continue_label.0.iter().map(|(l, _)| l.clone()));
-        langs.extend(policy.restart_label.0.iter().map(|(l, _)| l.clone()));
-        langs.dedup();
-        for l in langs {
-            let screen = offer_text(&policy, &l, lang);
-            if !fits(&screen, Limit::default()) {
-                self.error(
-                    None,
-                    Some("resume.prompt".into()),
-                    "the question and its two choices do not fit one screen",
-                );
-                break;
-            }
-        }
-        policy
-    }
-}
-
-/// The resume question as shown in `lang`.
-pub(crate) fn offer_text(p: &ResumePolicy, lang: &str, default: &str) -> String {
-    format!(
-        "{}\n1. {}\n2. {}",
-        p.prompt.pick(lang, default),
-        p.continue_label.pick(lang, default),
-        p.restart_label.pick(lang, default)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::secrets_used;
-
-    #[test]
-    fn secrets_are_found_in_templates() {
-        assert_eq!(
-            secrets_used("Bearer {{ secrets.TOKEN }} {{secrets.B_2|trim}}"),
-            vec!["TOKEN".to_string(), "B_2".to_string()]
-        );
-        assert!(secrets_used("{{ mysecrets.X }} {{ a.secrets.Y }}").is_empty());
     }
 }
