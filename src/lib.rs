@@ -3,17 +3,17 @@
 //! The path of one hop (see `docs/` and the design notes):
 //!
 //! ```text
-//! AT POST /ussd --> front::http --> session::Hop --> session::Registry --> SessionActor
-//!                                                    (find or spawn;       | app.step(state, input)
-//!                                                     resume from sled)    |   flow engine (pure)
-//!                                                                          | persist state (sled)
-//! "CON ..." / "END ..." <-- front::http <------------------------------- Reply { text, end }
+//! AT POST /ussd --> front::http --> hop::Hop --> session::Registry --> SessionActor
+//!                                                (find or spawn;       | app.step(state, input)
+//!                                                 resume from sled)    |   flow engine (pure)
+//!                                                                      | persist state (sled)
+//! "CON ..." / "END ..." <-- front::http <--------------------------- hop::Reply { text, end }
 //! ```
 //!
 //! Crate map:
 //! - [`config`]: `gateway.toml`, validated before anything binds.
 //! - [`msisdn`]: the one canonical phone number form, made at the edge.
-//! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
+//! - [`hop`]: `Hop`, `Reply` and `Front`, the shapes shared by fronts, sessions and apps.
 //! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
 //! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
 //! - [`app`]: the `App` interface and service code routing; flows run through it.

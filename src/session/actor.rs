@@ -13,9 +13,8 @@
 use super::mask::{self, HopText, InputsAt, Relation};
 use super::registry::Core;
 use super::state::{Dialogue, EndReason, EndRecord, Tombstone, now_ms};
-use super::{Hop, HopInput, SessionKey};
 use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
-use crate::hop::Reply;
+use crate::hop::{Hop, HopInput, Reply, SessionKey};
 use crate::metrics;
 use crate::msisdn::Msisdn;
 use actix::prelude::*;

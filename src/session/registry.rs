@@ -7,10 +7,10 @@
 //! through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
 //! is no lock shared by all dialogues on the hot path.
 
+use super::HopError;
 use super::actor::{Abort, AggregatorEnd, Expire, HopMsg, SessionActor};
-use super::{Hop, HopError, SessionKey};
 use crate::app::RouteTable;
-use crate::hop::Reply;
+use crate::hop::{Hop, Reply, SessionKey};
 use crate::store::Store;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError, WeakAddr};
 use arc_swap::ArcSwap;

@@ -6,9 +6,9 @@
 //! here, at the edge, and never reach a dialogue.
 
 use super::{Body, read_body, text};
-use crate::hop::{Front, Reply};
+use crate::hop::{Front, Hop, HopInput, Reply, SessionKey};
 use crate::msisdn::Msisdn;
-use crate::session::{Hop, HopInput, Registry, SessionKey, reply_or_apology};
+use crate::session::{Registry, reply_or_apology};
 use http::{Response, StatusCode, header};
 use hyper::body::Incoming;
 

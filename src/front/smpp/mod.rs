@@ -1,7 +1,7 @@
 //! The SMPP front: USSD over a direct bind to an operator's USSD centre, with no aggregator.
 //!
 //! Like the HTTP front it only translates: a USSD message in a deliver_sm (or submit_sm, or
-//! data_sm) becomes one [`crate::session::Hop`] with [`crate::session::HopInput::Single`], and
+//! data_sm) becomes one [`crate::hop::Hop`] with [`crate::hop::HopInput::Single`], and
 //! the [`crate::hop::Reply`] goes back as submit_sm (or deliver_sm, or data_sm) with
 //! ussd_service_op 2 (continue) or 17 (end) and the session TLVs echoed. Operators differ in
 //! how they spell that, so every bind names a [`profile`]: data, not code forks.
