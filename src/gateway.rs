@@ -247,11 +247,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         septets: config.ussd.max_septets,
         ucs2: config.ussd.max_ucs2_chars,
     };
-    let core = session::registry::core(
+    let core = session::Core::new(
         store.clone(),
         routes,
         settings,
-        session::registry::Limits::from_config(&config.limits),
+        session::Limits::from_config(&config.limits),
     );
     let registry = Registry::new(core, &shards);
 

@@ -135,7 +135,7 @@ fn smpp_harness() -> &'static SmppHarness {
             profile::PRESETS,
             ussd::{Role, Ussd},
         };
-        use ussd_gateway::session::registry::{self, Limits, Registry, Settings, Shards};
+        use ussd_gateway::session::{Core, Limits, Registry, Settings, Shards};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -158,7 +158,7 @@ fn smpp_harness() -> &'static SmppHarness {
                     max_live: 0,
                     busy_text: (*busy).to_string(),
                 };
-                let core = registry::core(store.clone(), Default::default(), settings, limits);
+                let core = Core::new(store.clone(), Default::default(), settings, limits);
                 Registry::new(core, &shards)
             })
             .collect();

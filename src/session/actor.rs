@@ -10,8 +10,9 @@
 //! other message, so a retry that arrives meanwhile waits and is then answered from the stored
 //! reply. One answer, computed once.
 
+use super::core::{Core, subscriber_key};
 use super::mask::{self, HopText, InputsAt, Relation};
-use super::registry::Core;
+use super::messages::{Abort, AggregatorEnd, Expire, HopMsg};
 use super::state::{Dialogue, EndReason, EndRecord, Tombstone, now_ms};
 use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
 use crate::hop::{Hop, HopInput, Reply, SessionKey};
@@ -21,22 +22,6 @@ use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Answer this hop.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Reply")]
-pub struct HopMsg(pub Hop);
-
-/// End the dialogue if it is idle past its timeout; answers whether it ended.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "bool")]
-pub struct Expire;
-
-/// End the dialogue now: the network or the aggregator says it is over. Answers whether a live
-/// dialogue ended.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "bool")]
-pub struct Abort;
 
 /// One dialogue.
 pub struct SessionActor {
@@ -368,7 +353,7 @@ impl SessionActor {
         // The same number dialling the same code again while its previous dialogue is live:
         // the network has abandoned that one without telling us. It ends now, as an abort
         // (a flow that opted in may then offer to resume it).
-        let subscriber = super::registry::subscriber_key(&msisdn, &route.service_code);
+        let subscriber = subscriber_key(&msisdn, &route.service_code);
         if let Some(previous) = self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
             && previous != self.key
             && let Some(addr) = self.core.live.get(&previous).and_then(|a| a.upgrade())
@@ -585,10 +570,9 @@ impl SessionActor {
         // Indexed once per actor (after a restart the first hop this actor answers does it).
         if !self.indexed {
             self.indexed = true;
-            self.core.by_subscriber.insert(
-                super::registry::subscriber_key(&d.msisdn, &d.route),
-                self.key.clone(),
-            );
+            self.core
+                .by_subscriber
+                .insert(subscriber_key(&d.msisdn, &d.route), self.key.clone());
         }
         self.arm_idle(ctx, timeout);
         (turn.reply, "con")
@@ -636,10 +620,9 @@ impl SessionActor {
         let Some(d) = self.dialogue.take() else {
             return Ok(());
         };
-        self.core.by_subscriber.remove_if(
-            &super::registry::subscriber_key(&d.msisdn, &d.route),
-            |_, k| *k == self.key,
-        );
+        self.core
+            .by_subscriber
+            .remove_if(&subscriber_key(&d.msisdn, &d.route), |_, k| *k == self.key);
         let now = now_ms();
         let tomb = Tombstone {
             seen_text: d.seen_text.clone(),
@@ -783,13 +766,6 @@ impl Handler<HopMsg> for SessionActor {
         }
     }
 }
-
-/// The aggregator reports that the dialogue ended (AT's end-of-session notification): end it
-/// now if it is still live, and keep the report with its end-of-session record either way.
-/// Answers whether a dialogue (live or ended) was found.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "bool")]
-pub struct AggregatorEnd(pub crate::session::state::AggregatorReport);
 
 impl Handler<AggregatorEnd> for SessionActor {
     type Result = bool;

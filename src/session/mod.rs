@@ -4,6 +4,7 @@
 //!   shard (Arbiter) chosen by the key's hash, lazily, on the dialogue's first hop after a start.
 //! - [`actor`] is the dialogue itself: input derivation, retries, the app call under the hop's
 //!   deadline, persistence, idle timeout and the end of the dialogue.
+//! - [`messages`]: every message the actor takes; [`core`]: what all the actors share.
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
@@ -11,14 +12,17 @@
 
 pub mod actor;
 pub mod applied;
+pub mod core;
 pub mod mask;
+pub mod messages;
 pub mod registry;
 pub mod state;
 pub mod sweep;
 
 use crate::hop::Reply;
 
-pub use registry::{Core, Registry, Settings, Shards};
+pub use self::core::{Core, Limits, Settings};
+pub use registry::{Registry, Shards};
 
 /// Why a hop got no answer from its dialogue. The front answers with the apology text.
 #[derive(Debug, thiserror::Error)]
