@@ -4,7 +4,8 @@
 //!   shard (Arbiter) chosen by the key's hash, lazily, on the dialogue's first hop after a start.
 //! - [`actor`] is the dialogue itself: input derivation, retries, the app call under the hop's
 //!   deadline, persistence, idle timeout and the end of the dialogue.
-//! - [`messages`]: every message the actor takes; [`core`]: what all the actors share.
+//! - [`messages`]: every message the actor takes; [`core`]: what all the actors share; `plan`:
+//!   what to do with a hop, a pure function of the loaded state (tested without actix).
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
@@ -15,6 +16,7 @@ pub mod applied;
 pub mod core;
 pub mod mask;
 pub mod messages;
+mod plan;
 pub mod registry;
 pub mod state;
 pub mod sweep;
