@@ -150,7 +150,7 @@ fn smpp_harness() -> &'static SmppHarness {
                     apology_text: "Sorry".into(),
                     timeout_text: "Timed out".into(),
                     tombstone_ttl: std::time::Duration::from_secs(60),
-                    events_url: None,
+                    events: None,
                     fixed_now: None,
                 };
                 let limits = Limits {

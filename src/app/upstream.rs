@@ -62,6 +62,10 @@ pub struct UpstreamConfig {
     pub breaker_failures: u32,
     /// How long an open circuit refuses calls before letting one probe through.
     pub breaker_cooldown: Duration,
+    /// The `sessionId` the app is sent for a dialogue's session key: the id its front knows
+    /// it by (AT's `sessionId` for the HTTP front's dialogues, the key itself for SMPP's). The
+    /// fronts make the keys, so a front reads them (`front::http::ussd::at_session_id`).
+    pub session_id: fn(&str) -> &str,
 }
 
 /// The per-dialogue state of an upstream route.
@@ -205,10 +209,7 @@ impl UpstreamApp {
             .or(self.config.network_code.as_deref())
             .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair(
-                "sessionId",
-                crate::session::state::EndRecord::public_session_id(&env.session_id),
-            )
+            .append_pair("sessionId", (self.config.session_id)(&env.session_id))
             .append_pair("serviceCode", &env.service_code)
             .append_pair("phoneNumber", &env.msisdn.international())
             .append_pair("networkCode", network)

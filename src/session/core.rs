@@ -6,8 +6,10 @@
 //! other for it.
 
 use super::actor::SessionActor;
+use super::state::EndRecord;
 use crate::app::RouteTable;
 use crate::hop::SessionKey;
+use crate::outbox::Effect;
 use crate::store::Store;
 use actix::WeakAddr;
 use arc_swap::ArcSwap;
@@ -45,10 +47,19 @@ pub struct Settings {
     pub timeout_text: String,
     /// How long tombstones answer retries.
     pub tombstone_ttl: Duration,
-    /// Where end-of-session notifications go (AT's format), if anywhere.
-    pub events_url: Option<String>,
+    /// How ended dialogues are reported to the operator's receiver, if they are.
+    pub events: Option<Arc<dyn EndEvents>>,
     /// A fixed time for flows (demos and golden tests); `None` is the real clock.
     pub fixed_now: Option<jiff::Timestamp>,
+}
+
+/// Reports ended dialogues to the operator's receiver, in the receiver's format: the session
+/// knows when a dialogue ends and what its end record says; the format is a front's
+/// (Africa's Talking's end-of-session notification, `front::http::events`).
+pub trait EndEvents: std::fmt::Debug + Send + Sync {
+    /// The outbox effect that reports `record`, written with the end itself;
+    /// `last_reply_end` says whether the last reply ended the dialogue.
+    fn event(&self, record: &EndRecord, last_reply_end: bool) -> Effect;
 }
 
 /// Limits applied before a hop reaches a dialogue.

@@ -2,7 +2,7 @@
 //! its messages): what each one asks and what it answers. The actor handles them
 //! ([`super::actor`]); the registry sends them ([`super::registry`]).
 
-use super::state::AggregatorReport;
+use super::state::{AggregatorReport, EndReason};
 use crate::hop::{Hop, Reply};
 use actix::Message;
 
@@ -23,8 +23,13 @@ pub struct Expire;
 pub struct Abort;
 
 /// The aggregator reports that the dialogue ended (AT's end-of-session notification): end it
-/// now if it is still live, and keep the report with its end-of-session record either way.
-/// Answers whether a dialogue (live or ended) was found.
+/// now, for `reason`, if it is still live, and keep the report with its end-of-session record
+/// either way. Answers whether a dialogue (live or ended) was found.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
-pub struct AggregatorEnd(pub AggregatorReport);
+pub struct AggregatorEnd {
+    /// The aggregator's own account, kept with the end record.
+    pub report: AggregatorReport,
+    /// How a dialogue still live ends (the aggregator's status, as its front reads it).
+    pub reason: EndReason,
+}

@@ -23,7 +23,7 @@ pub mod sweep;
 
 use crate::hop::Reply;
 
-pub use self::core::{Core, Limits, Settings};
+pub use self::core::{Core, EndEvents, Limits, Settings};
 pub use registry::{Registry, Shards};
 
 /// Why a hop got no answer from its dialogue. The front answers with the apology text.

@@ -54,7 +54,7 @@ fn settings() -> Settings {
         apology_text: "Sorry".into(),
         timeout_text: "Timed out".into(),
         tombstone_ttl: Duration::from_secs(60),
-        events_url: None,
+        events: None,
         fixed_now: None,
     }
 }

@@ -228,14 +228,16 @@ impl Registry {
         self.send(&key, Abort).await.unwrap_or(false)
     }
 
-    /// Records the aggregator's end-of-session report for `key`, ending the dialogue if it is
-    /// still live. Returns whether the dialogue (live or recently ended) was known.
+    /// Records the aggregator's end-of-session report for `key`, ending the dialogue for
+    /// `reason` if it is still live. Returns whether the dialogue (live or recently ended) was
+    /// known.
     pub async fn report_end(
         &self,
         key: SessionKey,
         report: super::state::AggregatorReport,
+        reason: super::state::EndReason,
     ) -> bool {
-        self.send(&key, AggregatorEnd(report))
+        self.send(&key, AggregatorEnd { report, reason })
             .await
             .unwrap_or(false)
     }
@@ -298,7 +300,7 @@ pub(crate) fn test_registry(store: crate::store::Store, shards: &Shards) -> Regi
         apology_text: String::new(),
         timeout_text: String::new(),
         tombstone_ttl: Duration::from_secs(60),
-        events_url: None,
+        events: None,
         fixed_now: None,
     };
     Registry::new(

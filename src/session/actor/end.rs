@@ -85,15 +85,12 @@ impl SessionActor {
         }
         // Reported to the operator's events receiver through the outbox, written with the end
         // itself.
-        let notification =
-            self.core
-                .settings
-                .events_url
-                .as_ref()
-                .map(|url| crate::outbox::Effect::Event {
-                    url: url.clone(),
-                    fields: record.at_event_fields(d.last_reply.end),
-                });
+        let notification = self
+            .core
+            .settings
+            .events
+            .as_ref()
+            .map(|events| events.event(&record, d.last_reply.end));
         metrics::dialogue_ended(reason.as_str(), Duration::from_millis(record.duration_ms));
         // DEBUG, not INFO: at national traffic one line per dialogue is most of the log and a
         // few percent of the CPU; the end records (`/admin/export/ended`) and the metrics hold it.
@@ -126,13 +123,8 @@ impl Handler<AggregatorEnd> for SessionActor {
             tracing::error!(error = %e, "store read failed during an aggregator report");
             return false;
         }
-        let report = msg.0;
+        let AggregatorEnd { report, reason } = msg;
         if let Some(d) = &self.dialogue {
-            let reason = if report.status == "Success" {
-                EndReason::End
-            } else {
-                EndReason::Abort
-            };
             let last = d.last_reply.clone();
             let reply = Reply::end(last.text);
             self.end_with(reason, None, reply, None, Some(report));
