@@ -6,7 +6,7 @@ mod common;
 
 use common::{At, Sandbox, eventually};
 use std::time::Duration;
-use ussd_gateway::front::smpp::profile::EndSignal;
+use ussd_gateway::front::smpp::ussd::profile::EndSignal;
 use ussd_gateway::front::smpp::{OperatorSim, Profile};
 use ussd_gateway::gateway::Running;
 

@@ -8,7 +8,7 @@ mod common;
 use common::{At, Sandbox, eventually};
 use std::net::SocketAddr;
 use std::time::Duration;
-use ussd_gateway::front::smpp::profile::{EndSignal, PRESETS};
+use ussd_gateway::front::smpp::ussd::profile::{EndSignal, PRESETS};
 use ussd_gateway::front::smpp::{OperatorSim, Profile};
 use ussd_gateway::gateway::Running;
 

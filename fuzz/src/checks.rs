@@ -14,7 +14,7 @@ use rusmpp::{Command, CommandId};
 use std::sync::{Arc, OnceLock};
 use tokio_util::codec::{Decoder, Encoder};
 use ussd_gateway::flow::{self, Ctx, Effect, EffectOutcome, Flow, FlowState, HttpOutcome, Step};
-use ussd_gateway::front::smpp::codec::{Frame, SmppCodec, header};
+use ussd_gateway::front::smpp::wire::codec::{Frame, SmppCodec, header};
 use ussd_gateway::hop::Reply;
 use ussd_gateway::text::Limit;
 
@@ -112,8 +112,8 @@ fn reencodes(cmd: &Command, strict: bool) {
 struct SmppHarness {
     rt: tokio::runtime::Runtime,
     /// One per (profile, busy text).
-    listeners: Vec<ussd_gateway::front::smpp::listener::Acceptor>,
-    esmes: Vec<Arc<ussd_gateway::front::smpp::esme::EsmeBind>>,
+    listeners: Vec<ussd_gateway::front::smpp::conn::listener::Acceptor>,
+    esmes: Vec<Arc<ussd_gateway::front::smpp::conn::esme::EsmeBind>>,
     _shards: ussd_gateway::session::registry::Shards,
 }
 
@@ -130,9 +130,9 @@ fn smpp_harness() -> &'static SmppHarness {
     H.get_or_init(|| {
         use ussd_gateway::front::smpp::{
             BindConfig, ListenerConfig, Profile,
-            esme::EsmeBind,
-            listener,
-            profile::PRESETS,
+            conn::esme::EsmeBind,
+            conn::listener,
+            ussd::profile::PRESETS,
             ussd::{Role, Ussd},
         };
         use ussd_gateway::session::{Core, Limits, Registry, Settings, Shards};
@@ -254,7 +254,7 @@ pub fn smpp_session(data: &[u8]) {
 /// [`smpp_session`], returning what the gateway wrote (checked).
 pub fn smpp_session_answers(data: &[u8]) -> Vec<Command> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use ussd_gateway::front::smpp::{bind::BindKind, esme};
+    use ussd_gateway::front::smpp::{conn::esme, wire::bind::BindKind};
     let Some((as_esme, which, stream)) = session_stream(data) else {
         return Vec::new();
     };
@@ -323,7 +323,9 @@ fn inbound(stream: &[u8], as_esme: bool) -> (Vec<(u32, u32, bool)>, Vec<Request>
                 let id = u32::from(cmd.id());
                 if !as_esme
                     && !bound
-                    && let Some((_, c)) = cmd.pdu().and_then(ussd_gateway::front::smpp::bind::parse)
+                    && let Some((_, c)) = cmd
+                        .pdu()
+                        .and_then(ussd_gateway::front::smpp::wire::bind::parse)
                 {
                     if (c.system_id.as_str(), c.password.as_str()) == LISTENER_PEER {
                         bound = true;

@@ -3,10 +3,10 @@
 //!
 //! Nothing here is on by default: a fresh machine has no bind reconnecting in a loop and no
 //! port open. Every bind and every listener peer names a profile: a shipped preset (see
-//! [`super::profile`]) or a `[smpp.profiles.<name>]` table that starts from a preset and
+//! [`crate::front::smpp::ussd::profile`]) or a `[smpp.profiles.<name>]` table that starts from a preset and
 //! overrides what this operator does differently.
 
-use super::profile::{Profile, ProfileConfig};
+use crate::front::smpp::ussd::profile::{Profile, ProfileConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -56,7 +56,7 @@ pub struct SmsConfig {
 
 impl SmsConfig {
     /// The sender as an SMPP address.
-    pub fn source(&self) -> super::message::Address {
+    pub fn source(&self) -> crate::front::smpp::wire::message::Address {
         let a = &self.source_addr;
         let alpha = !a.chars().all(|c| c.is_ascii_digit());
         let (ton, npi) = if alpha {
@@ -66,7 +66,7 @@ impl SmsConfig {
         } else {
             (3, 1)
         };
-        super::message::Address {
+        crate::front::smpp::wire::message::Address {
             ton: self.source_ton.unwrap_or(ton),
             npi: self.source_npi.unwrap_or(npi),
             addr: a.clone(),
@@ -314,7 +314,7 @@ impl SmppConfig {
             None => Profile::preset(name).ok_or_else(|| {
                 format!(
                     "unknown SMPP profile {name:?} (presets: {})",
-                    super::profile::PRESETS.join(", ")
+                    crate::front::smpp::ussd::profile::PRESETS.join(", ")
                 )
             }),
         }

@@ -4,53 +4,42 @@
 //! data_sm) becomes one [`crate::hop::Hop`] with [`crate::hop::HopInput::Single`], and
 //! the [`crate::hop::Reply`] goes back as submit_sm (or deliver_sm, or data_sm) with
 //! ussd_service_op 2 (continue) or 17 (end) and the session TLVs echoed. Operators differ in
-//! how they spell that, so every bind names a [`profile`]: data, not code forks.
+//! how they spell that, so every bind names a [`ussd::profile`]: data, not code forks.
 //!
-//! - [`esme`]: the gateway binds to operators (`[[smpp.binds]]`), keeps the binds up
-//!   (enquire_link, reconnect with capped back-off and jitter) and unbinds on shutdown.
-//! - [`listener`]: the gateway accepts binds from configured peers (`[smpp.listener]`), with
-//!   credentials and the bind state machine checked, and the directions reversed.
-//! - [`link`]: one connection (reader, writer task, window matched by sequence number,
-//!   response timeouts, throttling back-off, keep-alive); [`codec`]: framing that answers
-//!   malformed input instead of dropping the connection.
-//! - [`ussd`]: the translation; [`sm`], [`data_sm`], [`bind`], [`generic_nack`]: the PDUs;
-//!   [`encoding`]: GSM 03.38 / UCS-2 / Latin-1 text.
+//! - [`wire`]: framing, the PDUs and text encodings (no connection, no dialogue);
+//! - [`conn`]: one connection ([`conn::link`]), the binds the gateway makes ([`conn::esme`])
+//!   and the binds it accepts ([`conn::listener`]);
+//! - [`ussd`]: the translation between USSD messages and hops, per the operator's
+//!   [`ussd::profile`];
 //! - [`sim`]: the operator simulator behind `ussd-gateway operator-sim`, also the tests' peer.
 //!
 //! rusmpp 0.4 provides the PDU types and `CommandCodec`; the connection loop is our own
 //! (rusmppc closes the link on any decode error and cannot send data_sm). Protocol notes and
 //! the config reference are in docs/smpp.md.
 
-pub mod bind;
-pub mod codec;
 pub mod config;
-pub mod data_sm;
-pub mod encoding;
-pub mod esme;
-pub mod generic_nack;
-pub mod link;
-pub mod listener;
-pub mod message;
-pub mod profile;
+pub mod conn;
 pub mod sim;
 pub mod sim_term;
-pub mod sm;
 pub mod ussd;
+pub mod wire;
 
 pub use config::{
     BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion, SmsConfig,
 };
-pub use profile::{Profile, ProfileConfig};
 pub use sim::{OperatorSim, OperatorSimOptions, Screen, SimDialogue, run_operator_sim};
+pub use ussd::profile::{Profile, ProfileConfig};
 
 use crate::msisdn::Msisdn;
 use crate::session::Registry;
+use conn::{esme, listener};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use ussd::{Role, Ussd};
+use wire::{encoding, message};
 
 /// How long [`SmppFront::shutdown`] waits for binds to unbind.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
