@@ -25,7 +25,7 @@
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.
-//! - [`dial`]: the terminal simulator that plays the aggregator.
+//! - [`sim`]: simulators of the aggregator (`dial`) and of an operator's SMSC (`operator-sim`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]
@@ -39,7 +39,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
 pub mod config;
-pub mod dial;
 pub mod flow;
 pub mod front;
 pub mod gateway;
@@ -50,6 +49,7 @@ pub mod msisdn;
 pub mod net;
 pub mod outbox;
 pub mod session;
+pub mod sim;
 pub mod store;
 pub mod text;
 pub mod voice;

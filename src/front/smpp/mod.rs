@@ -11,7 +11,6 @@
 //!   and the binds it accepts ([`conn::listener`]);
 //! - [`ussd`]: the translation between USSD messages and hops, per the operator's
 //!   [`ussd::profile`];
-//! - [`sim`]: the operator simulator behind `ussd-gateway operator-sim`, also the tests' peer.
 //!
 //! rusmpp 0.4 provides the PDU types and `CommandCodec`; the connection loop is our own
 //! (rusmppc closes the link on any decode error and cannot send data_sm). Protocol notes and
@@ -19,15 +18,12 @@
 
 pub mod config;
 pub mod conn;
-pub mod sim;
-pub mod sim_term;
 pub mod ussd;
 pub mod wire;
 
 pub use config::{
     BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion, SmsConfig,
 };
-pub use sim::{OperatorSim, OperatorSimOptions, Screen, SimDialogue, run_operator_sim};
 pub use ussd::profile::{Profile, ProfileConfig};
 
 use crate::msisdn::Msisdn;
