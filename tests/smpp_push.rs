@@ -6,8 +6,8 @@ mod common;
 
 use common::{At, Sandbox, eventually};
 use std::time::Duration;
+use ussd_gateway::config::smpp::profile::EndSignal;
 use ussd_gateway::front::smpp::Profile;
-use ussd_gateway::front::smpp::ussd::profile::EndSignal;
 use ussd_gateway::gateway::Running;
 use ussd_gateway::sim::OperatorSim;
 

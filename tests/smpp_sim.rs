@@ -8,8 +8,8 @@ mod common;
 use common::{At, Sandbox, eventually};
 use std::net::SocketAddr;
 use std::time::Duration;
+use ussd_gateway::config::smpp::profile::{EndSignal, PRESETS};
 use ussd_gateway::front::smpp::Profile;
-use ussd_gateway::front::smpp::ussd::profile::{EndSignal, PRESETS};
 use ussd_gateway::gateway::Running;
 use ussd_gateway::sim::OperatorSim;
 

@@ -128,11 +128,11 @@ const BUSY_TEXTS: [&str; 2] = [
 fn smpp_harness() -> &'static SmppHarness {
     static H: OnceLock<SmppHarness> = OnceLock::new();
     H.get_or_init(|| {
+        use ussd_gateway::config::smpp::profile::PRESETS;
         use ussd_gateway::front::smpp::{
             BindConfig, ListenerConfig, Profile,
             conn::esme::EsmeBind,
             conn::listener,
-            ussd::profile::PRESETS,
             ussd::{Role, Ussd},
         };
         use ussd_gateway::session::{Core, Limits, Registry, Settings, Shards};

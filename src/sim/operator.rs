@@ -7,10 +7,10 @@
 //! same session. `ussd-gateway operator-sim` drives it from the terminal ([`run_operator_sim`]);
 //! the integration tests drive it through [`OperatorSim`] for every shipped profile.
 
-use crate::front::smpp::config::LinkConfig;
+use crate::config::smpp::LinkConfig;
+use crate::config::smpp::profile::{Carrier, DefaultAlphabet, DialledFrom, Identity, Profile};
 use crate::front::smpp::conn::link::{Handler, Link};
 use crate::front::smpp::ussd::Outlet;
-use crate::front::smpp::ussd::profile::{Carrier, DefaultAlphabet, DialledFrom, Identity, Profile};
 use crate::front::smpp::wire::bind::{self, BindKind};
 use crate::front::smpp::wire::generic_nack::error_response;
 use crate::front::smpp::wire::message::{Address, UssdMessage};

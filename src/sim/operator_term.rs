@@ -9,7 +9,7 @@
 //! one (`POST /admin/push` on the gateway's admin listener sends both).
 
 use super::operator::{OperatorSim, Screen};
-use crate::front::smpp::ussd::profile::Profile;
+use crate::config::smpp::profile::Profile;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -17,7 +17,7 @@ use rusmpp::{Command, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use ussd_gateway::front::smpp::config::LinkConfig;
+use ussd_gateway::config::smpp::LinkConfig;
 use ussd_gateway::front::smpp::conn::link::{Handler, Link};
 use ussd_gateway::front::smpp::wire::bind::{self, BindKind, Credentials};
 use ussd_gateway::front::smpp::wire::message::{Address, UssdMessage};

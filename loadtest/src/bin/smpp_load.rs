@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use ussd_gateway::config::smpp::LinkConfig;
 use ussd_gateway::front::smpp::Profile;
-use ussd_gateway::front::smpp::config::LinkConfig;
 use ussd_gateway::sim::OperatorSim;
 use ussd_loadtest::{Percentiles, cpu_seconds, synthetic_msisdn};
 

@@ -4,27 +4,26 @@
 //! data_sm) becomes one [`crate::hop::Hop`] with [`crate::hop::HopInput::Single`], and
 //! the [`crate::hop::Reply`] goes back as submit_sm (or deliver_sm, or data_sm) with
 //! ussd_service_op 2 (continue) or 17 (end) and the session TLVs echoed. Operators differ in
-//! how they spell that, so every bind names a [`ussd::profile`]: data, not code forks.
+//! how they spell that, so every bind names a [`Profile`]: data, not code forks.
 //!
 //! - [`wire`]: framing, the PDUs and text encodings (no connection, no dialogue);
 //! - [`conn`]: one connection ([`conn::link`]), the binds the gateway makes ([`conn::esme`])
 //!   and the binds it accepts ([`conn::listener`]);
-//! - [`ussd`]: the translation between USSD messages and hops, per the operator's
-//!   [`ussd::profile`];
+//! - [`ussd`]: the translation between USSD messages and hops, per the operator's profile;
 //!
 //! rusmpp 0.4 provides the PDU types and `CommandCodec`; the connection loop is our own
 //! (rusmppc closes the link on any decode error and cannot send data_sm). Protocol notes and
 //! the config reference are in docs/smpp.md.
 
-pub mod config;
 pub mod conn;
 pub mod ussd;
 pub mod wire;
 
-pub use config::{
-    BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion, SmsConfig,
+/// `[smpp]`, configured in [`crate::config::smpp`].
+pub use crate::config::smpp::{
+    BindConfig, BindMode, ListenerConfig, PeerConfig, Profile, ProfileConfig, SmppConfig,
+    SmppVersion, SmsConfig,
 };
-pub use ussd::profile::{Profile, ProfileConfig};
 
 use crate::msisdn::Msisdn;
 use crate::session::Registry;
@@ -327,6 +326,26 @@ impl Pusher {
     }
 }
 
+impl SmsConfig {
+    /// The sender of `[smpp.sms]` as an SMPP address.
+    pub fn source(&self) -> message::Address {
+        let a = &self.source_addr;
+        let alpha = !a.chars().all(|c| c.is_ascii_digit());
+        let (ton, npi) = if alpha {
+            (5, 0)
+        } else if a.len() >= 10 {
+            (1, 1)
+        } else {
+            (3, 1)
+        };
+        message::Address {
+            ton: self.source_ton.unwrap_or(ton),
+            npi: self.source_npi.unwrap_or(npi),
+            addr: a.clone(),
+        }
+    }
+}
+
 impl crate::outbox::Network for Pusher {
     fn deliver<'a>(
         &'a self,
@@ -422,5 +441,31 @@ mod tests {
         assert!(permanent(SmppError::UnknownBind("x".into())));
         assert!(permanent(SmppError::Invalid("x".into())));
         assert!(matches!(outcome(Ok(()), "ok"), Outcome::Sent { .. }));
+    }
+
+    #[test]
+    fn sms_over_smpp_names_a_bind_and_a_sender() {
+        let parse = |sms: &str| -> SmppConfig {
+            toml::from_str(&format!(
+                "[[binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nsystem_id = \"u\"\n[sms]\n{sms}"
+            ))
+            .unwrap()
+        };
+        let c = parse("bind = \"op\"\nsource_addr = \"ACME\"");
+        c.validate().unwrap();
+        let src = c.sms.as_ref().unwrap().source();
+        assert_eq!((src.ton, src.npi), (5, 0));
+        let c = parse("bind = \"op\"\nsource_addr = \"254700000009\"");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 1);
+        let c = parse("bind = \"op\"\nsource_addr = \"22384\"\nsource_ton = 0");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 0);
+        let e = parse("bind = \"other\"\nsource_addr = \"ACME\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("[smpp.sms] bind \"other\""), "{e}");
+        let e = parse("bind = \"op\"\nsource_addr = \"TOOLONGSENDER\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("source_addr"), "{e}");
     }
 }

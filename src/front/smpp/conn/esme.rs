@@ -11,7 +11,7 @@
 //! and dropped. Anything an MC should not send to an ESME gets ESME_RINVBNDSTS.
 
 use super::link::{Handler, Link};
-use crate::front::smpp::config::{BindConfig, BindMode};
+use crate::config::smpp::{BindConfig, BindMode};
 use crate::front::smpp::stopped;
 use crate::front::smpp::ussd::Ussd;
 use crate::front::smpp::wire::bind::{self, BindKind, Credentials};

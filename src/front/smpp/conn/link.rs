@@ -12,7 +12,7 @@
 //! the probe within the response timeout is considered gone and the link closes, so its owner
 //! reconnects.
 
-use crate::front::smpp::config::LinkConfig;
+use crate::config::smpp::LinkConfig;
 use crate::front::smpp::wire::codec::{Frame, SmppCodec};
 use crate::front::smpp::wire::generic_nack::nack;
 use futures_util::StreamExt;

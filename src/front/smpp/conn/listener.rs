@@ -17,7 +17,7 @@
 //! connection is then closed, so guessing passwords is slow.
 
 use super::link::{Handler, Link};
-use crate::front::smpp::config::ListenerConfig;
+use crate::config::smpp::ListenerConfig;
 use crate::front::smpp::stopped;
 use crate::front::smpp::ussd::Ussd;
 use crate::front::smpp::wire::bind::{self, BindKind};

@@ -7,11 +7,8 @@
 //! an error status on the `_resp`; the hop itself runs after the acknowledgement, in a task of
 //! its own, so a slow app never holds up the connection or another subscriber's dialogue. An
 //! answer that cannot be delivered ends its dialogue.
-//!
-//! [`profile`]: how one operator spells a dialogue (which the translation follows).
 
-pub mod profile;
-
+use crate::config::smpp::profile::{Carrier, DialledFrom, Identity, Profile};
 use crate::front::smpp::conn::link::Link;
 use crate::front::smpp::wire::data_sm::to_data_sm;
 use crate::front::smpp::wire::encoding;
@@ -20,7 +17,6 @@ use crate::front::smpp::wire::sm::{to_deliver_sm, to_submit_sm};
 use crate::hop::{Front, Hop, HopInput, SessionKey};
 use crate::msisdn::Msisdn;
 use crate::session::{Registry, reply_or_apology};
-use profile::{Carrier, DialledFrom, Identity, Profile};
 use rusmpp::{CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -5,6 +5,9 @@
 //! working directory. The one exception is the data folder (the sled database), which defaults
 //! to `./data` in the working directory: state belongs to the deployment, not to the config.
 
+pub mod outbox;
+pub mod smpp;
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,10 +68,10 @@ pub struct Config {
     /// The Africa's Talking account that SMS, airtime and calls go out through. Without one
     /// (the embedded default), effects are recorded in the outbox and logged as not sent.
     #[serde(default)]
-    pub africastalking: crate::outbox::AtConfig,
+    pub africastalking: outbox::AtConfig,
     /// The SMPP front: binds to operators, a listener, operator profiles. Off by default.
     #[serde(default)]
-    pub smpp: crate::front::smpp::SmppConfig,
+    pub smpp: smpp::SmppConfig,
     /// Service code routes, matched by longest prefix.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
