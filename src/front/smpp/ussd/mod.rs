@@ -7,6 +7,10 @@
 //! an error status on the `_resp`; the hop itself runs after the acknowledgement, in a task of
 //! its own, so a slow app never holds up the connection or another subscriber's dialogue. An
 //! answer that cannot be delivered ends its dialogue.
+//!
+//! [`profile`]: what the operator's profile means on the wire (end signal, session TLV echo).
+
+pub mod profile;
 
 use crate::config::smpp::profile::{Carrier, DialledFrom, Identity, Profile};
 use crate::front::smpp::conn::link::Link;
