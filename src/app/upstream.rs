@@ -14,6 +14,7 @@
 //!   the gateway's More/Back inputs), or cut if the route says so (counted).
 
 use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
+use crate::config::LongScreens;
 use crate::hop::Reply;
 use crate::text::{Nav, fits, paginate};
 use bytes::Bytes;
@@ -31,17 +32,6 @@ use tokio::time::Instant;
 
 /// The largest answer read from an upstream app.
 const MAX_BODY: usize = 64 * 1024;
-
-/// What to do with an answer longer than one screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LongScreens {
-    /// Split into pages with More/Back, handled by the gateway (the default).
-    #[default]
-    Paginate,
-    /// Cut to the limit, with a warning logged and counted.
-    Cut,
-}
 
 /// An upstream route's settings.
 #[derive(Debug, Clone)]
