@@ -131,3 +131,70 @@ impl EndEvents for AtEvents {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hop::Front;
+    use crate::msisdn::Msisdn;
+
+    #[test]
+    fn an_end_record_reads_as_ats_notification() {
+        let record = EndRecord {
+            session: session_key("ATUid_1").to_string(),
+            msisdn: Msisdn::parse("254700000001", "254").unwrap(),
+            front: Front::Http,
+            service_code: "*384*303#".into(),
+            dialled: "*384*303#".into(),
+            network: Some("63902".into()),
+            started_ms: 0,
+            ended_ms: 1_000,
+            duration_ms: 1_000,
+            hops: 2,
+            reason: EndReason::IdleTimeout,
+            input: "1*xxxx".into(),
+            last_reply: "Enter PIN".into(),
+            error: None,
+            aggregator: None,
+            transactions: Vec::new(),
+            unpersisted_hop: None,
+        };
+        let fields = fields(&record, false);
+        let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "date",
+                "sessionId",
+                "serviceCode",
+                "networkCode",
+                "phoneNumber",
+                "status",
+                "durationInMillis",
+                "hopsCount",
+                "input",
+                "lastAppResponse",
+                "errorMessage"
+            ]
+        );
+        let field = |name: &str| &fields.iter().find(|(k, _)| k == name).unwrap().1;
+        assert_eq!(field("date"), "1970-01-01 00:00:01");
+        assert_eq!(field("sessionId"), "ATUid_1");
+        assert_eq!(field("status"), "Incomplete");
+        assert_eq!(field("lastAppResponse"), "CON Enter PIN");
+        assert_eq!(field("errorMessage"), "");
+    }
+
+    #[test]
+    fn status_words_and_session_ids() {
+        assert_eq!(status(EndReason::End), "Success");
+        assert_eq!(status(EndReason::Abort), "Incomplete");
+        assert_eq!(status(EndReason::Error), "Failed");
+        assert_eq!(&*session_key("ATUid_1"), "http:ATUid_1");
+        assert_eq!(at_session_id(&session_key("ATUid_1")), "ATUid_1");
+        assert_eq!(
+            at_session_id("smpp:op:254700000001:7"),
+            "smpp:op:254700000001:7"
+        );
+    }
+}
