@@ -75,6 +75,7 @@ pub fn load_routes(
                     breaker_cooldown: Duration::from_millis(
                         rc.breaker_cooldown_ms.unwrap_or(10_000),
                     ),
+                    session_id: ussd::at_session_id,
                 }))
             }
             (None, None) => continue,
@@ -241,17 +242,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         timeout_text: config.ussd.timeout_text.clone(),
         tombstone_ttl: Duration::from_secs(config.sessions.tombstone_secs),
         fixed_now: config.clock.fixed.as_ref().map(|_| config.now()),
-        events_url: config.events.url.clone(),
+        events: config
+            .events
+            .url
+            .clone()
+            .map(|url| Arc::new(http::events::AtEvents { url }) as Arc<dyn session::EndEvents>),
     };
     let http_limit = Limit {
         septets: config.ussd.max_septets,
         ucs2: config.ussd.max_ucs2_chars,
     };
-    let core = session::registry::core(
+    let core = session::Core::new(
         store.clone(),
         routes,
         settings,
-        session::registry::Limits::from_config(&config.limits),
+        session::Limits::from_config(&config.limits),
     );
     let registry = Registry::new(core, &shards);
 
@@ -346,7 +351,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 }
                 match (req.method(), req.uri().path()) {
                     (&Method::POST, "/ussd/events") => {
-                        ussd::handle_event(req, &f.registry, f.max_body).await
+                        http::events::handle(req, &f.registry, f.max_body).await
                     }
                     (&Method::POST, "/ussd") => {
                         ussd::handle(

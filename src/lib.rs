@@ -3,17 +3,17 @@
 //! The path of one hop (see `docs/` and the design notes):
 //!
 //! ```text
-//! AT POST /ussd --> front::http --> session::Hop --> session::Registry --> SessionActor
-//!                                                    (find or spawn;       | app.step(state, input)
-//!                                                     resume from sled)    |   flow engine (pure)
-//!                                                                          | persist state (sled)
-//! "CON ..." / "END ..." <-- front::http <------------------------------- Reply { text, end }
+//! AT POST /ussd --> front::http --> hop::Hop --> session::Registry --> SessionActor
+//!                                                (find or spawn;       | app.step(state, input)
+//!                                                 resume from sled)    |   flow engine (pure)
+//!                                                                      | persist state (sled)
+//! "CON ..." / "END ..." <-- front::http <--------------------------- hop::Reply { text, end }
 //! ```
 //!
 //! Crate map:
 //! - [`config`]: `gateway.toml`, validated before anything binds.
 //! - [`msisdn`]: the one canonical phone number form, made at the edge.
-//! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
+//! - [`hop`]: `Hop`, `Reply` and `Front`, the shapes shared by fronts, sessions and apps.
 //! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
 //! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
 //! - [`app`]: the `App` interface and service code routing; flows run through it.
@@ -25,7 +25,7 @@
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.
-//! - [`dial`]: the terminal simulator that plays the aggregator.
+//! - [`sim`]: simulators of the aggregator (`dial`) and of an operator's SMSC (`operator-sim`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]
@@ -39,7 +39,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
 pub mod config;
-pub mod dial;
 pub mod flow;
 pub mod front;
 pub mod gateway;
@@ -50,6 +49,7 @@ pub mod msisdn;
 pub mod net;
 pub mod outbox;
 pub mod session;
+pub mod sim;
 pub mod store;
 pub mod text;
 pub mod voice;

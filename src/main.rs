@@ -4,9 +4,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ussd_gateway::config::Config;
-use ussd_gateway::dial::{self, DialOptions, DialOutcome};
 use ussd_gateway::flow::Severity;
 use ussd_gateway::gateway;
+use ussd_gateway::sim::dial::{self, DialOptions, DialOutcome};
 
 /// Exit code for bad configuration (EX_USAGE in sysexits).
 const EXIT_CONFIG: u8 = 64;
@@ -280,7 +280,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let opts = ussd_gateway::front::smpp::OperatorSimOptions {
+            let opts = ussd_gateway::sim::OperatorSimOptions {
                 listen,
                 profile,
                 credentials: credentials.and_then(|c| {
@@ -299,7 +299,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(ussd_gateway::front::smpp::run_operator_sim(opts)) {
+            match runtime.block_on(ussd_gateway::sim::run_operator_sim(opts)) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(2),
                 Err(e) => {

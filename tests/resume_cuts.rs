@@ -6,7 +6,8 @@ mod common;
 
 use common::{At, Sandbox, eventually};
 use std::time::Duration;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
+use ussd_gateway::front::smpp::Profile;
+use ussd_gateway::sim::OperatorSim;
 
 const PAY: &str = include_str!("fixtures/resume/pay.yaml");
 

@@ -6,9 +6,10 @@ mod common;
 
 use common::{At, Sandbox, eventually};
 use std::time::Duration;
-use ussd_gateway::front::smpp::profile::EndSignal;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
+use ussd_gateway::config::smpp::profile::EndSignal;
+use ussd_gateway::front::smpp::Profile;
 use ussd_gateway::gateway::Running;
+use ussd_gateway::sim::OperatorSim;
 
 const ECHO: &str = include_str!("fixtures/core/flows/echo.yaml");
 const MSISDN: &str = "254700000001";

@@ -8,9 +8,10 @@ mod common;
 use common::{At, Sandbox, eventually};
 use std::net::SocketAddr;
 use std::time::Duration;
-use ussd_gateway::front::smpp::profile::{EndSignal, PRESETS};
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
+use ussd_gateway::config::smpp::profile::{EndSignal, PRESETS};
+use ussd_gateway::front::smpp::Profile;
 use ussd_gateway::gateway::Running;
+use ussd_gateway::sim::OperatorSim;
 
 const ECHO: &str = include_str!("fixtures/core/flows/echo.yaml");
 const MSISDN: &str = "254700000001";
@@ -281,7 +282,7 @@ async fn the_student_app_says_the_same_over_smpp_and_http() {
 /// `operator-sim`'s scripted mode: the gateway binds to it, the scripted dialogue reaches END.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_sim_command_runs_a_scripted_dialogue() {
-    use ussd_gateway::front::smpp::{OperatorSimOptions, run_operator_sim};
+    use ussd_gateway::sim::{OperatorSimOptions, run_operator_sim};
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

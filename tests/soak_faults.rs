@@ -19,7 +19,8 @@ use common::{At, FakeHttp, Sandbox, eventually};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
+use ussd_gateway::front::smpp::Profile;
+use ussd_gateway::sim::OperatorSim;
 
 const ECHO: &str = include_str!("fixtures/core/flows/echo.yaml");
 

@@ -14,7 +14,7 @@ use rusmpp::{Command, CommandId};
 use std::sync::{Arc, OnceLock};
 use tokio_util::codec::{Decoder, Encoder};
 use ussd_gateway::flow::{self, Ctx, Effect, EffectOutcome, Flow, FlowState, HttpOutcome, Step};
-use ussd_gateway::front::smpp::codec::{Frame, SmppCodec, header};
+use ussd_gateway::front::smpp::wire::codec::{Frame, SmppCodec, header};
 use ussd_gateway::hop::Reply;
 use ussd_gateway::text::Limit;
 
@@ -112,8 +112,8 @@ fn reencodes(cmd: &Command, strict: bool) {
 struct SmppHarness {
     rt: tokio::runtime::Runtime,
     /// One per (profile, busy text).
-    listeners: Vec<ussd_gateway::front::smpp::listener::Acceptor>,
-    esmes: Vec<Arc<ussd_gateway::front::smpp::esme::EsmeBind>>,
+    listeners: Vec<ussd_gateway::front::smpp::conn::listener::Acceptor>,
+    esmes: Vec<Arc<ussd_gateway::front::smpp::conn::esme::EsmeBind>>,
     _shards: ussd_gateway::session::registry::Shards,
 }
 
@@ -128,14 +128,14 @@ const BUSY_TEXTS: [&str; 2] = [
 fn smpp_harness() -> &'static SmppHarness {
     static H: OnceLock<SmppHarness> = OnceLock::new();
     H.get_or_init(|| {
+        use ussd_gateway::config::smpp::profile::PRESETS;
         use ussd_gateway::front::smpp::{
             BindConfig, ListenerConfig, Profile,
-            esme::EsmeBind,
-            listener,
-            profile::PRESETS,
+            conn::esme::EsmeBind,
+            conn::listener,
             ussd::{Role, Ussd},
         };
-        use ussd_gateway::session::registry::{self, Limits, Registry, Settings, Shards};
+        use ussd_gateway::session::{Core, Limits, Registry, Settings, Shards};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -150,7 +150,7 @@ fn smpp_harness() -> &'static SmppHarness {
                     apology_text: "Sorry".into(),
                     timeout_text: "Timed out".into(),
                     tombstone_ttl: std::time::Duration::from_secs(60),
-                    events_url: None,
+                    events: None,
                     fixed_now: None,
                 };
                 let limits = Limits {
@@ -158,7 +158,7 @@ fn smpp_harness() -> &'static SmppHarness {
                     max_live: 0,
                     busy_text: (*busy).to_string(),
                 };
-                let core = registry::core(store.clone(), Default::default(), settings, limits);
+                let core = Core::new(store.clone(), Default::default(), settings, limits);
                 Registry::new(core, &shards)
             })
             .collect();
@@ -254,7 +254,7 @@ pub fn smpp_session(data: &[u8]) {
 /// [`smpp_session`], returning what the gateway wrote (checked).
 pub fn smpp_session_answers(data: &[u8]) -> Vec<Command> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use ussd_gateway::front::smpp::{bind::BindKind, esme};
+    use ussd_gateway::front::smpp::{conn::esme, wire::bind::BindKind};
     let Some((as_esme, which, stream)) = session_stream(data) else {
         return Vec::new();
     };
@@ -323,7 +323,9 @@ fn inbound(stream: &[u8], as_esme: bool) -> (Vec<(u32, u32, bool)>, Vec<Request>
                 let id = u32::from(cmd.id());
                 if !as_esme
                     && !bound
-                    && let Some((_, c)) = cmd.pdu().and_then(ussd_gateway::front::smpp::bind::parse)
+                    && let Some((_, c)) = cmd
+                        .pdu()
+                        .and_then(ussd_gateway::front::smpp::wire::bind::parse)
                 {
                     if (c.system_id.as_str(), c.password.as_str()) == LISTENER_PEER {
                         bound = true;

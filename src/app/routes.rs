@@ -4,6 +4,7 @@
 //! pre-filled dials are common. Matching is by whole segments, so `*12#` never catches `*123#`.
 
 use super::App;
+use crate::config::routes::code_segments;
 use crate::text::Limit;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,21 +51,6 @@ impl Route {
             deadline,
             limit,
         })
-    }
-}
-
-/// Splits a configured service code (`*384*303#`) into its segments (`["384", "303"]`).
-/// `None` unless it starts with `*`, ends with `#` and has non-empty digit segments.
-pub fn code_segments(code: &str) -> Option<Vec<String>> {
-    let inner = code.strip_prefix('*')?.strip_suffix('#')?;
-    let segs: Vec<String> = inner.split('*').map(str::to_string).collect();
-    if segs
-        .iter()
-        .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-    {
-        Some(segs)
-    } else {
-        None
     }
 }
 
@@ -175,16 +161,5 @@ mod tests {
         assert!(t.resolve("*1234#").is_none());
         assert!(t.resolve("123").is_none());
         assert_eq!(t.resolve("*123").unwrap().0.service_code, "*123#".into());
-    }
-
-    #[test]
-    fn configured_codes_must_be_well_formed() {
-        assert_eq!(
-            code_segments("*384*303#"),
-            Some(vec!["384".into(), "303".into()])
-        );
-        for bad in ["384#", "*384", "**1#", "*a#", "*#"] {
-            assert_eq!(code_segments(bad), None, "{bad}");
-        }
     }
 }

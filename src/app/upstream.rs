@@ -14,6 +14,7 @@
 //!   the gateway's More/Back inputs), or cut if the route says so (counted).
 
 use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
+use crate::config::LongScreens;
 use crate::hop::Reply;
 use crate::text::{Nav, fits, paginate};
 use bytes::Bytes;
@@ -31,17 +32,6 @@ use tokio::time::Instant;
 
 /// The largest answer read from an upstream app.
 const MAX_BODY: usize = 64 * 1024;
-
-/// What to do with an answer longer than one screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LongScreens {
-    /// Split into pages with More/Back, handled by the gateway (the default).
-    #[default]
-    Paginate,
-    /// Cut to the limit, with a warning logged and counted.
-    Cut,
-}
 
 /// An upstream route's settings.
 #[derive(Debug, Clone)]
@@ -62,6 +52,10 @@ pub struct UpstreamConfig {
     pub breaker_failures: u32,
     /// How long an open circuit refuses calls before letting one probe through.
     pub breaker_cooldown: Duration,
+    /// The `sessionId` the app is sent for a dialogue's session key: the id its front knows
+    /// it by (AT's `sessionId` for the HTTP front's dialogues, the key itself for SMPP's). The
+    /// fronts make the keys, so a front reads them (`front::http::ussd::at_session_id`).
+    pub session_id: fn(&str) -> &str,
 }
 
 /// The per-dialogue state of an upstream route.
@@ -205,10 +199,7 @@ impl UpstreamApp {
             .or(self.config.network_code.as_deref())
             .unwrap_or_default();
         let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair(
-                "sessionId",
-                crate::session::state::EndRecord::public_session_id(&env.session_id),
-            )
+            .append_pair("sessionId", (self.config.session_id)(&env.session_id))
             .append_pair("serviceCode", &env.service_code)
             .append_pair("phoneNumber", &env.msisdn.international())
             .append_pair("networkCode", network)

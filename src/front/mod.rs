@@ -1,5 +1,5 @@
 //! Fronts: where dialogues come in. Each translates its wire format into a
-//! [`crate::session::Hop`] and a [`crate::hop::Reply`] back, and does nothing else.
+//! [`crate::hop::Hop`] and a [`crate::hop::Reply`] back, and does nothing else.
 
 pub mod http;
 pub mod smpp;

@@ -8,21 +8,21 @@
 //!
 //! - [`item`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
 //! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction;
-//! - [`config`]: `[africastalking]`, the account, hosts and retry policy;
+//! - `[africastalking]`, the account, hosts and retry policy, is configured in
+//!   [`crate::config::outbox`];
 //! - [`at`], [`classify`], [`transport`]: requests, what the answers mean, the HTTP client;
 //! - [`sender`]: the background task.
 
 pub mod at;
 pub mod classify;
-pub mod config;
 pub mod item;
 pub mod queue;
 pub mod sender;
 pub mod transport;
 
+pub use crate::config::outbox::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
 pub use at::AtClient;
 pub use classify::Outcome;
-pub use config::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
 pub use item::{Effect, Item, Status, TREE};
 pub use queue::{enqueue, get, list, now_ms, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};

@@ -20,10 +20,10 @@
 
 use super::at::AtClient;
 use super::classify::Outcome;
-use super::config::{AtConfig, RetryConfig};
 use super::item::{Item, Status, TREE};
 use super::queue::{self, now_ms};
 use super::transport::{HyperTransport, Transport};
+use crate::config::outbox::{AtConfig, RetryConfig};
 use crate::store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 //!   shard (Arbiter) chosen by the key's hash, lazily, on the dialogue's first hop after a start.
 //! - [`actor`] is the dialogue itself: input derivation, retries, the app call under the hop's
 //!   deadline, persistence, idle timeout and the end of the dialogue.
+//! - [`messages`]: every message the actor takes; [`core`]: what all the actors share; `plan`:
+//!   what to do with a hop, a pure function of the loaded state (tested without actix).
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
@@ -11,52 +13,18 @@
 
 pub mod actor;
 pub mod applied;
+pub mod core;
 pub mod mask;
+pub mod messages;
+mod plan;
 pub mod registry;
 pub mod state;
 pub mod sweep;
 
-use crate::hop::{Front, Reply};
-use crate::msisdn::Msisdn;
-use crate::text::Limit;
-use std::sync::Arc;
+use crate::hop::Reply;
 
-pub use registry::{Core, Registry, Settings, Shards};
-
-/// The key of a dialogue: its front's prefix and the front's own session identity
-/// (`http:ATUid_...`).
-pub type SessionKey = Arc<str>;
-
-/// One hop as a front hands it in.
-#[derive(Debug, Clone)]
-pub struct Hop {
-    /// Which dialogue.
-    pub key: SessionKey,
-    /// Where it came from.
-    pub front: Front,
-    /// The subscriber, canonical.
-    pub msisdn: Msisdn,
-    /// The service code as dialled (may carry pre-filled inputs: `*384*303*1#`).
-    pub dialled: String,
-    /// The network code, if the front knows it.
-    pub network: Option<String>,
-    /// What the subscriber sent.
-    pub input: HopInput,
-    /// The front's screen limit (the route's may be smaller).
-    pub limit: Limit,
-}
-
-/// How a front carries the subscriber's input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HopInput {
-    /// Africa's Talking style: every input so far joined by `*` (empty on the first hop). The
-    /// new input is derived from what the dialogue has already seen.
-    Cumulative(String),
-    /// SMPP style: one message per hop. `None` starts a dialogue (the dial itself), `Some` is
-    /// the subscriber's next input. A start under a key that is still live ends the old
-    /// dialogue as aborted.
-    Single(Option<String>),
-}
+pub use self::core::{Core, EndEvents, Limits, Settings};
+pub use registry::{Registry, Shards};
 
 /// Why a hop got no answer from its dialogue. The front answers with the apology text.
 #[derive(Debug, thiserror::Error)]

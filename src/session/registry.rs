@@ -7,118 +7,19 @@
 //! through `Addr::send`. The key-to-actor map is a sharded concurrent map, so there
 //! is no lock shared by all dialogues on the hot path.
 
-use super::actor::{Abort, AggregatorEnd, Expire, HopMsg, SessionActor};
-use super::{Hop, HopError, SessionKey};
-use crate::app::RouteTable;
-use crate::hop::Reply;
-use crate::store::Store;
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError, WeakAddr};
-use arc_swap::ArcSwap;
-use dashmap::DashMap;
+use super::HopError;
+use super::actor::SessionActor;
+use super::core::Core;
+use super::messages::{Abort, AggregatorEnd, Expire, HopMsg};
+use crate::hop::{Hop, Reply, SessionKey};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, MailboxError};
 use std::cell::Cell;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
-/// A subscriber on a route, as the supersede index keys it: the canonical MSISDN as a number
-/// (8 to 15 digits: exact) and a hash of the route's service code (the routes are the
-/// configuration's few codes). Sixteen bytes and no allocation per live dialogue.
-pub(crate) type SubscriberKey = (u64, u64);
-
-/// The [`SubscriberKey`] of `msisdn` on the route of `service_code`.
-pub(crate) fn subscriber_key(msisdn: &crate::msisdn::Msisdn, service_code: &str) -> SubscriberKey {
-    let number = msisdn.as_str().parse::<u64>().unwrap_or_else(|_| {
-        // Unreachable for a parsed MSISDN; hashed rather than panicking if that ever changes.
-        let mut h = DefaultHasher::new();
-        msisdn.as_str().hash(&mut h);
-        h.finish()
-    });
-    let mut h = DefaultHasher::new();
-    service_code.hash(&mut h);
-    (number, h.finish())
-}
 
 /// Sends to a dialogue's actor tried at most this often when the actor closes under them.
 const ATTEMPTS: usize = 16;
-
-/// Texts and limits every dialogue needs, fixed at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// What an unrouted service code is told.
-    pub unknown_service_text: String,
-    /// What a subscriber is told when the gateway cannot answer.
-    pub apology_text: String,
-    /// What a late hop of a timed-out dialogue is told.
-    pub timeout_text: String,
-    /// How long tombstones answer retries.
-    pub tombstone_ttl: Duration,
-    /// Where end-of-session notifications go (AT's format), if anywhere.
-    pub events_url: Option<String>,
-    /// A fixed time for flows (demos and golden tests); `None` is the real clock.
-    pub fixed_now: Option<jiff::Timestamp>,
-}
-
-/// Limits applied before a hop reaches a dialogue.
-pub struct Limits {
-    /// Hops per minute per MSISDN; `None` switches it off.
-    pub per_msisdn: Option<governor::DefaultKeyedRateLimiter<String>>,
-    /// Live dialogues in memory at most.
-    pub max_live: usize,
-    /// What a refused hop is told.
-    pub busy_text: String,
-}
-
-impl std::fmt::Debug for Limits {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limits")
-            .field("per_msisdn", &self.per_msisdn.is_some())
-            .field("max_live", &self.max_live)
-            .finish()
-    }
-}
-
-impl Limits {
-    /// From `[limits]`.
-    pub fn from_config(c: &crate::config::LimitsConfig) -> Limits {
-        Limits {
-            per_msisdn: std::num::NonZeroU32::new(c.hops_per_minute_per_msisdn)
-                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
-            max_live: c.max_live_dialogues,
-            busy_text: c.busy_text.clone(),
-        }
-    }
-
-    /// No limits (tests and embedders that want none).
-    pub fn none() -> Limits {
-        Limits {
-            per_msisdn: None,
-            max_live: usize::MAX,
-            busy_text: String::new(),
-        }
-    }
-}
-
-/// What every actor shares: the store, the routes in force, the settings and the registry map.
-#[derive(Debug)]
-pub struct Core {
-    /// The database.
-    pub store: Store,
-    /// The routes in force; swapped whole on reload. Live dialogues keep the app they started on.
-    pub routes: ArcSwap<RouteTable>,
-    /// Fixed settings.
-    pub settings: Settings,
-    /// Flood and capacity limits.
-    pub limits: Limits,
-    /// Each dialogue's actor, by a weak address: 8 bytes, where a strong one takes 24 and two
-    /// allocations of its own (a million idle dialogues hold a million of these). An actor lives
-    /// on while it has something to do: a hop being answered, or its idle timer, which every
-    /// live dialogue has; it stops on its own when its dialogue ends.
-    pub(crate) live: DashMap<SessionKey, WeakAddr<SessionActor>>,
-    /// The live dialogue of each subscriber on each route (MSISDN, route service code): a new
-    /// dialogue from the same number on the same code supersedes it.
-    pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
-}
 
 /// Tells shard sets apart (a process can run several gateways: tests, in-process restarts).
 static SHARD_SETS: AtomicUsize = AtomicUsize::new(0);
@@ -327,14 +228,16 @@ impl Registry {
         self.send(&key, Abort).await.unwrap_or(false)
     }
 
-    /// Records the aggregator's end-of-session report for `key`, ending the dialogue if it is
-    /// still live. Returns whether the dialogue (live or recently ended) was known.
+    /// Records the aggregator's end-of-session report for `key`, ending the dialogue for
+    /// `reason` if it is still live. Returns whether the dialogue (live or recently ended) was
+    /// known.
     pub async fn report_end(
         &self,
         key: SessionKey,
         report: super::state::AggregatorReport,
+        reason: super::state::EndReason,
     ) -> bool {
-        self.send(&key, AggregatorEnd(report))
+        self.send(&key, AggregatorEnd { report, reason })
             .await
             .unwrap_or(false)
     }
@@ -386,31 +289,22 @@ impl Registry {
     }
 }
 
-/// Creates the core.
-pub fn core(store: Store, routes: RouteTable, settings: Settings, limits: Limits) -> Arc<Core> {
-    Arc::new(Core {
-        store,
-        routes: ArcSwap::from_pointee(routes),
-        settings,
-        limits,
-        live: DashMap::new(),
-        by_subscriber: DashMap::new(),
-    })
-}
-
 /// A registry over `store` with no routes, default texts and no limits, for unit tests.
 #[cfg(test)]
-pub(crate) fn test_registry(store: Store, shards: &Shards) -> Registry {
+pub(crate) fn test_registry(store: crate::store::Store, shards: &Shards) -> Registry {
+    use super::core::{Limits, Settings};
+    use crate::app::RouteTable;
+    use std::time::Duration;
     let settings = Settings {
         unknown_service_text: String::new(),
         apology_text: String::new(),
         timeout_text: String::new(),
         tombstone_ttl: Duration::from_secs(60),
-        events_url: None,
+        events: None,
         fixed_now: None,
     };
     Registry::new(
-        core(store, RouteTable::new(Vec::new()), settings, Limits::none()),
+        Core::new(store, RouteTable::new(Vec::new()), settings, Limits::none()),
         shards,
     )
 }
@@ -424,9 +318,11 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use actix::Message;
     use std::collections::HashSet;
     use std::thread::ThreadId;
+    use std::time::Duration;
 
     /// Which thread an actor runs on.
     #[derive(Message)]

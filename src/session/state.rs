@@ -170,51 +170,6 @@ pub struct AggregatorReport {
     pub error_message: Option<String>,
 }
 
-impl EndReason {
-    /// The status Africa's Talking reports for a dialogue that ended this way.
-    pub fn at_status(self) -> &'static str {
-        match self {
-            EndReason::End => "Success",
-            EndReason::IdleTimeout | EndReason::Abort => "Incomplete",
-            EndReason::Error => "Failed",
-        }
-    }
-}
-
-impl EndRecord {
-    /// The session id the front and the apps know: the AT `sessionId` for the HTTP front.
-    pub fn public_session_id(key: &str) -> &str {
-        key.strip_prefix("http:").unwrap_or(key)
-    }
-
-    /// This record as an Africa's Talking end-of-session notification (form fields in order).
-    pub fn at_event_fields(&self, last_reply_end: bool) -> Vec<(String, String)> {
-        let date = jiff::Timestamp::from_millisecond(self.ended_ms as i64)
-            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
-        let prefix = if last_reply_end { "END " } else { "CON " };
-        [
-            ("date", date),
-            (
-                "sessionId",
-                Self::public_session_id(&self.session).to_string(),
-            ),
-            ("serviceCode", self.service_code.clone()),
-            ("networkCode", self.network.clone().unwrap_or_default()),
-            ("phoneNumber", self.msisdn.international()),
-            ("status", self.reason.at_status().to_string()),
-            ("durationInMillis", self.duration_ms.to_string()),
-            ("hopsCount", self.hops.to_string()),
-            ("input", self.input.clone()),
-            ("lastAppResponse", format!("{prefix}{}", self.last_reply)),
-            ("errorMessage", self.error.clone().unwrap_or_default()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-}
-
 impl EndRecord {
     /// The end record of `d`, ending now for `reason`.
     pub fn of(key: &str, d: &Dialogue, reason: EndReason) -> EndRecord {

@@ -14,9 +14,9 @@
 //! before a second end: at most a chunk's worth, `store::behind::CHUNK_RECORDS`.) Tombstones
 //! past their time are kept, and found, until the first purge, which runs after the sweep.
 
-use super::SessionKey;
 use super::registry::Registry;
 use super::state::{Dialogue, Tombstone, now_ms};
+use crate::hop::SessionKey;
 use std::time::Duration;
 
 /// How often expired tombstones are purged.

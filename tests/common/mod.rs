@@ -531,8 +531,9 @@ impl Drop for FlaskApp {
 
 /// The simulated operator on 127.0.0.1:0 with the `its_session_info` profile, taking binds
 /// from system_id `gw`, password `pw`.
-pub async fn operator_sim() -> ussd_gateway::front::smpp::OperatorSim {
-    use ussd_gateway::front::smpp::{OperatorSim, Profile};
+pub async fn operator_sim() -> ussd_gateway::sim::OperatorSim {
+    use ussd_gateway::front::smpp::Profile;
+    use ussd_gateway::sim::OperatorSim;
     OperatorSim::start(
         "127.0.0.1:0".parse().unwrap(),
         Profile::preset("its_session_info").unwrap(),

@@ -17,11 +17,11 @@ use rusmpp::{Command, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use ussd_gateway::front::smpp::bind::{self, BindKind, Credentials};
-use ussd_gateway::front::smpp::config::LinkConfig;
-use ussd_gateway::front::smpp::link::{Handler, Link};
-use ussd_gateway::front::smpp::message::{Address, UssdMessage};
-use ussd_gateway::front::smpp::{encoding, sm};
+use ussd_gateway::config::smpp::LinkConfig;
+use ussd_gateway::front::smpp::conn::link::{Handler, Link};
+use ussd_gateway::front::smpp::wire::bind::{self, BindKind, Credentials};
+use ussd_gateway::front::smpp::wire::message::{Address, UssdMessage};
+use ussd_gateway::front::smpp::wire::{encoding, sm};
 
 #[derive(Debug, Parser)]
 struct Args {

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ussd_gateway::config::Config;
 use ussd_gateway::hop::Front;
+use ussd_gateway::hop::{Hop, HopInput};
 use ussd_gateway::msisdn::Msisdn;
-use ussd_gateway::session::{Hop, HopInput};
 use ussd_gateway::text::Limit;
 use ussd_loadtest::{rss_bytes, synthetic_msisdn};
 

@@ -3,7 +3,7 @@
 //! reports hops per second and hop latency percentiles (deliver_sm sent to the gateway's
 //! submit_sm received), with its own CPU use.
 //!
-//! The SMSC side is the gateway's own operator simulator (`ussd_gateway::front::smpp::OperatorSim`,
+//! The SMSC side is the gateway's own operator simulator (`ussd_gateway::sim::OperatorSim`,
 //! the peer of the SMPP tests), so the driver speaks exactly the profiles the gateway ships.
 //!
 //! ```sh
@@ -17,8 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use ussd_gateway::front::smpp::config::LinkConfig;
-use ussd_gateway::front::smpp::{OperatorSim, Profile};
+use ussd_gateway::config::smpp::LinkConfig;
+use ussd_gateway::front::smpp::Profile;
+use ussd_gateway::sim::OperatorSim;
 use ussd_loadtest::{Percentiles, cpu_seconds, synthetic_msisdn};
 
 #[derive(Debug, Parser)]

@@ -239,7 +239,7 @@ fn dialogues(state: &AdminState) -> Response<Body> {
 /// and the logs show it).
 async fn end_dialogue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
     let field = |name| args.get(name).and_then(|s| s.as_str());
-    let session: crate::session::SessionKey = match (field("session"), field("id")) {
+    let session: crate::hop::SessionKey = match (field("session"), field("id")) {
         (Some(session), _) => session.into(),
         (None, Some(id)) => {
             let store = &state.registry.core().store;

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod events;
 pub mod guard;
 pub mod ussd;
 pub mod voice;

@@ -6,18 +6,36 @@
 //! here, at the edge, and never reach a dialogue.
 
 use super::{Body, read_body, text};
-use crate::hop::{Front, Reply};
+use crate::hop::{Front, Hop, HopInput, Reply, SessionKey};
 use crate::msisdn::Msisdn;
-use crate::session::{Hop, HopInput, Registry, SessionKey, reply_or_apology};
+use crate::session::{Registry, reply_or_apology};
 use http::{Response, StatusCode, header};
 use hyper::body::Incoming;
 
 /// Longest accepted `sessionId`.
-const MAX_SESSION_ID: usize = 128;
+pub(super) const MAX_SESSION_ID: usize = 128;
 /// Longest accepted `serviceCode`.
 const MAX_SERVICE_CODE: usize = 64;
 /// Longest accepted `networkCode`.
 const MAX_NETWORK_CODE: usize = 16;
+
+/// What this front's session keys start with: the rest is AT's `sessionId`, so that AT's
+/// dialogues never meet another front's.
+const KEY_PREFIX: &str = "http:";
+
+/// The session key of AT's dialogue `session_id`.
+pub fn session_key(session_id: &str) -> SessionKey {
+    let mut key = String::with_capacity(KEY_PREFIX.len() + session_id.len());
+    key.push_str(KEY_PREFIX);
+    key.push_str(session_id);
+    SessionKey::from(key)
+}
+
+/// The `sessionId` AT knows the dialogue of `key` by; a key this front did not make (an SMPP
+/// dialogue's) stands for itself.
+pub fn at_session_id(key: &str) -> &str {
+    key.strip_prefix(KEY_PREFIX).unwrap_or(key)
+}
 
 /// One AT callback, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,66 +105,6 @@ pub fn parse_callback(body: &[u8], default_cc: &str) -> Result<AtCallback, Strin
     })
 }
 
-/// Handles `POST /ussd/events`: AT's end-of-session notification. It ends the dialogue at once
-/// (instead of waiting for its idle timeout) and keeps AT's status, cost and error message with
-/// the end-of-session record. Answers 200 `OK` whenever the notification is well formed, known
-/// dialogue or not, so AT does not retry it.
-pub async fn handle_event(
-    req: http::Request<Incoming>,
-    registry: &Registry,
-    max_body: usize,
-) -> Response<Body> {
-    let body = match read_form(req, max_body).await {
-        Ok(b) => b,
-        Err(refusal) => return *refusal,
-    };
-    let mut session_id = None;
-    let mut status = None;
-    let mut cost = None;
-    let mut error_message = None;
-    for (k, v) in form_urlencoded::parse(&body) {
-        let v = v.trim().to_string();
-        match k.as_ref() {
-            "sessionId" => session_id = Some(v),
-            "status" => status = Some(v),
-            "cost" => cost = Some(v).filter(|c| !c.is_empty()),
-            "errorMessage" => error_message = Some(v).filter(|e| !e.is_empty() && e != "None"),
-            _ => {}
-        }
-    }
-    let refuse = |why: String| {
-        crate::metrics::http_rejected("bad_request");
-        text(StatusCode::BAD_REQUEST, why)
-    };
-    let session_id = match session_id {
-        None => return refuse("missing field sessionId\n".into()),
-        Some(s) if s.is_empty() => return refuse("empty field sessionId\n".into()),
-        Some(s) if s.len() > MAX_SESSION_ID => {
-            return refuse(format!(
-                "field sessionId is longer than {MAX_SESSION_ID} characters\n"
-            ));
-        }
-        Some(s) if s.chars().any(char::is_control) => {
-            return refuse("field sessionId holds control characters\n".into());
-        }
-        Some(s) => s,
-    };
-    let Some(status) = status.filter(|s| matches!(s.as_str(), "Success" | "Incomplete" | "Failed"))
-    else {
-        return refuse("field status must be Success, Incomplete or Failed\n".into());
-    };
-    let report = crate::session::state::AggregatorReport {
-        status,
-        cost,
-        error_message,
-    };
-    let key = SessionKey::from(format!("http:{session_id}"));
-    if !registry.report_end(key, report).await {
-        tracing::info!("end-of-session notification for an unknown dialogue");
-    }
-    text(StatusCode::OK, "OK")
-}
-
 /// Reads a form-urlencoded body, or the refusal to send (415, 413, 400), counted.
 pub async fn read_form(
     req: http::Request<Incoming>,
@@ -208,7 +166,7 @@ pub async fn handle(
         }
     };
     let hop = Hop {
-        key: SessionKey::from(format!("http:{}", cb.session_id)),
+        key: session_key(&cb.session_id),
         front: Front::Http,
         msisdn: cb.msisdn,
         dialled: cb.service_code,

@@ -1,56 +1,40 @@
 //! The SMPP front: USSD over a direct bind to an operator's USSD centre, with no aggregator.
 //!
 //! Like the HTTP front it only translates: a USSD message in a deliver_sm (or submit_sm, or
-//! data_sm) becomes one [`crate::session::Hop`] with [`crate::session::HopInput::Single`], and
+//! data_sm) becomes one [`crate::hop::Hop`] with [`crate::hop::HopInput::Single`], and
 //! the [`crate::hop::Reply`] goes back as submit_sm (or deliver_sm, or data_sm) with
 //! ussd_service_op 2 (continue) or 17 (end) and the session TLVs echoed. Operators differ in
-//! how they spell that, so every bind names a [`profile`]: data, not code forks.
+//! how they spell that, so every bind names a [`Profile`]: data, not code forks.
 //!
-//! - [`esme`]: the gateway binds to operators (`[[smpp.binds]]`), keeps the binds up
-//!   (enquire_link, reconnect with capped back-off and jitter) and unbinds on shutdown.
-//! - [`listener`]: the gateway accepts binds from configured peers (`[smpp.listener]`), with
-//!   credentials and the bind state machine checked, and the directions reversed.
-//! - [`link`]: one connection (reader, writer task, window matched by sequence number,
-//!   response timeouts, throttling back-off, keep-alive); [`codec`]: framing that answers
-//!   malformed input instead of dropping the connection.
-//! - [`ussd`]: the translation; [`sm`], [`data_sm`], [`bind`], [`generic_nack`]: the PDUs;
-//!   [`encoding`]: GSM 03.38 / UCS-2 / Latin-1 text.
-//! - [`sim`]: the operator simulator behind `ussd-gateway operator-sim`, also the tests' peer.
+//! - [`wire`]: framing, the PDUs and text encodings (no connection, no dialogue);
+//! - [`conn`]: one connection ([`conn::link`]), the binds the gateway makes ([`conn::esme`])
+//!   and the binds it accepts ([`conn::listener`]);
+//! - [`ussd`]: the translation between USSD messages and hops, per the operator's profile;
 //!
 //! rusmpp 0.4 provides the PDU types and `CommandCodec`; the connection loop is our own
 //! (rusmppc closes the link on any decode error and cannot send data_sm). Protocol notes and
 //! the config reference are in docs/smpp.md.
 
-pub mod bind;
-pub mod codec;
-pub mod config;
-pub mod data_sm;
-pub mod encoding;
-pub mod esme;
-pub mod generic_nack;
-pub mod link;
-pub mod listener;
-pub mod message;
-pub mod profile;
-pub mod sim;
-pub mod sim_term;
-pub mod sm;
+pub mod conn;
 pub mod ussd;
+pub mod wire;
 
-pub use config::{
-    BindConfig, BindMode, ListenerConfig, PeerConfig, SmppConfig, SmppVersion, SmsConfig,
+/// `[smpp]`, configured in [`crate::config::smpp`].
+pub use crate::config::smpp::{
+    BindConfig, BindMode, ListenerConfig, PeerConfig, Profile, ProfileConfig, SmppConfig,
+    SmppVersion, SmsConfig,
 };
-pub use profile::{Profile, ProfileConfig};
-pub use sim::{OperatorSim, OperatorSimOptions, Screen, SimDialogue, run_operator_sim};
 
 use crate::msisdn::Msisdn;
 use crate::session::Registry;
+use conn::{esme, listener};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use ussd::{Role, Ussd};
+use wire::{encoding, message};
 
 /// How long [`SmppFront::shutdown`] waits for binds to unbind.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -342,6 +326,26 @@ impl Pusher {
     }
 }
 
+impl SmsConfig {
+    /// The sender of `[smpp.sms]` as an SMPP address.
+    pub fn source(&self) -> message::Address {
+        let a = &self.source_addr;
+        let alpha = !a.chars().all(|c| c.is_ascii_digit());
+        let (ton, npi) = if alpha {
+            (5, 0)
+        } else if a.len() >= 10 {
+            (1, 1)
+        } else {
+            (3, 1)
+        };
+        message::Address {
+            ton: self.source_ton.unwrap_or(ton),
+            npi: self.source_npi.unwrap_or(npi),
+            addr: a.clone(),
+        }
+    }
+}
+
 impl crate::outbox::Network for Pusher {
     fn deliver<'a>(
         &'a self,
@@ -437,5 +441,31 @@ mod tests {
         assert!(permanent(SmppError::UnknownBind("x".into())));
         assert!(permanent(SmppError::Invalid("x".into())));
         assert!(matches!(outcome(Ok(()), "ok"), Outcome::Sent { .. }));
+    }
+
+    #[test]
+    fn sms_over_smpp_names_a_bind_and_a_sender() {
+        let parse = |sms: &str| -> SmppConfig {
+            toml::from_str(&format!(
+                "[[binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nsystem_id = \"u\"\n[sms]\n{sms}"
+            ))
+            .unwrap()
+        };
+        let c = parse("bind = \"op\"\nsource_addr = \"ACME\"");
+        c.validate().unwrap();
+        let src = c.sms.as_ref().unwrap().source();
+        assert_eq!((src.ton, src.npi), (5, 0));
+        let c = parse("bind = \"op\"\nsource_addr = \"254700000009\"");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 1);
+        let c = parse("bind = \"op\"\nsource_addr = \"22384\"\nsource_ton = 0");
+        assert_eq!(c.sms.as_ref().unwrap().source().ton, 0);
+        let e = parse("bind = \"other\"\nsource_addr = \"ACME\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("[smpp.sms] bind \"other\""), "{e}");
+        let e = parse("bind = \"op\"\nsource_addr = \"TOOLONGSENDER\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("source_addr"), "{e}");
     }
 }

@@ -8,8 +8,8 @@
 //! initiative: a USSN push is printed, a network-initiated dialogue is answered like a dialled
 //! one (`POST /admin/push` on the gateway's admin listener sends both).
 
-use super::profile::Profile;
-use super::sim::{OperatorSim, Screen};
+use super::operator::{OperatorSim, Screen};
+use crate::config::smpp::profile::Profile;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;

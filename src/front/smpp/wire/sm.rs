@@ -72,7 +72,7 @@ fn submit_sm(m: &UssdMessage, max_short: usize) -> Result<Pdu, TooLong> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::smpp::message::Address;
+    use crate::front::smpp::wire::message::Address;
 
     fn sample() -> UssdMessage {
         UssdMessage {

@@ -16,13 +16,13 @@
 //! for each recent failure from the same address (0.5 s, doubling, at most 16 s), and its
 //! connection is then closed, so guessing passwords is slow.
 
-use super::bind::{self, BindKind};
-use super::config::ListenerConfig;
-use super::generic_nack::error_response;
 use super::link::{Handler, Link};
-use super::stopped;
-use super::ussd::Ussd;
-use super::{data_sm, sm};
+use crate::config::smpp::ListenerConfig;
+use crate::front::smpp::stopped;
+use crate::front::smpp::ussd::Ussd;
+use crate::front::smpp::wire::bind::{self, BindKind};
+use crate::front::smpp::wire::generic_nack::error_response;
+use crate::front::smpp::wire::{data_sm, sm};
 use crate::logsafe::untrusted;
 use ipnet::IpNet;
 use rusmpp::pdus::{DataSmResp, SubmitSmResp};

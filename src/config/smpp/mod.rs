@@ -3,10 +3,14 @@
 //!
 //! Nothing here is on by default: a fresh machine has no bind reconnecting in a loop and no
 //! port open. Every bind and every listener peer names a profile: a shipped preset (see
-//! [`super::profile`]) or a `[smpp.profiles.<name>]` table that starts from a preset and
-//! overrides what this operator does differently.
+//! [`profile`]) or a `[smpp.profiles.<name>]` table that starts from a preset and overrides
+//! what this operator does differently.
+//!
+//! The SMPP front reads these; they import nothing from it.
 
-use super::profile::{Profile, ProfileConfig};
+pub mod profile;
+
+pub use profile::{Profile, ProfileConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -52,26 +56,6 @@ pub struct SmsConfig {
     /// service_type of the submit_sm (empty: the SMSC's default).
     #[serde(default)]
     pub service_type: String,
-}
-
-impl SmsConfig {
-    /// The sender as an SMPP address.
-    pub fn source(&self) -> super::message::Address {
-        let a = &self.source_addr;
-        let alpha = !a.chars().all(|c| c.is_ascii_digit());
-        let (ton, npi) = if alpha {
-            (5, 0)
-        } else if a.len() >= 10 {
-            (1, 1)
-        } else {
-            (3, 1)
-        };
-        super::message::Address {
-            ton: self.source_ton.unwrap_or(ton),
-            npi: self.source_npi.unwrap_or(npi),
-            addr: a.clone(),
-        }
-    }
 }
 
 /// How a bind's connections are made.
@@ -314,7 +298,7 @@ impl SmppConfig {
             None => Profile::preset(name).ok_or_else(|| {
                 format!(
                     "unknown SMPP profile {name:?} (presets: {})",
-                    super::profile::PRESETS.join(", ")
+                    profile::PRESETS.join(", ")
                 )
             }),
         }
@@ -428,32 +412,6 @@ fn check_link(errors: &mut Vec<String>, at: &str, l: &LinkConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sms_over_smpp_names_a_bind_and_a_sender() {
-        let parse = |sms: &str| -> SmppConfig {
-            toml::from_str(&format!(
-                "[[binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nsystem_id = \"u\"\n[sms]\n{sms}"
-            ))
-            .unwrap()
-        };
-        let c = parse("bind = \"op\"\nsource_addr = \"ACME\"");
-        c.validate().unwrap();
-        let src = c.sms.as_ref().unwrap().source();
-        assert_eq!((src.ton, src.npi), (5, 0));
-        let c = parse("bind = \"op\"\nsource_addr = \"254700000009\"");
-        assert_eq!(c.sms.as_ref().unwrap().source().ton, 1);
-        let c = parse("bind = \"op\"\nsource_addr = \"22384\"\nsource_ton = 0");
-        assert_eq!(c.sms.as_ref().unwrap().source().ton, 0);
-        let e = parse("bind = \"other\"\nsource_addr = \"ACME\"")
-            .validate()
-            .unwrap_err();
-        assert!(e.contains("[smpp.sms] bind \"other\""), "{e}");
-        let e = parse("bind = \"op\"\nsource_addr = \"TOOLONGSENDER\"")
-            .validate()
-            .unwrap_err();
-        assert!(e.contains("source_addr"), "{e}");
-    }
 
     #[test]
     fn an_example_section_parses_and_validates() {

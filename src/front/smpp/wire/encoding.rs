@@ -11,7 +11,7 @@
 //! decoders, so the GSM table here is built once from its encoder, which keeps both
 //! directions on the same table.
 
-use super::profile::DefaultAlphabet;
+use crate::config::smpp::profile::DefaultAlphabet;
 use rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked;
 use rusmpp::extra::encoding::ucs2::Ucs2;
 use std::collections::HashMap;

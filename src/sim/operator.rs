@@ -7,14 +7,14 @@
 //! same session. `ussd-gateway operator-sim` drives it from the terminal ([`run_operator_sim`]);
 //! the integration tests drive it through [`OperatorSim`] for every shipped profile.
 
-use super::bind::{self, BindKind};
-use super::config::LinkConfig;
-use super::generic_nack::error_response;
-use super::link::{Handler, Link};
-use super::message::{Address, UssdMessage};
-use super::profile::{Carrier, DefaultAlphabet, DialledFrom, Identity, Profile};
-use super::ussd::Outlet;
-use super::{data_sm, encoding, sm};
+use crate::config::smpp::LinkConfig;
+use crate::config::smpp::profile::{Carrier, DefaultAlphabet, DialledFrom, Identity, Profile};
+use crate::front::smpp::conn::link::{Handler, Link};
+use crate::front::smpp::ussd::Outlet;
+use crate::front::smpp::wire::bind::{self, BindKind};
+use crate::front::smpp::wire::generic_nack::error_response;
+use crate::front::smpp::wire::message::{Address, UssdMessage};
+use crate::front::smpp::wire::{data_sm, encoding, sm};
 use rusmpp::pdus::{DataSmResp, SubmitSmResp};
 use rusmpp::types::COctetString;
 use rusmpp::{Command, CommandStatus, Pdu};
@@ -25,8 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
-
-pub use super::sim_term::{OperatorSimOptions, run_operator_sim};
 
 /// How long the simulator waits for the gateway's answer to one hop.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,13 +10,13 @@
 //! was taken) and handed to [`Ussd::take`]; delivery receipts (esm_class 0x04) are acknowledged
 //! and dropped. Anything an MC should not send to an ESME gets ESME_RINVBNDSTS.
 
-use super::bind::{self, BindKind, Credentials};
-use super::config::{BindConfig, BindMode};
-use super::generic_nack::error_response;
 use super::link::{Handler, Link};
-use super::stopped;
-use super::ussd::Ussd;
-use super::{data_sm, sm};
+use crate::config::smpp::{BindConfig, BindMode};
+use crate::front::smpp::stopped;
+use crate::front::smpp::ussd::Ussd;
+use crate::front::smpp::wire::bind::{self, BindKind, Credentials};
+use crate::front::smpp::wire::generic_nack::error_response;
+use crate::front::smpp::wire::{data_sm, sm};
 use rand::Rng;
 use rusmpp::pdus::{DataSmResp, DeliverSmResp};
 use rusmpp::{Command, CommandStatus, Pdu};

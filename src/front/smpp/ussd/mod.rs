@@ -7,16 +7,20 @@
 //! an error status on the `_resp`; the hop itself runs after the acknowledgement, in a task of
 //! its own, so a slow app never holds up the connection or another subscriber's dialogue. An
 //! answer that cannot be delivered ends its dialogue.
+//!
+//! [`profile`]: what the operator's profile means on the wire (end signal, session TLV echo).
 
-use super::data_sm::to_data_sm;
-use super::encoding;
-use super::link::Link;
-use super::message::{Address, TooLong, UssdMessage};
-use super::profile::{Carrier, DialledFrom, Identity, Profile};
-use super::sm::{to_deliver_sm, to_submit_sm};
-use crate::hop::Front;
+pub mod profile;
+
+use crate::config::smpp::profile::{Carrier, DialledFrom, Identity, Profile};
+use crate::front::smpp::conn::link::Link;
+use crate::front::smpp::wire::data_sm::to_data_sm;
+use crate::front::smpp::wire::encoding;
+use crate::front::smpp::wire::message::{Address, TooLong, UssdMessage};
+use crate::front::smpp::wire::sm::{to_deliver_sm, to_submit_sm};
+use crate::hop::{Front, Hop, HopInput, SessionKey};
 use crate::msisdn::Msisdn;
-use crate::session::{Hop, HopInput, Registry, SessionKey, reply_or_apology};
+use crate::session::{Registry, reply_or_apology};
 use rusmpp::{CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -303,8 +307,8 @@ impl Ussd {
     /// # Errors
     /// As [`Ussd::send`].
     pub async fn send_sms(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
-        let pdu =
-            super::sm::to_sms_submit_sm(m).map_err(|e| super::SmppError::Invalid(e.to_string()))?;
+        let pdu = crate::front::smpp::wire::sm::to_sms_submit_sm(m)
+            .map_err(|e| super::SmppError::Invalid(e.to_string()))?;
         self.send_pdu(pdu).await
     }
 

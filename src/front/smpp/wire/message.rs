@@ -93,7 +93,7 @@ impl UssdMessage {
 macro_rules! ussd_tlvs {
     ($family:ty, $m:expr, $with_payload:expr) => {{
         type F = $family;
-        let m: &$crate::front::smpp::message::UssdMessage = $m;
+        let m: &$crate::front::smpp::wire::message::UssdMessage = $m;
         let mut v: Vec<F> = Vec::new();
         if let Some(op) = m.op {
             v.push(F::UssdServiceOp(rusmpp::values::UssdServiceOp::from(op)));
@@ -158,7 +158,7 @@ impl Common {
 /// setter names) with the fields every carrier shares set from a [`Common`].
 macro_rules! with_common {
     ($builder:expr, $c:expr) => {{
-        let c: $crate::front::smpp::message::Common = $c;
+        let c: $crate::front::smpp::wire::message::Common = $c;
         $builder
             .service_type(c.service_type)
             .source_addr_ton(c.source_ton)
@@ -178,14 +178,14 @@ pub(crate) use with_common;
 macro_rules! read_common {
     ($p:expr, $body:expr) => {{
         let p = $p;
-        let mut m = $crate::front::smpp::message::UssdMessage {
+        let mut m = $crate::front::smpp::wire::message::UssdMessage {
             service_type: p.service_type.value().to_string(),
-            source: $crate::front::smpp::message::address(
+            source: $crate::front::smpp::wire::message::address(
                 p.source_addr_ton,
                 p.source_addr_npi,
                 &p.source_addr,
             ),
-            dest: $crate::front::smpp::message::address(
+            dest: $crate::front::smpp::wire::message::address(
                 p.dest_addr_ton,
                 p.dest_addr_npi,
                 &p.destination_addr,

@@ -17,6 +17,10 @@
 //! | `mica` | user_message_reference | 1 / 18 / 0x81 | 2 / 17 | op 17 | deliver_sm / submit_sm |
 //! | `data_sm` | its_session_info octet 1 | 1 / 18 / 0x81, 65, 66, 67 | 2 / 17 | op 17 and bit 0 | data_sm + message_payload |
 //! | `msisdn` | the MSISDN alone | 1 / 18 / 0x81 | 2 / 17 | op 17 | deliver_sm / submit_sm |
+//!
+//! A profile is configuration: the presets and the `[smpp.profiles]` overrides resolve here,
+//! where the config is validated. What it means on the wire (the reply's op and session TLV)
+//! is the SMPP front's (its `ussd::profile`).
 
 use serde::Deserialize;
 
@@ -287,30 +291,6 @@ impl Profile {
             ucs2: self.max_ucs2_chars,
         }
     }
-
-    /// Whether replies set its_session_info bit 0 on the last screen.
-    pub fn end_by_bit(&self) -> bool {
-        matches!(self.end_signal, EndSignal::Bit | EndSignal::Both)
-    }
-
-    /// The ussd_service_op of a reply.
-    pub fn reply_op(&self, end: bool) -> u8 {
-        if end && matches!(self.end_signal, EndSignal::Op | EndSignal::Both) {
-            self.end_op
-        } else {
-            self.continue_op
-        }
-    }
-
-    /// The its_session_info of a reply to one that carried `received`.
-    pub fn reply_its(&self, received: [u8; 2], end: bool) -> [u8; 2] {
-        let bit = u8::from(end && self.end_by_bit());
-        let second = match self.echo {
-            Echo::AsReceived => (received[1] & 0xFE) | bit,
-            Echo::Advance => (received[1] & 0xFE).wrapping_add(2) | bit,
-        };
-        [received[0], second]
-    }
 }
 
 #[cfg(test)]
@@ -325,28 +305,6 @@ mod tests {
             assert_eq!(p.limit(), crate::text::Limit::default());
         }
         assert!(Profile::preset("nope").is_none());
-    }
-
-    #[test]
-    fn end_signals_and_echo() {
-        let p = Profile::preset("its_session_info").unwrap();
-        assert_eq!((p.reply_op(false), p.reply_op(true)), (2, 17));
-        assert_eq!(p.reply_its([7, 4], false), [7, 4]);
-        assert_eq!(p.reply_its([7, 4], true), [7, 5]);
-        let tata = Profile::preset("tata").unwrap();
-        assert_eq!(tata.reply_op(true), 2);
-        assert_eq!(tata.reply_its([7, 4], true), [7, 5]);
-        let mica = Profile::preset("mica").unwrap();
-        assert_eq!(mica.reply_op(true), 17);
-        assert_eq!(mica.reply_its([7, 4], true), [7, 4]);
-        let adv = ProfileConfig {
-            echo: Some(Echo::Advance),
-            ..Default::default()
-        }
-        .resolve("adv")
-        .unwrap();
-        assert_eq!(adv.reply_its([7, 4], false), [7, 6]);
-        assert_eq!(adv.reply_its([7, 4], true), [7, 7]);
     }
 
     #[test]

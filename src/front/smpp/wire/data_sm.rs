@@ -25,7 +25,7 @@ pub fn to_data_sm(m: &UssdMessage) -> Result<Pdu, TooLong> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::front::smpp::message::Address;
+    use crate::front::smpp::wire::message::Address;
 
     #[test]
     fn round_trip_with_payload() {

@@ -12,9 +12,9 @@
 //! the probe within the response timeout is considered gone and the link closes, so its owner
 //! reconnects.
 
-use super::codec::{Frame, SmppCodec};
-use super::config::LinkConfig;
-use super::generic_nack::nack;
+use crate::config::smpp::LinkConfig;
+use crate::front::smpp::wire::codec::{Frame, SmppCodec};
+use crate::front::smpp::wire::generic_nack::nack;
 use futures_util::StreamExt;
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use std::collections::HashMap;
@@ -491,9 +491,10 @@ async fn on_command(link: &Link, cmd: Command, handler: &dyn Handler) {
             .is_some_and(|l| l.check().is_err()) =>
         {
             tracing::debug!(peer = %link.peer(), "request rate limit reached; throttled");
-            if let Some(resp) =
-                super::generic_nack::error_response(&cmd, CommandStatus::EsmeRthrottled)
-            {
+            if let Some(resp) = crate::front::smpp::wire::generic_nack::error_response(
+                &cmd,
+                CommandStatus::EsmeRthrottled,
+            ) {
                 let _ = link.send(resp).await;
             }
         }

@@ -1,0 +1,138 @@
+//! What every dialogue's actor shares: the store, the routes in force, the fixed settings, the
+//! limits, and the two maps of live dialogues (by key, and by subscriber on a route).
+//!
+//! It sits apart from the [`super::registry`] (the handle fronts use) and the
+//! [`super::actor`] (one dialogue), which both read it, so that neither has to import the
+//! other for it.
+
+use super::actor::SessionActor;
+use super::state::EndRecord;
+use crate::app::RouteTable;
+use crate::hop::SessionKey;
+use crate::outbox::Effect;
+use crate::store::Store;
+use actix::WeakAddr;
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A subscriber on a route, as the supersede index keys it: the canonical MSISDN as a number
+/// (8 to 15 digits: exact) and a hash of the route's service code (the routes are the
+/// configuration's few codes). Sixteen bytes and no allocation per live dialogue.
+pub(crate) type SubscriberKey = (u64, u64);
+
+/// The [`SubscriberKey`] of `msisdn` on the route of `service_code`.
+pub(crate) fn subscriber_key(msisdn: &crate::msisdn::Msisdn, service_code: &str) -> SubscriberKey {
+    let number = msisdn.as_str().parse::<u64>().unwrap_or_else(|_| {
+        // Unreachable for a parsed MSISDN; hashed rather than panicking if that ever changes.
+        let mut h = DefaultHasher::new();
+        msisdn.as_str().hash(&mut h);
+        h.finish()
+    });
+    let mut h = DefaultHasher::new();
+    service_code.hash(&mut h);
+    (number, h.finish())
+}
+
+/// Texts and limits every dialogue needs, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// What an unrouted service code is told.
+    pub unknown_service_text: String,
+    /// What a subscriber is told when the gateway cannot answer.
+    pub apology_text: String,
+    /// What a late hop of a timed-out dialogue is told.
+    pub timeout_text: String,
+    /// How long tombstones answer retries.
+    pub tombstone_ttl: Duration,
+    /// How ended dialogues are reported to the operator's receiver, if they are.
+    pub events: Option<Arc<dyn EndEvents>>,
+    /// A fixed time for flows (demos and golden tests); `None` is the real clock.
+    pub fixed_now: Option<jiff::Timestamp>,
+}
+
+/// Reports ended dialogues to the operator's receiver, in the receiver's format: the session
+/// knows when a dialogue ends and what its end record says; the format is a front's
+/// (Africa's Talking's end-of-session notification, `front::http::events`).
+pub trait EndEvents: std::fmt::Debug + Send + Sync {
+    /// The outbox effect that reports `record`, written with the end itself;
+    /// `last_reply_end` says whether the last reply ended the dialogue.
+    fn event(&self, record: &EndRecord, last_reply_end: bool) -> Effect;
+}
+
+/// Limits applied before a hop reaches a dialogue.
+pub struct Limits {
+    /// Hops per minute per MSISDN; `None` switches it off.
+    pub per_msisdn: Option<governor::DefaultKeyedRateLimiter<String>>,
+    /// Live dialogues in memory at most.
+    pub max_live: usize,
+    /// What a refused hop is told.
+    pub busy_text: String,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("per_msisdn", &self.per_msisdn.is_some())
+            .field("max_live", &self.max_live)
+            .finish()
+    }
+}
+
+impl Limits {
+    /// From `[limits]`.
+    pub fn from_config(c: &crate::config::LimitsConfig) -> Limits {
+        Limits {
+            per_msisdn: std::num::NonZeroU32::new(c.hops_per_minute_per_msisdn)
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
+            max_live: c.max_live_dialogues,
+            busy_text: c.busy_text.clone(),
+        }
+    }
+
+    /// No limits (tests and embedders that want none).
+    pub fn none() -> Limits {
+        Limits {
+            per_msisdn: None,
+            max_live: usize::MAX,
+            busy_text: String::new(),
+        }
+    }
+}
+
+/// What every actor shares: the store, the routes in force, the settings and the registry map.
+#[derive(Debug)]
+pub struct Core {
+    /// The database.
+    pub store: Store,
+    /// The routes in force; swapped whole on reload. Live dialogues keep the app they started on.
+    pub routes: ArcSwap<RouteTable>,
+    /// Fixed settings.
+    pub settings: Settings,
+    /// Flood and capacity limits.
+    pub limits: Limits,
+    /// Each dialogue's actor, by a weak address: 8 bytes, where a strong one takes 24 and two
+    /// allocations of its own (a million idle dialogues hold a million of these). An actor lives
+    /// on while it has something to do: a hop being answered, or its idle timer, which every
+    /// live dialogue has; it stops on its own when its dialogue ends.
+    pub(crate) live: DashMap<SessionKey, WeakAddr<SessionActor>>,
+    /// The live dialogue of each subscriber on each route (MSISDN, route service code): a new
+    /// dialogue from the same number on the same code supersedes it.
+    pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
+}
+
+impl Core {
+    /// Creates the core.
+    pub fn new(store: Store, routes: RouteTable, settings: Settings, limits: Limits) -> Arc<Core> {
+        Arc::new(Core {
+            store,
+            routes: ArcSwap::from_pointee(routes),
+            settings,
+            limits,
+            live: DashMap::new(),
+            by_subscriber: DashMap::new(),
+        })
+    }
+}
