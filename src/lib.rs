@@ -13,6 +13,7 @@
 //! Crate map:
 //! - [`config`]: `gateway.toml`, validated before anything binds.
 //! - [`msisdn`]: the one canonical phone number form, made at the edge.
+//! - [`clock`]: the wall clock, in milliseconds since the epoch as everything persisted.
 //! - [`hop`]: `Reply` and `Front`, the shapes shared by fronts and apps.
 //! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
 //! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
@@ -38,6 +39,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod dial;
 pub mod flow;

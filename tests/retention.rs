@@ -43,7 +43,7 @@ async fn old_records_expire_and_the_journal_stays() {
         })
         .await
     );
-    let now = ussd_gateway::session::state::now_ms();
+    let now = ussd_gateway::clock::now_ms();
     let policy = RetentionConfig::default();
     // Nothing is old yet.
     assert_eq!(

@@ -24,7 +24,7 @@ pub use at::AtClient;
 pub use classify::Outcome;
 pub use config::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
 pub use item::{Effect, Item, Status, TREE};
-pub use queue::{enqueue, get, list, now_ms, pending, purge_finished, requeue};
+pub use queue::{enqueue, get, list, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
 pub use transport::{HyperTransport, Transport};
 

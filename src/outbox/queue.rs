@@ -5,13 +5,9 @@
 //! ones stay with their final status for inspection until [`purge_finished`] removes them.
 
 use super::item::{Effect, Item, Status, TREE};
+use crate::clock::now_ms;
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
-
-/// Milliseconds since the Unix epoch (the outbox's clock).
-pub fn now_ms() -> u64 {
-    jiff::Timestamp::now().as_millisecond().max(0) as u64
-}
 
 /// Writes one effect on its own (effects that belong to a change are written by the ledger in
 /// the change's transaction instead) and wakes the sender. `not_before_ms` delays it (reminders).

@@ -12,9 +12,10 @@
 
 use super::mask::{self, HopText, InputsAt, Relation};
 use super::registry::Core;
-use super::state::{Dialogue, EndReason, EndRecord, Tombstone, now_ms};
+use super::state::{Dialogue, EndReason, EndRecord, Tombstone};
 use super::{Hop, HopInput, SessionKey};
 use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
+use crate::clock::now_ms;
 use crate::hop::Reply;
 use crate::metrics;
 use crate::msisdn::Msisdn;

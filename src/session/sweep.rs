@@ -16,7 +16,8 @@
 
 use super::SessionKey;
 use super::registry::Registry;
-use super::state::{Dialogue, Tombstone, now_ms};
+use super::state::{Dialogue, Tombstone};
+use crate::clock::now_ms;
 use std::time::Duration;
 
 /// How often expired tombstones are purged.

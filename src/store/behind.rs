@@ -674,7 +674,7 @@ impl Dialogues {
             )?;
             // Before the batch stops being read from (`Slots::committing`): a tombstone is
             // found in one or the other at every moment.
-            let now = crate::session::state::now_ms();
+            let now = crate::clock::now_ms();
             let mut recent = self.recent();
             for end in chunk {
                 let at = RecordAt { key, id: end.id };
@@ -783,7 +783,7 @@ mod tests {
     /// Ends `key`'s dialogue with `reply` as its tombstone (kept five minutes) and `record`
     /// as its end record.
     fn end(store: &Store, key: &str, reply: &str, record: Value) {
-        let expires = crate::session::state::now_ms() + 300_000;
+        let expires = crate::clock::now_ms() + 300_000;
         store
             .end(key, (&json!({"reply": reply}), expires), &record, None)
             .unwrap();
@@ -1310,7 +1310,7 @@ mod tests {
                 .unwrap()
         );
         // Not yet expired: kept.
-        let now = crate::session::state::now_ms();
+        let now = crate::clock::now_ms();
         assert_eq!(store.purge_tombstones::<Value>(now, |_| true).unwrap(), 0);
         assert_eq!(store.tombstone_count(), n);
         // Past their time: every chunk and its index entry go, and the memory with them.
@@ -1331,7 +1331,7 @@ mod tests {
     fn a_tombstone_past_its_time_is_still_found_after_a_restart_until_the_purge() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let past = crate::session::state::now_ms() - 1_000;
+        let past = crate::clock::now_ms() - 1_000;
         {
             let store = Store::open(&path, 8, 500).unwrap();
             let tomb = json!({"reply": "END Bye", "started_ms": 5});
@@ -1351,7 +1351,7 @@ mod tests {
         end(&store, "http:new", "END New", json!({"n": 2}));
         store.commit().unwrap();
         assert!(stored(&store, "http:gone"));
-        let now = crate::session::state::now_ms();
+        let now = crate::clock::now_ms();
         assert_eq!(store.purge_tombstones::<Value>(now, |_| true).unwrap(), 1);
         assert_eq!(store.tombstone::<Value>("http:gone").unwrap(), None);
         assert!(stored(&store, "http:new"));
@@ -1380,7 +1380,7 @@ mod tests {
             store.tombstone::<Value>("http:b").unwrap(),
             Some(json!({"reply": "END b"}))
         );
-        let later = crate::session::state::now_ms() + 301_000;
+        let later = crate::clock::now_ms() + 301_000;
         store.purge_tombstones::<Value>(later, |_| true).unwrap();
         assert!(store.dialogues.tomb_index.is_empty(), "the purge clears it");
     }

@@ -266,7 +266,7 @@ impl Store {
             .filter(|op| matches!(op, TxOp::Outbox { .. }))
             .map(|_| self.generate_id())
             .collect::<Result<_, _>>()?;
-        let now = super::super::session::state::now_ms();
+        let now = crate::clock::now_ms();
         let gate = self.exclusive();
         let outcome = (&records, &journal, &outbox_tree, &idem, &applied).transaction(
             |(records, journal, outbox_tree, idem, applied)| {

@@ -403,7 +403,7 @@ impl Store {
                 let item = crate::outbox::Item::new(
                     self.db.generate_id()?,
                     effect,
-                    crate::session::state::now_ms(),
+                    crate::clock::now_ms(),
                     None,
                     Some(key.to_string()),
                 );

@@ -8,8 +8,8 @@
 //! flow's window from that hop (wall clock, not the flows' fixed demo clock) and purged after;
 //! expired points are also swept from time to time as points are written.
 
+use crate::clock::now_ms;
 use crate::flow::FlowState;
-use crate::session::state::now_ms;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

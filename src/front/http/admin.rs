@@ -212,7 +212,7 @@ async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
 /// Live dialogues (persisted state), MSISDNs masked.
 fn dialogues(state: &AdminState) -> Response<Body> {
     let store = &state.registry.core().store;
-    let now = crate::session::state::now_ms();
+    let now = crate::clock::now_ms();
     let mut out = Vec::new();
     for item in store.live_entries() {
         let Ok((key, bytes)) = item else { continue };
