@@ -24,6 +24,7 @@
 //! - [`metrics`]: every exported metric, registered once.
 //! - [`logsafe`]: untrusted text in log fields, escaped and capped.
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
+//! - [`effect`]: the side effects that leave the process, and the outbox item carrying one.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
 //! - [`gateway`]: assembly, start and graceful shutdown.
 //! - [`dial`]: the terminal simulator that plays the aggregator.
@@ -42,6 +43,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod dial;
+pub mod effect;
 pub mod flow;
 pub mod front;
 pub mod gateway;

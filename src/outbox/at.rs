@@ -15,8 +15,8 @@
 
 use super::classify::{self, Outcome};
 use super::config::{Account, AtConfig};
-use super::item::{Effect, Item};
 use super::transport::Transport;
+use crate::effect::{Effect, Item};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! the Africa's Talking APIs ([`AtClient`]) with timeouts and retries; a slow or failing API
 //! never delays a USSD answer. Delivery is at-least-once: see [`sender`] and docs/outbox.md.
 //!
-//! - [`item`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
+//! - [`crate::effect`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
 //! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction;
 //! - [`config`]: `[africastalking]`, the account, hosts and retry policy;
 //! - [`at`], [`classify`], [`transport`]: requests, what the answers mean, the HTTP client;
@@ -15,15 +15,14 @@
 pub mod at;
 pub mod classify;
 pub mod config;
-pub mod item;
 pub mod queue;
 pub mod sender;
 pub mod transport;
 
+pub use crate::effect::{Effect, Item, Status, TREE};
 pub use at::AtClient;
 pub use classify::Outcome;
 pub use config::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
-pub use item::{Effect, Item, Status, TREE};
 pub use queue::{enqueue, get, list, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
 pub use transport::{HyperTransport, Transport};

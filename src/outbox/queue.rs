@@ -4,8 +4,8 @@
 //! value = the serde_json of [`Item`]. Items are never deleted by the sender: sent and failed
 //! ones stay with their final status for inspection until [`purge_finished`] removes them.
 
-use super::item::{Effect, Item, Status, TREE};
 use crate::clock::now_ms;
+use crate::effect::{Effect, Item, Status, TREE};
 use crate::store::{Store, StoreError};
 use std::collections::HashSet;
 

@@ -21,10 +21,10 @@
 use super::at::AtClient;
 use super::classify::Outcome;
 use super::config::{AtConfig, RetryConfig};
-use super::item::{Item, Status, TREE};
 use super::queue;
 use super::transport::{HyperTransport, Transport};
 use crate::clock::now_ms;
+use crate::effect::{Item, Status, TREE};
 use crate::store::{Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -323,7 +323,7 @@ impl Dialogues {
             recent: Mutex::new(recent),
             ended: db.open_tree("ended")?,
             index: db.open_tree(ENDED_INDEX)?,
-            outbox: db.open_tree(crate::outbox::TREE)?,
+            outbox: db.open_tree(crate::effect::TREE)?,
             slots: Mutex::default(),
             committer: Mutex::default(),
             faults,

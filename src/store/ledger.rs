@@ -21,7 +21,7 @@
 //! Amounts are integer cents. Durability is the caller's: flush before confirming.
 
 use super::{Store, StoreError};
-use crate::outbox;
+use crate::effect::{self, Effect};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -142,7 +142,7 @@ pub enum TxOp {
     /// Writes an outbox item.
     Outbox {
         /// What to send.
-        effect: outbox::Effect,
+        effect: Effect,
         /// Not before this time (ms since the epoch).
         not_before_ms: Option<u64>,
     },
@@ -257,7 +257,7 @@ impl Store {
         }
         let records = self.tree("records")?;
         let journal = self.tree(JOURNAL)?;
-        let outbox_tree = self.tree(outbox::TREE)?;
+        let outbox_tree = self.tree(effect::TREE)?;
         let idem = self.tree(IDEMPOTENCY)?;
         let applied = self.tree(APPLIED)?;
         let txn = self.generate_id()?;
@@ -587,7 +587,7 @@ fn apply<'a>(
             let id = *outbox_ids
                 .next()
                 .ok_or_else(|| abort("outbox id missing"))?;
-            let item = outbox::Item::new(
+            let item = effect::Item::new(
                 id,
                 effect.clone(),
                 now,

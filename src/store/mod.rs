@@ -392,7 +392,7 @@ impl Store {
         key: &str,
         (tombstone, expires_ms): (&T, u64),
         record: &E,
-        notification: Option<crate::outbox::Effect>,
+        notification: Option<crate::effect::Effect>,
     ) -> Result<(), StoreError> {
         check_writable(&self.faults)?;
         let id = self.db.generate_id()?.to_be_bytes();
@@ -400,7 +400,7 @@ impl Store {
         let rec = serde_json::to_vec(record)?;
         let item = match notification {
             Some(effect) => {
-                let item = crate::outbox::Item::new(
+                let item = crate::effect::Item::new(
                     self.db.generate_id()?,
                     effect,
                     crate::clock::now_ms(),
