@@ -20,6 +20,7 @@
 //! - [`app`]: the `App` interface and service code routing; flows run through it.
 //! - [`flow`]: declarative YAML flows: model, validation, the pure engine, templates.
 //! - [`text`]: GSM-7 counting and pagination.
+//! - [`txn`]: what a flow asks of the record store and the ledger (`TxOp`, `Address`).
 //! - [`store`]: the sled database and the record store flows use.
 //! - [`metrics`]: every exported metric, registered once.
 //! - [`logsafe`]: untrusted text in log fields, escaped and capped.
@@ -56,4 +57,5 @@ pub mod outbox;
 pub mod session;
 pub mod store;
 pub mod text;
+pub mod txn;
 pub mod voice;

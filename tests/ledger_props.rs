@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use ussd_gateway::outbox;
 use ussd_gateway::store::Store;
-use ussd_gateway::store::ledger::{Address, TxOp};
 use ussd_gateway::store::records::RecordWrite;
+use ussd_gateway::txn::{Address, TxOp};
 
 const PEOPLE: [&str; 3] = ["254700000001", "254700000002", "254700000003"];
 

@@ -4,7 +4,7 @@ use super::engine::Run;
 use super::screen::Op;
 use super::template::{Tpl, ValueTpl};
 use crate::outbox;
-use crate::store::ledger::{Address, TxOp};
+use crate::txn::{Address, TxOp};
 use serde_json::Value;
 
 type Fail = String;

@@ -21,7 +21,8 @@
 //! Amounts are integer cents. Durability is the caller's: flush before confirming.
 
 use super::{Store, StoreError};
-use crate::effect::{self, Effect};
+use crate::effect;
+use crate::txn::{Address, TxOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -75,77 +76,6 @@ fn applied_key(session: &str, started_ms: u64, txn: u64) -> Vec<u8> {
     let mut k = applied_prefix(session, started_ms);
     k.extend_from_slice(&txn.to_be_bytes());
     k
-}
-
-/// A record address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    /// The collection.
-    pub collection: String,
-    /// The id inside it.
-    pub id: String,
-}
-
-impl Address {
-    /// The record key.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.collection, self.id)
-    }
-}
-
-/// One operation of a transaction.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TxOp {
-    /// Moves `amount_cents` from one account to another and journals it; fails when the debited
-    /// account has less. `None` is outside the ledger (cash in, cash out, airtime bought).
-    Transfer {
-        /// Debited account.
-        from: Option<Address>,
-        /// Credited account.
-        to: Option<Address>,
-        /// Positive amount in cents.
-        amount_cents: i64,
-        /// Journal type, e.g. `deposit`.
-        kind: String,
-    },
-    /// Adds `amount` to a numeric field; fails when the result leaves `[min, max]`.
-    Add {
-        /// The record (created if missing).
-        record: Address,
-        /// The field (0 if missing).
-        field: String,
-        /// May be negative.
-        amount: i64,
-        /// Lower bound of the result.
-        min: Option<i64>,
-        /// Upper bound of the result.
-        max: Option<i64>,
-    },
-    /// Fails unless the record exists (or not) and/or a field equals a value.
-    Require {
-        /// The record.
-        record: Address,
-        /// Required existence.
-        exists: Option<bool>,
-        /// A field that must equal `equals`.
-        field: Option<(String, Value)>,
-    },
-    /// Writes a record.
-    Put {
-        /// The record.
-        record: Address,
-        /// The document or the fields to merge.
-        value: Value,
-        /// Merge fields into an existing record.
-        merge: bool,
-    },
-    /// Writes an outbox item.
-    Outbox {
-        /// What to send.
-        effect: Effect,
-        /// Not before this time (ms since the epoch).
-        not_before_ms: Option<u64>,
-    },
 }
 
 /// What came of a transaction.

@@ -5,6 +5,7 @@
 //! before confirming it to the subscriber.
 
 use super::StoreError;
+use crate::txn::valid_collection;
 use serde_json::{Map, Value};
 use sled::Tree;
 use sled::transaction::ConflictableTransactionError;
@@ -37,14 +38,6 @@ pub struct Records {
 /// Builds the key of a record; collections and ids are checked where they are made.
 fn address(collection: &str, id: &str) -> String {
     format!("{collection}/{id}")
-}
-
-/// Whether a collection name is usable (letters, digits, `_`, `-`).
-pub fn valid_collection(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Records {
