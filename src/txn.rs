@@ -2,9 +2,9 @@
 //! addresses of records, and the rule for collection names.
 //!
 //! The flow engine builds these (a `transact` screen becomes a list of [`TxOp`]s) and the store
-//! applies them ([`crate::store::Store::transact`]). The vocabulary sits between the two, so
-//! that neither imports the other: the flows stay a pure engine over values, the store knows
-//! nothing of screens or templates.
+//! applies them (`Store::transact`). The vocabulary sits between the two, so that neither
+//! imports the other: the flows stay a pure engine over values, and the store knows nothing of
+//! screens or templates.
 
 use crate::effect::Effect;
 use serde::{Deserialize, Serialize};
