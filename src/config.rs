@@ -46,7 +46,7 @@ pub struct Config {
     pub voice: VoiceConfig,
     /// How long records with personal data are kept.
     #[serde(default)]
-    pub retention: crate::store::retention::RetentionConfig,
+    pub retention: crate::retention::RetentionConfig,
     /// Limits that protect the gateway (defaults sit above what the benchmarks drive).
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -2,13 +2,11 @@
 //! the same sled transaction as the change they belong to and sent later in the background.
 //!
 //! The model sits below both its writers and its sender: the store writes items (with a flow's
-//! transaction, with a dialogue's end) without importing the outbox, and the flows name effects
-//! without importing either. The outbox re-exports it (`outbox::Effect`, `outbox::Item`).
+//! transaction, with a dialogue's end) without importing the outbox, and a flow's transaction
+//! names its effects ([`crate::txn::TxOp`]) without importing either. The outbox re-exports it
+//! (`outbox::Effect`, `outbox::Item`).
 
 use serde::{Deserialize, Serialize};
-
-/// The sled tree of pending and finished effects, keyed by the big-endian id.
-pub const TREE: &str = "outbox";
 
 /// One effect to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +175,7 @@ impl Item {
         }
     }
 
-    /// The key of this item in [`TREE`].
+    /// The key of this item in the store's outbox tree: its id, big-endian.
     pub fn key(&self) -> [u8; 8] {
         self.id.to_be_bytes()
     }

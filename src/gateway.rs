@@ -450,7 +450,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 let store = store.clone();
                 let policy = policy.clone();
                 let purged = tokio::task::spawn_blocking(move || {
-                    crate::store::retention::purge(&store, &policy, crate::clock::now_ms())
+                    crate::retention::purge(&store, &policy, crate::clock::now_ms())
                 })
                 .await;
                 match purged {

@@ -54,6 +54,7 @@ pub mod metrics;
 pub mod msisdn;
 pub mod net;
 pub mod outbox;
+pub mod retention;
 pub mod session;
 pub mod store;
 pub mod text;

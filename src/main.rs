@@ -174,7 +174,7 @@ fn main() -> ExitCode {
                 }
             };
             let mut out = std::io::stdout().lock();
-            match ussd_gateway::store::retention::export(&store, kind, format, &mut out) {
+            match ussd_gateway::retention::export(&store, kind, format, &mut out) {
                 Ok(n) => {
                     eprintln!("{n} records");
                     ExitCode::SUCCESS

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{At, Sandbox};
-use ussd_gateway::store::retention::{self, RetentionConfig};
+use ussd_gateway::retention::{self, RetentionConfig};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 

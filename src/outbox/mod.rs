@@ -19,7 +19,7 @@ pub mod queue;
 pub mod sender;
 pub mod transport;
 
-pub use crate::effect::{Effect, Item, Status, TREE};
+pub use crate::effect::{Effect, Item, Status};
 pub use at::AtClient;
 pub use classify::Outcome;
 pub use config::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};

@@ -5,8 +5,8 @@
 //! ones stay with their final status for inspection until [`purge_finished`] removes them.
 
 use crate::clock::now_ms;
-use crate::effect::{Effect, Item, Status, TREE};
-use crate::store::{Store, StoreError};
+use crate::effect::{Effect, Item, Status};
+use crate::store::{Outbox, Store, StoreError, Stored};
 use std::collections::HashSet;
 
 /// Writes one effect on its own (effects that belong to a change are written by the ledger in
@@ -20,10 +20,10 @@ pub fn enqueue(
     not_before_ms: Option<u64>,
     session: Option<String>,
 ) -> Result<u64, StoreError> {
-    let tree = store.tree(TREE)?;
+    let outbox = store.outbox()?;
     let id = store.generate_id()?;
     let item = Item::new(id, effect, now_ms(), not_before_ms, session);
-    tree.insert(item.key(), serde_json::to_vec(&item)?)?;
+    outbox.insert(&item)?;
     super::notify();
     Ok(id)
 }
@@ -33,10 +33,7 @@ pub fn enqueue(
 /// # Errors
 /// sled errors, or a document that does not parse.
 pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
-    match store.tree(TREE)?.get(id.to_be_bytes())? {
-        Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
-        None => Ok(None),
-    }
+    store.outbox()?.get(id)
 }
 
 /// Every item, oldest first (documents that do not parse are skipped).
@@ -44,16 +41,7 @@ pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
 /// # Errors
 /// sled errors.
 pub fn list(store: &Store) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
-    let tree = store.tree(TREE)?;
-    let _gate = store.shared();
-    for entry in tree.iter() {
-        let (_, v) = entry?;
-        if let Ok(item) = serde_json::from_slice::<Item>(&v) {
-            out.push(item);
-        }
-    }
-    Ok(out)
+    store.outbox()?.items()
 }
 
 /// The items still waiting to be sent, oldest first.
@@ -72,23 +60,17 @@ pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
 /// # Errors
 /// sled or serialisation errors.
 pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
-    let tree = store.tree(TREE)?;
-    let key = id.to_be_bytes();
-    let Some(old) = tree.get(key)? else {
-        return Ok(false);
-    };
-    let mut item: Item = serde_json::from_slice(&old)?;
-    if matches!(item.status, Status::Pending | Status::Sent) {
-        return Ok(false);
-    }
-    let now = now_ms();
-    item.status = Status::Pending;
-    item.attempts = 0;
-    item.next_attempt_ms = now.max(item.not_before_ms);
-    item.finished_ms = None;
-    let ok = tree
-        .compare_and_swap(key, Some(old), Some(serde_json::to_vec(&item)?))?
-        .is_ok();
+    let ok = store.outbox()?.update(id, |item| {
+        if matches!(item.status, Status::Pending | Status::Sent) {
+            return false;
+        }
+        let now = now_ms();
+        item.status = Status::Pending;
+        item.attempts = 0;
+        item.next_attempt_ms = now.max(item.not_before_ms);
+        item.finished_ms = None;
+        true
+    })?;
     if ok {
         super::notify();
     }
@@ -101,23 +83,10 @@ pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
 /// # Errors
 /// sled errors.
 pub fn purge_finished(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
-    let tree = store.tree(TREE)?;
-    let mut gone = 0;
-    // A slice at a time: the outbox keeps every item for its retention period, and a scan
-    // holding the gate throughout would hold ledger transactions back as long.
-    store.scan_sliced(&tree, |k, v| {
-        let Ok(item) = serde_json::from_slice::<Item>(v) else {
-            return Ok(());
-        };
-        if item.status != Status::Pending && item.finished_ms.is_some_and(|f| f < before_ms) {
-            // Only if unchanged since read.
-            if tree.compare_and_swap(k, Some(v), None::<&[u8]>)?.is_ok() {
-                gone += 1;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(gone)
+    // Only if unchanged since read.
+    store.outbox()?.purge(|item| {
+        item.status != Status::Pending && item.finished_ms.is_some_and(|f| f < before_ms)
+    })
 }
 
 /// How long an item stays "recent": the watermark never passes an item younger than this, so
@@ -128,7 +97,7 @@ pub(crate) const RECENT_MS: u64 = 60_000;
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
     /// Due items not in flight, oldest first, at most the requested number, with their raw bytes.
-    pub due: Vec<(Item, sled::IVec)>,
+    pub due: Vec<(Item, Stored)>,
     /// Pending items in total (the depth gauge).
     pub pending: usize,
     /// The earliest time a pending item that is not yet due becomes due.
@@ -137,9 +106,9 @@ pub(crate) struct Scan {
     pub watermark: u64,
 }
 
-/// Scans from `watermark` for pending items due at `now`.
+/// Scans from `watermark` for pending items due at `now` (holding the store's scan gate).
 pub(crate) fn scan(
-    tree: &sled::Tree,
+    outbox: &Outbox,
     watermark: u64,
     now: u64,
     in_flight: &HashSet<u64>,
@@ -148,12 +117,7 @@ pub(crate) fn scan(
     let mut scan = Scan::default();
     let mut keep_from: Option<u64> = None;
     let mut last_id = None;
-    for entry in tree.range(watermark.to_be_bytes()..) {
-        let (k, v) = entry?;
-        let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
-            continue;
-        };
-        let id = u64::from_be_bytes(key);
+    outbox.scan_from(watermark, |id, v| {
         last_id = Some(id);
         let item: Item = match serde_json::from_slice(&v) {
             Ok(item) => item,
@@ -162,7 +126,7 @@ pub(crate) fn scan(
                 if watermark == 0 {
                     tracing::warn!(id, error = %e, "outbox item does not parse; skipped");
                 }
-                continue;
+                return;
             }
         };
         let recent = item.created_ms.saturating_add(RECENT_MS) > now;
@@ -170,7 +134,7 @@ pub(crate) fn scan(
             scan.pending += 1;
             keep_from.get_or_insert(id);
             if in_flight.contains(&id) {
-                continue;
+                return;
             }
             if item.next_attempt_ms > now {
                 let at = item.next_attempt_ms;
@@ -182,7 +146,7 @@ pub(crate) fn scan(
         } else if recent {
             keep_from.get_or_insert(id);
         }
-    }
+    })?;
     scan.watermark = match (keep_from, last_id) {
         (Some(id), _) => id,
         (None, Some(last)) => last.saturating_add(1),
@@ -195,9 +159,8 @@ pub(crate) fn scan(
 mod tests {
     use super::*;
 
-    fn put(tree: &sled::Tree, item: &Item) {
-        tree.insert(item.key(), serde_json::to_vec(item).unwrap())
-            .unwrap();
+    fn put(outbox: &Outbox, item: &Item) {
+        outbox.insert(item).unwrap();
     }
 
     fn sms(id: u64, created: u64, not_before: Option<u64>) -> Item {
@@ -211,7 +174,7 @@ mod tests {
     #[test]
     fn the_watermark_skips_old_finished_items_but_not_recent_or_pending_ones() {
         let store = Store::temporary().unwrap();
-        let tree = store.tree(TREE).unwrap();
+        let tree = store.outbox().unwrap();
         let now = 1_000_000;
         let old = now - RECENT_MS - 1;
         let mut done = sms(1, old, None);
@@ -250,7 +213,7 @@ mod tests {
     #[test]
     fn requeue_and_purge_touch_only_finished_items() {
         let store = Store::temporary().unwrap();
-        let tree = store.tree(TREE).unwrap();
+        let tree = store.outbox().unwrap();
         let mut failed = sms(1, 10, None);
         failed.status = Status::Failed { reason: "x".into() };
         failed.attempts = 3;

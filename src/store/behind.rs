@@ -323,7 +323,7 @@ impl Dialogues {
             recent: Mutex::new(recent),
             ended: db.open_tree("ended")?,
             index: db.open_tree(ENDED_INDEX)?,
-            outbox: db.open_tree(crate::effect::TREE)?,
+            outbox: db.open_tree(super::outbox::TREE)?,
             slots: Mutex::default(),
             committer: Mutex::default(),
             faults,
@@ -1262,7 +1262,7 @@ mod tests {
     #[test]
     fn counts_and_purges_of_end_records_go_over_every_slice() {
         let store = Store::temporary().unwrap();
-        let n = 2 * crate::store::SCAN_SLICE + 5;
+        let n = 2 * crate::store::gate::SCAN_SLICE + 5;
         for i in 0..n as u64 {
             let doc = serde_json::to_vec(&json!({"ended_ms": i})).unwrap();
             let chunk = super::chunk_value([(i.to_be_bytes(), doc.as_slice())].into_iter());

@@ -187,7 +187,7 @@ impl Store {
         }
         let records = self.tree("records")?;
         let journal = self.tree(JOURNAL)?;
-        let outbox_tree = self.tree(effect::TREE)?;
+        let outbox_tree = self.tree(super::outbox::TREE)?;
         let idem = self.tree(IDEMPOTENCY)?;
         let applied = self.tree(APPLIED)?;
         let txn = self.generate_id()?;
@@ -288,7 +288,7 @@ impl Store {
                     None => Err(StoreError::Aborted(msg)),
                 }
             }
-            Err(sled::transaction::TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
         }
     }
 
@@ -356,7 +356,7 @@ impl Store {
                 let _gate = self.shared();
                 tree.range(..&end[..])
                     .keys()
-                    .take(super::SCAN_SLICE)
+                    .take(super::gate::SCAN_SLICE)
                     .collect::<Result<_, _>>()?
             };
             if keys.is_empty() {
@@ -367,6 +367,32 @@ impl Store {
                 gone += 1;
             }
         }
+    }
+
+    /// How many transactions wait for their dialogue's end record (see [`APPLIED`]).
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn applied_count(&self) -> Result<usize, StoreError> {
+        let tree = self.tree(APPLIED)?;
+        let _gate = self.shared();
+        Ok(tree.len())
+    }
+
+    /// Removes the idempotency keys `expired` says so of (retention); returns how many went.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn purge_idempotency(&self, expired: impl Fn(&Value) -> bool) -> Result<usize, StoreError> {
+        super::documents::purge(&self.gate, &self.tree(IDEMPOTENCY)?, expired)
+    }
+
+    /// Every journal entry as JSON, in transaction order (exports).
+    ///
+    /// # Errors
+    /// sled errors, or an entry that is not JSON.
+    pub fn journal_documents(&self) -> Result<Vec<Value>, StoreError> {
+        super::documents::all(&self.gate, &self.tree(JOURNAL)?)
     }
 
     /// Every journal entry, in transaction order.

@@ -20,17 +20,25 @@
 //! it is on disk awaits [`Store::flush`].
 
 mod behind;
+mod calls;
+mod documents;
+mod gate;
 pub mod ledger;
+mod outbox;
 mod recent;
 pub mod records;
-pub mod retention;
+mod resume;
 
 use serde::{Serialize, de::DeserializeOwned};
 use sled::Tree;
 use sled::transaction::TransactionError;
 use std::path::Path;
 
+pub use outbox::{Outbox, Stored};
 pub use records::Records;
+pub use resume::ResumePoints;
+
+use gate::Gate;
 
 /// Session key -> id of its (last) end-of-session record, as kept before tombstones carried
 /// the id (read only for such tombstones).
@@ -39,15 +47,12 @@ const ENDED_INDEX: &str = "ended_by_session";
 /// Keys of the old session index removed per tombstone purge (see [`Store::purge_tombstones`]).
 const OLD_INDEX_SLICE: usize = 10_000;
 
-/// Entries read per hold of the scan gate by [`Store::scan_sliced`].
-const SCAN_SLICE: usize = 1_024;
-
 /// A store failure. The gateway answers the hop with an apology and counts it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled reported an I/O or corruption problem.
     #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[source] DbError),
     /// A stored document could not be (de)serialised.
     #[error("store: bad document: {0}")]
     Codec(#[from] serde_json::Error),
@@ -59,11 +64,29 @@ pub enum StoreError {
     Aborted(String),
 }
 
+/// An error of the database itself (I/O, corruption), as sled said it. Its type stays inside
+/// the store: nothing else names sled.
+#[derive(thiserror::Error)]
+#[error(transparent)]
+pub struct DbError(sled::Error);
+
+impl std::fmt::Debug for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(DbError(e))
+    }
+}
+
 impl From<TransactionError<String>> for StoreError {
     fn from(e: TransactionError<String>) -> Self {
         match e {
             TransactionError::Abort(m) => StoreError::Aborted(m),
-            TransactionError::Storage(e) => StoreError::Sled(e),
+            TransactionError::Storage(e) => e.into(),
         }
     }
 }
@@ -78,8 +101,8 @@ pub struct Store {
     records: Records,
     /// Woken whenever a transaction wrote outbox items, so the sender need not poll.
     outbox_written: std::sync::Arc<tokio::sync::Notify>,
-    /// Keeps multi-tree transactions and scans apart (see [`Store::exclusive`]).
-    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Keeps multi-tree transactions and scans apart (see [`gate`]).
+    gate: Gate,
     /// Fault injection: while set, every write and flush fails (see [`Store::fail_writes`]).
     faults: Faults,
 }
@@ -90,9 +113,9 @@ pub(crate) type Faults = std::sync::Arc<std::sync::atomic::AtomicBool>;
 /// The error of a write refused by fault injection, as a disk that refuses writes gives it.
 pub(crate) fn check_writable(faults: &Faults) -> Result<(), StoreError> {
     if faults.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
-            "write refused (fault injection)",
-        ))));
+        return Err(
+            sled::Error::Io(std::io::Error::other("write refused (fault injection)")).into(),
+        );
     }
     Ok(())
 }
@@ -124,7 +147,7 @@ impl Store {
     }
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {
-        let gate: std::sync::Arc<std::sync::RwLock<()>> = Default::default();
+        let gate = Gate::default();
         let faults = Faults::default();
         let outbox_written: std::sync::Arc<tokio::sync::Notify> = Default::default();
         Ok(Store {
@@ -147,12 +170,12 @@ impl Store {
         })
     }
 
-    /// A named tree of its own, for a part of the gateway that keeps its own documents (call
-    /// records, outbox). Names are fixed strings in code, never user input.
+    /// A named tree, for a part of the store that keeps its own documents (call records,
+    /// outbox, ledger). Names are fixed strings in code, never user input.
     ///
     /// # Errors
     /// sled errors.
-    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+    fn tree(&self, name: &str) -> Result<Tree, StoreError> {
         if matches!(
             name,
             "sessions"
@@ -176,53 +199,23 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// Held while a sled transaction runs. sled 0.34 can deadlock when a transaction and an
-    /// iterator over the same database interleave under load (its issues #1301 and #1412: every
-    /// thread ends parked on its global concurrency lock), so transactions take this gate
-    /// exclusively and scans take it shared ([`Store::shared`]): they never overlap. Never held
-    /// across an await, never taken twice by one thread.
-    pub fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
-        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    /// Held while a sled transaction runs (see [`gate`]).
+    fn exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.exclusive()
     }
 
-    /// Held while a scan (an iterator over a tree) runs; see [`Store::exclusive`].
-    pub fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    /// Held while a scan (an iterator over a tree) runs (see [`gate`]).
+    fn shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.shared()
     }
 
-    /// Calls `f` on every entry of `tree` in key order, holding the scan gate
-    /// ([`Store::shared`]) for a slice of entries at a time, so that a long scan never holds
-    /// ledger transactions back for longer than one slice. Entries written meanwhile are seen
-    /// if they sort after the slice being read.
-    ///
-    /// # Errors
-    /// sled errors, or the first error of `f`.
-    pub(crate) fn scan_sliced(
+    /// [`Gate::scan_sliced`].
+    fn scan_sliced(
         &self,
         tree: &Tree,
-        mut f: impl FnMut(&sled::IVec, &sled::IVec) -> Result<(), StoreError>,
+        f: impl FnMut(&sled::IVec, &sled::IVec) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut after: Option<sled::IVec> = None;
-        loop {
-            let _gate = self.shared();
-            let slice = match &after {
-                None => tree.iter(),
-                Some(k) => tree.range::<&[u8], _>((
-                    std::ops::Bound::Excluded(k.as_ref()),
-                    std::ops::Bound::Unbounded,
-                )),
-            };
-            let mut n = 0;
-            for item in slice.take(SCAN_SLICE) {
-                let (k, v) = item?;
-                f(&k, &v)?;
-                after = Some(k);
-                n += 1;
-            }
-            if n < SCAN_SLICE {
-                return Ok(());
-            }
-        }
+        self.gate.scan_sliced(tree, f)
     }
 
     /// Signalled after a transaction wrote outbox items.

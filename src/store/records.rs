@@ -29,8 +29,8 @@ pub struct RecordWrite {
 pub struct Records {
     tree: Tree,
     db: sled::Db,
-    /// The store's transaction/scan gate (see `Store::exclusive`).
-    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// The store's transaction/scan gate.
+    gate: super::Gate,
     /// The store's fault-injection switch.
     faults: super::Faults,
 }
@@ -41,12 +41,7 @@ fn address(collection: &str, id: &str) -> String {
 }
 
 impl Records {
-    pub(crate) fn new(
-        tree: Tree,
-        db: sled::Db,
-        gate: std::sync::Arc<std::sync::RwLock<()>>,
-        faults: super::Faults,
-    ) -> Self {
+    pub(super) fn new(tree: Tree, db: sled::Db, gate: super::Gate, faults: super::Faults) -> Self {
         Records {
             tree,
             db,
@@ -80,7 +75,7 @@ impl Records {
                 )));
             }
         }
-        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.exclusive();
         self.tree.transaction(|tx| {
             for w in writes {
                 let key = address(&w.collection, &w.id);
@@ -112,7 +107,7 @@ impl Records {
     pub fn scan(&self, collection: &str) -> Result<Vec<(String, Value)>, StoreError> {
         let prefix = format!("{collection}/");
         let mut out = Vec::new();
-        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.shared();
         for item in self.tree.scan_prefix(prefix.as_bytes()) {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
