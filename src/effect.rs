@@ -3,7 +3,7 @@
 //!
 //! The model sits below both its writers and its sender: the store writes items (with a flow's
 //! transaction, with a dialogue's end) without importing the outbox, and a flow's transaction
-//! names its effects ([`crate::txn::TxOp`]) without importing either. The outbox re-exports it
+//! names its effects (`TxOp::Outbox`) without importing either. The outbox re-exports it
 //! (`outbox::Effect`, `outbox::Item`).
 
 use serde::{Deserialize, Serialize};
