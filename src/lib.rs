@@ -27,6 +27,8 @@
 //! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
 //! - [`effect`]: the side effects that leave the process, and the outbox item carrying one.
 //! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
+//! - [`retention`]: what expires and when, and exports before it does.
+//! - [`seed`]: sample records loaded at start-up and by the `seed` command.
 //! - [`gateway`]: assembly, start and graceful shutdown.
 //! - [`dial`]: the terminal simulator that plays the aggregator.
 
@@ -55,6 +57,7 @@ pub mod msisdn;
 pub mod net;
 pub mod outbox;
 pub mod retention;
+pub mod seed;
 pub mod session;
 pub mod store;
 pub mod text;
