@@ -116,10 +116,10 @@ pub struct Store {
 }
 
 /// The fault-injection switch shared by a store's handles.
-pub(crate) type Faults = std::sync::Arc<std::sync::atomic::AtomicBool>;
+pub(super) type Faults = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 /// The error of a write refused by fault injection, as a disk that refuses writes gives it.
-pub(crate) fn check_writable(faults: &Faults) -> Result<(), StoreError> {
+pub(super) fn check_writable(faults: &Faults) -> Result<(), StoreError> {
     if faults.load(std::sync::atomic::Ordering::Acquire) {
         return Err(
             sled::Error::Io(std::io::Error::other("write refused (fault injection)")).into(),

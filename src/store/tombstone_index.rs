@@ -22,7 +22,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// A hash of a session key is already a hash: the map uses it as it is.
 #[derive(Default)]
-pub(crate) struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -68,19 +68,19 @@ struct Generation {
 /// lifetime and a quarter, plus the purge's minute: at 12,000 dialogues a second with the 300 s
 /// default, some 4.5 million entries and 150 to 200 MB.
 #[derive(Debug, Default)]
-pub(crate) struct Recent {
+pub(super) struct Recent {
     /// Seeded at random per process: the hashes are never written anywhere.
     hasher: foldhash::fast::RandomState,
     generations: VecDeque<Generation>,
 }
 
 impl Recent {
-    pub(crate) fn hash(&self, session: &[u8]) -> u64 {
+    pub(super) fn hash(&self, session: &[u8]) -> u64 {
         self.hasher.hash_one(session)
     }
 
     /// Indexes `session`'s tombstone, at `at`, expiring at `expires_ms`, as of `now_ms`.
-    pub(crate) fn insert(&mut self, session: &[u8], at: RecordAt, expires_ms: u64, now_ms: u64) {
+    pub(super) fn insert(&mut self, session: &[u8], at: RecordAt, expires_ms: u64, now_ms: u64) {
         let hash = self.hash(session);
         let open = self
             .generations
@@ -110,7 +110,7 @@ impl Recent {
 
     /// Where `session`'s latest tombstone is, if it is still kept (and, rarely, where another
     /// key with the same hash has its: the caller compares the key stored with it).
-    pub(crate) fn get(&self, session: &[u8]) -> Option<RecordAt> {
+    pub(super) fn get(&self, session: &[u8]) -> Option<RecordAt> {
         let hash = self.hash(session);
         self.generations
             .iter()
@@ -125,7 +125,7 @@ impl Recent {
     /// end's id is drawn after the one before was handed over, while chunks are keyed by their
     /// first end's id and can come in another order. The map is sized once: growing it entry by
     /// entry rehashed it a score of times and was a third of a restart's wait.
-    pub(crate) fn restore(&mut self, found: Vec<(u64, RecordAt)>, expires_ms: u64) {
+    pub(super) fn restore(&mut self, found: Vec<(u64, RecordAt)>, expires_ms: u64) {
         if found.is_empty() {
             return;
         }
@@ -152,7 +152,7 @@ impl Recent {
     /// none before an older one (after a lowered lifetime a newer generation can expire first:
     /// dropping it would let a key's older end show through), except the one restored at
     /// start-up while it is held.
-    pub(crate) fn expire(&mut self, now_ms: u64) {
+    pub(super) fn expire(&mut self, now_ms: u64) {
         let skip = usize::from(self.generations.front().is_some_and(|g| g.held));
         while self
             .generations
@@ -164,14 +164,14 @@ impl Recent {
     }
 
     /// The start-up sweep is over: the restored generation goes once expired, as any other.
-    pub(crate) fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         if let Some(g) = self.generations.front_mut() {
             g.held = false;
         }
     }
 
     /// How many tombstones are indexed (until the purge, those past their time too).
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.generations.iter().map(|g| g.map.len()).sum()
     }
 }

@@ -31,27 +31,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A tombstone read from sled: where its end record is (if it says), and its document.
-pub(crate) type StoredTombstone = (Option<RecordAt>, Vec<u8>);
+pub(super) type StoredTombstone = (Option<RecordAt>, Vec<u8>);
 
 /// The dialogue trees and what waits to be written to them.
 #[derive(Debug)]
-pub(crate) struct Dialogues {
-    pub(crate) sessions: Tree,
+pub(super) struct Dialogues {
+    pub(super) sessions: Tree,
     /// Tombstones one per key, as written before they were kept in chunks: read while any is
     /// left ([`Dialogues::old_tombstones`]), never written.
-    pub(crate) tombstones: Tree,
+    pub(super) tombstones: Tree,
     /// Whether `tombstones` may still hold any (checked at start-up and by each purge).
     old_tombstones: AtomicBool,
     /// Chunks of tombstones, under the key of the chunk of their end records ([`tombstone_index`]).
-    pub(crate) tomb_chunks: Tree,
+    pub(super) tomb_chunks: Tree,
     /// For each chunk of tombstones: when its last expires, its ids and session keys.
-    pub(crate) tomb_index: Tree,
+    pub(super) tomb_index: Tree,
     /// Session key hash -> where its tombstone is, for the tombstones still kept.
     recent: Mutex<Recent>,
-    pub(crate) ended: Tree,
+    pub(super) ended: Tree,
     /// Session key -> end record id, as written before tombstones carried the id: read for
     /// those tombstones only, never written, emptied once none of them is left.
-    pub(crate) index: Tree,
+    pub(super) index: Tree,
     outbox: Tree,
     slots: Mutex<Slots>,
     /// One commit at a time.
@@ -64,7 +64,7 @@ pub(crate) struct Dialogues {
 }
 
 /// Where a dialogue's latest end is, for a change of its record.
-pub(crate) enum WaitingEnd {
+pub(super) enum WaitingEnd {
     /// It waited for the next commit, and its record is changed.
     Changed,
     /// It is being committed right now.
@@ -74,7 +74,7 @@ pub(crate) enum WaitingEnd {
 }
 
 /// What the write-behind buffer says about a key.
-pub(crate) enum Seen {
+pub(super) enum Seen {
     /// Written and not yet committed.
     Written(Vec<u8>),
     /// Removed and not yet committed.
@@ -84,7 +84,7 @@ pub(crate) enum Seen {
 }
 
 impl Dialogues {
-    pub(crate) fn open(
+    pub(super) fn open(
         db: &sled::Db,
         faults: super::Faults,
         outbox_written: Arc<tokio::sync::Notify>,
@@ -125,7 +125,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// sled errors, or a chunk of tombstones that does not read.
-    pub(crate) fn stored_tombstone(
+    pub(super) fn stored_tombstone(
         &self,
         key: &str,
     ) -> Result<Option<StoredTombstone>, StoreError> {
@@ -147,7 +147,7 @@ impl Dialogues {
 
     /// Drops the in-memory entries of tombstones expired at `now_ms`, and lets the generation
     /// restored at start-up go too once expired (the start-up sweep is over).
-    pub(crate) fn expire_recent(&self, now_ms: u64) {
+    pub(super) fn expire_recent(&self, now_ms: u64) {
         let mut recent = self.recent();
         recent.release();
         recent.expire(now_ms);
@@ -160,7 +160,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// sled errors.
-    pub(crate) fn purge_chunks(
+    pub(super) fn purge_chunks(
         &self,
         store: &super::Store,
         now_ms: u64,
@@ -199,18 +199,18 @@ impl Dialogues {
     }
 
     /// Notes whether any tombstone is left in the tree of the format before chunks.
-    pub(crate) fn check_old_tombstones(&self) {
+    pub(super) fn check_old_tombstones(&self) {
         self.old_tombstones
             .store(!self.tombstones.is_empty(), Ordering::Release);
     }
 
     /// How many tombstones are indexed in memory.
-    pub(crate) fn recent_len(&self) -> usize {
+    pub(super) fn recent_len(&self) -> usize {
         self.recent().len()
     }
 
     /// Keeps a dialogue's live state for the next commit.
-    pub(crate) fn put_live(&self, key: &str, state: State) {
+    pub(super) fn put_live(&self, key: &str, state: State) {
         self.slots()
             .pending
             .live
@@ -218,7 +218,7 @@ impl Dialogues {
     }
 
     /// Keeps a dialogue's end for the next commit.
-    pub(crate) fn end(
+    pub(super) fn end(
         &self,
         key: &str,
         id: [u8; 8],
@@ -253,7 +253,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// The waiting state does not serialise.
-    pub(crate) fn live(&self, key: &str) -> Result<Seen, StoreError> {
+    pub(super) fn live(&self, key: &str) -> Result<Seen, StoreError> {
         let state = {
             let slots = self.slots();
             match slots.find(|p| p.live.get(key)) {
@@ -268,7 +268,7 @@ impl Dialogues {
     /// sled has no live state for `key`, read after [`Dialogues::live`] answered
     /// `Unknown(generation)`. Remembered while that still holds: no commit has begun since,
     /// so nothing for `key` can have reached sled in between.
-    pub(crate) fn absent(&self, key: &str, generation: u64) {
+    pub(super) fn absent(&self, key: &str, generation: u64) {
         let mut slots = self.slots();
         if slots.generation == generation {
             slots.pending.absent.insert(key.to_string());
@@ -276,7 +276,7 @@ impl Dialogues {
     }
 
     /// What waits for `key`'s tombstone document (a copy, as for [`Dialogues::live`]).
-    pub(crate) fn tombstone(&self, key: &str) -> Seen {
+    pub(super) fn tombstone(&self, key: &str) -> Seen {
         let slots = self.slots();
         slots
             .find(|p| p.tombstone(key))
@@ -290,7 +290,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// sled errors; the state then stays pending.
-    pub(crate) fn write_now(&self, key: &str) -> Result<(), StoreError> {
+    pub(super) fn write_now(&self, key: &str) -> Result<(), StoreError> {
         // No commit runs meanwhile, so nothing older for `key` can land after this. The state
         // also stays pending (the next commit writes the same bytes again): readers never see
         // a gap.
@@ -318,7 +318,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// What `change` returns.
-    pub(crate) fn change_waiting_end(
+    pub(super) fn change_waiting_end(
         &self,
         key: &str,
         change: impl FnOnce(&[u8]) -> Result<Vec<u8>, StoreError>,
@@ -340,17 +340,17 @@ impl Dialogues {
     }
 
     /// Whether an end of `key` waits for a commit, or is being committed.
-    pub(crate) fn end_waits(&self, key: &str) -> bool {
+    pub(super) fn end_waits(&self, key: &str) -> bool {
         self.slots().find(|p| p.latest_end.get(key)).is_some()
     }
 
     /// Returns once the commit in progress, if any, is over.
-    pub(crate) fn wait_for_commit(&self) {
+    pub(super) fn wait_for_commit(&self) {
         drop(self.committer.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// How many writes wait for the next commit.
-    pub(crate) fn waiting(&self) -> usize {
+    pub(super) fn waiting(&self) -> usize {
         let slots = self.slots();
         slots.pending.len() + slots.committing.as_ref().map_or(0, |c| c.len())
     }
@@ -360,7 +360,7 @@ impl Dialogues {
     ///
     /// # Errors
     /// sled errors, or fault injection.
-    pub(crate) fn commit(&self) -> Result<usize, StoreError> {
+    pub(super) fn commit(&self) -> Result<usize, StoreError> {
         let _one = self.committer.lock().unwrap_or_else(|e| e.into_inner());
         let batch = {
             let mut slots = self.slots();

@@ -12,11 +12,11 @@ const CHUNK: u8 = 2;
 /// each split rewrites pages: one insert per chunk instead of one per dialogue took a tenth of
 /// the CPU of a hop under load. A chunk is rewritten whole when one of its records changes
 /// (an aggregator's end report), so it stays small.
-pub(crate) const CHUNK_RECORDS: usize = 16;
+pub(in crate::store) const CHUNK_RECORDS: usize = 16;
 
 /// A chunk: the format byte, the number of records (u32, big-endian), then for each record
 /// its id, its length (u32, big-endian) and its document.
-pub(crate) fn chunk_value<'a>(
+pub(in crate::store) fn chunk_value<'a>(
     records: impl ExactSizeIterator<Item = ([u8; 8], &'a [u8])>,
 ) -> Vec<u8> {
     let mut v = vec![CHUNK];
@@ -30,14 +30,14 @@ pub(crate) fn chunk_value<'a>(
 }
 
 /// One end record of a chunk: its id and its document.
-pub(crate) type EndRecordRef<'a> = ([u8; 8], &'a [u8]);
+pub(in crate::store) type EndRecordRef<'a> = ([u8; 8], &'a [u8]);
 
 /// The records (id, document) of the `ended` entry `key` -> `value`: a chunk, or one record
 /// kept alone under its id.
 ///
 /// # Errors
 /// A chunk whose records do not add up to its count and length, or a key that is not an id.
-pub(crate) fn chunk_records<'a>(
+pub(in crate::store) fn chunk_records<'a>(
     key: &[u8],
     value: &'a [u8],
 ) -> Result<Vec<EndRecordRef<'a>>, StoreError> {

@@ -21,9 +21,9 @@ pub(super) mod tombstone_chunk;
 /// Where an end-of-session record is kept in `ended`: the key of its chunk (or of the record
 /// alone, as kept before chunks) and its own id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordAt {
+pub(in crate::store) struct RecordAt {
     /// The key of its chunk.
-    pub(crate) key: [u8; 8],
+    pub(in crate::store) key: [u8; 8],
     /// Its own id.
-    pub(crate) id: [u8; 8],
+    pub(in crate::store) id: [u8; 8],
 }

@@ -20,7 +20,7 @@ const TOMBSTONE_IN_CHUNK: u8 = 2;
 /// its end-of-session record is (so the record can be found from the session key while the
 /// tombstone is kept), then its document.
 #[cfg(test)]
-pub(crate) fn tombstone_value(at: RecordAt, document: &[u8]) -> Vec<u8> {
+pub(in crate::store) fn tombstone_value(at: RecordAt, document: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(17 + document.len());
     v.push(TOMBSTONE_IN_CHUNK);
     v.extend_from_slice(&at.key);
@@ -31,7 +31,7 @@ pub(crate) fn tombstone_value(at: RecordAt, document: &[u8]) -> Vec<u8> {
 
 /// Where a stored tombstone's end record is (`None` for a tombstone from before ids were kept
 /// in them), and its document.
-pub(crate) fn tombstone_parts(value: &[u8]) -> (Option<RecordAt>, &[u8]) {
+pub(in crate::store) fn tombstone_parts(value: &[u8]) -> (Option<RecordAt>, &[u8]) {
     match value.split_first() {
         Some((&TOMBSTONE_IN_CHUNK, rest)) if rest.len() >= 16 => {
             let (key, rest) = rest.split_at(8);

@@ -15,7 +15,7 @@ fn push_key(v: &mut Vec<u8>, key: &str) {
 
 /// A chunk of tombstones: the format byte, their count (u32, big-endian), then for each its
 /// end record's id, its session key (u32 length, bytes) and its document (u32 length, bytes).
-pub(crate) fn chunk_value<'a>(
+pub(in crate::store) fn chunk_value<'a>(
     tombs: impl ExactSizeIterator<Item = ([u8; 8], &'a str, &'a [u8])>,
 ) -> Vec<u8> {
     let mut v = vec![TOMB_CHUNK];
@@ -31,7 +31,7 @@ pub(crate) fn chunk_value<'a>(
 
 /// An index entry of a chunk of tombstones: when the last of them expires (ms since the epoch,
 /// u64 big-endian), their count (u32), then for each its end record's id and its session key.
-pub(crate) fn index_value<'a>(
+pub(in crate::store) fn index_value<'a>(
     expires_ms: u64,
     tombs: impl ExactSizeIterator<Item = ([u8; 8], &'a str)>,
 ) -> Vec<u8> {
@@ -85,7 +85,7 @@ impl<'a> Fields<'a> {
 ///
 /// # Errors
 /// A chunk that is not in this format or whose fields do not add up.
-pub(crate) fn find_in_chunk<'a>(
+pub(in crate::store) fn find_in_chunk<'a>(
     key: &'a [u8],
     value: &'a [u8],
     id: [u8; 8],
@@ -115,13 +115,13 @@ pub(crate) fn find_in_chunk<'a>(
 }
 
 /// An index entry read back: when its last tombstone expires, each one's id and session key.
-pub(crate) type IndexEntry<'a> = (u64, Vec<([u8; 8], &'a [u8])>);
+pub(in crate::store) type IndexEntry<'a> = (u64, Vec<([u8; 8], &'a [u8])>);
 
 /// An index entry read back: when its last tombstone expires, and each one's id and session key.
 ///
 /// # Errors
 /// An entry whose fields do not add up.
-pub(crate) fn index_entries<'a>(
+pub(in crate::store) fn index_entries<'a>(
     key: &'a [u8],
     value: &'a [u8],
 ) -> Result<IndexEntry<'a>, StoreError> {
