@@ -1,5 +1,5 @@
 //! What the outbox holds: side effects that leave the process (SMS, airtime, calls), written in
-//! the same sled transaction as the change they belong to and sent later in the background.
+//! the same store transaction as the change they belong to and sent later in the background.
 //!
 //! The model sits below both its writers and its sender: the store writes items (with a flow's
 //! transaction, with a dialogue's end) without importing the outbox, and a flow's transaction

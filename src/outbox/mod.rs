@@ -1,6 +1,6 @@
 //! The outbox: every side effect that leaves the process goes through it.
 //!
-//! Effects are written to the `outbox` sled tree in the same transaction as the change they
+//! Effects are written to the store's outbox in the same transaction as the change they
 //! belong to (a confirmed deposit and its SMS, a booking and its reminder), so a crash can lose
 //! neither one without the other. A background sender ([`spawn_sender`]) delivers them through
 //! the Africa's Talking APIs ([`AtClient`]) with timeouts and retries; a slow or failing API

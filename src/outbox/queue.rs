@@ -1,8 +1,8 @@
-//! Reading and writing the `outbox` tree outside a flow's transaction: enqueue, inspect, scan.
-//!
-//! Encoding (shared with the ledger's transactional writes): key = the item id big-endian,
-//! value = the serde_json of [`Item`]. Items are never deleted by the sender: sent and failed
-//! ones stay with their final status for inspection until [`purge_finished`] removes them.
+//! Reading and writing the outbox outside a flow's transaction: enqueue, inspect, scan, through
+//! the store's operations on it ([`Outbox`]), which keep items as the ledger's transactional
+//! writes do (key = the item id big-endian, value = the serde_json of [`Item`]). Items are
+//! never deleted by the sender: sent and failed ones stay with their final status for
+//! inspection until [`purge_finished`] removes them.
 
 use crate::clock::now_ms;
 use crate::effect::{Effect, Item, Status};
@@ -13,7 +13,7 @@ use std::collections::HashSet;
 /// the change's transaction instead) and wakes the sender. `not_before_ms` delays it (reminders).
 ///
 /// # Errors
-/// sled or serialisation errors; nothing is written then.
+/// Store or serialisation errors; nothing is written then.
 pub fn enqueue(
     store: &Store,
     effect: Effect,
@@ -31,7 +31,7 @@ pub fn enqueue(
 /// One item by id.
 ///
 /// # Errors
-/// sled errors, or a document that does not parse.
+/// Store errors, or a document that does not parse.
 pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
     store.outbox()?.get(id)
 }
@@ -39,7 +39,7 @@ pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
 /// Every item, oldest first (documents that do not parse are skipped).
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn list(store: &Store) -> Result<Vec<Item>, StoreError> {
     store.outbox()?.items()
 }
@@ -47,7 +47,7 @@ pub fn list(store: &Store) -> Result<Vec<Item>, StoreError> {
 /// The items still waiting to be sent, oldest first.
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
     let mut items = list(store)?;
     items.retain(|i| i.status == Status::Pending);
@@ -58,7 +58,7 @@ pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
 /// action after fixing the account). Returns whether the item was re-queued.
 ///
 /// # Errors
-/// sled or serialisation errors.
+/// Store or serialisation errors.
 pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
     let ok = store.outbox()?.update(id, |item| {
         if matches!(item.status, Status::Pending | Status::Sent) {
@@ -81,7 +81,7 @@ pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
 /// how many went. Pending items are never removed.
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn purge_finished(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
     // Only if unchanged since read.
     store.outbox()?.purge(|item| {

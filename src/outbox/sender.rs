@@ -4,7 +4,7 @@
 //! recently written), takes the due items (pending, `next_attempt_ms` reached, which for a
 //! reminder is its not-before time) oldest first, and sends at most `concurrency` at once.
 //!
-//! Every delivery follows the same steps, all state in sled:
+//! Every delivery follows the same steps, all state in the store:
 //! 1. claim: compare-and-swap the item to `attempts + 1` with `next_attempt_ms` pushed past the
 //!    request timeout and the back-off, so a crash mid-request resends it only after that delay;
 //! 2. send (bounded by the request timeout);

@@ -82,7 +82,7 @@ fn canonical(raw: &str) -> String {
 /// if the answer must wait for it.
 ///
 /// # Errors
-/// sled or serialisation errors.
+/// Store or serialisation errors.
 pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreError> {
     let record = CallRecord::from_callback(cb, jiff::Timestamp::now());
     let stored = store.store_call_once(&record.session_id, &record)?;
@@ -95,7 +95,7 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
 /// Every stored call record, oldest first.
 ///
 /// # Errors
-/// sled errors, or a record that no longer parses.
+/// Store errors, or a record that no longer parses.
 pub fn call_records(store: &Store) -> Result<Vec<CallRecord>, StoreError> {
     store.call_records()
 }
