@@ -223,13 +223,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         IvrSet::default()
     };
-    let seed_dir = config.seed_path();
-    if store.records().is_empty() && seed_dir.is_dir() {
-        let n = store
-            .records()
-            .seed_from_dir(&seed_dir, &crate::store::records::SeedContext::of(&config))?;
-        tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into an empty store");
-    }
+    crate::seed::at_start(&store, &config)?;
 
     let shards_n = match config.sessions.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -455,7 +449,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 let store = store.clone();
                 let policy = policy.clone();
                 let purged = tokio::task::spawn_blocking(move || {
-                    crate::store::retention::purge(&store, &policy, session::state::now_ms())
+                    crate::retention::purge(&store, &policy, crate::clock::now_ms())
                 })
                 .await;
                 match purged {

@@ -174,7 +174,7 @@ fn main() -> ExitCode {
                 }
             };
             let mut out = std::io::stdout().lock();
-            match ussd_gateway::store::retention::export(&store, kind, format, &mut out) {
+            match ussd_gateway::retention::export(&store, kind, format, &mut out) {
                 Ok(n) => {
                     eprintln!("{n} records");
                     ExitCode::SUCCESS
@@ -201,12 +201,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let ctx = ussd_gateway::store::records::SeedContext::of(&config);
-            match store.records().seed_from_dir(&config.seed_path(), &ctx) {
+            let ctx = ussd_gateway::seed::SeedContext::of(&config);
+            match ussd_gateway::seed::load_dir(store.records(), &config.seed_path(), &ctx) {
                 Ok(n) => {
                     println!("{n} records loaded from {}", config.seed_path().display());
                     if let Some(n) = synthetic {
-                        match store.records().seed_synthetic(n) {
+                        match ussd_gateway::seed::synthetic(store.records(), n) {
                             Ok(w) => println!("{n} synthetic subscribers created ({w} records)"),
                             Err(e) => {
                                 eprintln!("error: {e}");

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{At, Sandbox};
-use ussd_gateway::outbox::{Effect, Item, TREE};
+use ussd_gateway::outbox::{Effect, Item};
 
 const CODE: &str = "*675#";
 const JOHN: &str = "+254700000001";
@@ -87,10 +87,12 @@ async fn the_dental_walk_through() {
         .registry()
         .core()
         .store
-        .tree(TREE)
+        .outbox()
         .unwrap()
-        .iter()
-        .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|doc| serde_json::from_value(doc).unwrap())
         .collect();
     assert_eq!(items.len(), 2);
     assert_eq!(

@@ -58,7 +58,7 @@ async fn journal_txns(admin: SocketAddr) -> Vec<String> {
 
 /// The sled tree of the transactions applied by dialogues still waiting for their end record.
 fn applied_left(store: &Store) -> usize {
-    store.tree("applied").unwrap().len()
+    store.applied_count().unwrap()
 }
 
 /// A deposit confirmed, its success END received, then kill -9 before the write-behind commit

@@ -47,7 +47,7 @@ impl Store {
             let path = entry.unwrap().path();
             let collection = path.file_stem().unwrap().to_string_lossy().into_owned();
             // Seed files are templates (the dental slots are relative to today).
-            let ctx = ussd_gateway::store::records::SeedContext {
+            let ctx = ussd_gateway::seed::SeedContext {
                 today: "2026-01-05".into(),
                 offset: "+10:00".into(),
             };

@@ -4,8 +4,8 @@
 use serde_json::json;
 use ussd_gateway::flow::{Ctx, Effect, EffectOutcome, Flow, Step, input, resume, start};
 use ussd_gateway::outbox;
-use ussd_gateway::store::ledger::{Address, TxOp};
 use ussd_gateway::text::Limit;
+use ussd_gateway::txn::{Address, TxOp};
 
 const FLOW: &str = r#"
 start: amount

@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use ussd_gateway::outbox;
 use ussd_gateway::store::Store;
-use ussd_gateway::store::ledger::{Address, TxOp};
 use ussd_gateway::store::records::RecordWrite;
+use ussd_gateway::txn::{Address, TxOp};
 
 const PEOPLE: [&str; 3] = ["254700000001", "254700000002", "254700000003"];
 
@@ -157,7 +157,7 @@ proptest! {
         prop_assert_eq!(total, 3 * 20_000 + external);
         // One airtime outbox item per applied airtime purchase.
         let airtime_applied = steps.iter().enumerate().filter(|(n, s)| matches!(s, Step::Airtime(..)) && outcomes[&format!("test#{n}#1")].failed_op.is_none()).count();
-        let items = store.tree(outbox::TREE).unwrap().len();
+        let items = store.outbox().unwrap().documents().unwrap().len();
         prop_assert_eq!(items, airtime_applied);
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{At, Sandbox};
-use ussd_gateway::outbox::{Effect, Item, TREE};
+use ussd_gateway::outbox::{Effect, Item};
 use ussd_gateway::store::Store;
 
 const CODE: &str = "*384*303#";
@@ -27,10 +27,12 @@ fn balance(store: &Store, phone: &str) -> i64 {
 
 fn outbox(store: &Store) -> Vec<Item> {
     store
-        .tree(TREE)
+        .outbox()
         .unwrap()
-        .iter()
-        .map(|kv| serde_json::from_slice(&kv.unwrap().1).unwrap())
+        .documents()
+        .unwrap()
+        .into_iter()
+        .map(|doc| serde_json::from_value(doc).unwrap())
         .collect()
 }
 

@@ -6,7 +6,8 @@ mod outbox_fake;
 
 use outbox_fake::{AIRTIME, CALL, FakeAt, Reply, SMS, item, wait_for};
 use tokio::sync::watch;
-use ussd_gateway::outbox::{self, AtConfig, Effect, Status, enqueue, now_ms, spawn_sender};
+use ussd_gateway::clock::now_ms;
+use ussd_gateway::outbox::{self, AtConfig, Effect, Status, enqueue, spawn_sender};
 use ussd_gateway::store::Store;
 
 fn sms(to: &str, message: &str) -> Effect {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{At, Sandbox};
-use ussd_gateway::store::retention::{self, RetentionConfig};
+use ussd_gateway::retention::{self, RetentionConfig};
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -43,7 +43,7 @@ async fn old_records_expire_and_the_journal_stays() {
         })
         .await
     );
-    let now = ussd_gateway::session::state::now_ms();
+    let now = ussd_gateway::clock::now_ms();
     let policy = RetentionConfig::default();
     // Nothing is old yet.
     assert_eq!(

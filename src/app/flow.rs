@@ -78,7 +78,7 @@ impl FlowApp {
         crate::metrics::describe_flow_extras();
         let points = flow
             .resume_window()
-            .and_then(|window| match store.tree(resume::TREE) {
+            .and_then(|window| match store.resume_points() {
                 Ok(tree) => Some(resume::Points::new(tree, window)),
                 Err(e) => {
                     tracing::error!(flow = flow.name(), error = %e, "resume points unavailable");

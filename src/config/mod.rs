@@ -22,7 +22,7 @@ pub mod smpp;
 pub use routes::{LongScreens, RouteConfig};
 pub use sections::{
     AdminConfig, ClockConfig, EventsConfig, LimitsConfig, NumbersConfig, PublicConfig,
-    SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
+    RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
 };
 
 use serde::Deserialize;
@@ -65,7 +65,7 @@ pub struct Config {
     pub voice: VoiceConfig,
     /// How long records with personal data are kept.
     #[serde(default)]
-    pub retention: crate::store::retention::RetentionConfig,
+    pub retention: RetentionConfig,
     /// Limits that protect the gateway (defaults sit above what the benchmarks drive).
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -1,5 +1,5 @@
 //! The small sections of `gateway.toml` (`[public]`, `[admin]`, `[store]`, `[sessions]`,
-//! `[numbers]`, `[ussd]`, `[limits]`, `[events]`, `[voice]`, `[clock]`), each with its
+//! `[numbers]`, `[ussd]`, `[limits]`, `[events]`, `[voice]`, `[clock]`, `[retention]`), each with its
 //! documented defaults: an empty table parses to them.
 
 use serde::Deserialize;
@@ -312,3 +312,50 @@ default_from_serde!(
     NumbersConfig,
     UssdConfig
 );
+
+/// `[retention]` in gateway.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// End-of-session records, and the transactions recorded for a dialogue that never got
+    /// one (a crash lost it whole). Default 90 days.
+    #[serde(default = "days_90")]
+    pub end_records_days: u64,
+    /// Outbox items that reached a final status (sent, failed, not sent). Default 30 days.
+    #[serde(default = "days_30")]
+    pub outbox_days: u64,
+    /// Voice call records. Default 90 days.
+    #[serde(default = "days_90")]
+    pub call_records_days: u64,
+    /// Transaction idempotency keys (a retried hop is answered from them). Default 7 days.
+    #[serde(default = "days_7")]
+    pub idempotency_days: u64,
+    /// How often the purge runs, in minutes. Default 60.
+    #[serde(default = "minutes_60")]
+    pub every_minutes: u64,
+}
+
+fn days_90() -> u64 {
+    90
+}
+fn days_30() -> u64 {
+    30
+}
+fn days_7() -> u64 {
+    7
+}
+fn minutes_60() -> u64 {
+    60
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            end_records_days: days_90(),
+            outbox_days: days_30(),
+            call_records_days: days_90(),
+            idempotency_days: days_7(),
+            every_minutes: minutes_60(),
+        }
+    }
+}

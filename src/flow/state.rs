@@ -174,9 +174,7 @@ pub enum Effect {
     Save { writes: Vec<Write> },
     /// Apply these operations in ONE transaction under the hop's idempotency key, make them
     /// durable before the next reply, and answer [`EffectOutcome::Transacted`] (or `Failed`).
-    Transact {
-        ops: Vec<crate::store::ledger::TxOp>,
-    },
+    Transact { ops: Vec<crate::txn::TxOp> },
     /// Make this HTTP request (an `http` screen's backend call) within the hop's deadline;
     /// answer [`EffectOutcome::Http`].
     Http(HttpRequest),

@@ -14,9 +14,9 @@
 //! The answers are classified in [`super::classify`].
 
 use super::classify::{self, Outcome};
-use super::item::{Effect, Item};
 use super::transport::Transport;
 use crate::config::outbox::{Account, AtConfig};
+use crate::effect::{Effect, Item};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::sync::Arc;

@@ -1,12 +1,12 @@
 //! The outbox: every side effect that leaves the process goes through it.
 //!
-//! Effects are written to the `outbox` sled tree in the same transaction as the change they
+//! Effects are written to the store's outbox in the same transaction as the change they
 //! belong to (a confirmed deposit and its SMS, a booking and its reminder), so a crash can lose
 //! neither one without the other. A background sender ([`spawn_sender`]) delivers them through
 //! the Africa's Talking APIs ([`AtClient`]) with timeouts and retries; a slow or failing API
 //! never delays a USSD answer. Delivery is at-least-once: see [`sender`] and docs/outbox.md.
 //!
-//! - [`item`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
+//! - [`crate::effect`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
 //! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction;
 //! - `[africastalking]`, the account, hosts and retry policy, is configured in
 //!   [`crate::config::outbox`];
@@ -15,16 +15,15 @@
 
 pub mod at;
 pub mod classify;
-pub mod item;
 pub mod queue;
 pub mod sender;
 pub mod transport;
 
 pub use crate::config::outbox::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USERNAME_ENV};
+pub use crate::effect::{Effect, Item, Status};
 pub use at::AtClient;
 pub use classify::Outcome;
-pub use item::{Effect, Item, Status, TREE};
-pub use queue::{enqueue, get, list, now_ms, pending, purge_finished, requeue};
+pub use queue::{enqueue, get, list, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
 pub use transport::{HyperTransport, Transport};
 

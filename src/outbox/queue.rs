@@ -1,33 +1,29 @@
-//! Reading and writing the `outbox` tree outside a flow's transaction: enqueue, inspect, scan.
-//!
-//! Encoding (shared with the ledger's transactional writes): key = the item id big-endian,
-//! value = the serde_json of [`Item`]. Items are never deleted by the sender: sent and failed
-//! ones stay with their final status for inspection until [`purge_finished`] removes them.
+//! Reading and writing the outbox outside a flow's transaction: enqueue, inspect, scan, through
+//! the store's operations on it ([`Outbox`]), which keep items as the ledger's transactional
+//! writes do (key = the item id big-endian, value = the serde_json of [`Item`]). Items are
+//! never deleted by the sender: sent and failed ones stay with their final status for
+//! inspection until [`purge_finished`] removes them.
 
-use super::item::{Effect, Item, Status, TREE};
-use crate::store::{Store, StoreError};
+use crate::clock::now_ms;
+use crate::effect::{Effect, Item, Status};
+use crate::store::{Outbox, Store, StoreError, Stored};
 use std::collections::HashSet;
-
-/// Milliseconds since the Unix epoch (the outbox's clock).
-pub fn now_ms() -> u64 {
-    jiff::Timestamp::now().as_millisecond().max(0) as u64
-}
 
 /// Writes one effect on its own (effects that belong to a change are written by the ledger in
 /// the change's transaction instead) and wakes the sender. `not_before_ms` delays it (reminders).
 ///
 /// # Errors
-/// sled or serialisation errors; nothing is written then.
+/// Store or serialisation errors; nothing is written then.
 pub fn enqueue(
     store: &Store,
     effect: Effect,
     not_before_ms: Option<u64>,
     session: Option<String>,
 ) -> Result<u64, StoreError> {
-    let tree = store.tree(TREE)?;
+    let outbox = store.outbox()?;
     let id = store.generate_id()?;
     let item = Item::new(id, effect, now_ms(), not_before_ms, session);
-    tree.insert(item.key(), serde_json::to_vec(&item)?)?;
+    outbox.insert(&item)?;
     super::notify();
     Ok(id)
 }
@@ -35,35 +31,23 @@ pub fn enqueue(
 /// One item by id.
 ///
 /// # Errors
-/// sled errors, or a document that does not parse.
+/// Store errors, or a document that does not parse.
 pub fn get(store: &Store, id: u64) -> Result<Option<Item>, StoreError> {
-    match store.tree(TREE)?.get(id.to_be_bytes())? {
-        Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
-        None => Ok(None),
-    }
+    store.outbox()?.get(id)
 }
 
 /// Every item, oldest first (documents that do not parse are skipped).
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn list(store: &Store) -> Result<Vec<Item>, StoreError> {
-    let mut out = Vec::new();
-    let tree = store.tree(TREE)?;
-    let _gate = store.shared();
-    for entry in tree.iter() {
-        let (_, v) = entry?;
-        if let Ok(item) = serde_json::from_slice::<Item>(&v) {
-            out.push(item);
-        }
-    }
-    Ok(out)
+    store.outbox()?.items()
 }
 
 /// The items still waiting to be sent, oldest first.
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
     let mut items = list(store)?;
     items.retain(|i| i.status == Status::Pending);
@@ -74,25 +58,19 @@ pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
 /// action after fixing the account). Returns whether the item was re-queued.
 ///
 /// # Errors
-/// sled or serialisation errors.
+/// Store or serialisation errors.
 pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
-    let tree = store.tree(TREE)?;
-    let key = id.to_be_bytes();
-    let Some(old) = tree.get(key)? else {
-        return Ok(false);
-    };
-    let mut item: Item = serde_json::from_slice(&old)?;
-    if matches!(item.status, Status::Pending | Status::Sent) {
-        return Ok(false);
-    }
-    let now = now_ms();
-    item.status = Status::Pending;
-    item.attempts = 0;
-    item.next_attempt_ms = now.max(item.not_before_ms);
-    item.finished_ms = None;
-    let ok = tree
-        .compare_and_swap(key, Some(old), Some(serde_json::to_vec(&item)?))?
-        .is_ok();
+    let ok = store.outbox()?.update(id, |item| {
+        if matches!(item.status, Status::Pending | Status::Sent) {
+            return false;
+        }
+        let now = now_ms();
+        item.status = Status::Pending;
+        item.attempts = 0;
+        item.next_attempt_ms = now.max(item.not_before_ms);
+        item.finished_ms = None;
+        true
+    })?;
     if ok {
         super::notify();
     }
@@ -103,25 +81,12 @@ pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
 /// how many went. Pending items are never removed.
 ///
 /// # Errors
-/// sled errors.
+/// Store errors.
 pub fn purge_finished(store: &Store, before_ms: u64) -> Result<usize, StoreError> {
-    let tree = store.tree(TREE)?;
-    let mut gone = 0;
-    // A slice at a time: the outbox keeps every item for its retention period, and a scan
-    // holding the gate throughout would hold ledger transactions back as long.
-    store.scan_sliced(&tree, |k, v| {
-        let Ok(item) = serde_json::from_slice::<Item>(v) else {
-            return Ok(());
-        };
-        if item.status != Status::Pending && item.finished_ms.is_some_and(|f| f < before_ms) {
-            // Only if unchanged since read.
-            if tree.compare_and_swap(k, Some(v), None::<&[u8]>)?.is_ok() {
-                gone += 1;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(gone)
+    // Only if unchanged since read.
+    store.outbox()?.purge(|item| {
+        item.status != Status::Pending && item.finished_ms.is_some_and(|f| f < before_ms)
+    })
 }
 
 /// How long an item stays "recent": the watermark never passes an item younger than this, so
@@ -132,7 +97,7 @@ pub(crate) const RECENT_MS: u64 = 60_000;
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
     /// Due items not in flight, oldest first, at most the requested number, with their raw bytes.
-    pub due: Vec<(Item, sled::IVec)>,
+    pub due: Vec<(Item, Stored)>,
     /// Pending items in total (the depth gauge).
     pub pending: usize,
     /// The earliest time a pending item that is not yet due becomes due.
@@ -141,9 +106,9 @@ pub(crate) struct Scan {
     pub watermark: u64,
 }
 
-/// Scans from `watermark` for pending items due at `now`.
+/// Scans from `watermark` for pending items due at `now` (holding the store's scan gate).
 pub(crate) fn scan(
-    tree: &sled::Tree,
+    outbox: &Outbox,
     watermark: u64,
     now: u64,
     in_flight: &HashSet<u64>,
@@ -152,12 +117,7 @@ pub(crate) fn scan(
     let mut scan = Scan::default();
     let mut keep_from: Option<u64> = None;
     let mut last_id = None;
-    for entry in tree.range(watermark.to_be_bytes()..) {
-        let (k, v) = entry?;
-        let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
-            continue;
-        };
-        let id = u64::from_be_bytes(key);
+    outbox.scan_from(watermark, |id, v| {
         last_id = Some(id);
         let item: Item = match serde_json::from_slice(&v) {
             Ok(item) => item,
@@ -166,7 +126,7 @@ pub(crate) fn scan(
                 if watermark == 0 {
                     tracing::warn!(id, error = %e, "outbox item does not parse; skipped");
                 }
-                continue;
+                return;
             }
         };
         let recent = item.created_ms.saturating_add(RECENT_MS) > now;
@@ -174,7 +134,7 @@ pub(crate) fn scan(
             scan.pending += 1;
             keep_from.get_or_insert(id);
             if in_flight.contains(&id) {
-                continue;
+                return;
             }
             if item.next_attempt_ms > now {
                 let at = item.next_attempt_ms;
@@ -186,7 +146,7 @@ pub(crate) fn scan(
         } else if recent {
             keep_from.get_or_insert(id);
         }
-    }
+    })?;
     scan.watermark = match (keep_from, last_id) {
         (Some(id), _) => id,
         (None, Some(last)) => last.saturating_add(1),
@@ -199,9 +159,8 @@ pub(crate) fn scan(
 mod tests {
     use super::*;
 
-    fn put(tree: &sled::Tree, item: &Item) {
-        tree.insert(item.key(), serde_json::to_vec(item).unwrap())
-            .unwrap();
+    fn put(outbox: &Outbox, item: &Item) {
+        outbox.insert(item).unwrap();
     }
 
     fn sms(id: u64, created: u64, not_before: Option<u64>) -> Item {
@@ -215,7 +174,7 @@ mod tests {
     #[test]
     fn the_watermark_skips_old_finished_items_but_not_recent_or_pending_ones() {
         let store = Store::temporary().unwrap();
-        let tree = store.tree(TREE).unwrap();
+        let tree = store.outbox().unwrap();
         let now = 1_000_000;
         let old = now - RECENT_MS - 1;
         let mut done = sms(1, old, None);
@@ -254,7 +213,7 @@ mod tests {
     #[test]
     fn requeue_and_purge_touch_only_finished_items() {
         let store = Store::temporary().unwrap();
-        let tree = store.tree(TREE).unwrap();
+        let tree = store.outbox().unwrap();
         let mut failed = sms(1, 10, None);
         failed.status = Status::Failed { reason: "x".into() };
         failed.attempts = 3;

@@ -4,7 +4,7 @@
 //! recently written), takes the due items (pending, `next_attempt_ms` reached, which for a
 //! reminder is its not-before time) oldest first, and sends at most `concurrency` at once.
 //!
-//! Every delivery follows the same steps, all state in sled:
+//! Every delivery follows the same steps, all state in the store:
 //! 1. claim: compare-and-swap the item to `attempts + 1` with `next_attempt_ms` pushed past the
 //!    request timeout and the back-off, so a crash mid-request resends it only after that delay;
 //! 2. send (bounded by the request timeout);
@@ -20,11 +20,12 @@
 
 use super::at::AtClient;
 use super::classify::Outcome;
-use super::item::{Item, Status, TREE};
-use super::queue::{self, now_ms};
+use super::queue;
 use super::transport::{HyperTransport, Transport};
+use crate::clock::now_ms;
 use crate::config::outbox::{AtConfig, RetryConfig};
-use crate::store::{Store, StoreError};
+use crate::effect::{Item, Status};
+use crate::store::{Outbox, Store, StoreError, Stored};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,8 +84,8 @@ async fn run(
     extra: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let tree = match store.tree(TREE) {
-        Ok(t) => t,
+    let outbox = match store.outbox() {
+        Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "outbox sender cannot open its tree; not started");
             return;
@@ -104,7 +105,7 @@ async fn run(
     let poll = config.poll_interval();
     let ctx = Arc::new(Ctx {
         store,
-        tree: tree.clone(),
+        outbox: outbox.clone(),
         client,
         network,
         retry: config.retry.clone(),
@@ -125,15 +126,12 @@ async fn run(
         let now = now_ms();
         let busy: HashSet<u64> = in_flight.values().copied().collect();
         let mut sleep_for = poll;
-        // On the blocking pool, under the store's scan gate (see `Store::exclusive`).
+        // On the blocking pool (it holds the store's scan gate).
         let scanned = {
-            let (store, tree, free) = (ctx.store.clone(), tree.clone(), slots - tasks.len());
-            tokio::task::spawn_blocking(move || {
-                let _gate = store.shared();
-                queue::scan(&tree, watermark, now, &busy, free)
-            })
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Aborted(format!("outbox scan task: {e}"))))
+            let (outbox, free) = (outbox.clone(), slots - tasks.len());
+            tokio::task::spawn_blocking(move || queue::scan(&outbox, watermark, now, &busy, free))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Aborted(format!("outbox scan task: {e}"))))
         };
         match scanned {
             Ok(scan) => {
@@ -182,7 +180,7 @@ async fn run(
 
 struct Ctx {
     store: Store,
-    tree: sled::Tree,
+    outbox: Outbox,
     client: AtClient,
     network: Option<Arc<dyn super::Network>>,
     retry: RetryConfig,
@@ -190,7 +188,7 @@ struct Ctx {
 }
 
 impl Ctx {
-    async fn deliver(&self, item: Item, raw: sled::IVec) {
+    async fn deliver(&self, item: Item, raw: Stored) {
         let kind = item.effect.kind();
         let id = item.id;
         if let Err(e) = self.try_deliver(item, raw).await {
@@ -198,7 +196,7 @@ impl Ctx {
         }
     }
 
-    async fn try_deliver(&self, item: Item, raw: sled::IVec) -> Result<(), StoreError> {
+    async fn try_deliver(&self, item: Item, raw: Stored) -> Result<(), StoreError> {
         let kind = item.effect.kind();
         let to = item.effect.masked_recipient();
         let attempt = item.attempts.saturating_add(1);
@@ -206,18 +204,13 @@ impl Ctx {
         claimed.attempts = attempt;
         claimed.next_attempt_ms =
             now_ms().saturating_add(millis(self.lease + self.retry.backoff(attempt)));
-        let claimed_raw = serde_json::to_vec(&claimed)?;
-        if self
-            .tree
-            .compare_and_swap(item.key(), Some(raw), Some(claimed_raw.clone()))?
-            .is_err()
-        {
+        let Some(claimed_raw) = self.outbox.swap(&raw, &claimed)? else {
             tracing::debug!(
                 id = item.id,
                 "outbox item changed under the sender; skipped"
             );
             return Ok(());
-        }
+        };
         let started = Instant::now();
         let by_network = self.network.as_ref().and_then(|n| n.deliver(&claimed));
         let outcome = match by_network {
@@ -275,12 +268,7 @@ impl Ctx {
         }
         let attempted = label != "not_sent";
         crate::metrics::outbox_delivery(kind, label, attempted.then_some(took));
-        let done_raw = serde_json::to_vec(&done)?;
-        if self
-            .tree
-            .compare_and_swap(item.key(), Some(claimed_raw), Some(done_raw))?
-            .is_err()
-        {
+        if self.outbox.swap(&claimed_raw, &done)?.is_none() {
             tracing::warn!(
                 id = item.id,
                 "outbox item changed while in flight; result not recorded"

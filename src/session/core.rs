@@ -8,8 +8,8 @@
 use super::actor::SessionActor;
 use super::state::EndRecord;
 use crate::app::RouteTable;
+use crate::effect::Effect;
 use crate::hop::SessionKey;
-use crate::outbox::Effect;
 use crate::store::Store;
 use actix::WeakAddr;
 use arc_swap::ArcSwap;

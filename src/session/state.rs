@@ -1,19 +1,11 @@
 //! What a dialogue leaves in the store: its live state, its tombstone, its end record.
 
 use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::hop::{Front, Reply};
 use crate::msisdn::Msisdn;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Milliseconds since the Unix epoch, the time unit of everything persisted.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// The live state of a dialogue, written to sled after every hop.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,11 +11,13 @@
 //! the sweep or by the first hop that finds it, whichever comes first. (A crash within the
 //! writes of one chunk of ends, after some of its notifications or its records and before its
 //! chunk of tombstones, can still give those of its dialogues whose live state was committed
-//! before a second end: at most a chunk's worth, `store::behind::CHUNK_RECORDS`.) Tombstones
-//! past their time are kept, and found, until the first purge, which runs after the sweep.
+//! before a second end: at most a chunk's worth,
+//! `store::format::end_chunk::CHUNK_RECORDS`.) Tombstones past their time are kept, and found,
+//! until the first purge, which runs after the sweep.
 
 use super::registry::Registry;
-use super::state::{Dialogue, Tombstone, now_ms};
+use super::state::{Dialogue, Tombstone};
+use crate::clock::now_ms;
 use crate::hop::SessionKey;
 use std::time::Duration;
 

@@ -20,8 +20,10 @@
 //!
 //! Amounts are integer cents. Durability is the caller's: flush before confirming.
 
+use super::format::ledger_keys;
 use super::{Store, StoreError};
-use crate::outbox;
+use crate::effect;
+use crate::txn::{Address, TxOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sled::Transactional;
@@ -34,7 +36,7 @@ pub const IDEMPOTENCY: &str = "idempotency";
 /// The balance field of a ledger account record.
 pub const BALANCE: &str = "balance_cents";
 /// The transactions applied by dialogues whose end record is not written yet: the dialogue's
-/// start and session key and the transaction id (see [`applied_key`]) -> the hop that applied
+/// start and session key and the transaction id (see [`ledger_keys::applied_key`]) -> the hop that applied
 /// it. Written in the transaction's own sled transaction, removed once the dialogue's end
 /// record is in sled, and purged with the end records' retention (entries of dialogues that
 /// never got one).
@@ -58,94 +60,6 @@ pub struct AppliedTx {
     pub txn: u64,
     /// The hop of the dialogue that applied it.
     pub hop: u32,
-}
-
-/// The prefix of the `applied` keys of one dialogue: its start (big-endian, so that retention
-/// purges a range), the length of its session key, the key.
-fn applied_prefix(session: &str, started_ms: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + 4 + session.len() + 8);
-    k.extend_from_slice(&started_ms.to_be_bytes());
-    k.extend_from_slice(&(session.len() as u32).to_be_bytes());
-    k.extend_from_slice(session.as_bytes());
-    k
-}
-
-/// The `applied` key of transaction `txn` of a dialogue: its prefix, then the id.
-fn applied_key(session: &str, started_ms: u64, txn: u64) -> Vec<u8> {
-    let mut k = applied_prefix(session, started_ms);
-    k.extend_from_slice(&txn.to_be_bytes());
-    k
-}
-
-/// A record address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Address {
-    /// The collection.
-    pub collection: String,
-    /// The id inside it.
-    pub id: String,
-}
-
-impl Address {
-    /// The record key.
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.collection, self.id)
-    }
-}
-
-/// One operation of a transaction.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TxOp {
-    /// Moves `amount_cents` from one account to another and journals it; fails when the debited
-    /// account has less. `None` is outside the ledger (cash in, cash out, airtime bought).
-    Transfer {
-        /// Debited account.
-        from: Option<Address>,
-        /// Credited account.
-        to: Option<Address>,
-        /// Positive amount in cents.
-        amount_cents: i64,
-        /// Journal type, e.g. `deposit`.
-        kind: String,
-    },
-    /// Adds `amount` to a numeric field; fails when the result leaves `[min, max]`.
-    Add {
-        /// The record (created if missing).
-        record: Address,
-        /// The field (0 if missing).
-        field: String,
-        /// May be negative.
-        amount: i64,
-        /// Lower bound of the result.
-        min: Option<i64>,
-        /// Upper bound of the result.
-        max: Option<i64>,
-    },
-    /// Fails unless the record exists (or not) and/or a field equals a value.
-    Require {
-        /// The record.
-        record: Address,
-        /// Required existence.
-        exists: Option<bool>,
-        /// A field that must equal `equals`.
-        field: Option<(String, Value)>,
-    },
-    /// Writes a record.
-    Put {
-        /// The record.
-        record: Address,
-        /// The document or the fields to merge.
-        value: Value,
-        /// Merge fields into an existing record.
-        merge: bool,
-    },
-    /// Writes an outbox item.
-    Outbox {
-        /// What to send.
-        effect: outbox::Effect,
-        /// Not before this time (ms since the epoch).
-        not_before_ms: Option<u64>,
-    },
 }
 
 /// What came of a transaction.
@@ -257,7 +171,7 @@ impl Store {
         }
         let records = self.tree("records")?;
         let journal = self.tree(JOURNAL)?;
-        let outbox_tree = self.tree(outbox::TREE)?;
+        let outbox_tree = self.tree(super::outbox::TREE)?;
         let idem = self.tree(IDEMPOTENCY)?;
         let applied = self.tree(APPLIED)?;
         let txn = self.generate_id()?;
@@ -266,7 +180,7 @@ impl Store {
             .filter(|op| matches!(op, TxOp::Outbox { .. }))
             .map(|_| self.generate_id())
             .collect::<Result<_, _>>()?;
-        let now = super::super::session::state::now_ms();
+        let now = crate::clock::now_ms();
         let gate = self.exclusive();
         let outcome = (&records, &journal, &outbox_tree, &idem, &applied).transaction(
             |(records, journal, outbox_tree, idem, applied)| {
@@ -311,8 +225,8 @@ impl Store {
                 // loses the dialogue's state after this hop.
                 if let Some(d) = dialogue {
                     applied.insert(
-                        applied_key(d.session, d.started_ms, txn),
-                        &d.hop.to_be_bytes(),
+                        ledger_keys::applied_key(d.session, d.started_ms, txn),
+                        &ledger_keys::applied_value(d.hop),
                     )?;
                 }
                 Ok(o)
@@ -358,85 +272,24 @@ impl Store {
                     None => Err(StoreError::Aborted(msg)),
                 }
             }
-            Err(sled::transaction::TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+            Err(sled::transaction::TransactionError::Storage(e)) => Err(e.into()),
         }
     }
 
-    /// The transactions the dialogue `session` that started at `started_ms` applied and has not
-    /// been [forgotten](Store::forget_applied) for, oldest first.
-    ///
-    /// # Errors
-    /// sled errors, or an entry that is not in the format written.
-    pub fn applied_by(&self, session: &str, started_ms: u64) -> Result<Vec<AppliedTx>, StoreError> {
-        let tree = self.tree(APPLIED)?;
-        let prefix = applied_prefix(session, started_ms);
-        let _gate = self.shared();
-        let mut out = Vec::new();
-        for item in tree.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let txn = k[prefix.len()..].try_into().map(u64::from_be_bytes);
-            let hop = v.as_ref().try_into().map(u32::from_be_bytes);
-            match (txn, hop) {
-                (Ok(txn), Ok(hop)) => out.push(AppliedTx { txn, hop }),
-                _ => return Err(StoreError::Corrupt(format!("applied entry {k:02x?}"))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Forgets `applied`, what [`Store::applied_by`] gave for that dialogue, once its end is
-    /// written: if the end still waits for a commit (a dialogue that ran no transaction in this
-    /// process: one resumed after a restart), commits it first, so that the end record is in
-    /// sled before these entries go (sled recovers a prefix of its log: a crash never keeps the
-    /// removal without the record). The end of one that did was committed at once.
-    ///
-    /// # Errors
-    /// sled errors; the entries are then left for the retention purge.
-    pub fn forget_applied(
-        &self,
-        session: &str,
-        started_ms: u64,
-        applied: &[AppliedTx],
-    ) -> Result<(), StoreError> {
-        if applied.is_empty() {
-            return Ok(());
-        }
-        if self.dialogues.end_waits(session) {
-            self.commit()?;
-        }
-        let tree = self.tree(APPLIED)?;
-        for a in applied {
-            tree.remove(applied_key(session, started_ms, a.txn))?;
-        }
-        Ok(())
-    }
-
-    /// Removes the `applied` entries of dialogues that started before `cutoff_ms` (whose end
-    /// record was never written: a dialogue a crash lost whole), a slice at a time; returns how
-    /// many went.
+    /// Removes the idempotency keys `expired` says so of (retention); returns how many went.
     ///
     /// # Errors
     /// sled errors.
-    pub fn purge_applied(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
-        let tree = self.tree(APPLIED)?;
-        let end = cutoff_ms.to_be_bytes();
-        let mut gone = 0;
-        loop {
-            let keys: Vec<sled::IVec> = {
-                let _gate = self.shared();
-                tree.range(..&end[..])
-                    .keys()
-                    .take(super::SCAN_SLICE)
-                    .collect::<Result<_, _>>()?
-            };
-            if keys.is_empty() {
-                return Ok(gone);
-            }
-            for k in keys {
-                tree.remove(k)?;
-                gone += 1;
-            }
-        }
+    pub fn purge_idempotency(&self, expired: impl Fn(&Value) -> bool) -> Result<usize, StoreError> {
+        super::documents::purge(&self.gate, &self.tree(IDEMPOTENCY)?, expired)
+    }
+
+    /// Every journal entry as JSON, in transaction order (exports).
+    ///
+    /// # Errors
+    /// sled errors, or an entry that is not JSON.
+    pub fn journal_documents(&self) -> Result<Vec<Value>, StoreError> {
+        super::documents::all(&self.gate, &self.tree(JOURNAL)?)
     }
 
     /// Every journal entry, in transaction order.
@@ -514,10 +367,8 @@ fn apply<'a>(
                 at_ms: now,
                 key: key.to_string(),
             };
-            let mut jkey = txn.to_be_bytes().to_vec();
-            jkey.extend_from_slice(&(i as u32).to_be_bytes());
             journal.insert(
-                jkey,
+                ledger_keys::journal_key(txn, i as u32),
                 serde_json::to_vec(&entry).map_err(|e| abort(e.to_string()))?,
             )?;
             Ok(false)
@@ -587,7 +438,7 @@ fn apply<'a>(
             let id = *outbox_ids
                 .next()
                 .ok_or_else(|| abort("outbox id missing"))?;
-            let item = outbox::Item::new(
+            let item = effect::Item::new(
                 id,
                 effect.clone(),
                 now,
@@ -600,101 +451,5 @@ fn apply<'a>(
             )?;
             Ok(false)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn deposit(to: &str) -> Vec<TxOp> {
-        vec![TxOp::Transfer {
-            from: None,
-            to: Some(Address {
-                collection: "wallets".into(),
-                id: to.into(),
-            }),
-            amount_cents: 100,
-            kind: "deposit".into(),
-        }]
-    }
-
-    fn dialogue(started_ms: u64, hop: u32) -> Option<TxDialogue<'static>> {
-        Some(TxDialogue {
-            session: "smpp:k",
-            started_ms,
-            hop,
-        })
-    }
-
-    #[test]
-    fn the_transactions_a_dialogue_applied_are_kept_until_its_end_then_forgotten() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 8, 500).unwrap();
-        store
-            .records()
-            .apply(&[crate::store::records::RecordWrite {
-                collection: "wallets".into(),
-                id: "a".into(),
-                value: json!({"balance_cents": 0}),
-                merge: false,
-            }])
-            .unwrap();
-        let first = store
-            .transact("k#3#1", &deposit("a"), dialogue(10, 3))
-            .unwrap();
-        // The same hop retried: answered from its key, recorded once.
-        let again = store
-            .transact("k#3#1", &deposit("a"), dialogue(10, 3))
-            .unwrap();
-        assert!(again.replayed);
-        // A condition that fails applies nothing, and is not recorded.
-        let failed = store
-            .transact("k#4#1", &deposit("nobody"), dialogue(10, 4))
-            .unwrap();
-        assert_eq!(failed.failed_op, Some(0));
-        // Another dialogue under the same key (a reused SMPP session), and one with no dialogue.
-        let later = store
-            .transact("k#1#1", &deposit("a"), dialogue(20, 1))
-            .unwrap();
-        store.transact("x#1#1", &deposit("a"), None).unwrap();
-        let mine = [AppliedTx {
-            txn: first.txn,
-            hop: 3,
-        }];
-        assert_eq!(store.applied_by("smpp:k", 10).unwrap(), mine);
-        assert_eq!(
-            store.applied_by("smpp:k", 20).unwrap(),
-            [AppliedTx {
-                txn: later.txn,
-                hop: 1
-            }]
-        );
-        assert!(store.applied_by("smpp:", 10).unwrap().is_empty());
-        assert!(store.applied_by("smpp:kk", 10).unwrap().is_empty());
-
-        // After a restart (the dialogue resumes from sled, its end waits for a commit), they
-        // are forgotten once the end is written: it is committed first.
-        drop(store);
-        let store = Store::open(dir.path(), 8, 500).unwrap();
-        assert_eq!(store.applied_by("smpp:k", 10).unwrap(), mine);
-        store
-            .end("smpp:k", (&json!({}), u64::MAX), &json!({"n": 1}), None)
-            .unwrap();
-        assert!(store.dialogues.end_waits("smpp:k"));
-        store.forget_applied("smpp:k", 10, &mine).unwrap();
-        assert!(!store.dialogues.end_waits("smpp:k"));
-        assert_eq!(store.uncommitted(), 0, "the end went to sled first");
-        assert!(store.applied_by("smpp:k", 10).unwrap().is_empty());
-        assert_eq!(store.applied_by("smpp:k", 20).unwrap().len(), 1);
-
-        // The retention purge takes the entries of dialogues started before its cutoff.
-        store
-            .transact("k#2#1", &deposit("a"), dialogue(30, 2))
-            .unwrap();
-        assert_eq!(store.purge_applied(30).unwrap(), 1);
-        assert!(store.applied_by("smpp:k", 20).unwrap().is_empty());
-        assert_eq!(store.applied_by("smpp:k", 30).unwrap().len(), 1);
     }
 }

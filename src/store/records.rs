@@ -5,10 +5,10 @@
 //! before confirming it to the subscriber.
 
 use super::StoreError;
+use crate::txn::valid_collection;
 use serde_json::{Map, Value};
 use sled::Tree;
 use sled::transaction::ConflictableTransactionError;
-use std::path::Path;
 
 /// One write of a save: the whole document, or fields merged into it.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,8 +28,8 @@ pub struct RecordWrite {
 pub struct Records {
     tree: Tree,
     db: sled::Db,
-    /// The store's transaction/scan gate (see `Store::exclusive`).
-    gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// The store's transaction/scan gate.
+    gate: super::Gate,
     /// The store's fault-injection switch.
     faults: super::Faults,
 }
@@ -39,21 +39,8 @@ fn address(collection: &str, id: &str) -> String {
     format!("{collection}/{id}")
 }
 
-/// Whether a collection name is usable (letters, digits, `_`, `-`).
-pub fn valid_collection(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 impl Records {
-    pub(crate) fn new(
-        tree: Tree,
-        db: sled::Db,
-        gate: std::sync::Arc<std::sync::RwLock<()>>,
-        faults: super::Faults,
-    ) -> Self {
+    pub(super) fn new(tree: Tree, db: sled::Db, gate: super::Gate, faults: super::Faults) -> Self {
         Records {
             tree,
             db,
@@ -87,7 +74,7 @@ impl Records {
                 )));
             }
         }
-        let _gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.exclusive();
         self.tree.transaction(|tx| {
             for w in writes {
                 let key = address(&w.collection, &w.id);
@@ -119,7 +106,7 @@ impl Records {
     pub fn scan(&self, collection: &str) -> Result<Vec<(String, Value)>, StoreError> {
         let prefix = format!("{collection}/");
         let mut out = Vec::new();
-        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.shared();
         for item in self.tree.scan_prefix(prefix.as_bytes()) {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
@@ -133,177 +120,56 @@ impl Records {
         self.tree.is_empty()
     }
 
-    /// Loads every `<collection>.yaml` of `dir` (a mapping of id to document), replacing
-    /// records with the same address, and flushes. Returns how many records were written.
+    /// Applies `batch` (a bulk load): each of its writes replaces the record at its address;
+    /// no transaction, no merge.
     ///
     /// # Errors
-    /// Unreadable or invalid files (named in the message), or store errors.
-    pub fn seed_from_dir(&self, dir: &Path, ctx: &SeedContext) -> Result<usize, SeedError> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| SeedError(format!("{}: {e}", dir.display())))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        let mut writes = Vec::new();
-        for path in files {
-            let collection = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if !valid_collection(&collection) {
-                return Err(SeedError(format!(
-                    "{}: the file name must be a collection name (letters, digits, _ and -)",
-                    path.display()
-                )));
-            }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
-            let text = ctx
-                .render(&text)
-                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
-            let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-                .map_err(|e| SeedError(format!("{}: {e}", path.display())))?;
-            let serde_yaml_ng::Value::Mapping(map) = yaml else {
-                return Err(SeedError(format!(
-                    "{}: expected a mapping of id to document",
-                    path.display()
-                )));
-            };
-            for (id, doc) in map {
-                let id = yaml_key(&id).ok_or_else(|| {
-                    SeedError(format!(
-                        "{}: ids must be strings or numbers",
-                        path.display()
-                    ))
-                })?;
-                writes.push(RecordWrite {
-                    collection: collection.clone(),
-                    id,
-                    value: yaml_to_json(doc),
-                    merge: false,
-                });
-            }
-        }
-        self.apply(&writes).map_err(|e| SeedError(e.to_string()))?;
-        self.db.flush().map_err(|e| SeedError(e.to_string()))?;
-        Ok(writes.len())
+    /// sled errors.
+    pub fn apply_batch(&self, batch: RecordBatch) -> Result<(), StoreError> {
+        self.tree.apply_batch(batch.batch)?;
+        Ok(())
     }
 
-    /// Creates `n` synthetic subscribers for load tests: each number `254710000000 + i` is a
-    /// student (results, fees, timetable) and a registered microfinance customer with a wallet
-    /// and no loan. Names are made up. Replaces records with the same address; flushes.
-    /// Returns how many records were written.
+    /// Waits until every write so far is on disk, on this thread (bulk loads).
     ///
     /// # Errors
-    /// Store errors.
-    pub fn seed_synthetic(&self, n: u64) -> Result<u64, StoreError> {
-        const FIRST: [&str; 8] = [
-            "Amani", "Baraka", "Chege", "Dalia", "Eshe", "Faraji", "Gathoni", "Hamisi",
-        ];
-        const LAST: [&str; 6] = ["Kamau", "Otieno", "Wanjiku", "Mutua", "Achieng", "Njoroge"];
-        let mut written = 0;
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
-        for i in 0..n {
-            let msisdn = format!("2547{:08}", 10_000_000 + i);
-            let name = format!(
-                "{} {}",
-                FIRST[(i % 8) as usize],
-                LAST[((i / 8) % 6) as usize]
-            );
-            let docs = [
-                (
-                    "students",
-                    serde_json::json!({
-                        "full_name": name,
-                        "student_id": format!("SYN{i:07}"),
-                        "phone": msisdn,
-                        "results": [
-                            { "course_name": "Data Structures", "course_code": "CS201", "grade": "A", "term": "2024 Term 1" },
-                            { "course_name": "Discrete Mathematics", "course_code": "MA202", "grade": "B+", "term": "2024 Term 1" },
-                            { "course_name": "Calculus I", "course_code": "MA101", "grade": "B", "term": "2023 Term 1" }
-                        ],
-                        "fees": { "term": "2024 Term 1", "amount_due": "45000.00", "amount_paid": "30000.00", "balance": "15000.00" },
-                        "timetable": [
-                            { "day_of_week": "Monday", "course_name": "Data Structures", "start_time": "8:00:00", "end_time": "10:00:00", "venue": "LH 1" }
-                        ],
-                        "missed_exams": []
-                    }),
-                ),
-                (
-                    "customers",
-                    serde_json::json!({ "name": name, "phone": msisdn, "city": "Nairobi", "registered": "2024-01-01T00:00:00Z" }),
-                ),
-                (
-                    "wallets",
-                    serde_json::json!({ "balance_cents": 100_000_000 }),
-                ),
-                ("loans", serde_json::json!({ "outstanding_cents": 0 })),
-            ];
-            for (collection, doc) in docs {
-                batch.insert(
-                    address(collection, &msisdn).as_bytes(),
-                    serde_json::to_vec(&doc)?,
-                );
-                in_batch += 1;
-                written += 1;
-            }
-            if in_batch >= 20_000 {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-            }
-        }
-        self.tree.apply_batch(batch)?;
+    /// The flush failed (disk full, I/O error).
+    pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        Ok(written)
+        Ok(())
     }
 }
 
-/// What seed files may use: they are minijinja templates, so sample dates can be relative to
-/// today (`{{ today | add_days(3) }}T09:00:00{{ offset }}`) and never fall into the past.
-#[derive(Debug, Clone)]
-pub struct SeedContext {
-    /// Today in the seed time zone, `YYYY-MM-DD`.
-    pub today: String,
-    /// That zone's UTC offset today, `+10:00`.
-    pub offset: String,
+/// Whole documents to write at once ([`Records::apply_batch`]), for bulk loads such as sample
+/// data.
+#[derive(Debug, Default)]
+pub struct RecordBatch {
+    batch: sled::Batch,
+    len: usize,
 }
 
-impl SeedContext {
-    /// The context of `config` (its seed time zone and clock).
-    pub fn of(config: &crate::config::Config) -> SeedContext {
-        SeedContext {
-            today: config.seed_today().to_string(),
-            offset: config.seed_offset(),
-        }
-    }
-
-    /// Renders one seed file's text.
+impl RecordBatch {
+    /// Adds `doc` as the record `collection/id`, replacing any.
     ///
     /// # Errors
-    /// Template syntax or evaluation errors, with their location.
-    pub fn render(&self, text: &str) -> Result<String, String> {
-        if !text.contains("{{") && !text.contains("{%") {
-            return Ok(text.to_string());
-        }
-        let mut env = minijinja::Environment::new();
-        env.set_keep_trailing_newline(true);
-        env.add_filter("add_days", crate::flow::add_days_filter);
-        env.add_filter("epoch_ms", crate::flow::epoch_ms_filter);
-        env.render_str(
-            text,
-            minijinja::context! { today => self.today, offset => self.offset },
-        )
-        .map_err(|e| format!("{e:#}"))
+    /// A document that does not serialise.
+    pub fn insert(&mut self, collection: &str, id: &str, doc: &Value) -> Result<(), StoreError> {
+        self.batch
+            .insert(address(collection, id).as_bytes(), serde_json::to_vec(doc)?);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// How many writes it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
-
-/// A sample data file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("seed: {0}")]
-pub struct SeedError(pub String);
 
 fn merge(into: &mut Value, from: &Value) {
     match (into, from) {
@@ -313,48 +179,6 @@ fn merge(into: &mut Value, from: &Value) {
             }
         }
         (slot, v) => *slot = v.clone(),
-    }
-}
-
-fn yaml_key(v: &serde_yaml_ng::Value) -> Option<String> {
-    match v {
-        serde_yaml_ng::Value::String(s) => Some(s.clone()),
-        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Converts YAML to JSON; mapping keys that are numbers or booleans become strings.
-pub fn yaml_to_json(v: serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Y;
-    match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                n.as_f64().map(Value::from).unwrap_or(Value::Null)
-            }
-        }
-        Y::String(s) => Value::String(s),
-        Y::Sequence(seq) => Value::Array(seq.into_iter().map(yaml_to_json).collect()),
-        Y::Mapping(map) => Value::Object(
-            map.into_iter()
-                .filter_map(|(k, v)| {
-                    let key = match k {
-                        Y::String(s) => s,
-                        Y::Number(n) => n.to_string(),
-                        Y::Bool(b) => b.to_string(),
-                        _ => return None,
-                    };
-                    Some((key, yaml_to_json(v)))
-                })
-                .collect(),
-        ),
-        Y::Tagged(t) => yaml_to_json(t.value),
     }
 }
 
@@ -402,25 +226,5 @@ mod tests {
         ]);
         assert!(bad.is_err());
         assert_eq!(r.get("customers", "254700000002").unwrap(), None);
-    }
-
-    #[test]
-    fn seed_files_become_records_with_string_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("students.yaml"),
-            "254700000001:\n  full_name: Test Student\n  results: [{grade: A}]\n",
-        )
-        .unwrap();
-        let store = Store::temporary().unwrap();
-        let ctx = SeedContext {
-            today: "2026-01-05".into(),
-            offset: "+10:00".into(),
-        };
-        assert_eq!(store.records().seed_from_dir(dir.path(), &ctx).unwrap(), 1);
-        assert_eq!(
-            store.records().get("students", "254700000001").unwrap(),
-            Some(json!({"full_name": "Test Student", "results": [{"grade": "A"}]}))
-        );
     }
 }

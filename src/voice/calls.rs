@@ -1,9 +1,6 @@
-//! Call records: what the final `isActive=0` callback says about a call, kept in sled.
-//!
-//! Records live in the store tree `calls`, keyed by the big-endian bytes of a fresh
-//! [`Store::generate_id`] (so iteration is oldest first), as JSON. A second tree,
-//! `call_sessions` (session id -> record key), is written in the same transaction so that a
-//! final callback AT posts twice is stored once.
+//! Call records: what the final `isActive=0` callback says about a call, kept in the store
+//! oldest first, once per call even when AT posts the final callback twice
+//! ([`Store::store_call_once`]).
 //!
 //! Phone numbers are stored canonical (digits with country code, no `+`) when they are `+`
 //! international numbers, and as AT sent them otherwise (SIP addresses).
@@ -12,13 +9,6 @@ use super::callback::VoiceCallback;
 use crate::msisdn::Msisdn;
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
-
-/// The store tree holding call records.
-pub const CALLS_TREE: &str = "calls";
-/// The store tree mapping a call's session id to its record key (retries are stored once).
-pub const CALL_SESSIONS_TREE: &str = "call_sessions";
 
 /// One finished call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,24 +82,10 @@ fn canonical(raw: &str) -> String {
 /// if the answer must wait for it.
 ///
 /// # Errors
-/// sled or serialisation errors.
+/// Store or serialisation errors.
 pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreError> {
     let record = CallRecord::from_callback(cb, jiff::Timestamp::now());
-    let doc = serde_json::to_vec(&record)?;
-    let key = store.generate_id()?.to_be_bytes();
-    let calls = store.tree(CALLS_TREE)?;
-    let sessions = store.tree(CALL_SESSIONS_TREE)?;
-    let session = record.session_id.as_bytes();
-    let gate = store.exclusive();
-    let stored = (&calls, &sessions).transaction(|(calls, sessions)| {
-        if sessions.get(session)?.is_some() {
-            return Ok(false);
-        }
-        sessions.insert(session, &key[..])?;
-        calls.insert(&key[..], doc.as_slice())?;
-        Ok::<_, ConflictableTransactionError<String>>(true)
-    })?;
-    drop(gate);
+    let stored = store.store_call_once(&record.session_id, &record)?;
     if !stored {
         tracing::debug!(session = ?crate::logsafe::untrusted(&record.session_id), "voice: call record already stored");
     }
@@ -119,13 +95,9 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
 /// Every stored call record, oldest first.
 ///
 /// # Errors
-/// sled errors, or a record that no longer parses.
+/// Store errors, or a record that no longer parses.
 pub fn call_records(store: &Store) -> Result<Vec<CallRecord>, StoreError> {
-    let tree = store.tree(CALLS_TREE)?;
-    let _gate = store.shared();
-    tree.iter()
-        .map(|item| Ok(serde_json::from_slice(&item?.1)?))
-        .collect()
+    store.call_records()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! - [`xml`]: a typed model of every AT voice action and its renderer (quick-xml, escaped);
 //! - [`ivr`]: IVRs (menus and action lists) loaded from `config/ivr/*.yaml`;
 //! - [`callback`]: the callback form, the endpoint it reached, and the answer;
-//! - [`calls`]: call records from the final `isActive=0` callback, kept in sled.
+//! - [`calls`]: call records from the final `isActive=0` callback, kept in the store.
 //!
 //! The HTTP front maps `POST /voice/callback`, `POST /voice/dtmf/{ivr}[/{menu}]` and
 //! `POST /voice/menu/{ivr}[/{menu}]` on the public listener to [`VoicePath`] and calls
@@ -23,7 +23,7 @@ mod ivr_load;
 pub mod xml;
 
 pub use callback::{NOT_IN_SERVICE, VoiceAnswer, VoiceCallback, VoicePath, answer, parse_callback};
-pub use calls::{CALL_SESSIONS_TREE, CALLS_TREE, CallRecord, call_records, store_call_record};
+pub use calls::{CallRecord, call_records, store_call_record};
 pub use ivr::{DEFAULT_PUBLIC_BASE_URL, Ivr, IvrSet, Menu, Step};
 pub use xml::{
     Action, CONTENT_TYPE, DEFAULT_RINGBACK_ATTRIBUTE, Dequeue, Dial, Enqueue, GetDigits, Play,

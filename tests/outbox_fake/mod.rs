@@ -136,7 +136,7 @@ impl FakeAt {
 }
 
 fn now_ms() -> u64 {
-    ussd_gateway::outbox::now_ms()
+    ussd_gateway::clock::now_ms()
 }
 
 async fn handle(

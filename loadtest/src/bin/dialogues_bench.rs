@@ -67,7 +67,7 @@ fn ended_key(i: u64) -> String {
 /// Ends `n` dialogues through the store as an actor's end does: a tombstone (the last reply)
 /// and an end record each, committed in groups.
 fn end_many(store: &ussd_gateway::store::Store, n: u64) -> anyhow::Result<()> {
-    let now = ussd_gateway::session::state::now_ms();
+    let now = ussd_gateway::clock::now_ms();
     let expires = now + 3_600_000;
     for i in 0..n {
         let tomb = serde_json::json!({

@@ -1,5 +1,5 @@
 //! Resume points: the state of an opted-in flow's last answered hop, kept per MSISDN and route
-//! in a sled tree of their own (`flow_resume`), so that a dialogue cut by the network, by an
+//! in the store ([`ResumePoints`]), so that a dialogue cut by the network, by an
 //! aggregator's Incomplete report, by the idle timeout, or superseded by a new dialogue from
 //! the same number, can be continued when the number dials the same service code again.
 //!
@@ -8,14 +8,13 @@
 //! flow's window from that hop (wall clock, not the flows' fixed demo clock) and purged after;
 //! expired points are also swept from time to time as points are written.
 
+use crate::clock::now_ms;
 use crate::flow::FlowState;
-use crate::session::state::now_ms;
+use crate::store::{ResumePoints, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The sled tree of resume points.
-pub const TREE: &str = "flow_resume";
 /// Expired points are swept once every this many writes.
 const SWEEP_EVERY: u64 = 256;
 
@@ -32,7 +31,7 @@ struct Point {
 /// The resume points of one flow app.
 #[derive(Debug)]
 pub(super) struct Points {
-    tree: sled::Tree,
+    tree: ResumePoints,
     window: Duration,
     writes: AtomicU64,
 }
@@ -43,7 +42,7 @@ pub(super) fn key(msisdn: &str, route: &str) -> String {
 }
 
 impl Points {
-    pub(super) fn new(tree: sled::Tree, window: Duration) -> Points {
+    pub(super) fn new(tree: ResumePoints, window: Duration) -> Points {
         Points {
             tree,
             window,
@@ -53,18 +52,15 @@ impl Points {
 
     /// The state saved under `key`, if still within its window.
     pub(super) fn find(&self, key: &str) -> Option<FlowState> {
-        let bytes = match self.tree.get(key) {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
+        match self.tree.get::<Point>(key) {
+            Ok(Some(p)) if p.expires_ms > now_ms() => Some(p.state),
+            Ok(Some(_)) | Err(StoreError::Codec(_)) => {
+                self.clear(key);
+                None
+            }
+            Ok(None) => None,
             Err(e) => {
                 tracing::error!(error = %e, "resume point read failed");
-                return None;
-            }
-        };
-        match serde_json::from_slice::<Point>(&bytes) {
-            Ok(p) if p.expires_ms > now_ms() => Some(p.state),
-            Ok(_) | Err(_) => {
-                self.clear(key);
                 None
             }
         }
@@ -78,10 +74,7 @@ impl Points {
             expires_ms: saved_ms.saturating_add(self.window.as_millis() as u64),
             state: state.clone(),
         };
-        let written = serde_json::to_vec(&point)
-            .map_err(|e| e.to_string())
-            .and_then(|b| self.tree.insert(key, b).map_err(|e| e.to_string()));
-        if let Err(e) = written {
+        if let Err(e) = self.tree.put(key, &point) {
             tracing::error!(error = %e, "resume point write failed");
         }
         if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -99,16 +92,8 @@ impl Points {
 }
 
 /// Removes every point expired at `now`; answers how many.
-pub(super) fn sweep(tree: &sled::Tree, now: u64) -> usize {
-    let mut removed = 0;
-    for entry in tree.iter().flatten() {
-        let (k, v) = entry;
-        let expired = serde_json::from_slice::<Point>(&v).map_or(true, |p| p.expires_ms <= now);
-        if expired && tree.remove(k).is_ok() {
-            removed += 1;
-        }
-    }
-    removed
+pub(super) fn sweep(tree: &ResumePoints, now: u64) -> usize {
+    tree.remove_expired::<Point>(|p| p.expires_ms <= now)
 }
 
 #[cfg(test)]
@@ -124,8 +109,8 @@ mod tests {
 
     #[test]
     fn points_expire_and_are_swept() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree(TREE).unwrap();
+        let store = crate::store::Store::temporary().unwrap();
+        let tree = store.resume_points().unwrap();
         let points = Points::new(tree.clone(), Duration::from_secs(60));
         points.save(&key("254700000001", "*1#"), &state());
         assert_eq!(

@@ -26,7 +26,7 @@ pub(crate) struct List {
 
 impl Checker<'_> {
     pub(crate) fn list(&mut self, screen: &str, spec: ListSpec) -> Screen {
-        if !crate::store::records::valid_collection(&spec.collection) {
+        if !crate::txn::valid_collection(&spec.collection) {
             self.error(
                 Some(screen),
                 Some("collection".into()),

@@ -180,7 +180,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
 /// `GET /admin/export/{ended|calls|outbox|journal}[?format=csv]`: everything kept of that kind,
 /// for billing reconciliation before retention removes it.
 async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
-    use crate::store::retention::{Format, Kind, export};
+    use crate::retention::{Format, Kind, export};
     let kind: Kind = match what.parse() {
         Ok(k) => k,
         Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
@@ -212,7 +212,7 @@ async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
 /// Live dialogues (persisted state), MSISDNs masked.
 fn dialogues(state: &AdminState) -> Response<Body> {
     let store = &state.registry.core().store;
-    let now = crate::session::state::now_ms();
+    let now = crate::clock::now_ms();
     let mut out = Vec::new();
     for item in store.live_entries() {
         let Ok((key, bytes)) = item else { continue };

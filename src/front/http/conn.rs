@@ -238,7 +238,7 @@ impl Throttled {
     /// Counts one occurrence; returns how many to report when a line is due now.
     pub fn due(&self) -> Option<u64> {
         self.since.fetch_add(1, Ordering::Relaxed);
-        let now = crate::session::state::now_ms();
+        let now = crate::clock::now_ms();
         let last = self.last_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < self.every_ms {
             return None;

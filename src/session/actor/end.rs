@@ -4,12 +4,13 @@
 //! all written in one commit with the removal of the live state.
 
 use super::SessionActor;
+use crate::clock::now_ms;
 use crate::hop::Reply;
 use crate::metrics;
 use crate::session::core::subscriber_key;
 use crate::session::mask::HopText;
 use crate::session::messages::{Abort, AggregatorEnd, Expire};
-use crate::session::state::{AggregatorReport, EndReason, EndRecord, Tombstone, now_ms};
+use crate::session::state::{AggregatorReport, EndReason, EndRecord, Tombstone};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;

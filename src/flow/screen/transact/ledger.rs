@@ -9,7 +9,7 @@ use crate::flow::check::Checker;
 use crate::flow::engine::{Fail, Run};
 use crate::flow::screen::save::WriteTpl;
 use crate::flow::template::{Tpl, ValueTpl};
-use crate::store::ledger::{Address, TxOp};
+use crate::txn::{Address, TxOp};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -17,7 +17,7 @@ use crate::flow::check::Checker;
 use crate::flow::engine::{Fail, Next, Run};
 use crate::flow::state::{Effect, EffectOutcome, Step};
 use crate::flow::template::ValueTpl;
-use crate::store::ledger::TxOp;
+use crate::txn::TxOp;
 use serde::Deserialize;
 use serde_json::Value;
 

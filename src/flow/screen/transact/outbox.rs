@@ -4,11 +4,11 @@
 //!
 //! Their `to` must render to a canonical MSISDN; `not_before` (RFC 3339) delays an item.
 
+use crate::effect::Effect;
 use crate::flow::check::Checker;
 use crate::flow::engine::{Fail, Run};
 use crate::flow::template::{Tpl, ValueTpl};
-use crate::outbox;
-use crate::store::ledger::TxOp;
+use crate::txn::TxOp;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -200,7 +200,7 @@ impl Sms {
         let to = run.phone("sms.to", &self.to)?;
         let message = run.render_tpl(&self.message)?;
         Ok(TxOp::Outbox {
-            effect: outbox::Effect::Sms { to, message },
+            effect: Effect::Sms { to, message },
             not_before_ms: run.not_before("sms.not_before", &self.not_before)?,
         })
     }
@@ -209,7 +209,7 @@ impl Sms {
 impl Push {
     pub(super) fn render(&self, run: &mut Run<'_, '_>) -> Result<TxOp, Fail> {
         Ok(TxOp::Outbox {
-            effect: outbox::Effect::Ussn {
+            effect: Effect::Ussn {
                 to: run.phone("push.to", &self.to)?,
                 message: run.render_tpl(&self.message)?,
                 bind: self.bind.clone(),
@@ -222,7 +222,7 @@ impl Push {
 impl Dialogue {
     pub(super) fn render(&self, run: &mut Run<'_, '_>) -> Result<TxOp, Fail> {
         Ok(TxOp::Outbox {
-            effect: outbox::Effect::Ussr {
+            effect: Effect::Ussr {
                 to: run.phone("dialogue.to", &self.to)?,
                 service_code: self.service_code.clone(),
                 bind: self.bind.clone(),
@@ -235,7 +235,7 @@ impl Dialogue {
 impl Airtime {
     pub(super) fn render(&self, run: &mut Run<'_, '_>) -> Result<TxOp, Fail> {
         Ok(TxOp::Outbox {
-            effect: outbox::Effect::Airtime {
+            effect: Effect::Airtime {
                 to: run.phone("airtime.to", &self.to)?,
                 currency: self.currency.clone(),
                 amount_cents: run.integer("airtime.amount", &self.amount)?,
@@ -248,7 +248,7 @@ impl Airtime {
 impl Call {
     pub(super) fn render(&self, run: &mut Run<'_, '_>) -> Result<TxOp, Fail> {
         Ok(TxOp::Outbox {
-            effect: outbox::Effect::Call {
+            effect: Effect::Call {
                 to: run.phone("call.to", &self.to)?,
             },
             not_before_ms: None,

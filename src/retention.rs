@@ -4,58 +4,14 @@
 //! expire after configured periods (tombstones have their own short TTL). A background task
 //! purges them periodically; [`export`] writes them out first (JSON lines or CSV) for billing
 //! reconciliation. The ledger journal is financial history and is never purged here.
+//!
+//! Retention spans the dialogues, the outbox and the voice calls, so it sits above the store
+//! and the outbox and uses their operations; the store knows nothing of these policies.
 
-use super::{Store, StoreError};
-use serde::Deserialize;
+pub use crate::config::RetentionConfig;
+use crate::store::{Store, StoreError};
 use serde_json::Value;
 use std::io::Write;
-
-/// `[retention]` in gateway.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// End-of-session records, and the transactions recorded for a dialogue that never got
-    /// one (a crash lost it whole). Default 90 days.
-    #[serde(default = "days_90")]
-    pub end_records_days: u64,
-    /// Outbox items that reached a final status (sent, failed, not sent). Default 30 days.
-    #[serde(default = "days_30")]
-    pub outbox_days: u64,
-    /// Voice call records. Default 90 days.
-    #[serde(default = "days_90")]
-    pub call_records_days: u64,
-    /// Transaction idempotency keys (a retried hop is answered from them). Default 7 days.
-    #[serde(default = "days_7")]
-    pub idempotency_days: u64,
-    /// How often the purge runs, in minutes. Default 60.
-    #[serde(default = "minutes_60")]
-    pub every_minutes: u64,
-}
-
-fn days_90() -> u64 {
-    90
-}
-fn days_30() -> u64 {
-    30
-}
-fn days_7() -> u64 {
-    7
-}
-fn minutes_60() -> u64 {
-    60
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig {
-            end_records_days: days_90(),
-            outbox_days: days_30(),
-            call_records_days: days_90(),
-            idempotency_days: days_7(),
-            every_minutes: minutes_60(),
-        }
-    }
-}
 
 /// What one purge removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +25,7 @@ pub struct Purged {
     /// Idempotency keys.
     pub idempotency: usize,
     /// Transactions recorded for dialogues that never got an end record (see
-    /// [`super::ledger::APPLIED`]).
+    /// [`crate::store::ledger::APPLIED`]).
     pub applied: usize,
 }
 
@@ -123,31 +79,17 @@ impl std::str::FromStr for Format {
     }
 }
 
-fn tree_of(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Ended => "ended",
-        Kind::Calls => crate::voice::CALLS_TREE,
-        Kind::Outbox => crate::outbox::TREE,
-        Kind::Journal => super::ledger::JOURNAL,
-    }
-}
-
 /// Every document of `kind`, oldest first.
 ///
 /// # Errors
 /// Store or parse errors.
 pub fn documents(store: &Store, kind: Kind) -> Result<Vec<Value>, StoreError> {
-    if kind == Kind::Ended {
-        // Kept in chunks.
-        return store.ended_records().collect();
+    match kind {
+        Kind::Ended => store.ended_records().collect(),
+        Kind::Calls => store.call_documents(),
+        Kind::Outbox => store.outbox()?.documents(),
+        Kind::Journal => store.journal_documents(),
     }
-    let mut out = Vec::new();
-    let tree = store.tree(tree_of(kind))?;
-    let _gate = store.shared();
-    for item in tree.iter() {
-        out.push(serde_json::from_slice(&item?.1)?);
-    }
-    Ok(out)
 }
 
 /// Writes every document of `kind` to `out` in `format`.
@@ -221,14 +163,14 @@ pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Pur
     let applied = store.purge_applied(cutoff(config.end_records_days))?;
     let outbox = crate::outbox::purge_finished(store, cutoff(config.outbox_days))?;
     let calls_cutoff = cutoff(config.call_records_days);
-    let calls = purge_tree(store, crate::voice::CALLS_TREE, |v| {
+    let calls = store.purge_call_records(|v| {
         v.get("recorded_at")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<jiff::Timestamp>().ok())
             .is_some_and(|t| (t.as_millisecond().max(0) as u64) < calls_cutoff)
     })?;
     let idem_cutoff = cutoff(config.idempotency_days);
-    let idempotency = purge_tree(store, super::ledger::IDEMPOTENCY, |v| {
+    let idempotency = store.purge_idempotency(|v| {
         // Keys written before they carried a time are kept (they are few and small).
         v.get("at_ms")
             .and_then(Value::as_u64)
@@ -242,24 +184,4 @@ pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Pur
         applied,
     };
     Ok(purged)
-}
-
-fn purge_tree(
-    store: &Store,
-    name: &str,
-    expired: impl Fn(&Value) -> bool,
-) -> Result<usize, StoreError> {
-    let tree = store.tree(name)?;
-    let mut gone = 0;
-    store.scan_sliced(&tree, |k, v| {
-        let drop = match serde_json::from_slice::<Value>(v) {
-            Ok(doc) => expired(&doc),
-            Err(_) => false,
-        };
-        if drop && tree.compare_and_swap(k, Some(v), None::<&[u8]>)?.is_ok() {
-            gone += 1;
-        }
-        Ok(())
-    })?;
-    Ok(gone)
 }

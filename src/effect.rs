@@ -1,10 +1,12 @@
 //! What the outbox holds: side effects that leave the process (SMS, airtime, calls), written in
-//! the same sled transaction as the change they belong to and sent later in the background.
+//! the same store transaction as the change they belong to and sent later in the background.
+//!
+//! The model sits below both its writers and its sender: the store writes items (with a flow's
+//! transaction, with a dialogue's end) without importing the outbox, and a flow's transaction
+//! names its effects (`TxOp::Outbox`) without importing either. The outbox re-exports it
+//! (`outbox::Effect`, `outbox::Item`).
 
 use serde::{Deserialize, Serialize};
-
-/// The sled tree of pending and finished effects, keyed by the big-endian id.
-pub const TREE: &str = "outbox";
 
 /// One effect to send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +175,7 @@ impl Item {
         }
     }
 
-    /// The key of this item in [`TREE`].
+    /// The key of this item in the store's outbox tree: its id, big-endian.
     pub fn key(&self) -> [u8; 8] {
         self.id.to_be_bytes()
     }

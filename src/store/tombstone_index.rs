@@ -5,157 +5,24 @@
 //! session keys (`tombstone_index`). In memory, [`Recent`] maps a hash of each session key to
 //! its chunk for as long as its tombstone is kept, so that looking for a tombstone (every new
 //! dialogue does, to tell a retry from a start) is a hash lookup, and a hit costs one sled
-//! read. At start-up the map is rebuilt from `tombstone_index`, before the start-up sweep.
+//! read. At start-up the map is rebuilt from `tombstone_index` ([`restore`]), before the
+//! start-up sweep. How chunks and index entries are laid out is in
+//! [`super::format::tombstone_chunk`].
 //!
 //! One sled write per dialogue for its tombstone was the largest cost of a hop that the gateway
 //! controls (sled 0.34 copies a leaf on every insert and splits it every few): two writes per
 //! chunk of ends take its place, and purges drop whole chunks.
 
 use super::StoreError;
-use super::behind::RecordAt;
+use super::format::RecordAt;
+use super::format::tombstone_chunk;
+use sled::Tree;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
-/// The first byte of a chunk of tombstones.
-const TOMB_CHUNK: u8 = 3;
-
-fn push_key(v: &mut Vec<u8>, key: &str) {
-    v.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    v.extend_from_slice(key.as_bytes());
-}
-
-/// A chunk of tombstones: the format byte, their count (u32, big-endian), then for each its
-/// end record's id, its session key (u32 length, bytes) and its document (u32 length, bytes).
-pub(crate) fn chunk_value<'a>(
-    tombs: impl ExactSizeIterator<Item = ([u8; 8], &'a str, &'a [u8])>,
-) -> Vec<u8> {
-    let mut v = vec![TOMB_CHUNK];
-    v.extend_from_slice(&(tombs.len() as u32).to_be_bytes());
-    for (id, key, doc) in tombs {
-        v.extend_from_slice(&id);
-        push_key(&mut v, key);
-        v.extend_from_slice(&(doc.len() as u32).to_be_bytes());
-        v.extend_from_slice(doc);
-    }
-    v
-}
-
-/// An index entry of a chunk of tombstones: when the last of them expires (ms since the epoch,
-/// u64 big-endian), their count (u32), then for each its end record's id and its session key.
-pub(crate) fn index_value<'a>(
-    expires_ms: u64,
-    tombs: impl ExactSizeIterator<Item = ([u8; 8], &'a str)>,
-) -> Vec<u8> {
-    let mut v = Vec::with_capacity(12 + tombs.len() * 40);
-    v.extend_from_slice(&expires_ms.to_be_bytes());
-    v.extend_from_slice(&(tombs.len() as u32).to_be_bytes());
-    for (id, key) in tombs {
-        v.extend_from_slice(&id);
-        push_key(&mut v, key);
-    }
-    v
-}
-
-/// A reader of the fixed-width fields of a chunk or an index entry.
-struct Fields<'a> {
-    rest: &'a [u8],
-    what: &'static str,
-    key: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn corrupt(&self) -> StoreError {
-        StoreError::Corrupt(format!("{} {:02x?}", self.what, self.key))
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.rest.len() < n {
-            return Err(self.corrupt());
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
-        let bytes = self.take(N)?;
-        bytes.try_into().map_err(|_| self.corrupt())
-    }
-    fn u32(&mut self) -> Result<usize, StoreError> {
-        Ok(u32::from_be_bytes(self.array()?) as usize)
-    }
-    fn done(&self) -> Result<(), StoreError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(self.corrupt())
-        }
-    }
-}
-
-/// The document of the tombstone of record `id` in the chunk `key` -> `value`, if it is there
-/// and is `session`'s (a hash names the chunk; the session key itself decides).
-///
-/// # Errors
-/// A chunk that is not in this format or whose fields do not add up.
-pub(crate) fn find_in_chunk<'a>(
-    key: &'a [u8],
-    value: &'a [u8],
-    id: [u8; 8],
-    session: &str,
-) -> Result<Option<&'a [u8]>, StoreError> {
-    let mut f = Fields {
-        rest: value,
-        what: "tombstone chunk",
-        key,
-    };
-    if f.array::<1>()? != [TOMB_CHUNK] {
-        return Err(f.corrupt());
-    }
-    let count = f.u32()?;
-    for _ in 0..count {
-        let this = f.array::<8>()?;
-        let len = f.u32()?;
-        let k = f.take(len)?;
-        let len = f.u32()?;
-        let doc = f.take(len)?;
-        if this == id && k == session.as_bytes() {
-            return Ok(Some(doc));
-        }
-    }
-    f.done()?;
-    Ok(None)
-}
-
-/// An index entry read back: when its last tombstone expires, each one's id and session key.
-pub(crate) type IndexEntry<'a> = (u64, Vec<([u8; 8], &'a [u8])>);
-
-/// An index entry read back: when its last tombstone expires, and each one's id and session key.
-///
-/// # Errors
-/// An entry whose fields do not add up.
-pub(crate) fn index_entries<'a>(
-    key: &'a [u8],
-    value: &'a [u8],
-) -> Result<IndexEntry<'a>, StoreError> {
-    let mut f = Fields {
-        rest: value,
-        what: "tombstone index entry",
-        key,
-    };
-    let expires = u64::from_be_bytes(f.array()?);
-    let count = f.u32()?;
-    let mut out = Vec::with_capacity(count.min(super::behind::CHUNK_RECORDS));
-    for _ in 0..count {
-        let id = f.array::<8>()?;
-        let len = f.u32()?;
-        out.push((id, f.take(len)?));
-    }
-    f.done()?;
-    Ok((expires, out))
-}
-
 /// A hash of a session key is already a hash: the map uses it as it is.
 #[derive(Default)]
-pub(crate) struct PassThrough(u64);
+pub(super) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -201,19 +68,19 @@ struct Generation {
 /// lifetime and a quarter, plus the purge's minute: at 12,000 dialogues a second with the 300 s
 /// default, some 4.5 million entries and 150 to 200 MB.
 #[derive(Debug, Default)]
-pub(crate) struct Recent {
+pub(super) struct Recent {
     /// Seeded at random per process: the hashes are never written anywhere.
     hasher: foldhash::fast::RandomState,
     generations: VecDeque<Generation>,
 }
 
 impl Recent {
-    pub(crate) fn hash(&self, session: &[u8]) -> u64 {
+    pub(super) fn hash(&self, session: &[u8]) -> u64 {
         self.hasher.hash_one(session)
     }
 
     /// Indexes `session`'s tombstone, at `at`, expiring at `expires_ms`, as of `now_ms`.
-    pub(crate) fn insert(&mut self, session: &[u8], at: RecordAt, expires_ms: u64, now_ms: u64) {
+    pub(super) fn insert(&mut self, session: &[u8], at: RecordAt, expires_ms: u64, now_ms: u64) {
         let hash = self.hash(session);
         let open = self
             .generations
@@ -243,7 +110,7 @@ impl Recent {
 
     /// Where `session`'s latest tombstone is, if it is still kept (and, rarely, where another
     /// key with the same hash has its: the caller compares the key stored with it).
-    pub(crate) fn get(&self, session: &[u8]) -> Option<RecordAt> {
+    pub(super) fn get(&self, session: &[u8]) -> Option<RecordAt> {
         let hash = self.hash(session);
         self.generations
             .iter()
@@ -258,7 +125,7 @@ impl Recent {
     /// end's id is drawn after the one before was handed over, while chunks are keyed by their
     /// first end's id and can come in another order. The map is sized once: growing it entry by
     /// entry rehashed it a score of times and was a third of a restart's wait.
-    pub(crate) fn restore(&mut self, found: Vec<(u64, RecordAt)>, expires_ms: u64) {
+    pub(super) fn restore(&mut self, found: Vec<(u64, RecordAt)>, expires_ms: u64) {
         if found.is_empty() {
             return;
         }
@@ -285,7 +152,7 @@ impl Recent {
     /// none before an older one (after a lowered lifetime a newer generation can expire first:
     /// dropping it would let a key's older end show through), except the one restored at
     /// start-up while it is held.
-    pub(crate) fn expire(&mut self, now_ms: u64) {
+    pub(super) fn expire(&mut self, now_ms: u64) {
         let skip = usize::from(self.generations.front().is_some_and(|g| g.held));
         while self
             .generations
@@ -297,16 +164,57 @@ impl Recent {
     }
 
     /// The start-up sweep is over: the restored generation goes once expired, as any other.
-    pub(crate) fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         if let Some(g) = self.generations.front_mut() {
             g.held = false;
         }
     }
 
     /// How many tombstones are indexed (until the purge, those past their time too).
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.generations.iter().map(|g| g.map.len()).sum()
     }
+}
+
+/// The in-memory index of the tombstones kept, read back from `tombstone_index` (at start-up,
+/// before the sweep that needs it). An unreadable entry is logged and skipped.
+///
+/// # Errors
+/// sled errors.
+pub(super) fn restore(index: &Tree) -> Result<Recent, StoreError> {
+    let t = std::time::Instant::now();
+    let mut recent = Recent::default();
+    let mut found = Vec::new();
+    let mut last_expiry = 0;
+    for item in index.iter() {
+        let (k, v) = item?;
+        let (expires, entries) = match tombstone_chunk::index_entries(&k, &v) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::error!(error = %e, "tombstone index entry skipped: unreadable");
+                continue;
+            }
+        };
+        let Ok(key) = <[u8; 8]>::try_from(k.as_ref()) else {
+            continue;
+        };
+        // Those past their time too: until the purge (after the start-up sweep) one may be
+        // what tells the sweep that a live state a crash left behind had ended.
+        last_expiry = last_expiry.max(expires);
+        for (id, session) in entries {
+            found.push((recent.hash(session), RecordAt { key, id }));
+        }
+    }
+    let n = found.len();
+    recent.restore(found, last_expiry);
+    if n > 0 {
+        tracing::info!(
+            tombstones = n,
+            ms = t.elapsed().as_millis() as u64,
+            "tombstones of recently ended dialogues indexed"
+        );
+    }
+    Ok(recent)
 }
 
 #[cfg(test)]
@@ -318,31 +226,6 @@ mod tests {
             key: [n; 8],
             id: [n; 8],
         }
-    }
-
-    #[test]
-    fn a_chunk_finds_a_tombstone_by_id_and_key_only() {
-        let tombs = [
-            ([1; 8], "http:a", &b"{\"a\":1}"[..]),
-            ([2; 8], "http:b", &b"{\"b\":2}"[..]),
-        ];
-        let v = chunk_value(tombs.into_iter());
-        let k = [1u8; 8];
-        assert_eq!(
-            find_in_chunk(&k, &v, [2; 8], "http:b").unwrap(),
-            Some(&b"{\"b\":2}"[..])
-        );
-        assert_eq!(find_in_chunk(&k, &v, [2; 8], "http:a").unwrap(), None);
-        assert_eq!(find_in_chunk(&k, &v, [3; 8], "http:b").unwrap(), None);
-        assert!(find_in_chunk(&k, &v[..v.len() - 1], [9; 8], "x").is_err());
-        let i = index_value(77, tombs.iter().map(|(id, key, _)| (*id, *key)));
-        let (expires, entries) = index_entries(&k, &i).unwrap();
-        assert_eq!(expires, 77);
-        assert_eq!(
-            entries,
-            [([1; 8], &b"http:a"[..]), ([2; 8], &b"http:b"[..])]
-        );
-        assert!(index_entries(&k, &i[..i.len() - 2]).is_err());
     }
 
     #[test]
