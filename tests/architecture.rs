@@ -90,7 +90,11 @@ fn no_import_circle_between_top_level_modules() {
             format!("{m} -> {back:?} -> ... -> {m}")
         })
         .collect();
-    assert!(circles.is_empty(), "import circles:\n{}", circles.join("\n"));
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
 }
 
 #[test]
@@ -119,5 +123,9 @@ fn no_source_file_outside_tests_is_over_600_lines() {
             (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))
         })
         .collect();
-    assert!(long.is_empty(), "files over {MAX_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
