@@ -1,0 +1,145 @@
+//! The background jobs of a running gateway: the start-up sweep of dialogues a crash left
+//! behind and the tombstone purge after it, the outbox sender, the retention purge, the commit
+//! of dialogue state, and the metrics' upkeep.
+
+use crate::config::Config;
+use crate::front::smpp::SmppFront;
+use crate::session::{Registry, sweep};
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The jobs' tasks.
+pub(super) struct Jobs {
+    /// Awaited on shutdown (not aborted), so that what is in flight is recorded: the outbox
+    /// sender and the committer.
+    pub awaited: Vec<JoinHandle<()>>,
+    /// Aborted on shutdown.
+    pub aborted: Vec<JoinHandle<()>>,
+}
+
+/// Spawns every job.
+pub(super) fn spawn(
+    config: &Config,
+    registry: &Registry,
+    store: &Store,
+    smpp: Option<&Arc<SmppFront>>,
+    shutdown: &watch::Receiver<bool>,
+) -> Jobs {
+    // Tombstones are purged only after the start-up sweep has read them: one may be all that
+    // tells a dialogue cut short by a crash from a live one.
+    let (swept_tx, swept_rx) = tokio::sync::oneshot::channel::<()>();
+    let sweeper = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let pending = sweep::sweep_until_complete(&registry, Duration::from_secs(5), || {
+                let _ = swept_tx.send(());
+            })
+            .await;
+            sweep::expire_pending(registry, pending).await;
+        })
+    };
+    let purger = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let _ = swept_rx.await;
+            sweep::purge_tombstones(registry).await;
+        })
+    };
+    let outbox = crate::outbox::spawn_sender_with(
+        store.clone(),
+        config.africastalking.clone(),
+        crate::outbox::SenderOptions {
+            transport: Some(Arc::new(crate::outbox::HyperTransport::https())),
+            wake: Some(store.outbox_signal()),
+            network: smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>),
+        },
+        shutdown.clone(),
+    );
+    let committer = spawn_committer(
+        store.clone(),
+        Duration::from_millis(config.store.flush_every_ms),
+        shutdown.clone(),
+    );
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            crate::metrics::upkeep();
+        }
+    });
+    Jobs {
+        awaited: vec![outbox, committer],
+        aborted: vec![
+            sweeper,
+            purger,
+            upkeep,
+            spawn_retention(store.clone(), config.retention.clone()),
+        ],
+    }
+}
+
+/// Purges what is past its retention period, every `policy.every_minutes`.
+fn spawn_retention(store: Store, policy: crate::config::RetentionConfig) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick =
+            tokio::time::interval(Duration::from_secs(policy.every_minutes.saturating_mul(60)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = store.clone();
+            let policy = policy.clone();
+            let purged = tokio::task::spawn_blocking(move || {
+                crate::retention::purge(&store, &policy, crate::clock::now_ms())
+            })
+            .await;
+            match purged {
+                Ok(Ok(p)) => tracing::info!(?p, "retention purge"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
+                Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+            }
+        }
+    })
+}
+
+/// Commits the dialogue state written since the last commit and flushes, every `flush_every`,
+/// until shutdown (whose own last flush commits what is left). On a thread of its own: sled's
+/// allocations for the commits then stay in one malloc arena instead of one per blocking-pool
+/// thread (about 500 MiB more with a million live dialogues, docs/benchmarks.md).
+fn spawn_committer(
+    store: Store,
+    flush_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ussd-commit".into())
+        .spawn(move || {
+            let mut failing = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(flush_every)
+            {
+                let result = store.flush_blocking();
+                // Said once when commits start failing and once when they recover.
+                match (result, failing) {
+                    (Err(e), false) => {
+                        failing = true;
+                        tracing::error!(error = %e, waiting = store.uncommitted(), "dialogue state commit failed; retrying");
+                    }
+                    (Ok(()), true) => {
+                        failing = false;
+                        tracing::info!("dialogue state commits recovered");
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .expect("the commit thread starts");
+    tokio::spawn(async move {
+        let _ = shutdown.changed().await;
+        drop(stop);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    })
+}
