@@ -10,27 +10,36 @@
 //! "CON ..." / "END ..." <-- front::http <--------------------------- hop::Reply { text, end }
 //! ```
 //!
-//! Crate map:
-//! - [`config`]: `gateway.toml`, validated before anything binds.
-//! - [`msisdn`]: the one canonical phone number form, made at the edge.
-//! - [`clock`]: the wall clock, in milliseconds since the epoch as everything persisted.
-//! - [`hop`]: `Hop`, `Reply` and `Front`, the shapes shared by fronts, sessions and apps.
-//! - [`front`]: wire formats in and out (the AT HTTP callback; admin listener).
-//! - [`session`]: one actix actor per dialogue, registry, persistence, idle timeout, sweep.
-//! - [`app`]: the `App` interface and service code routing; flows run through it.
-//! - [`flow`]: declarative YAML flows: model, validation, the pure engine, templates.
-//! - [`text`]: GSM-7 counting and pagination.
-//! - [`txn`]: what a flow asks of the record store and the ledger (`TxOp`, `Address`).
-//! - [`store`]: the sled database and the record store flows use.
-//! - [`metrics`]: every exported metric, registered once.
-//! - [`logsafe`]: untrusted text in log fields, escaped and capped.
-//! - [`voice`]: AT voice callbacks answered with IVR XML (quick-xml), IVRs from config.
-//! - [`effect`]: the side effects that leave the process, and the outbox item carrying one.
-//! - [`outbox`]: side effects (SMS, airtime, calls) written with the change they belong to.
-//! - [`retention`]: what expires and when, and exports before it does.
-//! - [`seed`]: sample records loaded at start-up and by the `seed` command.
-//! - [`gateway`]: assembly, start and graceful shutdown.
+//! Crate map, in layers: a module imports only from its own layer's lower neighbours and the
+//! layers below it, never above (`tests/architecture.rs` checks that no import goes round in a
+//! circle and that the store and the flow engine import nothing above them).
+//!
+//! - Shapes and small tools, used by all:
+//!   [`hop`] (`Hop`, `HopInput`, `SessionKey`, `Reply`, `Front`: what fronts, sessions and apps
+//!   exchange), [`msisdn`] (the one canonical phone number, made at the edge), [`text`] (GSM-7
+//!   counting and pagination), [`clock`] (milliseconds since the epoch, as everything persisted),
+//!   [`logsafe`] (untrusted text in log fields), [`metrics`] (every exported metric, registered
+//!   once), [`net`] (outgoing HTTP clients), [`config`] (`gateway.toml`, validated before anything
+//!   binds: it owns the types of every section, and imports none of what it configures).
+//! - The vocabulary between flows and the store: [`effect`] (side effects that leave the
+//!   process, and the outbox item carrying one) and [`txn`] (what a flow asks of the records and
+//!   the ledger: `TxOp`, `Address`).
+//! - [`store`]: the database (sled), behind typed operations: dialogues (write-behind, group
+//!   commit, tombstones, end records), records, ledger, outbox items, call records, resume
+//!   points. Nothing else names sled.
+//! - [`flow`]: declarative YAML flows: one module per screen type (`flow::screen`), the pure
+//!   engine around them, templates, checks.
+//! - Above the store: [`outbox`] (sends the effects), [`voice`] (AT voice callbacks answered
+//!   with IVR XML), [`retention`] (what expires, and exports before it does), [`seed`] (sample
+//!   records at start-up and for the `seed` command).
+//! - [`app`]: what answers a hop (`App`): a flow, with its effects run against the store, or an
+//!   upstream AT-style app; the route table.
+//! - [`session`]: one actix actor per dialogue; `plan` decides a hop from the state (pure), the
+//!   actor does the reads, the app call, the writes and the timers; registry, sweep.
+//! - [`front`]: the wire formats in and out: HTTP (AT USSD callbacks and end events, voice, the
+//!   admin API) and SMPP (wire, connections, USSD translation).
 //! - [`sim`]: simulators of the aggregator (`dial`) and of an operator's SMSC (`operator-sim`).
+//! - [`gateway`]: assembly in named phases, and graceful shutdown.
 
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]

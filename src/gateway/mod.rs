@@ -1,13 +1,13 @@
 //! Assembles and runs the gateway, in named phases, and takes it down in the reverse order.
 //!
 //! A start ([`start`]) goes:
-//! 1. [`open_store`]: the database (and the installation's secret for log ids);
-//! 2. [`apps::load`]: the routes with their flows or upstreams, the IVRs, and the sample
+//! 1. `open_store`: the database (and the installation's secret for log ids);
+//! 2. `apps::load`: the routes with their flows or upstreams, the IVRs, and the sample
 //!    records of an empty store;
-//! 3. [`start_sessions`]: the actor shards and the registry of dialogues;
-//! 4. [`bind`]: the public and admin listeners (nothing answers yet);
-//! 5. [`serve`]: the SMPP front, then the public routes ([`public`]) and the admin API;
-//! 6. [`jobs::spawn`]: the sweep, the outbox sender, retention, the commits, metrics upkeep.
+//! 3. `start_sessions`: the actor shards and the registry of dialogues;
+//! 4. `bind`: the public and admin listeners (nothing answers yet);
+//! 5. `serve`: the SMPP front, then the public routes (`public`) and the admin API;
+//! 6. `jobs::spawn`: the sweep, the outbox sender, retention, the commits, metrics upkeep.
 //!
 //! [`Running::shutdown`] stops accepting, lets hops in flight finish, stops the SMPP front and
 //! the jobs, flushes the store and stops the actors.
