@@ -21,8 +21,8 @@ pub mod smpp;
 
 pub use routes::{LongScreens, RouteConfig};
 pub use sections::{
-    AdminConfig, ClockConfig, EventsConfig, LimitsConfig, NumbersConfig, PublicConfig,
-    RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
+    AdminConfig, Backend, ClockConfig, EventsConfig, LimitsConfig, NumbersConfig, PublicConfig,
+    RedisConfig, RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
 };
 
 use serde::Deserialize;
@@ -244,6 +244,9 @@ impl Config {
                  set admin.token or {ADMIN_TOKEN_ENV}, or listen on loopback",
                 self.admin.listen
             ));
+        }
+        if self.store.backend == Backend::Redis {
+            self.store.redis.validate()?;
         }
         if self.store.flush_every_ms == 0 || self.store.flush_every_ms > 1000 {
             return Err("store.flush_every_ms must be between 1 and 1000".into());

@@ -154,6 +154,84 @@ pub struct StoreConfig {
     /// 1000. Default 500.
     #[serde(default = "default_flush_ms")]
     pub flush_every_ms: u64,
+    /// Where the shared state lives: `sled` (this process's embedded database, the default) or
+    /// `redis` (cluster mode, docs/cluster.md; being built: `serve` refuses it for now).
+    #[serde(default)]
+    pub backend: Backend,
+    /// `[store.redis]`: the Redis of cluster mode.
+    #[serde(default)]
+    pub redis: RedisConfig,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded sled database.
+    #[default]
+    Sled,
+    /// Redis, shared by every node of a cluster.
+    Redis,
+}
+
+/// `[store.redis]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// One primary's URL (`redis://host:port`, `rediss://` for TLS), or with `cluster = true`
+    /// the seed nodes of a Redis Cluster. Default `["redis://127.0.0.1:6379"]`.
+    #[serde(default = "default_redis_urls")]
+    pub urls: Vec<String>,
+    /// Whether `urls` name a Redis Cluster's seed nodes. Default false.
+    #[serde(default)]
+    pub cluster: bool,
+    /// Replicas that must acknowledge a confirmed transaction (`WAIT`) before its reply. With
+    /// 0 (the default) every primary must run with `appendonly yes`.
+    #[serde(default)]
+    pub wait_replicas: u32,
+    /// One Redis call at most, in milliseconds. Default 1000.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_redis_urls() -> Vec<String> {
+    vec!["redis://127.0.0.1:6379".into()]
+}
+fn default_redis_timeout_ms() -> u64 {
+    1000
+}
+
+impl RedisConfig {
+    /// Checks what parses but cannot work.
+    ///
+    /// # Errors
+    /// A one-line message naming the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.urls.is_empty() {
+            return Err("store.redis.urls must name at least one Redis".into());
+        }
+        if let Some(bad) = self
+            .urls
+            .iter()
+            .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+        {
+            return Err(format!(
+                "store.redis.urls: {bad:?} is not a redis:// or rediss:// URL"
+            ));
+        }
+        if !self.cluster && self.urls.len() > 1 {
+            return Err(
+                "store.redis.urls names several servers: set store.redis.cluster = true for a \
+                 Redis Cluster's seed nodes, or name the one primary (use Sentinel or a \
+                 floating address for its replicas)"
+                    .into(),
+            );
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
+            return Err("store.redis.timeout_ms must be between 1 and 60000".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[sessions]`
@@ -310,7 +388,8 @@ default_from_serde!(
     StoreConfig,
     SessionsConfig,
     NumbersConfig,
-    UssdConfig
+    UssdConfig,
+    RedisConfig
 );
 
 /// `[retention]` in gateway.toml.

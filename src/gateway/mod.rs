@@ -116,6 +116,14 @@ impl Running {
 /// Invalid flows (every diagnostic, one per line) or IVRs, a store that cannot be opened, or an
 /// address that cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    if config.store.backend == crate::config::Backend::Redis {
+        check_redis(&config.store.redis).await?;
+        anyhow::bail!(
+            "[store] backend = \"redis\": Redis answers and is durable, but cluster mode is \
+             not complete in this version (docs/cluster.md says what is built); use \
+             backend = \"sled\""
+        );
+    }
     let store = open_store(&config)?;
     let apps = apps::load(&config, &store)?;
     let (shards, registry) = start_sessions(&config, &store, apps.routes)?;
@@ -151,6 +159,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         reload: served.reload,
         smpp: served.smpp,
     })
+}
+
+/// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
+/// confirms; the error says what to set.
+async fn check_redis(config: &crate::config::RedisConfig) -> anyhow::Result<()> {
+    use crate::store::redis::{Redis, RedisSettings};
+    let settings = RedisSettings {
+        urls: config.urls.clone(),
+        cluster: config.cluster,
+        timeout: Duration::from_millis(config.timeout_ms),
+    };
+    let redis = Redis::connect(&settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
+    redis
+        .check_durability(config.wait_replicas)
+        .await
+        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
+    Ok(())
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.

@@ -59,6 +59,10 @@ pub const ENDED_SUPERSEDED: &str = "ussd_dialogues_superseded_total";
 /// Hops refused because they named another subscriber's or service's dialogue, by front and
 /// whether that dialogue was live or ended.
 pub const SESSION_MISMATCH: &str = "ussd_session_mismatch_total";
+/// Redis calls (cluster mode) by operation, seconds.
+pub const REDIS_SECONDS: &str = "ussd_redis_duration_seconds";
+/// Redis calls that failed or timed out, by operation.
+pub const REDIS_ERRORS: &str = "ussd_redis_errors_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1).
@@ -317,6 +321,14 @@ pub fn session_mismatch(front: &'static str, dialogue: &'static str) {
     counter!(SESSION_MISMATCH, "front" => front, "dialogue" => dialogue).increment(1);
 }
 
+/// A Redis call (`op`: a fixed set of command kinds) took `took`.
+pub fn redis_call(op: &'static str, took: Duration, ok: bool) {
+    histogram!(REDIS_SECONDS, "op" => op).record(took.as_secs_f64());
+    if !ok {
+        counter!(REDIS_ERRORS, "op" => op).increment(1);
+    }
+}
+
 /// An upstream app was called for a hop: `outcome` is `ok` or the failure.
 pub fn upstream(route: &str, outcome: &'static str, took: Duration) {
     counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => outcome).increment(1);
@@ -371,6 +383,15 @@ pub fn outbox_delivery(kind: &'static str, outcome: &'static str, took: Option<D
 /// (SMPP, store, HTTP edge, process): every family they read exists before the first hop.
 fn describe_more() {
     smpp::describe();
+    describe_histogram!(
+        REDIS_SECONDS,
+        metrics::Unit::Seconds,
+        "Redis calls of cluster mode, by operation"
+    );
+    describe_counter!(
+        REDIS_ERRORS,
+        "Redis calls that failed or timed out, by operation"
+    );
     describe_counter!(
         SESSION_MISMATCH,
         "Hops refused because their session belongs to another number or service, by front and dialogue (live, ended)"

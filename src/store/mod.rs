@@ -37,6 +37,7 @@ pub mod ledger;
 mod outbox;
 mod pending;
 pub mod records;
+pub mod redis;
 mod resume;
 mod tombstone_index;
 mod write_behind;

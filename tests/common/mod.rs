@@ -2,6 +2,8 @@
 //! speak to it as Africa's Talking would.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;

@@ -1,0 +1,197 @@
+//! The connection to Redis, for cluster mode (docs/cluster.md): one primary, or a Redis
+//! Cluster from its seed nodes, behind one handle.
+//!
+//! redis-rs keeps the connection itself: a single primary through a connection manager that
+//! reconnects by itself, a Cluster through a connection that routes each command to the node
+//! owning its slot and follows the topology. Every call here is bounded by the configured
+//! timeout (a hop never waits on Redis past its deadline), timed into
+//! `ussd_redis_duration_seconds` and counted in `ussd_redis_errors_total` when it fails.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Cmd, FromRedisValue, Value};
+use std::time::{Duration, Instant};
+
+/// Where Redis is and how long a call may take (from `[store.redis]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// One primary's URL, or a Cluster's seed nodes.
+    pub urls: Vec<String>,
+    /// Whether `urls` seed a Redis Cluster.
+    pub cluster: bool,
+    /// One call at most.
+    pub timeout: Duration,
+}
+
+/// Why Redis did not answer as it should.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The command failed or the connection is down.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No answer within the configured timeout.
+    #[error("redis: no answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis is set up so that it would lose what the gateway confirms.
+    #[error("redis is not durable enough: {0}")]
+    NotDurable(String),
+}
+
+/// A handle on Redis: cheap to clone, shared by every task.
+#[derive(Clone)]
+pub struct Redis {
+    conn: Conn,
+    timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Primary(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.conn {
+            Conn::Primary(_) => "primary",
+            Conn::Cluster(_) => "cluster",
+        };
+        f.debug_struct("Redis")
+            .field("kind", &kind)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Redis {
+    /// Connects as `config` says: to its one primary, or to the Cluster its URLs seed.
+    ///
+    /// # Errors
+    /// Bad URLs, or no node answering within the timeout.
+    pub async fn connect(config: &RedisSettings) -> Result<Redis, RedisError> {
+        let timeout = config.timeout;
+        let connecting = async {
+            if config.cluster {
+                let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?;
+                Ok::<_, redis::RedisError>(Conn::Cluster(client.get_async_connection().await?))
+            } else {
+                let url = config.urls.first().map(String::as_str).unwrap_or_default();
+                let client = redis::Client::open(url)?;
+                let manager = client
+                    .get_connection_manager_with_config(
+                        ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(timeout))
+                            .set_response_timeout(Some(timeout)),
+                    )
+                    .await?;
+                Ok(Conn::Primary(manager))
+            }
+        };
+        let conn = tokio::time::timeout(timeout.saturating_mul(3), connecting)
+            .await
+            .map_err(|_| RedisError::Timeout(timeout.saturating_mul(3)))??;
+        Ok(Redis { conn, timeout })
+    }
+
+    /// Runs one command (on the node its key belongs to, in a Cluster).
+    ///
+    /// # Errors
+    /// The command failed, or no answer within the timeout.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+        let op = op_name(cmd);
+        let started = Instant::now();
+        let answered = tokio::time::timeout(self.timeout, async {
+            match self.conn.clone() {
+                Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+            }
+        })
+        .await;
+        let result = match answered {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(RedisError::Redis(e)),
+            Err(_) => Err(RedisError::Timeout(self.timeout)),
+        };
+        crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// Runs `cmd` on every primary (the single one, or each of a Cluster's), returning each
+    /// answer: for settings that every primary must have.
+    ///
+    /// # Errors
+    /// As [`Redis::query`].
+    pub async fn on_every_primary(&self, cmd: &Cmd) -> Result<Vec<Value>, RedisError> {
+        match self.conn.clone() {
+            Conn::Primary(_) => Ok(vec![self.query::<Value>(cmd).await?]),
+            Conn::Cluster(mut c) => {
+                let routed = c.route_command(
+                    cmd.clone(),
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                );
+                let value = tokio::time::timeout(self.timeout, routed)
+                    .await
+                    .map_err(|_| RedisError::Timeout(self.timeout))??;
+                // One answer per node, keyed by the node's address.
+                Ok(match value {
+                    Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+                    other => vec![other],
+                })
+            }
+        }
+    }
+
+    /// Checks that Redis keeps what the gateway confirms: with no replica to wait for, every
+    /// primary must write each change to its append-only file (`appendonly yes`).
+    ///
+    /// # Errors
+    /// [`RedisError::NotDurable`] saying what to set, or the calls failing.
+    pub async fn check_durability(&self, wait_replicas: u32) -> Result<(), RedisError> {
+        if wait_replicas > 0 {
+            return Ok(());
+        }
+        let answers = self
+            .on_every_primary(redis::cmd("CONFIG").arg("GET").arg("appendonly"))
+            .await?;
+        for answer in answers {
+            let pairs: Vec<String> = FromRedisValue::from_redis_value(answer).unwrap_or_default();
+            if pairs.get(1).map(String::as_str) != Some("yes") {
+                return Err(RedisError::NotDurable(
+                    "appendonly is off on a primary, so a Redis restart loses confirmed \
+                     transactions: set `appendonly yes` (and `appendfsync everysec` or \
+                     `always`) in redis.conf, or have replicas acknowledge each write with \
+                     [store.redis] wait_replicas"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The command's name, for the metric's `op` label: a fixed set (the commands the gateway
+/// sends), never a key.
+fn op_name(cmd: &Cmd) -> &'static str {
+    let name = cmd
+        .args_iter()
+        .next()
+        .and_then(|a| match a {
+            redis::Arg::Simple(bytes) => Some(bytes),
+            _ => None,
+        })
+        .map(|b| b.to_ascii_uppercase());
+    match name.as_deref() {
+        Some(b"GET") => "get",
+        Some(b"SET") => "set",
+        Some(b"DEL") => "del",
+        Some(b"PING") => "ping",
+        Some(b"CONFIG") => "config",
+        Some(b"EVALSHA") | Some(b"EVAL") => "script",
+        Some(b"XADD") | Some(b"XREADGROUP") | Some(b"XACK") | Some(b"XAUTOCLAIM") => "stream",
+        _ => "other",
+    }
+}

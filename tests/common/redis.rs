@@ -1,0 +1,190 @@
+//! Real Redis servers for tests: a standalone primary, or a Redis Cluster of three primaries,
+//! each `redis-server` (Debian's package, which the test command installs) on loopback, on a
+//! free port, in a temporary folder, stopped (kill -9) and removed when dropped.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `redis-server` process.
+pub struct Redis {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// A standalone primary with an append-only file synced every second (Redis's own default
+    /// for durability, and what docs/cluster.md recommends).
+    pub fn standalone() -> Redis {
+        Redis::start(&[])
+    }
+
+    /// A server with `extra` arguments (`--cluster-enabled yes`, ...).
+    fn start(extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port_with_bus();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ])
+            .args(["--protected-mode", "no", "--loglevel", "warning"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect(
+                "redis-server runs (Debian's redis-server package; ./scripts/test installs it)",
+            );
+        let redis = Redis {
+            port,
+            child,
+            _dir: dir,
+        };
+        redis.wait_ready(Duration::from_secs(10));
+        redis
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Sends one command (its words) and returns the raw RESP answer.
+    pub fn command(&self, words: &[&str]) -> String {
+        command(self.addr(), words)
+    }
+
+    /// kill -9: the server is gone as a crash leaves it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn wait_ready(&self, within: Duration) {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if TcpStream::connect(self.addr()).is_ok() && self.command(&["PING"]) == "+PONG\r\n" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server on port {} did not answer PING", self.port);
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis Cluster of three primaries (no replicas), every slot covered.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers and joins them with `redis-cli --cluster create`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| Redis::start(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(out.status.success(), "cluster create: {out:?}");
+        let cluster = RedisCluster { nodes };
+        let until = Instant::now() + Duration::from_secs(20);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| n.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < until, "the cluster did not reach state ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cluster
+    }
+
+    /// The seed nodes' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Redis::url).collect()
+    }
+}
+
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_port_with_bus() -> u16 {
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair found");
+}
+
+/// One RESP command over a fresh connection: the first reply, raw (good enough for the
+/// simple and bulk-string answers tests read).
+pub fn command(addr: SocketAddr, words: &[&str]) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req = format!("*{}\r\n", words.len());
+    for w in words {
+        req.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A reply is complete when it ends with CRLF and, for a bulk string, holds its length.
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if complete(&out) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn complete(reply: &[u8]) -> bool {
+    if !reply.ends_with(b"\r\n") {
+        return false;
+    }
+    match reply.first() {
+        Some(b'$') => {
+            let head_end = reply.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+            let len: i64 = std::str::from_utf8(&reply[1..head_end])
+                .ok()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(-1);
+            len < 0 || reply.len() >= head_end + 2 + len as usize + 2
+        }
+        _ => true,
+    }
+}
