@@ -16,7 +16,7 @@ fn route(url: &str, extra: &str) -> String {
     format!("[[routes]]\nservice_code = \"*123#\"\nupstream = \"{url}\"\n{extra}")
 }
 
-/// The founding Flask app, unchanged, answers through the gateway's HTTP front: every screen
+/// The founding app's stand-in, unchanged, answers through the gateway's HTTP front: every screen
 /// that fits comes through byte for byte; longer ones are paginated by the gateway, which
 /// never forwards its own More/Back keys to the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,7 +407,7 @@ async fn ended_dialogues_are_reported_until_the_receiver_answers_200() {
     assert_eq!(later.count(), before + 1);
 }
 
-/// The same founding app, unchanged, over a direct operator SMPP bind: every screen that fits
+/// The same stand-in, unchanged, over a direct operator SMPP bind: every screen that fits
 /// comes through exactly as the app wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_founding_app_answers_over_smpp() {
