@@ -523,6 +523,15 @@ async fn long_screens_can_be_cut() {
     gw.shutdown().await;
 }
 
+/// The cumulative AT text after `input` is typed on top of `text`.
+fn typed(text: &str, input: &str) -> String {
+    if text.is_empty() {
+        input.to_string()
+    } else {
+        format!("{text}*{input}")
+    }
+}
+
 /// A paginated answer read again: each page without its `CON `/`END ` and its More/Back lines,
 /// joined by the line breaks the pages were cut at.
 fn joined(pages: &[String]) -> String {
@@ -541,11 +550,12 @@ fn joined(pages: &[String]) -> String {
         .join("\n")
 }
 
-/// Reads a paginated screen to its end with 98, as a subscriber would, starting from `first`
-/// (the answer to `text`); every 98 must show a new page. Returns the pages and the cumulative
-/// text typed.
+/// Reads a paginated screen of service `code` to its end with 98, as a subscriber would,
+/// starting from `first` (the answer to `text`); every 98 must show a new page. Returns the
+/// pages and the cumulative text typed.
 async fn read_pages(
     at: &At,
+    code: &str,
     session: &str,
     phone: &str,
     mut text: String,
@@ -555,11 +565,8 @@ async fn read_pages(
     let mut pages = vec![first];
     while pages.last().unwrap().ends_with(&more) {
         assert!(pages.len() < 10, "no end to the pages: {pages:?}");
-        if !text.is_empty() {
-            text.push('*');
-        }
-        text.push_str("98");
-        let page = at.hop(session, "*123#", phone, &text).await;
+        text = typed(&text, "98");
+        let page = at.hop(session, code, phone, &text).await;
         assert_ne!(&page, pages.last().unwrap(), "98 shows the next page");
         pages.push(page);
     }
@@ -584,7 +591,7 @@ async fn a_paginated_first_screen_can_be_paged() {
             assert!(welcome.chars().count() < 182, "only the 80 limit pages it");
         }
         let first = at.hop(phone, "*123#", phone, "").await;
-        let (pages, mut text) = read_pages(&at, phone, phone, String::new(), first).await;
+        let (pages, text) = read_pages(&at, "*123#", phone, phone, String::new(), first).await;
         assert!(pages.len() >= 2, "{pages:?}");
         for page in &pages {
             assert!(page.starts_with("CON "), "{page}");
@@ -597,7 +604,7 @@ async fn a_paginated_first_screen_can_be_paged() {
             offers(pages.last().unwrap()) && !offers(&pages[0]),
             "{pages:?}"
         );
-        text.push_str("*5");
+        let text = typed(&text, "5");
         assert_eq!(
             at.hop(phone, "*123#", phone, &text).await,
             direct.hop("direct", "*123#", phone, "5").await,
@@ -639,33 +646,31 @@ async fn page_keys_never_reach_the_app() {
         async move { at.hop("keys", "*123#", phone, &text).await }
     };
     // The first screen (paginated), then a paginated screen after an input.
-    let first = hop(String::new()).await;
     let mut text = String::new();
-    for (choice, page1) in [("7", first), ("1", String::new())] {
-        let page1 = if page1.is_empty() {
-            hop(text.clone()).await
-        } else {
-            page1
-        };
+    let mut page1 = hop(text.clone()).await;
+    for choice in ["7", "1"] {
         // 0 on the first page: the same page.
-        let sep = if text.is_empty() { "" } else { "*" };
-        text = format!("{text}{sep}0");
+        text = typed(&text, "0");
         assert_eq!(hop(text.clone()).await, page1, "0 on page 1");
-        let (pages, walked) = read_pages(&at, "keys", phone, text.clone(), page1).await;
+        let (pages, walked) = read_pages(&at, "*123#", "keys", phone, text, page1).await;
         assert!(pages.len() >= 3, "{pages:?}");
         // 98 on the last page: the same page; then 0 goes back one page.
-        let last = pages.last().unwrap().clone();
-        text = format!("{walked}*98");
-        assert_eq!(hop(text.clone()).await, last, "98 on the last page");
-        text.push_str("*0");
+        text = typed(&walked, "98");
+        assert_eq!(
+            &hop(text.clone()).await,
+            pages.last().unwrap(),
+            "98 on the last page"
+        );
+        text = typed(&text, "0");
         assert_eq!(
             hop(text.clone()).await,
             pages[pages.len() - 2],
             "0 goes back"
         );
-        text = format!("{text}*{choice}");
+        text = typed(&text, choice);
+        page1 = hop(text.clone()).await;
     }
-    assert_eq!(hop(text).await, "END got 7*1");
+    assert_eq!(page1, "END got 7*1");
     let texts: Vec<String> = app
         .seen
         .lock()
@@ -710,33 +715,16 @@ async fn the_pages_read_again_are_the_apps_answer() {
         let mut got = at.hop(&session, "*123#", phone, "").await;
         let mut text = String::new();
         for input in path.split('*') {
-            text = if text.is_empty() {
-                input.to_string()
-            } else {
-                format!("{text}*{input}")
-            };
+            text = typed(&text, input);
             got = at.hop(&session, "*123#", phone, &text).await;
         }
-        let (pages, _) = read_pages(&at, &session, phone, text, got).await;
+        let (pages, _) = read_pages(&at, "*123#", &session, phone, text, got).await;
         assert!(pages.last().unwrap().starts_with("END "), "{pages:?}");
         assert_eq!(joined(&pages), expected[4..], "{path}");
     }
     // A CON answer: its last page ends with the app's newline, then the gateway's Back line.
-    let a = At::new(gw.public_addr);
-    let first = a.hop("con", "*124#", phone, "").await;
-    let (pages, _) = {
-        let mut pages = vec![first];
-        let mut text = String::new();
-        while pages.last().unwrap().ends_with("\n98. More") {
-            text = if text.is_empty() {
-                "98".into()
-            } else {
-                format!("{text}*98")
-            };
-            pages.push(a.hop("con", "*124#", phone, &text).await);
-        }
-        (pages, text)
-    };
+    let first = at.hop("con", "*124#", phone, "").await;
+    let (pages, _) = read_pages(&at, "*124#", "con", phone, String::new(), first).await;
     let expected: String = (1..=30).map(|i| format!("row {i}\n")).collect();
     assert_eq!(joined(&pages), expected);
     for page in &pages {
