@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{At, FakeHttp, FlaskApp, Sandbox, eventually};
+use common::{At, FakeHttp, FlaskApp, Sandbox, Seen, eventually};
 use std::time::Duration;
 use ussd_gateway::text::{Limit, Nav, fits};
 
@@ -11,6 +11,15 @@ use ussd_gateway::text::{Limit, Nav, fits};
 const PATHS: [&str; 12] = [
     "", "1", "1*1", "1*2", "2", "3", "4", "5", "6", "7", "1*3", "00",
 ];
+
+/// The `text` field of a request the fake app got.
+fn text_of(seen: &Seen) -> String {
+    seen.form
+        .iter()
+        .find(|(k, _)| k == "text")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
 
 fn route(url: &str, extra: &str) -> String {
     format!("[[routes]]\nservice_code = \"*123#\"\nupstream = \"{url}\"\n{extra}")
@@ -77,12 +86,7 @@ async fn the_founding_app_runs_unchanged_behind_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_gets_the_at_form() {
     let app = FakeHttp::start(|seen| async move {
-        let text = seen
-            .form
-            .iter()
-            .find(|(k, _)| k == "text")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let text = text_of(&seen);
         let long: String = (1..=40).map(|i| format!("line {i}\n")).collect();
         match text.as_str() {
             "" => (200, "CON Hello\n1. Long".to_string()),
@@ -619,12 +623,7 @@ async fn a_paginated_first_screen_can_be_paged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_keys_never_reach_the_app() {
     let app = FakeHttp::start(|seen| async move {
-        let text = seen
-            .form
-            .iter()
-            .find(|(k, _)| k == "text")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let text = text_of(&seen);
         let long = |what: &str| -> String {
             (1..=30)
                 .map(|i| format!("{what} line {i}\n"))
@@ -671,18 +670,7 @@ async fn page_keys_never_reach_the_app() {
         page1 = hop(text.clone()).await;
     }
     assert_eq!(page1, "END got 7*1");
-    let texts: Vec<String> = app
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|s| {
-            s.form
-                .iter()
-                .filter(|(k, _)| k == "text")
-                .map(|(_, v)| v.clone())
-        })
-        .collect();
+    let texts: Vec<String> = app.seen.lock().unwrap().iter().map(text_of).collect();
     assert_eq!(texts, ["", "7", "7*1"], "the app got its own inputs only");
     gw.shutdown().await;
 }
