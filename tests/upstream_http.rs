@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{At, FakeHttp, FlaskApp, Sandbox, eventually};
+use common::{At, FakeHttp, FlaskApp, Sandbox, Seen, eventually};
 use std::time::Duration;
 use ussd_gateway::text::{Limit, Nav, fits};
 
@@ -12,11 +12,20 @@ const PATHS: [&str; 12] = [
     "", "1", "1*1", "1*2", "2", "3", "4", "5", "6", "7", "1*3", "00",
 ];
 
+/// The `text` field of a request the fake app got.
+fn text_of(seen: &Seen) -> String {
+    seen.form
+        .iter()
+        .find(|(k, _)| k == "text")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 fn route(url: &str, extra: &str) -> String {
     format!("[[routes]]\nservice_code = \"*123#\"\nupstream = \"{url}\"\n{extra}")
 }
 
-/// The founding Flask app, unchanged, answers through the gateway's HTTP front: every screen
+/// The founding app's stand-in, unchanged, answers through the gateway's HTTP front: every screen
 /// that fits comes through byte for byte; longer ones are paginated by the gateway, which
 /// never forwards its own More/Back keys to the app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,12 +86,7 @@ async fn the_founding_app_runs_unchanged_behind_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_gets_the_at_form() {
     let app = FakeHttp::start(|seen| async move {
-        let text = seen
-            .form
-            .iter()
-            .find(|(k, _)| k == "text")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let text = text_of(&seen);
         let long: String = (1..=40).map(|i| format!("line {i}\n")).collect();
         match text.as_str() {
             "" => (200, "CON Hello\n1. Long".to_string()),
@@ -407,7 +411,7 @@ async fn ended_dialogues_are_reported_until_the_receiver_answers_200() {
     assert_eq!(later.count(), before + 1);
 }
 
-/// The same founding app, unchanged, over a direct operator SMPP bind: every screen that fits
+/// The same stand-in, unchanged, over a direct operator SMPP bind: every screen that fits
 /// comes through exactly as the app wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_founding_app_answers_over_smpp() {
@@ -520,5 +524,202 @@ async fn long_screens_can_be_cut() {
         metrics.contains("ussd_upstream_screens_cut_total{route=\"*123#\"} 1"),
         "{metrics}"
     );
+    gw.shutdown().await;
+}
+
+/// The cumulative AT text after `input` is typed on top of `text`.
+fn typed(text: &str, input: &str) -> String {
+    if text.is_empty() {
+        input.to_string()
+    } else {
+        format!("{text}*{input}")
+    }
+}
+
+/// A paginated answer read again: each page without its `CON `/`END ` and its More/Back lines,
+/// joined by the line breaks the pages were cut at.
+fn joined(pages: &[String]) -> String {
+    let nav = Nav::default();
+    pages
+        .iter()
+        .map(|p| {
+            let text = &p[4..];
+            let text = text
+                .strip_suffix(&format!("\n{}", nav.next_line()))
+                .unwrap_or(text);
+            text.strip_suffix(&format!("\n{}", nav.back_line()))
+                .unwrap_or(text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads a paginated screen of service `code` to its end with 98, as a subscriber would,
+/// starting from `first` (the answer to `text`); every 98 must show a new page. Returns the
+/// pages and the cumulative text typed.
+async fn read_pages(
+    at: &At,
+    code: &str,
+    session: &str,
+    phone: &str,
+    mut text: String,
+    first: String,
+) -> (Vec<String>, String) {
+    let more = format!("\n{}", Nav::default().next_line());
+    let mut pages = vec![first];
+    while pages.last().unwrap().ends_with(&more) {
+        assert!(pages.len() < 10, "no end to the pages: {pages:?}");
+        text = typed(&text, "98");
+        let page = at.hop(session, code, phone, &text).await;
+        assert_ne!(&page, pages.last().unwrap(), "98 shows the next page");
+        pages.push(page);
+    }
+    (pages, text)
+}
+
+/// A welcome screen longer than one screen (a long name over 182 septets; a name with "ĩ" or "ũ",
+/// which needs UCS-2 and so 80 characters) is paged like any other: 98 shows page 2 instead of
+/// asking the app for page 1 again, and the options on the later pages can be chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paginated_first_screen_can_be_paged() {
+    let flask = FlaskApp::spawn();
+    let direct = At::new(flask.addr);
+    let sb = Sandbox::new(&route(&format!("http://{}/ussd", flask.addr), ""), &[]);
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    // A long name, over 182 septets; a short Kikuyu name, under 182 characters but over 80.
+    for phone in ["+254700000003", "+254700000004"] {
+        let welcome = direct.hop("direct", "*123#", phone, "").await;
+        assert!(!fits(&welcome[4..], Limit::default()), "{welcome}");
+        if phone.ends_with('4') {
+            assert!(welcome.chars().count() < 182, "only the 80 limit pages it");
+        }
+        let first = at.hop(phone, "*123#", phone, "").await;
+        let (pages, text) = read_pages(&at, "*123#", phone, phone, String::new(), first).await;
+        assert!(pages.len() >= 2, "{pages:?}");
+        for page in &pages {
+            assert!(page.starts_with("CON "), "{page}");
+            assert!(fits(&page[4..], Limit::default()), "{page}");
+        }
+        assert_eq!(joined(&pages), welcome[4..], "{phone}");
+        // "5. Notifications" is on the last page only; choosing it reaches the app.
+        let offers = |page: &str| page[4..].lines().any(|l| l == "5. Notifications");
+        assert!(
+            offers(pages.last().unwrap()) && !offers(&pages[0]),
+            "{pages:?}"
+        );
+        let text = typed(&text, "5");
+        assert_eq!(
+            at.hop(phone, "*123#", phone, &text).await,
+            direct.hop("direct", "*123#", phone, "5").await,
+            "{phone}"
+        );
+    }
+    gw.shutdown().await;
+}
+
+/// On a paginated answer 98 and 0 are the gateway's keys, on every page: 0 on the first page
+/// and 98 on the last show the same page again, and the app never gets either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_keys_never_reach_the_app() {
+    let app = FakeHttp::start(|seen| async move {
+        let text = text_of(&seen);
+        let long = |what: &str| -> String {
+            (1..=30)
+                .map(|i| format!("{what} line {i}\n"))
+                .collect::<String>()
+        };
+        match text.as_str() {
+            "" => (200, format!("CON {}7. Go on", long("first"))),
+            "7" => (200, format!("CON {}1. Finish", long("second"))),
+            _ => (200, format!("END got {text}")),
+        }
+    })
+    .await;
+    let sb = Sandbox::new(&route(&format!("http://{}/cb", app.addr), ""), &[]);
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let phone = "+254700000001";
+    let hop = |text: String| {
+        let at = at.clone();
+        async move { at.hop("keys", "*123#", phone, &text).await }
+    };
+    // The first screen (paginated), then a paginated screen after an input.
+    let mut text = String::new();
+    let mut page1 = hop(text.clone()).await;
+    for choice in ["7", "1"] {
+        // 0 on the first page: the same page.
+        text = typed(&text, "0");
+        assert_eq!(hop(text.clone()).await, page1, "0 on page 1");
+        let (pages, walked) = read_pages(&at, "*123#", "keys", phone, text, page1).await;
+        assert!(pages.len() >= 3, "{pages:?}");
+        // 98 on the last page: the same page; then 0 goes back one page.
+        text = typed(&walked, "98");
+        assert_eq!(
+            &hop(text.clone()).await,
+            pages.last().unwrap(),
+            "98 on the last page"
+        );
+        text = typed(&text, "0");
+        assert_eq!(
+            hop(text.clone()).await,
+            pages[pages.len() - 2],
+            "0 goes back"
+        );
+        text = typed(&text, choice);
+        page1 = hop(text.clone()).await;
+    }
+    assert_eq!(page1, "END got 7*1");
+    let texts: Vec<String> = app.seen.lock().unwrap().iter().map(text_of).collect();
+    assert_eq!(texts, ["", "7", "7*1"], "the app got its own inputs only");
+    gw.shutdown().await;
+}
+
+/// The last page keeps the app's trailing newline: the pages read again are the app's answer,
+/// for END answers (the timetable, past results) and for a CON answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_read_again_are_the_apps_answer() {
+    let flask = FlaskApp::spawn();
+    let direct = At::new(flask.addr);
+    let app = FakeHttp::start(|_| async {
+        let long: String = (1..=30).map(|i| format!("row {i}\n")).collect();
+        (200, format!("CON {long}"))
+    })
+    .await;
+    let routes = format!(
+        "{}[[routes]]\nservice_code = \"*124#\"\nupstream = \"http://{}/cb\"\n",
+        route(&format!("http://{}/ussd", flask.addr), ""),
+        app.addr
+    );
+    let sb = Sandbox::new(&routes, &[]);
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let phone = "+254700000001";
+    for path in ["3", "1*2"] {
+        let expected = direct.hop("direct", "*123#", phone, path).await;
+        assert!(!fits(&expected[4..], Limit::default()), "{expected}");
+        assert!(expected.starts_with("END ") && expected.ends_with('\n'));
+        let session = format!("nl{path}");
+        let mut got = at.hop(&session, "*123#", phone, "").await;
+        let mut text = String::new();
+        for input in path.split('*') {
+            text = typed(&text, input);
+            got = at.hop(&session, "*123#", phone, &text).await;
+        }
+        let (pages, _) = read_pages(&at, "*123#", &session, phone, text, got).await;
+        assert!(pages.last().unwrap().starts_with("END "), "{pages:?}");
+        assert_eq!(joined(&pages), expected[4..], "{path}");
+    }
+    // A CON answer: its last page ends with the app's newline, then the gateway's Back line.
+    let first = at.hop("con", "*124#", phone, "").await;
+    let (pages, _) = read_pages(&at, "*124#", "con", phone, String::new(), first).await;
+    let expected: String = (1..=30).map(|i| format!("row {i}\n")).collect();
+    assert_eq!(joined(&pages), expected);
+    for page in &pages {
+        assert!(
+            page.starts_with("CON ") && fits(&page[4..], Limit::default()),
+            "{page}"
+        );
+    }
     gw.shutdown().await;
 }

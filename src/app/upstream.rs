@@ -10,13 +10,15 @@
 //! - Pooled keep-alive connections; a concurrency limit per upstream that fails fast when
 //!   saturated; a circuit breaker that stops calling an upstream after consecutive failures and
 //!   lets one probe through after a cool-down.
-//! - Screens longer than the effective limit are paginated by the gateway (the app never sees
-//!   the gateway's More/Back inputs), or cut if the route says so (counted).
+//! - Screens longer than the effective limit (the first one too) are paginated by the gateway,
+//!   or cut if the route says so (counted). On a paginated screen `98` and `0` are the
+//!   gateway's on every page and never reach the app; read again, the pages are the app's
+//!   answer (but for a blank line or space a break falls on), its trailing line breaks kept.
 
 use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
 use crate::config::LongScreens;
 use crate::hop::Reply;
-use crate::text::{Nav, fits, paginate};
+use crate::text::{Limit, Nav, fits, paginate};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full, Limited};
@@ -279,8 +281,15 @@ impl UpstreamApp {
                 }
             }
             LongScreens::Paginate => {
-                let pages = paginate(&reply.text, &[], env.limit, &Nav::default());
-                state.pages = pages;
+                let body = reply.text.trim_end();
+                if fits(body, env.limit) {
+                    // Only the trailing whitespace did not fit: one screen without it.
+                    return Reply {
+                        text: body.to_string(),
+                        end: reply.end,
+                    };
+                }
+                state.pages = pages_of(&reply.text, env.limit, reply.end);
                 state.end = reply.end;
                 self.page(state)
             }
@@ -292,16 +301,61 @@ impl UpstreamApp {
         let text = state.pages.get(state.page).cloned().unwrap_or_default();
         let last = state.page + 1 >= state.pages.len();
         if last && state.end {
-            // The "Back" line makes no sense on a closing screen.
-            let back = Nav::default().back_line();
-            let text = text
-                .strip_suffix(&format!("\n{back}"))
-                .map(str::to_string)
-                .unwrap_or(text);
-            Reply::end(text)
+            Reply::end(closing(&text).to_string())
         } else {
             Reply::con(text)
         }
+    }
+}
+
+/// The last page of an END answer as shown: without the "Back" line, which makes no sense on
+/// a closing screen.
+fn closing(page: &str) -> &str {
+    let back = format!("\n{}", Nav::default().back_line());
+    page.strip_suffix(&back).unwrap_or(page)
+}
+
+/// The pages of an answer too long for one screen under `limit` (`end`: it ends the dialogue).
+/// The answer's trailing line breaks stay on its last page, before the gateway's Back line, so
+/// the pages read again are the app's answer. When they do not fit there, the answer is paged
+/// again with room kept for them; if even that fails they are left out.
+fn pages_of(text: &str, limit: Limit, end: bool) -> Vec<String> {
+    let nav = Nav::default();
+    let body = text.trim_end();
+    let tail = &text[body.len()..];
+    let mut pages = paginate(body, &[], limit, &nav);
+    if tail.is_empty() || pages.len() < 2 {
+        return pages;
+    }
+    // The last of two pages or more: its content, then the gateway's Back line.
+    let back = format!("\n{}", nav.back_line());
+    let keep_tail = |pages: &mut Vec<String>| -> bool {
+        let Some(content) = pages.last().and_then(|p| p.strip_suffix(&back)) else {
+            return false;
+        };
+        let page = format!("{content}{tail}{back}");
+        let shown = if end { closing(&page) } else { &page };
+        if !fits(shown, limit) {
+            return false;
+        }
+        pages.pop();
+        pages.push(page);
+        true
+    };
+    if keep_tail(&mut pages) {
+        return pages;
+    }
+    let room = tail.encode_utf16().count();
+    let smaller = Limit {
+        septets: limit.septets.saturating_sub(room),
+        ucs2: limit.ucs2.saturating_sub(room),
+    };
+    let mut again = paginate(body, &[], smaller, &nav);
+    // (Under a limit too small for the nav lines, paginate makes pages over it: not those.)
+    if again.iter().all(|p| fits(p, smaller)) && keep_tail(&mut again) {
+        again
+    } else {
+        pages
     }
 }
 
@@ -328,24 +382,27 @@ impl App for UpstreamApp {
                     return Err(AppError::Incompatible("not an upstream dialogue".into()));
                 }
             };
+            let nav = Nav::default();
             let mut fresh = Vec::new();
             for input in inputs {
-                // The gateway's own page keys never reach the app.
-                let nav = Nav::default();
+                // On a paginated answer the page keys are the gateway's, on every page (at
+                // either end they show the same page again): they never reach the app.
                 if !state.pages.is_empty() {
-                    if input == nav.next_key && state.page + 1 < state.pages.len() {
-                        state.page += 1;
+                    if input == nav.next_key {
+                        state.page = (state.page + 1).min(state.pages.len() - 1);
                         continue;
                     }
-                    if input == nav.back_key && state.page > 0 {
-                        state.page -= 1;
+                    if input == nav.back_key {
+                        state.page = state.page.saturating_sub(1);
                         continue;
                     }
                 }
                 fresh.push(input);
             }
-            let started = state.inputs.is_empty() && fresh.is_empty();
-            if fresh.is_empty() && !started {
+            // The app is asked on the first hop and for each input of its own. A dialogue that
+            // holds pages has started, even with no input yet (its first screen was long).
+            let first_hop = state.inputs.is_empty() && state.pages.is_empty();
+            if fresh.is_empty() && !first_hop {
                 let reply = self.page(&state);
                 return Ok(Turn {
                     state: AppState::Upstream(state),
@@ -385,3 +442,7 @@ impl App for UpstreamApp {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

@@ -493,7 +493,8 @@ impl Drop for FakeHttp {
     }
 }
 
-/// The founding USSD-SYTEM Flask app (tests/upstream/ussd_system.py) as a child process.
+/// The stand-in for the founding USSD-SYTEM Flask app (tests/upstream/ussd_system.py: our own
+/// implementation of its texts) as a child process.
 pub struct FlaskApp {
     child: Child,
     pub addr: SocketAddr,
