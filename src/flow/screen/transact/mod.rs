@@ -6,7 +6,8 @@
 //! (transfer, add, require, put) and `outbox` ops send something with the change (sms, airtime,
 //! call, push, dialogue). Entering the screen renders every op into the store's transaction
 //! language ([`TxOp`]) and hands them to the caller as one [`Effect::Transact`]; the first op
-//! whose condition fails decides the branch.
+//! whose condition fails decides the branch. Once a transaction is applied, the back history
+//! is cleared: the back key on the screens after it leads to the home screen.
 
 mod ledger;
 mod outbox;
@@ -194,6 +195,10 @@ impl Transact {
                 if let Some(into) = &self.into {
                     run.set_var(into, serde_json::json!({ "txn": txn.to_string() }));
                 }
+                // A committed change is not gone back over: the back key on the screens after
+                // it leads home, never to the confirmation that would apply it again.
+                run.state.history.clear();
+                run.state.from = Some(run.flow.home.as_str().into());
                 run.enter(&self.next)
             }
             EffectOutcome::Transacted {
