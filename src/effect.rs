@@ -116,6 +116,9 @@ pub enum Status {
     },
     /// No AT account is configured: recorded and logged, never sent.
     NotSent,
+    /// Voided before it was sent by a later change (a cancelled appointment's reminder): never
+    /// sent.
+    Voided,
 }
 
 /// One outbox entry.

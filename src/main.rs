@@ -322,9 +322,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    if config.ivr_path().is_dir()
-        && let Err(ivr_errors) = ussd_gateway::voice::IvrSet::load_dir(&config.ivr_path())
-    {
+    if let Err(ivr_errors) = gateway::load_ivrs(&config) {
         for e in &ivr_errors {
             eprintln!("error: {e}");
         }

@@ -78,7 +78,25 @@ pub enum TxOp {
         effect: Effect,
         /// Not before this time (ms since the epoch).
         not_before_ms: Option<u64>,
+        /// A record field that receives the item's id (written after the ops before it), so a
+        /// later transaction can void the item (a reminder of a booking that is cancelled).
+        id_into: Option<FieldAddress>,
     },
+    /// Voids an outbox item that is still pending (it is then never sent); an item already
+    /// sent, failed or gone, or no item (`None`), is left as it is. Never fails.
+    Void {
+        /// The item's id.
+        item: Option<u64>,
+    },
+}
+
+/// One field of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldAddress {
+    /// The record.
+    pub record: Address,
+    /// The field.
+    pub field: String,
 }
 
 /// Whether a collection name is usable (letters, digits, `_`, `-`).

@@ -326,14 +326,8 @@ fn long_answer_pages_back_and_forth() {
         "{p2:?}"
     );
     assert_eq!(s.send("0"), p1, "back shows the previous page");
-    let again = s.send("0");
-    assert!(
-        !again.end
-            && again
-                .text
-                .starts_with("Invalid option. Please try again.\n"),
-        "{again:?}"
-    );
+    // On page 1 there is no page before: an unknown choice, which ends the dialogue here.
+    assert_eq!(s.send("0"), end(INVALID));
     let first = s.path(&["3"]);
     let pages = page_through(&mut s, first, TIMETABLE_1);
     assert!(pages.len() >= 3);
@@ -787,12 +781,12 @@ const GOLDEN_YAML: &[&str] = &[
     "error: invalid_yaml.yaml: invalid YAML: did not find expected ',' or ']' at line 6 column 8, while parsing a flow sequence at line 5 column 11",
 ];
 const GOLDEN_HEADER: &[&str] = &[
-    "error: invalid_header.yaml: colour: unknown field (expected one of `start`, `home`, `default_language`, `language_var`, `vars`, `navigation`, `invalid_choice`, `apology`, `secrets`, `resume`)",
+    "error: invalid_header.yaml: colour: unknown field (expected one of `start`, `home`, `default_language`, `language_var`, `vars`, `navigation`, `invalid_choice`, `apology`, `secrets`, `resume`, `timezone`)",
     "error: invalid_header.yaml: navigation.forward: unknown field (expected one of `next`, `back`, `home`, `more_label`, `back_label`, `history`)",
     "error: invalid_header.yaml: start: missing required field",
 ];
 const GOLDEN_SCREENS: &[&str] = &[
-    "error: invalid_screens.yaml: screens.home.options[2].colour: unknown field (expected one of `label`, `next`, `set`)",
+    "error: invalid_screens.yaml: screens.home.options[2].colour: unknown field (expected one of `key`, `label`, `next`, `set`)",
     "error: invalid_screens.yaml: screens.home.options[1].next: unknown target screen `homee`",
     "error: invalid_screens.yaml: screens.pay.text: invalid template syntax: syntax error: unexpected end of input, expected end of variable block (line 1)",
     "error: invalid_screens.yaml: screens.pay.into: `9lives` is not a valid variable name",
@@ -870,4 +864,263 @@ proptest! {
         }
         prop_assert!(seen.iter().all(|s| *s));
     }
+}
+
+/// A long answer made of items: pages break between items, the last page keeps the last
+/// item's line break, and a wrong key follows the screen's `invalid`.
+const TIMETABLE_FLOW: &str = r#"
+start: list
+screens:
+  list:
+    type: end
+    items:
+      from: rows
+      text: "{{ item.day }}: {{ item.course }}\n{{ item.time }} at {{ item.venue }}\n"
+    text: "{% if items %}Your Timetable:\n{% else %}No timetable found.{% endif %}"
+    invalid: { end: "Invalid option. Please try again." }
+"#;
+
+fn rows(n: usize) -> Value {
+    Value::Array(
+        (1..=n)
+            .map(|i| {
+                json!({ "day": format!("Day {i}"), "course": "Data Structures and Algorithms",
+                        "time": "8:00:00 - 10:00:00", "venue": "Lecture Hall 1" })
+            })
+            .collect(),
+    )
+}
+
+fn with_rows(src: &str, n: usize) -> Flow {
+    flow(&src.replace(
+        "start: list",
+        &format!("start: list\nvars: {{ rows: {} }}", rows(n)),
+    ))
+}
+
+#[test]
+fn end_items_page_between_items() {
+    let f = with_rows(TIMETABLE_FLOW, 6);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    let mut pages = vec![s.dial()];
+    while !pages.last().unwrap().end {
+        pages.push(s.send("98"));
+    }
+    assert!(pages.len() > 1);
+    let mut days = 0;
+    for p in &pages {
+        let lines: Vec<&str> = p.text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with("Day ") {
+                days += 1;
+                assert!(
+                    lines.get(i + 1).is_some_and(|n| n.starts_with("8:00:00")),
+                    "an item was split: {:?}",
+                    p.text
+                );
+            }
+        }
+    }
+    assert_eq!(days, 6);
+    let last = pages.last().unwrap();
+    assert!(last.text.ends_with("at Lecture Hall 1\n"), "{last:?}");
+    // One screen's worth is sent exactly as the founding text: header, rows, each with "\n".
+    let f = with_rows(TIMETABLE_FLOW, 1);
+    assert_eq!(
+        Session::new(&f, Store::default(), "254700000001").dial(),
+        end(
+            "Your Timetable:\nDay 1: Data Structures and Algorithms\n8:00:00 - 10:00:00 at Lecture Hall 1\n"
+        )
+    );
+    let f = with_rows(TIMETABLE_FLOW, 0);
+    assert_eq!(
+        Session::new(&f, Store::default(), "254700000001").dial(),
+        end("No timetable found.")
+    );
+}
+
+#[test]
+fn a_wrong_key_on_a_paginated_end_follows_its_invalid() {
+    let f = with_rows(TIMETABLE_FLOW, 6);
+    for key in ["5", "0", "x"] {
+        let mut s = Session::new(&f, Store::default(), "254700000001");
+        assert!(!s.dial().end);
+        assert_eq!(s.send(key), end(INVALID), "{key}");
+    }
+    // Without `invalid`, the page is shown again under the flow's invalid_choice, as before.
+    let f = with_rows(
+        &TIMETABLE_FLOW.replace(
+            "    invalid: { end: \"Invalid option. Please try again.\" }\n",
+            "",
+        ),
+        6,
+    );
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    s.dial();
+    let again = s.send("5");
+    assert!(
+        !again.end
+            && again
+                .text
+                .starts_with("Invalid choice. Please try again:\nYour Timetable:\n"),
+        "{again:?}"
+    );
+}
+
+const SHOP_FLOW: &str = r#"
+start: home
+timezone: Africa/Nairobi
+invalid_choice: "Invalid choice. Please try again."
+screens:
+  home:
+    type: menu
+    text: "Welcome to the shop, a long greeting that leaves little room for anything else on the screen"
+    options:
+      - { label: Buy, next: amount }
+      - { label: Airtime, next: airtime }
+      - { label: Time, next: time }
+    invalid: { text: "You have to choose a service." }
+  amount:
+    type: input
+    text: "Enter amount"
+    into: amount
+    navigation: true
+    next: confirm
+    validators:
+      - { regex: "[0-9]+", error: "Digits only." }
+      - { expr: "(input | to_cents) <= 700000", error: "The most is 7,000.00." }
+  airtime:
+    type: input
+    text: "Buy Airtime\nPlease enter phone number as (+2547XXXXXXXX)"
+    into: number
+    next: confirm
+    validators:
+      - { expr: "(input | msisdn('254')) is not none", error: "Buy Airtime\nPlease enter a valid phone number as (+2547XXXXXXXX)", replace: true }
+  confirm:
+    type: menu
+    text: "Pay {{ amount }}?"
+    options:
+      - { label: Confirm, next: pay }
+      - { key: "0", label: Back, next: home }
+  pay:
+    type: transact
+    ops: [ { put: { record: "orders/{{ session_id }}", fields: { amount: "{{ amount }}" } } } ]
+    next: paid
+  paid:
+    type: menu
+    text: Paid.
+    options: [ { label: Main menu, next: home } ]
+  time:
+    type: end
+    text: "{{ now | date('%d/%m/%y %I:%M %p') }} {{ '2026-01-06T09:00:00+10:00' | date('%H:%M') }} {{ '2026-01-06' | date }}"
+"#;
+
+#[test]
+fn a_menu_invalid_text_replaces_the_menu_text() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    s.dial();
+    let options = "1. Buy\n2. Airtime\n3. Time";
+    assert_eq!(
+        s.send("9"),
+        con(&format!("You have to choose a service.\n{options}"))
+    );
+    assert_eq!(
+        s.send("7"),
+        con(&format!("You have to choose a service.\n{options}")),
+        "not twice"
+    );
+    assert_eq!(s.send("1"), con("Enter amount"));
+}
+
+#[test]
+fn a_validator_error_may_replace_the_prompt() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    s.path(&["2"]);
+    let bad = con("Buy Airtime\nPlease enter a valid phone number as (+2547XXXXXXXX)");
+    assert_eq!(s.send("07"), bad);
+    assert_eq!(s.send("07"), bad);
+    assert_eq!(s.send("0711111111"), con("Pay ?\n1. Confirm\n0. Back"));
+}
+
+#[test]
+fn an_option_may_have_its_own_key() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    assert_eq!(s.path(&["1", "50"]), con("Pay 50?\n1. Confirm\n0. Back"));
+    // The option's own key wins over the back key: it goes where the option says.
+    assert!(s.send("0").text.starts_with("Welcome to the shop"));
+}
+
+#[test]
+fn navigation_keys_on_an_input_that_opts_in() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    let home = s.dial();
+    assert_eq!(s.send("1"), con("Enter amount"));
+    assert_eq!(s.send("0"), home, "0 goes back");
+    s.send("1");
+    assert_eq!(s.send("00"), home, "00 goes home");
+    // Without `navigation: true`, 0 reaches the validators (tests/flow_engine.rs, input_validators).
+    s.send("2");
+    assert_eq!(
+        s.send("0"),
+        con("Buy Airtime\nPlease enter a valid phone number as (+2547XXXXXXXX)")
+    );
+}
+
+#[test]
+fn a_validator_that_cannot_evaluate_the_input_fails_with_its_error() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    s.path(&["1"]);
+    for huge in ["1234567890123456", &"9".repeat(60)] {
+        assert_eq!(
+            s.send(huge),
+            con("The most is 7,000.00.\nEnter amount"),
+            "{huge}"
+        );
+    }
+}
+
+#[test]
+fn after_a_transaction_back_goes_home() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    let home = s.dial();
+    assert_eq!(s.path(&["1", "50", "1"]), con("Paid.\n1. Main menu"));
+    assert_eq!(
+        s.send("0"),
+        home,
+        "not the confirmation, which would pay again"
+    );
+}
+
+#[test]
+fn dates_in_texts_use_the_flow_time_zone() {
+    let f = flow(SHOP_FLOW);
+    let mut s = Session::new(&f, Store::default(), "254700000001");
+    // The hop's time is 2024-03-15T09:30:00Z: 12:30 in Nairobi. A time written with its own
+    // offset is shown in the flow's zone too; a plain date is a date.
+    assert_eq!(s.path(&["3"]), end("15/03/24 12:30 PM 02:00 06/01/2026"));
+    let utc = flow(&SHOP_FLOW.replace("timezone: Africa/Nairobi\n", ""));
+    let mut s = Session::new(&utc, Store::default(), "254700000001");
+    assert_eq!(s.path(&["3"]), end("15/03/24 09:30 AM 09:00 06/01/2026"));
+}
+
+#[test]
+fn an_unknown_time_zone_is_a_load_error() {
+    let errors = Flow::from_yaml(
+        "t",
+        "t.yaml",
+        &SHOP_FLOW.replace("Africa/Nairobi", "Mars/Olympus"),
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|d| d.to_string().contains("timezone") && d.to_string().contains("Mars/Olympus")),
+        "{errors:?}"
+    );
 }

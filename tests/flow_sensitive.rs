@@ -253,16 +253,25 @@ fn failures_are_logged_with_the_pin_masked() {
         .finish();
     let apology = Reply::end("Sorry, something went wrong. Please try again later.");
     tracing::subscriber::with_default(subscriber, || {
-        // A validator's expression fails on the PIN typed; a later screen's template fails
-        // on the PIN stored; a sensitive request fails to render.
-        for choice in ["2", "3", "4"] {
+        // A validator's expression fails on the PIN typed: the validator counts as failed (its
+        // error is shown) and the failure is logged. A later screen's template fails on the PIN
+        // stored, and a sensitive request fails to render: the apology.
+        let (_, last, sensitive) = walk(&f, &["2", PIN]);
+        assert_eq!(sensitive, [false, true]);
+        assert_eq!(last, Reply::con("Never.\nPIN:"));
+        for choice in ["3", "4"] {
             let (_, last, sensitive) = walk(&f, &[choice, PIN]);
             assert_eq!(sensitive, [false, true]);
             assert_eq!(last, apology, "{choice}");
         }
     });
     let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    assert_eq!(log.matches("flow failed").count(), 3, "{log}");
+    assert_eq!(log.matches("flow failed").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("a validator could not be evaluated").count(),
+        1,
+        "{log}"
+    );
     // What the failures quoted is there, the PIN masked.
     assert_eq!(log.matches("xxxx.123").count(), 2, "{log}");
     assert!(

@@ -5,7 +5,7 @@ use serde_json::json;
 use ussd_gateway::flow::{Ctx, Effect, EffectOutcome, Flow, Step, input, resume, start};
 use ussd_gateway::outbox;
 use ussd_gateway::text::Limit;
-use ussd_gateway::txn::{Address, TxOp};
+use ussd_gateway::txn::{Address, FieldAddress, TxOp};
 
 const FLOW: &str = r#"
 start: amount
@@ -29,9 +29,11 @@ screens:
       - add: { record: "loans/{{ phone }}", field: outstanding_cents, amount: "{{ -amount_cents }}", min: 0, else: too_much }
       - require: { record: "slots/s1", field: status, equals: free }
       - put: { record: "slots/s1", fields: { status: booked, by: "{{ phone }}" } }
-      - sms: { to: "{{ phone }}", message: "Paid {{ amount_cents | cents('KES') }}", not_before: "2030-01-01T08:00:00Z" }
+      - sms: { to: "{{ phone }}", message: "Paid {{ amount_cents | cents('KES') }}", not_before: "2030-01-01T08:00:00Z", id_into: { record: "slots/s1", field: reminder } }
       - airtime: { to: "{{ phone }}", amount: "{{ amount_cents }}", currency: KES }
       - call: { to: "{{ phone }}" }
+      - void: { item: "{{ 40 + 2 }}" }
+      - void: { item: "{{ no_such_variable }}" }
     into: receipt
     next: done
     failed: sorry
@@ -109,6 +111,10 @@ fn ops_are_rendered_from_the_dialogue() {
                     message: "Paid KES 12.50".into(),
                 },
                 not_before_ms: Some(1_893_484_800_000),
+                id_into: Some(FieldAddress {
+                    record: addr("slots", "s1"),
+                    field: "reminder".into(),
+                }),
             },
             TxOp::Outbox {
                 effect: outbox::Effect::Airtime {
@@ -117,13 +123,17 @@ fn ops_are_rendered_from_the_dialogue() {
                     amount_cents: 1250,
                 },
                 not_before_ms: None,
+                id_into: None,
             },
             TxOp::Outbox {
                 effect: outbox::Effect::Call {
                     to: "254700000001".into(),
                 },
                 not_before_ms: None,
+                id_into: None,
             },
+            TxOp::Void { item: Some(42) },
+            TxOp::Void { item: None },
         ]
     );
 }
@@ -187,6 +197,7 @@ screens:
       - { require: { record: "a/b", field: status } }
       - { transfer: { to: "wallets/x", amount: 1, type: deposit, else: nowhere } }
       - { dialogue: { to: "{{ phone }}", service_code: "384" } }
+      - { sms: { to: "{{ phone }}", message: hi, id_into: { record: "bookings/b1", field: "a b" } } }
     next: done
   done: { type: end, text: ok }
 "#;
@@ -199,10 +210,11 @@ screens:
         errors,
         [
             "error: bad.yaml: screens.pay.ops[0].transfer: a transfer needs `from`, `to` or both",
-            "error: bad.yaml: screens.pay.ops[1]: an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue",
+            "error: bad.yaml: screens.pay.ops[1]: an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue, void",
             "error: bad.yaml: screens.pay.ops[2].require: `field` and `equals` go together",
             "error: bad.yaml: screens.pay.ops[3].transfer.else: unknown target screen `nowhere`",
             "error: bad.yaml: screens.pay.ops[4].dialogue.service_code: a service code looks like *384*303#",
+            "error: bad.yaml: screens.pay.ops[5].sms.id_into.field: `a b` is not a valid field name",
         ]
     );
 }

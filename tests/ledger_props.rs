@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use ussd_gateway::outbox;
 use ussd_gateway::store::Store;
 use ussd_gateway::store::records::RecordWrite;
-use ussd_gateway::txn::{Address, TxOp};
+use ussd_gateway::txn::{Address, FieldAddress, TxOp};
 
 const PEOPLE: [&str; 3] = ["254700000001", "254700000002", "254700000003"];
 
@@ -60,6 +60,7 @@ fn ops(step: &Step) -> Vec<TxOp> {
                     amount_cents: a,
                 },
                 not_before_ms: None,
+                id_into: None,
             },
         ],
         Step::Repay(w, a) => vec![
@@ -195,5 +196,84 @@ fn a_failing_op_applies_nothing() {
     assert_eq!(
         field(&store, "loans", PEOPLE[0], "outstanding_cents"),
         15_000
+    );
+}
+
+/// A reminder written with a booking keeps its id in the booking; cancelling voids it in the
+/// cancellation's own transaction while it is still pending, and leaves an item already sent.
+#[test]
+fn a_pending_item_is_voided_by_a_later_transaction() {
+    let store = fresh_store();
+    let booking = Address {
+        collection: "bookings".into(),
+        id: "b1".into(),
+    };
+    let reminder = |when| TxOp::Outbox {
+        effect: outbox::Effect::Sms {
+            to: PEOPLE[0].into(),
+            message: "Reminder".into(),
+        },
+        not_before_ms: Some(when),
+        id_into: Some(FieldAddress {
+            record: booking.clone(),
+            field: "reminder".into(),
+        }),
+    };
+    let put = TxOp::Put {
+        record: booking.clone(),
+        value: serde_json::json!({ "status": "booked" }),
+        merge: false,
+    };
+    let later = ussd_gateway::clock::now_ms() + 86_400_000;
+    store
+        .transact("book#1#1", &[put, reminder(later)], None)
+        .unwrap();
+    let doc = store.records().get("bookings", "b1").unwrap().unwrap();
+    assert_eq!(doc["status"], "booked", "{doc}");
+    let id = doc["reminder"].as_u64().unwrap();
+    assert_eq!(
+        outbox::get(&store, id).unwrap().unwrap().status,
+        outbox::Status::Pending
+    );
+
+    let o = store
+        .transact("cancel#1#1", &[TxOp::Void { item: Some(id) }], None)
+        .unwrap();
+    assert_eq!(o.failed_op, None);
+    let item = outbox::get(&store, id).unwrap().unwrap();
+    assert_eq!(item.status, outbox::Status::Voided);
+    assert!(item.finished_ms.is_some());
+    // Nothing to requeue: a voided item is never sent.
+    assert!(!outbox::requeue(&store, id).unwrap());
+
+    // An item already sent stays sent; no item, or an unknown one, is not a failure.
+    store
+        .transact("book#2#1", &[reminder(later)], None)
+        .unwrap();
+    let sent = store.records().get("bookings", "b1").unwrap().unwrap()["reminder"]
+        .as_u64()
+        .unwrap();
+    store
+        .outbox()
+        .unwrap()
+        .update(sent, |i| {
+            i.status = outbox::Status::Sent;
+            true
+        })
+        .unwrap();
+    let ops = [
+        TxOp::Void { item: Some(sent) },
+        TxOp::Void { item: None },
+        TxOp::Void {
+            item: Some(u64::MAX),
+        },
+    ];
+    assert_eq!(
+        store.transact("cancel#2#1", &ops, None).unwrap().failed_op,
+        None
+    );
+    assert_eq!(
+        outbox::get(&store, sent).unwrap().unwrap().status,
+        outbox::Status::Sent
     );
 }

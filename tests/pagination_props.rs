@@ -405,3 +405,100 @@ fn line_fits_any_page_counts_both_nav_lines() {
     assert!(line_fits_any_page(&"ж".repeat(63), limit, &Nav::default()));
     assert!(!line_fits_any_page(&"ж".repeat(64), limit, &Nav::default()));
 }
+
+/// The student app's timetable: each day is two lines (the course, then its time and venue).
+const TIMETABLE: [&str; 6] = [
+    "Your Timetable:\n",
+    "Monday: Data Structures\n8:00:00 - 10:00:00 at LH 1\n",
+    "Tuesday: Discrete Mathematics\n10:00:00 - 12:00:00 at Room B12\n",
+    "Wednesday: Operating Systems\n14:00:00 - 16:00:00 at Lab 3\n",
+    "Thursday: Technical Writing\n9:00:00 - 11:00:00 at LH 4\n",
+    "Friday: Data Structures\n11:00:00 - 13:00:00 at Lab 2\n",
+];
+
+#[test]
+fn pages_break_between_items_that_fit_a_page() {
+    let pages = paginate_blocks(&TIMETABLE, &[], Limit::default(), &Nav::default());
+    assert_eq!(
+        pages,
+        [
+            "Your Timetable:\nMonday: Data Structures\n8:00:00 - 10:00:00 at LH 1\nTuesday: Discrete Mathematics\n10:00:00 - 12:00:00 at Room B12\n98. More",
+            "Wednesday: Operating Systems\n14:00:00 - 16:00:00 at Lab 3\nThursday: Technical Writing\n9:00:00 - 11:00:00 at LH 4\nFriday: Data Structures\n11:00:00 - 13:00:00 at Lab 2\n\n0. Back",
+        ]
+    );
+    // Line by line, as before, the first page takes Wednesday's first line.
+    let by_line = paginate(&TIMETABLE.concat(), &[], Limit::default(), &Nav::default());
+    assert!(by_line[0].contains("Wednesday"), "{by_line:?}");
+    // What fits one screen is sent exactly as written.
+    let short = [
+        "Your Timetable:\n",
+        "Monday: Data Structures\n8:00:00 - 10:00:00 at LH 1\n",
+    ];
+    assert_eq!(
+        paginate_blocks(&short, &[], Limit::default(), &Nav::default()),
+        [short.concat()]
+    );
+}
+
+#[test]
+fn the_last_page_keeps_the_trailing_newline() {
+    let text = "A long answer that does not fit one screen, line one of several.\n".repeat(5);
+    let pages = paginate(&text, &[], Limit::default(), &Nav::default());
+    assert!(pages.len() > 1, "{pages:?}");
+    let last = pages.last().unwrap();
+    assert!(last.ends_with(".\n\n0. Back"), "{last:?}");
+    let content: String = pages
+        .iter()
+        .map(|p| {
+            p.trim_end_matches("\n98. More")
+                .trim_end_matches("0. Back")
+                .trim_end_matches('\n')
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(format!("{content}\n"), text);
+}
+
+fn items() -> impl Strategy<Value = Vec<String>> {
+    let line = prop::collection::vec("[a-zA-Z]{1,10}", 1..6).prop_map(|ws| ws.join(" "));
+    let item = prop::collection::vec(line, 1..5).prop_map(|ls| format!("{}\n", ls.join("\n")));
+    prop::collection::vec(item, 0..20)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// An item that fits a fresh page is never split across pages; every page fits; the items
+    /// come back in order; the last page keeps the last item's line break.
+    #[test]
+    fn items_that_fit_stay_whole(head in "[a-zA-Z ]{0,40}", items in items(), limit in limit()) {
+        let head = if head.is_empty() { head } else { format!("{head}\n") };
+        let mut blocks: Vec<&str> = vec![&head];
+        blocks.extend(items.iter().map(String::as_str));
+        let nav = Nav::default();
+        let pages = paginate_blocks(&blocks, &[], limit, &nav);
+        let whole = blocks.concat();
+        if fits(&whole, limit) {
+            prop_assert_eq!(pages, vec![whole]);
+            return Ok(());
+        }
+        let n = pages.len();
+        let mut contents = Vec::new();
+        for (i, page) in pages.iter().enumerate() {
+            prop_assert!(fits(page, limit), "page {} too long: {:?}", i, page);
+            contents.push(content_of(page, i, n, &nav)?);
+        }
+        if whole.ends_with('\n') {
+            prop_assert!(contents.last().unwrap().ends_with('\n'), "{:?}", contents.last());
+        }
+        for item in &items {
+            let body = item.trim_end();
+            let fresh = format!("{body}\n{}\n{}", nav.back_line(), nav.next_line());
+            if fits(&fresh, limit) {
+                let holders = contents.iter().filter(|c| c.contains(body)).count();
+                prop_assert!(holders >= 1, "item split: {:?}", body);
+            }
+        }
+        prop_assert_eq!(non_ws(&contents.concat()), non_ws(&whole));
+    }
+}

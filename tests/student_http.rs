@@ -39,7 +39,8 @@ async fn every_student_screen_over_http() {
                 HOME_AMINA,
                 "CON View Results\n1. Current Term\n2. Previous Terms",
                 "CON Previous Term Results:\nIntroduction to Programming (CS101): A, 2023 Term 1\nCalculus I (MA101): B, 2023 Term 1\nCommunication Skills (CM101): A-, 2023 Term 2\n98. More",
-                "END Computer Organisation (CS102): B+, 2023 Term 2\nLinear Algebra (MA102): C+, 2023 Term 3",
+                // The last row keeps its line break, as the founding text ends in one.
+                "END Computer Organisation (CS102): B+, 2023 Term 2\nLinear Algebra (MA102): C+, 2023 Term 3\n",
             ],
         ),
         (
@@ -55,8 +56,9 @@ async fn every_student_screen_over_http() {
             vec!["3", "98"],
             vec![
                 HOME_AMINA,
-                "CON Your Timetable:\nMonday: Data Structures\n8:00:00 - 10:00:00 at LH 1\nTuesday: Discrete Mathematics\n10:00:00 - 12:00:00 at Room B12\nWednesday: Operating Systems\n98. More",
-                "END 14:00:00 - 16:00:00 at Lab 3\nThursday: Technical Writing\n9:00:00 - 11:00:00 at LH 4\nFriday: Data Structures\n11:00:00 - 13:00:00 at Lab 2",
+                // A day's course and its time and venue stay on one page.
+                "CON Your Timetable:\nMonday: Data Structures\n8:00:00 - 10:00:00 at LH 1\nTuesday: Discrete Mathematics\n10:00:00 - 12:00:00 at Room B12\n98. More",
+                "END Wednesday: Operating Systems\n14:00:00 - 16:00:00 at Lab 3\nThursday: Technical Writing\n9:00:00 - 11:00:00 at LH 4\nFriday: Data Structures\n11:00:00 - 13:00:00 at Lab 2\n",
             ],
         ),
         (
@@ -98,6 +100,23 @@ async fn every_student_screen_over_http() {
                 "CON View Results\n1. Current Term\n2. Previous Terms",
                 "END Invalid option. Please try again.",
             ],
+        ),
+        // A wrong key on page 1 of a paginated answer ends the dialogue, as any unknown choice
+        // does in this app (0 included: there is no page before).
+        (
+            amina,
+            vec!["3", "5"],
+            vec![HOME_AMINA, "", "END Invalid option. Please try again."],
+        ),
+        (
+            amina,
+            vec!["3", "0"],
+            vec![HOME_AMINA, "", "END Invalid option. Please try again."],
+        ),
+        (
+            amina,
+            vec!["1", "2", "00"],
+            vec![HOME_AMINA, "", "", "END Invalid option. Please try again."],
         ),
         (
             brian,

@@ -144,7 +144,7 @@ fn start_menu() -> String {
 
 fn connect(who: &str, number: &str) -> String {
     format!(
-        r#"{DECL}<Response><Say>Please hold while we connect you to {who}.</Say><Dial phoneNumbers="{number}" ringbackTone="http://127.0.0.1:8080/media/ringback.mp3"/></Response>"#
+        r#"{DECL}<Response><Say>Please hold while we connect you to {who}.</Say><Dial phoneNumbers="{number}"/></Response>"#
     )
 }
 
@@ -208,10 +208,8 @@ fn digit_0_connects_to_sales() {
     let root = parse(&xml).unwrap();
     assert_eq!(root.names(), ["Say", "Dial"]);
     assert_eq!(root.children[1].attr("phoneNumbers"), Some("+254711000001"));
-    assert_eq!(
-        root.children[1].attr("ringbackTone"),
-        Some("http://127.0.0.1:8080/media/ringback.mp3")
-    );
+    // No ringback URL configured: the attribute is left out (AT plays its own tone).
+    assert_eq!(root.children[1].attr("ringbackTone"), None);
     // A trailing finishOnKey is not part of the choice.
     assert_eq!(dtmf(Some("0#")), xml);
 }
@@ -279,6 +277,7 @@ fn numbers_and_ringback_come_from_the_environment() {
             Some("+254711000011, agent@ke.sip.africastalking.com".into())
         }
         "MICROFINANCE_VOICE_NUMBER" => Some("+254 711 000 099".into()),
+        "MICROFINANCE_RINGBACK_URL" => Some("https://media.example.test/ringback.mp3".into()),
         _ => None,
     };
     let ivrs = IvrSet::load_dir_with_env(&dir, &env).unwrap();
@@ -291,6 +290,10 @@ fn numbers_and_ringback_come_from_the_environment() {
     assert_eq!(
         dial.phone_numbers,
         ["+254711000011", "agent@ke.sip.africastalking.com"]
+    );
+    assert_eq!(
+        dial.ringback_tone.as_deref(),
+        Some("https://media.example.test/ringback.mp3")
     );
 }
 
@@ -627,6 +630,60 @@ fn loader_refuses_bad_headers_and_unknown_keys() {
         unknown[0].starts_with("broken.yaml: menus.menu: unknown field `promt`"),
         "{unknown:?}"
     );
+}
+
+/// A ringback is an explicit http(s) URL or nothing: `${VAR:-}` with VAR unset leaves the
+/// attribute out (nothing on the gateway serves audio).
+#[test]
+fn ringback_is_an_explicit_url_or_left_out() {
+    let yaml = |ringback: &str| {
+        format!(
+            "{HEAD}menus:\n  menu: {{ routes: {{ \"0\": sales }} }}\nactions:\n  sales:\n    - dial: {{ numbers: [\"+254711000001\"], ringback: \"{ringback}\" }}\n"
+        )
+    };
+    let ivr = IvrSet::parse_one("x.yaml", &yaml("${RINGBACK:-}"), &|_| None).unwrap();
+    let actions = ivr.dtmf_actions(None, Some("0"), BASE).unwrap();
+    let Action::Dial(dial) = &actions[0] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(dial.ringback_tone, None);
+    assert_eq!(
+        load_err(&yaml("media/ringback.mp3")),
+        [
+            r#"broken.yaml: actions.sales[0].dial.ringback: "media/ringback.mp3" is not an http:// or https:// URL"#
+        ]
+    );
+}
+
+/// Calls are placed from the number an IVR answers: the only IVR's, or a configured one that an
+/// IVR answers; a configured number no IVR answers is refused.
+#[test]
+fn the_calling_number_is_one_an_ivr_answers() {
+    let ivrs = microfinance();
+    assert_eq!(
+        ivrs.calling_number(None).unwrap().as_deref(),
+        Some("+254711000000")
+    );
+    assert_eq!(
+        ivrs.calling_number(Some("254 711 000000"))
+            .unwrap()
+            .as_deref(),
+        Some("+254711000000")
+    );
+    let refused = ivrs.calling_number(Some("+254799999999")).unwrap_err();
+    assert!(
+        refused.starts_with("africastalking.voice_number +254799999999: no IVR answers it"),
+        "{refused}"
+    );
+    // No IVR here (callbacks answered elsewhere): nothing to disagree with.
+    assert_eq!(
+        IvrSet::default()
+            .calling_number(Some("+254799999999"))
+            .unwrap()
+            .as_deref(),
+        Some("+254799999999")
+    );
+    assert_eq!(IvrSet::default().calling_number(None).unwrap(), None);
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub struct AtConfig {
     /// The SMS sender id or short code (`from`); AT's default sender when absent.
     #[serde(default)]
     pub sender_id: Option<String>,
-    /// Our AT voice number, the `from` of outbound calls (e.g. `+254711082000`).
+    /// Our AT voice number, the `from` of outbound calls (e.g. `+254711082000`). Default: the
+    /// number of the gateway's only IVR; when IVRs are loaded, one must answer it.
     #[serde(default)]
     pub voice_number: Option<String>,
     /// Messaging (SMS) host. Default `https://api.sandbox.africastalking.com`; live

@@ -27,6 +27,8 @@ pub(crate) struct Checker<'a> {
     pub(super) nav: Nav,
     /// The flow's declared `secrets:` (environment variable names).
     pub(super) secrets: Vec<String>,
+    /// The home key, if the flow has one (an option may not take it as its own key).
+    pub(super) home_key: Option<String>,
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -53,6 +55,7 @@ impl<'a> Checker<'a> {
                 back_label: label_in(&nav.back_label, default_language),
             },
             secrets: Vec::new(),
+            home_key: nav.home.clone(),
         }
     }
 

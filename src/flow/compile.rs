@@ -52,6 +52,10 @@ pub(crate) struct HeaderSpec {
     /// Opt-in: continue a dialogue that was cut (`docs/flows.md`, "Resume").
     #[serde(default)]
     pub resume: Option<ResumeSpec>,
+    /// The time zone texts show times in (an IANA name such as `Africa/Nairobi`); UTC when
+    /// unset.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 /// Deserialises `v` as `T`, collecting problems as `(field path, message)`.
@@ -176,6 +180,18 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
     let mut checker = Checker::new(file, &nav_spec, &default_language);
     if let Some(h) = &header {
         checker.secrets_list(&h.secrets);
+        if let Some(name) = &h.timezone {
+            match jiff::tz::TimeZone::get(name) {
+                Ok(tz) => checker.templates.set_timezone(tz),
+                Err(_) => checker.error(
+                    None,
+                    Some("timezone".into()),
+                    format!(
+                        "`{name}` is not a known time zone (an IANA name such as Africa/Nairobi)"
+                    ),
+                ),
+            }
+        }
     }
 
     let screens_map = match screens_yaml {

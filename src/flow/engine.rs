@@ -123,7 +123,7 @@ impl<'f, 'c> Run<'f, 'c> {
         self.state.version = flow.version.clone();
         if rerender && !self.state.view.pages.is_empty() {
             let page = self.state.view.page;
-            let mut view = self.view_of(screen, None)?;
+            let mut view = self.view_of(screen, super::render::Above::Own)?;
             view.page = page.min(view.pages.len().saturating_sub(1));
             self.state.view = view;
         }
@@ -300,7 +300,7 @@ impl<'f, 'c> Run<'f, 'c> {
                 self.state.history.remove(0);
             }
         }
-        self.state.view = self.view_of(screen, None)?;
+        self.state.view = self.view_of(screen, super::render::Above::Own)?;
         Ok(self.page_reply(0))
     }
 

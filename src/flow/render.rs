@@ -1,10 +1,12 @@
 //! Turning an interactive screen into pages: numbered choices, pagination through
-//! [`crate::text::paginate`], and the invalid-choice / validator-error prefix.
+//! [`crate::text::paginate_blocks`] (an `end` screen's items are kept whole on a page), and what
+//! a wrong answer shows: the invalid-choice or validator-error text above the page, or a text in
+//! place of the screen's own.
 //!
-//! Choice numbers run on across pages and skip the navigation keys, so a shown number selects
-//! its option from any page and `98`/`0`/`00` never select one. The last page of an `end` or
-//! `input` screen drops the back line: an `end` page ends the dialogue, and on an input screen's
-//! last page everything typed goes to the validators.
+//! Choice numbers run on across pages and skip the navigation keys and the options' own keys,
+//! so a shown number selects its option from any page and `98`/`0`/`00` never select a numbered
+//! one. The last page of an `end` or `input` screen drops the back line: an `end` page ends the
+//! dialogue, and on an input screen's last page everything typed goes to the validators.
 
 use super::engine::{Fail, Run};
 use super::localized::Localized;
@@ -13,18 +15,33 @@ use super::screen::{Choice, Items, Screen};
 use super::state::{Pick, Step, View};
 use super::template::{Tpl, to_json};
 use crate::hop::Reply;
-use crate::text::{Nav, fits, paginate};
+use crate::text::{Nav, fits, paginate_blocks};
 use minijinja::value::ValueKind;
 
-/// The next choice number after `n`, skipping the navigation keys.
-fn next_key(n: &mut usize, nav: &Navigation) -> String {
+/// The next choice number after `n`, skipping the navigation keys and the options' own keys.
+fn next_key(n: &mut usize, nav: &Navigation, taken: &[&str]) -> String {
     loop {
         *n += 1;
         let key = n.to_string();
-        if key != nav.next && key != nav.back && nav.home.as_deref() != Some(key.as_str()) {
+        if key != nav.next
+            && key != nav.back
+            && nav.home.as_deref() != Some(key.as_str())
+            && !taken.contains(&key.as_str())
+        {
             return key;
         }
     }
+}
+
+/// What goes above a screen's choices.
+#[derive(Clone, Copy)]
+pub(crate) enum Above<'a> {
+    /// The screen's own text.
+    Own,
+    /// The screen's own text under this line (an invalid choice, a validator's error).
+    Prefix(&'a str),
+    /// This text in place of the screen's own.
+    Instead(&'a str),
 }
 
 /// Numbered lines and choices.
@@ -45,6 +62,7 @@ impl Run<'_, '_> {
     fn numbered(&mut self, items: Option<&Items>, options: &[Choice]) -> Result<Numbered, Fail> {
         let (mut lines, mut choices, mut n) = (Vec::new(), Vec::new(), 0);
         let nav = &self.flow.nav;
+        let taken: Vec<&str> = options.iter().filter_map(|o| o.key.as_deref()).collect();
         if let Some(items) = items {
             let list = self.eval(&items.from, None)?;
             let entries: Vec<minijinja::Value> = match list.kind() {
@@ -60,37 +78,60 @@ impl Run<'_, '_> {
                     Some(e) => self.eval(e, Some(("item", item)))?,
                     None => item,
                 };
-                let key = next_key(&mut n, nav);
+                let key = next_key(&mut n, nav, &taken);
                 lines.push(format!("{key}. {label}"));
                 choices.push((key, Pick::Item(to_json(&value).map_err(|e| e.to_string())?)));
             }
         }
         for (i, o) in options.iter().enumerate() {
             let label = self.render(&o.label)?;
-            let key = next_key(&mut n, nav);
+            let key = match &o.key {
+                Some(k) => k.clone(),
+                None => next_key(&mut n, nav, &taken),
+            };
             lines.push(format!("{key}. {label}"));
             choices.push((key, Pick::Option(i)));
         }
         Ok((lines, choices))
     }
 
-    /// Renders an interactive screen into its pages, with `prefix` above the text if given.
-    pub(crate) fn view_of(&mut self, screen: &Screen, prefix: Option<&str>) -> Result<View, Fail> {
-        let (body, (lines, choices)) = match screen {
+    /// The text above a screen's choices: its own (`text`), under a prefix, or another.
+    fn text_above(&mut self, text: &Localized<Tpl>, above: Above<'_>) -> Result<String, Fail> {
+        Ok(match above {
+            Above::Own => self.render(text)?,
+            Above::Prefix(p) => format!("{p}\n{}", self.render(text)?),
+            Above::Instead(t) => t.to_string(),
+        })
+    }
+
+    /// Renders an interactive screen into its pages, with `above` over its choices.
+    pub(crate) fn view_of(&mut self, screen: &Screen, above: Above<'_>) -> Result<View, Fail> {
+        let (head, items, (lines, choices)) = match screen {
             Screen::Menu(m) => (
-                self.render(&m.text)?,
+                self.text_above(&m.text, above)?,
+                Vec::new(),
                 self.numbered(m.items.as_ref(), &m.options)?,
             ),
-            Screen::Input(i) => (self.render(&i.text)?, self.numbered(None, &i.options)?),
-            Screen::End(t) => (self.render(t)?, Default::default()),
+            Screen::Input(i) => (
+                self.text_above(&i.text, above)?,
+                Vec::new(),
+                self.numbered(None, &i.options)?,
+            ),
+            Screen::End(e) => {
+                let (text, items) = e.body(self)?;
+                let head = match above {
+                    Above::Own => text,
+                    Above::Prefix(p) => format!("{p}\n{text}"),
+                    Above::Instead(t) => t.to_string(),
+                };
+                (head, items, Default::default())
+            }
             _ => return Err("not an interactive screen".into()),
         };
-        let body = match prefix {
-            Some(p) => format!("{p}\n{body}"),
-            None => body,
-        };
+        let mut blocks: Vec<&str> = head.split_inclusive('\n').collect();
+        blocks.extend(items.iter().map(String::as_str));
         let nav = self.text_nav();
-        let mut pages = paginate(&body, &lines, self.ctx.limit, &nav);
+        let mut pages = paginate_blocks(&blocks, &lines, self.ctx.limit, &nav);
         if pages.len() > 1 && !matches!(screen, Screen::Menu(_)) {
             let back = nav.back_line();
             if let Some(last) = pages.last_mut() {
@@ -135,21 +176,28 @@ impl Run<'_, '_> {
         }
     }
 
-    /// The current page again with `prefix` above it. When that no longer fits, the screen is
-    /// paginated again with the prefix in its text and the view replaced.
-    pub(crate) fn with_prefix(&mut self, prefix: &str) -> Result<Reply, Fail> {
-        let page = self.state.view.page;
-        let current = self.state.view.pages.get(page).cloned().unwrap_or_default();
-        let candidate = format!("{prefix}\n{current}");
-        if fits(&candidate, self.ctx.limit) {
-            return Ok(Reply::con(candidate));
+    /// The screen again with `text` in place of its own (a menu's `invalid: { text }`, a
+    /// validator's error that `replace`s the prompt), from the page on display.
+    pub(crate) fn invalid_instead(mut self, text: &Localized<Tpl>) -> Step {
+        let text = match self.render(text) {
+            Ok(t) => t,
+            Err(why) => return self.fail(why),
+        };
+        match self.redraw(Above::Instead(&text)) {
+            Ok(reply) => self.reply(reply),
+            Err(why) => self.fail(why),
         }
+    }
+
+    /// The current screen paginated again with `above`, on the page on display (or the last).
+    fn redraw(&mut self, above: Above<'_>) -> Result<Reply, Fail> {
+        let page = self.state.view.page;
         let flow = self.flow;
         let screen = flow
             .screens
             .get(&self.state.screen)
             .ok_or("the current screen is gone")?;
-        let mut view = self.view_of(screen, Some(prefix))?;
+        let mut view = self.view_of(screen, above)?;
         view.page = page.min(view.pages.len().saturating_sub(1));
         self.state.view = view;
         Ok(Reply::con(
@@ -160,6 +208,22 @@ impl Run<'_, '_> {
                 .cloned()
                 .unwrap_or_default(),
         ))
+    }
+
+    /// The current page again with `prefix` above it. On a first page, and when that no longer
+    /// fits, the screen is paginated again with the prefix in its text and the view replaced (so
+    /// the prefix goes above the screen's own text even after a text shown in its place).
+    pub(crate) fn with_prefix(&mut self, prefix: &str) -> Result<Reply, Fail> {
+        let page = self.state.view.page;
+        if page == 0 {
+            return self.redraw(Above::Prefix(prefix));
+        }
+        let current = self.state.view.pages.get(page).cloned().unwrap_or_default();
+        let candidate = format!("{prefix}\n{current}");
+        if fits(&candidate, self.ctx.limit) {
+            return Ok(Reply::con(candidate));
+        }
+        self.redraw(Above::Prefix(prefix))
     }
 }
 

@@ -119,6 +119,15 @@ impl Templates {
         Templates { env, count: 0 }
     }
 
+    /// Shows times (RFC 3339 timestamps, `now` included) in `tz` in the `date` filter: the
+    /// flow's `timezone`. Without one they keep their own offset (`now` is UTC).
+    pub(crate) fn set_timezone(&mut self, tz: jiff::tz::TimeZone) {
+        self.env
+            .add_filter("date", move |value: String, format: Option<String>| {
+                date_in(&value, format, Some(&tz))
+            });
+    }
+
     fn next_name(&mut self, prefix: &str) -> String {
         self.count += 1;
         format!("{prefix}{}", self.count)
@@ -358,8 +367,22 @@ fn shift_hours(value: String, hours: i64) -> Result<String, Error> {
 
 /// `x|date` / `x|date("%d %b %Y")`: strftime on an RFC 3339 timestamp, ISO datetime or date.
 fn date(value: String, format: Option<String>) -> Result<String, Error> {
+    date_in(&value, format, None)
+}
+
+/// [`date`], with timestamps shown in `tz` when the flow has a time zone.
+fn date_in(
+    value: &str,
+    format: Option<String>,
+    tz: Option<&jiff::tz::TimeZone>,
+) -> Result<String, Error> {
     let format = format.as_deref().unwrap_or("%d/%m/%Y");
     let bad = |e: jiff::Error| Error::new(ErrorKind::InvalidOperation, format!("date: {e}"));
+    if let Some(tz) = tz
+        && let Ok(ts) = value.parse::<jiff::Timestamp>()
+    {
+        return jiff::fmt::strtime::format(format, ts.to_zoned(tz.clone()).datetime()).map_err(bad);
+    }
     let when: DateTime = match value.parse::<DateTime>() {
         Ok(dt) => dt,
         Err(_) => match value.parse::<Date>() {

@@ -20,6 +20,8 @@ pub(super) struct Apps {
     pub routes: RouteTable,
     /// The voice IVRs.
     pub ivrs: IvrSet,
+    /// The number outbound calls are placed from (see [`IvrSet::calling_number`]).
+    pub calling_number: Option<String>,
 }
 
 /// Loads the routes (every flow checked; warnings logged), the IVRs, and the sample records
@@ -37,15 +39,38 @@ pub(super) fn load(config: &Config, store: &Store) -> anyhow::Result<Apps> {
         anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
     };
     crate::metrics::routes(routes.routes().iter().map(|r| &*r.service_code));
+    let (ivrs, calling_number) = load_ivrs(config)
+        .map_err(|errors| anyhow::anyhow!("invalid IVRs:\n{}", errors.join("\n")))?;
+    if calling_number.is_none() && ivrs.len() > 1 {
+        tracing::warn!(
+            "several IVRs and no africastalking.voice_number: outbound calls are not placed"
+        );
+    }
+    crate::seed::at_start(store, config)?;
+    Ok(Apps {
+        routes,
+        ivrs,
+        calling_number,
+    })
+}
+
+/// Loads the IVRs of the config's IVR folder (none when there is no such folder) and decides
+/// the number outbound calls are placed from: `[africastalking] voice_number`, which one of
+/// the IVRs must answer, else the only IVR's number.
+///
+/// # Errors
+/// Every problem of the IVR files, or a calling number no IVR answers.
+pub fn load_ivrs(config: &Config) -> Result<(IvrSet, Option<String>), Vec<String>> {
     let ivr_dir = config.ivr_path();
     let ivrs = if ivr_dir.is_dir() {
-        IvrSet::load_dir(&ivr_dir)
-            .map_err(|errors| anyhow::anyhow!("invalid IVRs:\n{}", errors.join("\n")))?
+        IvrSet::load_dir(&ivr_dir)?
     } else {
         IvrSet::default()
     };
-    crate::seed::at_start(store, config)?;
-    Ok(Apps { routes, ivrs })
+    let calling = ivrs
+        .calling_number(config.africastalking.voice_number.as_deref())
+        .map_err(|e| vec![e])?;
+    Ok((ivrs, calling))
 }
 
 /// Loads every routed flow and builds the route table. Errors and warnings are returned as

@@ -20,9 +20,10 @@ pub(super) struct Jobs {
     pub aborted: Vec<JoinHandle<()>>,
 }
 
-/// Spawns every job.
+/// Spawns every job; outbound calls go from `calling_number` (the number an IVR answers).
 pub(super) fn spawn(
     config: &Config,
+    calling_number: Option<String>,
     registry: &Registry,
     store: &Store,
     smpp: Option<&Arc<SmppFront>>,
@@ -48,9 +49,13 @@ pub(super) fn spawn(
             sweep::purge_tombstones(registry).await;
         })
     };
+    let at = crate::config::outbox::AtConfig {
+        voice_number: calling_number,
+        ..config.africastalking.clone()
+    };
     let outbox = crate::outbox::spawn_sender_with(
         store.clone(),
-        config.africastalking.clone(),
+        at,
         crate::outbox::SenderOptions {
             transport: Some(Arc::new(crate::outbox::HyperTransport::https())),
             wake: Some(store.outbox_signal()),

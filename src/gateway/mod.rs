@@ -16,7 +16,7 @@ mod apps;
 mod jobs;
 mod public;
 
-pub use apps::load_routes;
+pub use apps::{load_ivrs, load_routes};
 
 use crate::config::Config;
 use crate::front::http::{self, admin};
@@ -140,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .await?;
     let jobs = jobs::spawn(
         &config,
+        apps.calling_number,
         &registry,
         &store,
         served.smpp.as_ref(),

@@ -61,7 +61,7 @@ pub fn pending(store: &Store) -> Result<Vec<Item>, StoreError> {
 /// Store or serialisation errors.
 pub fn requeue(store: &Store, id: u64) -> Result<bool, StoreError> {
     let ok = store.outbox()?.update(id, |item| {
-        if matches!(item.status, Status::Pending | Status::Sent) {
+        if matches!(item.status, Status::Pending | Status::Sent | Status::Voided) {
             return false;
         }
         let now = now_ms();

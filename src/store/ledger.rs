@@ -10,7 +10,8 @@
 //! - a `transfer` debits and credits `balance_cents` of ledger accounts and appends a journal
 //!   entry in the same transaction, so balances always reconcile with the journal and never go
 //!   below zero;
-//! - outbox effects (SMS, airtime, calls) are written with the change they belong to;
+//! - outbox effects (SMS, airtime, calls) are written with the change they belong to (an item's
+//!   id can be kept in a record field), and a later change can void one still pending;
 //! - the outcome is stored under the caller's idempotency key (dialogue and hop) in the same
 //!   transaction, so a retried hop, even after a crash, gets the same outcome and never applies
 //!   anything twice;
@@ -434,6 +435,7 @@ fn apply<'a>(
         TxOp::Outbox {
             effect,
             not_before_ms,
+            id_into,
         } => {
             let id = *outbox_ids
                 .next()
@@ -449,6 +451,37 @@ fn apply<'a>(
                 &item.key(),
                 serde_json::to_vec(&item).map_err(|e| abort(e.to_string()))?,
             )?;
+            if let Some(target) = id_into {
+                let k = target.record.key();
+                let doc = read(records, &k)?;
+                write(
+                    records,
+                    &k,
+                    &with_field(doc, &target.field, Value::from(id)),
+                )?;
+            }
+            Ok(false)
+        }
+        TxOp::Void { item } => {
+            let Some(id) = item else {
+                return Ok(false);
+            };
+            let key = id.to_be_bytes();
+            let Some(bytes) = outbox_tree.get(key)? else {
+                return Ok(false);
+            };
+            let Ok(mut voided) = serde_json::from_slice::<effect::Item>(&bytes) else {
+                return Ok(false);
+            };
+            if voided.status == effect::Status::Pending {
+                voided.status = effect::Status::Voided;
+                voided.finished_ms = Some(now);
+                voided.last_error = Some(format!("voided by transaction {txn}"));
+                outbox_tree.insert(
+                    &key,
+                    serde_json::to_vec(&voided).map_err(|e| abort(e.to_string()))?,
+                )?;
+            }
             Ok(false)
         }
     }

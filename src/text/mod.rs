@@ -8,4 +8,4 @@ pub mod gsm;
 pub mod paginate;
 
 pub use gsm::{Encoding, encoding_of, is_gsm7, screen_units};
-pub use paginate::{Limit, Nav, fits, line_fits_any_page, paginate};
+pub use paginate::{Limit, Nav, fits, line_fits_any_page, paginate, paginate_blocks};

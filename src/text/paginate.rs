@@ -6,7 +6,9 @@
 //! the budget: septets or UTF-16 units) is decided once for the whole screen, nav labels
 //! included, so every page is measured the same way. Packing is greedy by whole lines: a body
 //! line or option that does not fit the room left moves to the next page; only a line longer
-//! than a whole page is word-wrapped (and a word longer than a page hard-split).
+//! than a whole page is word-wrapped (and a word longer than a page hard-split). A body made of
+//! items ([`paginate_blocks`]) breaks pages between items: an item that fits a page is not
+//! split.
 
 use super::gsm::{Encoding, char_units, encoding_of, is_gsm7, units_in};
 
@@ -121,12 +123,30 @@ pub fn line_fits_any_page(line: &str, limit: Limit, nav: &Nav) -> bool {
 /// lines: content, then `nav.back_line()` on pages after the first, then `nav.next_line()` on
 /// every page but the last. Content order is kept; lines (body or options) are packed whole and
 /// only a line longer than a page is word-wrapped at spaces (hard split for words longer than a
-/// page). Trailing whitespace of the body and blank lines at page boundaries
-/// are dropped. If the limit is too small for even one character next to the nav lines, pages
-/// still make progress one character at a time (and then exceed the limit).
+/// page). Blank lines at page boundaries are dropped, and so is trailing whitespace of the body,
+/// except its line breaks when there are no options: they end the last page's content (a list
+/// whose every row ends in `\n` keeps it on its last row). If the limit is too small for even
+/// one character next to the nav lines, pages still make progress one character at a time (and
+/// then exceed the limit).
 pub fn paginate(body: &str, options: &[String], limit: Limit, nav: &Nav) -> Vec<String> {
+    let lines: Vec<&str> = body.split_inclusive('\n').collect();
+    paginate_blocks(&lines, options, limit, nav)
+}
+
+/// [`paginate`] for a body made of items: `blocks` joined are the body, and each block is one
+/// or more whole lines (a record such as a timetable day: its course, then its time and venue)
+/// that goes on one page whenever it fits one, so a page breaks between items rather than inside
+/// one. A block longer than a page flows on line by line. Blocks should end in `\n`; the body's
+/// last line break is kept on the last page as in [`paginate`].
+pub fn paginate_blocks(
+    blocks: &[&str],
+    options: &[String],
+    limit: Limit,
+    nav: &Nav,
+) -> Vec<String> {
+    let body = blocks.concat();
     let joined = match (body.is_empty(), options.is_empty()) {
-        (_, true) => body.to_owned(),
+        (_, true) => body.clone(),
         (true, false) => options.join("\n"),
         (false, false) => format!("{body}\n{}", options.join("\n")),
     };
@@ -142,20 +162,37 @@ pub fn paginate(body: &str, options: &[String], limit: Limit, nav: &Nav) -> Vec<
     };
     let back = nav.back_line();
     let next = nav.next_line();
+    let budget = limit.for_encoding(encoding);
     let mut packer = Packer {
         encoding,
-        limit: limit.for_encoding(encoding),
+        limit: budget,
         back_cost: 1 + units_in(&back, encoding),
         next_cost: 1 + units_in(&next, encoding),
         pages: Vec::new(),
         cur: Vec::new(),
         cur_cost: 0,
     };
-    let body = body.trim_end();
-    if !body.is_empty() {
-        for line in body.split('\n') {
-            packer.add_line(line);
+    // The body without its trailing whitespace, whose line breaks end the last page instead.
+    let kept = body.trim_end().len();
+    let mut tail = if options.is_empty() {
+        body[kept..].matches('\n').count()
+    } else {
+        0
+    };
+    let mut offset = 0;
+    for block in blocks {
+        let (start, end) = (offset, (offset + block.len()).min(kept));
+        offset += block.len();
+        if start >= end {
+            continue;
         }
+        let text = &body[start..end];
+        let lines: Vec<&str> = text
+            .strip_suffix('\n')
+            .unwrap_or(text)
+            .split('\n')
+            .collect();
+        packer.add_block(&lines);
     }
     for option in options {
         packer.add_line(option);
@@ -172,14 +209,24 @@ pub fn paginate(body: &str, options: &[String], limit: Limit, nav: &Nav) -> Vec<
         .enumerate()
         .map(|(i, lines)| {
             let mut page = lines.join("\n");
-            if i > 0 {
-                page.push('\n');
-                page.push_str(&back);
+            let nav_lines = match (i > 0, i + 1 < count) {
+                (true, true) => format!("\n{back}\n{next}"),
+                (true, false) => format!("\n{back}"),
+                (false, true) => format!("\n{next}"),
+                (false, false) => String::new(),
+            };
+            if i + 1 == count {
+                // The last page has no "More" line, so its room was never used: the line
+                // breaks fit unless the limit is absurdly small.
+                while tail > 0
+                    && units_in(&format!("{page}{}{nav_lines}", "\n".repeat(tail)), encoding)
+                        > budget
+                {
+                    tail -= 1;
+                }
+                page.push_str(&"\n".repeat(tail));
             }
-            if i + 1 < count {
-                page.push('\n');
-                page.push_str(&next);
-            }
+            page.push_str(&nav_lines);
             page
         })
         .collect()
@@ -249,6 +296,26 @@ impl Packer {
     fn add_blank_line(&mut self, line: &str) {
         if !self.cur.is_empty() && self.fits_room(self.cost(line)) {
             self.push(line.to_owned());
+        }
+    }
+
+    /// Adds the lines of one item: on a fresh page when they do not fit the room left but fit
+    /// a page of their own, so that the item is not split.
+    fn add_block(&mut self, lines: &[&str]) {
+        let shown = lines.len()
+            - lines
+                .iter()
+                .rev()
+                .take_while(|l| l.trim().is_empty())
+                .count();
+        if shown > 1 && !self.cur.is_empty() {
+            let cost = lines[..shown].iter().map(|l| self.cost(l)).sum::<usize>() + shown - 1;
+            if !self.fits_room(cost) && cost <= self.fresh_room() {
+                self.break_page();
+            }
+        }
+        for line in lines {
+            self.add_line(line);
         }
     }
 

@@ -258,6 +258,44 @@ impl IvrSet {
     pub fn iter(&self) -> impl Iterator<Item = &Ivr> {
         self.by_name.values()
     }
+
+    /// The number outbound calls ("please call me") are placed from, as `+` and digits: the
+    /// one `configured` (`[africastalking] voice_number`), else the number of the only IVR.
+    /// One number is both what an IVR answers and what calls come from: when AT calls back for
+    /// a call placed from a number no IVR answers, the subscriber hears "this number is not in
+    /// service". `None` when nothing decides it (no IVR, or several and none configured).
+    ///
+    /// # Errors
+    /// `configured` is set, IVRs are loaded, and none of them answers it.
+    pub fn calling_number(&self, configured: Option<&str>) -> Result<Option<String>, String> {
+        let configured = configured.map(str::trim).filter(|n| !n.is_empty());
+        let Some(number) = configured else {
+            let mut all = self.by_name.values();
+            return Ok(match (all.next(), all.next()) {
+                (Some(only), None) => Some(format!("+{}", only.number)),
+                _ => None,
+            });
+        };
+        if self.is_empty() {
+            return Ok(Some(number.to_string()));
+        }
+        match self.by_number(number) {
+            Some(ivr) => Ok(Some(format!("+{}", ivr.number))),
+            None => {
+                let answered: Vec<String> = self
+                    .by_name
+                    .values()
+                    .map(|i| format!("+{} ({})", i.number, i.file))
+                    .collect();
+                Err(format!(
+                    "africastalking.voice_number {number}: no IVR answers it (they answer {}), so \
+                     a call placed from it would hear \"this number is not in service\": set it to \
+                     a number an IVR answers, or leave it unset to call from the IVR's own number",
+                    answered.join(", ")
+                ))
+            }
+        }
+    }
 }
 
 /// Digits of a phone number once `+`, a leading `00`, spaces, dashes, dots and parentheses

@@ -84,6 +84,14 @@ impl Checker<'_> {
         }
         let caller_id = self.opt_expand(&format!("{path}.caller_id"), &d.caller_id)?;
         let ringback_tone = self.opt_expand(&format!("{path}.ringback"), &d.ringback)?;
+        if let Some(url) = &ringback_tone
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            self.err(
+                &format!("{path}.ringback"),
+                format!("{url:?} is not an http:// or https:// URL"),
+            );
+        }
         (self.errors.len() == before).then_some(Dial {
             phone_numbers,
             record: d.record,
@@ -145,11 +153,14 @@ impl Checker<'_> {
         Some(url)
     }
 
-    /// `Some(None)` for an absent value, `None` after an error.
+    /// `Some(None)` for an absent value, or one that expands to nothing (`${VAR:-}` with `VAR`
+    /// unset: the attribute is left out), `None` after an error.
     fn opt_expand(&mut self, path: &str, raw: &Option<String>) -> Option<Option<String>> {
         match raw {
             None => Some(None),
-            Some(r) => self.expand(path, r).map(Some),
+            Some(r) => self
+                .expand(path, r)
+                .map(|v| Some(v).filter(|v| !v.trim().is_empty())),
         }
     }
 

@@ -1,6 +1,9 @@
 //! The `input` screen: a prompt whose answer, once every validator passes, is stored in a
 //! variable. Optional fixed options are checked first; navigation keys turn the pages of a long
-//! prompt only, so that an amount of `0` reaches the validators.
+//! prompt only, so that an amount of `0` reaches the validators, unless the screen says
+//! `navigation: true` (where `0` and `00` cannot be valid answers): then back and home work as
+//! on menus. A validator's error goes above the prompt, or with `replace: true` in its place; a
+//! validator that cannot be evaluated on the input (a filter refuses it) counts as failed.
 //!
 //! A `sensitive` input (a PIN) is masked in everything kept after the hop (see
 //! [`crate::flow::sensitive_input`]); here, a failure that quotes it is logged masked.
@@ -40,6 +43,9 @@ pub(crate) struct ValidatorSpec {
     #[serde(default)]
     pub expr: Option<String>,
     pub error: Text,
+    /// The error is shown in place of the prompt, not above it.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +61,9 @@ pub(crate) struct InputSpec {
     /// What is typed here is a secret (a PIN): masked in everything kept after the hop.
     #[serde(default)]
     pub sensitive: bool,
+    /// The back and home keys work here as on menus.
+    #[serde(default)]
+    pub navigation: bool,
 }
 
 /// What a validator checks.
@@ -71,6 +80,8 @@ pub(crate) enum Check {
 pub(crate) struct Validator {
     pub check: Check,
     pub error: Localized<Tpl>,
+    /// The error replaces the prompt.
+    pub replace: bool,
 }
 
 #[derive(Debug)]
@@ -82,6 +93,8 @@ pub(crate) struct Input {
     pub options: Vec<Choice>,
     /// What is typed here is masked in everything kept after the hop.
     pub sensitive: bool,
+    /// The back and home keys work here.
+    pub navigation: bool,
 }
 
 impl Checker<'_> {
@@ -145,6 +158,7 @@ impl Checker<'_> {
         Validator {
             check,
             error: self.text(Some(screen), &format!("{field}.error"), &v.error),
+            replace: v.replace,
         }
     }
 
@@ -165,17 +179,16 @@ impl Checker<'_> {
             validators,
             options: self.options(screen, &spec.options),
             sensitive: spec.sensitive,
+            navigation: spec.navigation,
         })
     }
 }
 
 impl Input {
-    /// What the subscriber typed: a page key of a long prompt, an option, or the answer, which
-    /// goes through the validators in order.
+    /// What the subscriber typed: an option, a page key of a long prompt (or, with
+    /// `navigation`, the back and home keys), or the answer, which goes through the validators
+    /// in order.
     pub(crate) fn answer(&self, mut run: Run<'_, '_>, input: &str) -> Step {
-        if let Some(action) = run.nav_action(input, true) {
-            return run.navigate(action);
-        }
         if let Some((_, Pick::Option(n))) = run.state.view.choices.iter().find(|(k, _)| k == input)
             && let Some(o) = self.options.get(*n)
         {
@@ -184,15 +197,29 @@ impl Input {
                 Err(why) => run.fail(why),
             };
         }
+        if let Some(action) = run.nav_action(input, !self.navigation) {
+            return run.navigate(action);
+        }
         for v in &self.validators {
-            match v.passes(&mut run, input) {
-                Ok(true) => {}
-                Ok(false) => return run.invalid(Some(&v.error)),
-                // An `expr` validator's failure may quote `input`.
-                Err(why) if self.sensitive => {
-                    return run.fail(mask_in(why, input));
+            let passed = match v.passes(&mut run, input) {
+                Ok(passed) => passed,
+                Err(why) => {
+                    // An `expr` validator's failure may quote `input`.
+                    let why = run.redact(if self.sensitive {
+                        mask_in(why, input)
+                    } else {
+                        why
+                    });
+                    tracing::warn!(flow = %run.flow.name, screen = %run.state.screen, error = %why, "a validator could not be evaluated on the input; counted as failed");
+                    false
                 }
-                Err(why) => return run.fail(why),
+            };
+            if !passed {
+                return if v.replace {
+                    run.invalid_instead(&v.error)
+                } else {
+                    run.invalid(Some(&v.error))
+                };
             }
         }
         run.set_var(&self.into, serde_json::Value::String(input.to_string()));

@@ -1,7 +1,11 @@
 //! The `menu` screen: a text and numbered choices, dynamic ones (`items`, built from a list at
 //! runtime) first, then fixed `options`; a shown number selects its choice from any page.
 //!
-//! Fixed options ([`OptionSpec`], [`Choice`]) are shared with the `input` screen.
+//! Fixed options ([`OptionSpec`], [`Choice`]) are shared with the `input` screen. An option may
+//! name its own `key` (`0. Back`); the others are numbered around it. On a wrong choice the
+//! menu's `invalid` decides: `end` ends the dialogue, `text` shows that text in place of the
+//! menu's own above the choices (a bad choice on a long home menu keeps it on one screen), and
+//! without it the flow's `invalid_choice` goes above the page.
 
 use super::Screen;
 use crate::flow::check::Checker;
@@ -18,6 +22,9 @@ use serde_json::{Map, Value};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OptionSpec {
+    /// The key that selects it, instead of the next number (`0` for a `0. Back` line).
+    #[serde(default)]
+    pub key: Option<String>,
     pub label: Text,
     pub next: String,
     #[serde(default)]
@@ -36,11 +43,15 @@ pub(crate) struct ItemsSpec {
     pub next: String,
 }
 
-/// `invalid: {end: ...}`: a bad choice ends the dialogue with this text.
+/// `invalid:`: what a bad choice does. `end: ...` ends the dialogue with that text; `text: ...`
+/// (menus) shows that text instead of the menu's own, above the choices.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvalidSpec {
-    pub end: Text,
+    #[serde(default)]
+    pub end: Option<Text>,
+    #[serde(default)]
+    pub text: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +69,8 @@ pub(crate) struct MenuSpec {
 /// A fixed option of a menu or input screen.
 #[derive(Debug)]
 pub(crate) struct Choice {
+    /// Its own key, if it has one; else it is numbered.
+    pub key: Option<String>,
     pub label: Localized<Tpl>,
     pub next: String,
     pub set: Vec<(String, ValueTpl)>,
@@ -78,7 +91,16 @@ pub(crate) struct Menu {
     pub text: Localized<Tpl>,
     pub items: Option<Items>,
     pub options: Vec<Choice>,
-    pub invalid_end: Option<Localized<Tpl>>,
+    pub invalid: Option<OnInvalid>,
+}
+
+/// What a bad choice on a menu does, when the menu says.
+#[derive(Debug)]
+pub(crate) enum OnInvalid {
+    /// Ends the dialogue with this text.
+    End(Localized<Tpl>),
+    /// Shows this text in place of the menu's, above the same choices.
+    Instead(Localized<Tpl>),
 }
 
 impl Checker<'_> {
@@ -86,10 +108,15 @@ impl Checker<'_> {
     /// size.
     pub(crate) fn options(&mut self, screen: &str, specs: &[OptionSpec]) -> Vec<Choice> {
         let mut out = Vec::new();
+        let mut keys = std::collections::HashSet::new();
         for (i, o) in specs.iter().enumerate() {
             let field = format!("options[{i}]");
+            if let Some(key) = &o.key {
+                self.option_key(screen, &field, key, &mut keys);
+            }
             for (lang, label) in entries(&o.label) {
-                let line = format!("{}. {label}", i + 1);
+                let number = o.key.clone().unwrap_or_else(|| (i + 1).to_string());
+                let line = format!("{number}. {label}");
                 if !label.contains('{') && !line_fits_any_page(&line, Limit::default(), &self.nav) {
                     let path = if lang.is_empty() {
                         format!("{field}.label")
@@ -104,12 +131,37 @@ impl Checker<'_> {
                 }
             }
             out.push(Choice {
+                key: o.key.clone(),
                 label: self.text(Some(screen), &format!("{field}.label"), &o.label),
                 next: self.target(screen, &format!("{field}.next"), &o.next),
                 set: self.values(screen, &format!("{field}.set"), &o.set),
             });
         }
         out
+    }
+
+    /// An option's own key: one to three of `0-9 * #`, once per screen, and neither the next-page
+    /// nor the home key (the back key is allowed: the option then wins over it).
+    fn option_key(
+        &mut self,
+        screen: &str,
+        field: &str,
+        key: &str,
+        keys: &mut std::collections::HashSet<String>,
+    ) {
+        let path = Some(format!("{field}.key"));
+        let dtmf = |b: u8| b.is_ascii_digit() || b == b'*' || b == b'#';
+        if key.is_empty() || key.len() > 3 || !key.bytes().all(dtmf) {
+            self.error(Some(screen), path, "a key is 1 to 3 of 0-9 * #");
+        } else if *key == self.nav.next_key || self.home_key.as_deref() == Some(key) {
+            self.error(
+                Some(screen),
+                path,
+                format!("`{key}` is a navigation key (next page or home)"),
+            );
+        } else if !keys.insert(key.to_string()) {
+            self.error(Some(screen), path, format!("the key `{key}` is used twice"));
+        }
     }
 
     fn items(&mut self, screen: &str, spec: &ItemsSpec) -> Items {
@@ -137,20 +189,32 @@ impl Checker<'_> {
             text: self.text(Some(screen), "text", &spec.text),
             items: spec.items.as_ref().map(|i| self.items(screen, i)),
             options: self.options(screen, &spec.options),
-            invalid_end: spec
-                .invalid
-                .as_ref()
-                .map(|i| self.text(Some(screen), "invalid.end", &i.end)),
+            invalid: spec.invalid.as_ref().and_then(|i| match (&i.end, &i.text) {
+                (Some(end), None) => {
+                    Some(OnInvalid::End(self.text(Some(screen), "invalid.end", end)))
+                }
+                (None, Some(text)) => Some(OnInvalid::Instead(self.text(
+                    Some(screen),
+                    "invalid.text",
+                    text,
+                ))),
+                _ => {
+                    self.error(
+                        Some(screen),
+                        Some("invalid".into()),
+                        "needs exactly one of `end` and `text`",
+                    );
+                    None
+                }
+            }),
         })
     }
 }
 
 impl Menu {
-    /// What the subscriber typed: a navigation key, a shown number, or an invalid choice.
+    /// What the subscriber typed: a shown choice (an option's own key wins over a navigation
+    /// key), a navigation key, or an invalid choice.
     pub(crate) fn answer(&self, mut run: Run<'_, '_>, input: &str) -> Step {
-        if let Some(action) = run.nav_action(input, false) {
-            return run.navigate(action);
-        }
         let chosen = run
             .state
             .view
@@ -158,6 +222,11 @@ impl Menu {
             .iter()
             .find(|(k, _)| k == input)
             .map(|(_, p)| p.clone());
+        if chosen.is_none()
+            && let Some(action) = run.nav_action(input, false)
+        {
+            return run.navigate(action);
+        }
         match chosen {
             Some(Pick::Option(i)) => match self.options.get(i) {
                 Some(o) => match run.set_values(&o.set) {
@@ -173,11 +242,12 @@ impl Menu {
                 }
                 None => run.fail("the menu has no items".into()),
             },
-            None => match &self.invalid_end {
-                Some(end) => match run.render(end) {
+            None => match &self.invalid {
+                Some(OnInvalid::End(end)) => match run.render(end) {
                     Ok(text) => run.reply(Reply::end(text)),
                     Err(why) => run.fail(why),
                 },
+                Some(OnInvalid::Instead(text)) => run.invalid_instead(text),
                 None => run.invalid(None),
             },
         }

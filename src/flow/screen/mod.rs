@@ -20,15 +20,14 @@ mod set;
 mod transact;
 
 pub use backend::{fill_secrets, is_idempotent, secret_placeholder};
+pub(crate) use end::End;
 pub(crate) use input::Input;
 pub(crate) use menu::{Choice, Items, Menu};
 
 use super::check::Checker;
 use super::compile::typed;
 use super::engine::{Fail, Next, Run};
-use super::localized::Localized;
 use super::state::{EffectOutcome, Step};
-use super::template::Tpl;
 use backend::BackendCall;
 use list::List;
 use load::Load;
@@ -53,7 +52,7 @@ pub(crate) enum Screen {
     Input(Input),
     Router(Router),
     Set(SetVars),
-    End(Localized<Tpl>),
+    End(End),
     Load(Load),
     Save(Save),
     Transact(Transact),
@@ -149,7 +148,7 @@ impl Screen {
         match self {
             Screen::Menu(m) => m.answer(run, input),
             Screen::Input(i) => i.answer(run, input),
-            Screen::End(_) if !run.state.view.pages.is_empty() => end::answer(run, input),
+            Screen::End(e) if !run.state.view.pages.is_empty() => e.answer(run, input),
             _ => run.unexpected_input(),
         }
     }

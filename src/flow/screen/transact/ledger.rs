@@ -106,7 +106,7 @@ pub(crate) struct Require {
 }
 
 impl Checker<'_> {
-    fn field_name(&mut self, screen: &str, field: &str, name: &str) -> String {
+    pub(super) fn field_name(&mut self, screen: &str, field: &str, name: &str) -> String {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             self.error(
                 Some(screen),
@@ -205,7 +205,7 @@ impl Checker<'_> {
 }
 
 impl Run<'_, '_> {
-    fn address(&mut self, t: &Tpl) -> Result<Address, Fail> {
+    pub(super) fn address(&mut self, t: &Tpl) -> Result<Address, Fail> {
         let (collection, id) = self.record(t)?;
         Ok(Address { collection, id })
     }

@@ -4,9 +4,11 @@
 //! An op is written `- transfer: {...}`, `- sms: {...}`, ...; the ops come in two families,
 //! each in its own module with its YAML, checks and rendering: `ledger` ops change records
 //! (transfer, add, require, put) and `outbox` ops send something with the change (sms, airtime,
-//! call, push, dialogue). Entering the screen renders every op into the store's transaction
-//! language ([`TxOp`]) and hands them to the caller as one [`Effect::Transact`]; the first op
-//! whose condition fails decides the branch.
+//! call, push, dialogue) or take back one still waiting (void). Entering the screen renders
+//! every op into the store's transaction language ([`TxOp`]) and hands them to the caller as
+//! one [`Effect::Transact`]; the first op whose condition fails decides the branch. Once a
+//! transaction is applied, the back history is cleared: the back key on the screens after it
+//! leads to the home screen.
 
 mod ledger;
 mod outbox;
@@ -59,6 +61,8 @@ pub(crate) struct OpSpec {
     pub push: Option<outbox::PushSpec>,
     #[serde(default)]
     pub dialogue: Option<outbox::DialogueSpec>,
+    #[serde(default)]
+    pub void: Option<outbox::VoidSpec>,
 }
 
 /// One compiled transaction operation.
@@ -73,6 +77,7 @@ pub(crate) enum Op {
     Call(outbox::Call),
     Push(outbox::Push),
     Dialogue(outbox::Dialogue),
+    Void(outbox::Void),
 }
 
 impl Op {
@@ -98,6 +103,7 @@ impl Op {
             Op::Dialogue(d) => d.render(run),
             Op::Airtime(a) => a.render(run),
             Op::Call(c) => c.render(run),
+            Op::Void(v) => v.render(run),
         }
     }
 }
@@ -131,12 +137,13 @@ impl Checker<'_> {
                 op.call.is_some(),
                 op.push.is_some(),
                 op.dialogue.is_some(),
+                op.void.is_some(),
             ];
             if set.iter().filter(|s| **s).count() != 1 {
                 self.error(
                     Some(screen),
                     Some(format!("ops[{i}]")),
-                    "an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue",
+                    "an op has exactly one of transfer, add, require, put, sms, airtime, call, push, dialogue, void",
                 );
                 continue;
             }
@@ -158,6 +165,7 @@ impl Checker<'_> {
                 OpSpec {
                     dialogue: Some(d), ..
                 } => Op::Dialogue(self.dialogue_op(screen, i, d)),
+                OpSpec { void: Some(v), .. } => Op::Void(self.void_op(screen, i, v)),
                 // Exactly one field is set (checked above).
                 _ => continue,
             };
@@ -194,6 +202,10 @@ impl Transact {
                 if let Some(into) = &self.into {
                     run.set_var(into, serde_json::json!({ "txn": txn.to_string() }));
                 }
+                // A committed change is not gone back over: the back key on the screens after
+                // it leads home, never to the confirmation that would apply it again.
+                run.state.history.clear();
+                run.state.from = Some(run.flow.home.as_str().into());
                 run.enter(&self.next)
             }
             EffectOutcome::Transacted {

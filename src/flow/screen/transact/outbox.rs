@@ -1,16 +1,26 @@
 //! Outbox ops of a `transact` screen: `sms`, `airtime` and `call`, and `push` (a USSD
 //! notification) and `dialogue` (a network-initiated dialogue) over an SMPP bind. Each becomes
 //! an outbox item written in the same transaction as the ledger ops, sent in the background.
+//! `void` takes back an item still waiting (a cancelled appointment's reminder).
 //!
-//! Their `to` must render to a canonical MSISDN; `not_before` (RFC 3339) delays an item.
+//! Their `to` must render to a canonical MSISDN; `not_before` (RFC 3339) delays an item, and
+//! `id_into` keeps the item's id in a record field, for a later transaction's `void`.
 
 use crate::effect::Effect;
 use crate::flow::check::Checker;
 use crate::flow::engine::{Fail, Run};
 use crate::flow::template::{Tpl, ValueTpl};
-use crate::txn::TxOp;
+use crate::txn::{FieldAddress, TxOp};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// `id_into: { record, field }`: the record field that receives the item's id.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdIntoSpec {
+    pub record: String,
+    pub field: String,
+}
 
 /// An SMS through the outbox.
 #[derive(Debug, Deserialize)]
@@ -21,6 +31,15 @@ pub(crate) struct SmsSpec {
     /// RFC 3339 time before which it is not sent (reminders).
     #[serde(default)]
     pub not_before: Option<String>,
+    #[serde(default)]
+    pub id_into: Option<IdIntoSpec>,
+}
+
+/// `void: { item }`: voids the outbox item with this id if it is still pending.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VoidSpec {
+    pub item: String,
 }
 
 /// Airtime through the outbox.
@@ -44,6 +63,8 @@ pub(crate) struct PushSpec {
     /// RFC 3339 time before which it is not sent.
     #[serde(default)]
     pub not_before: Option<String>,
+    #[serde(default)]
+    pub id_into: Option<IdIntoSpec>,
 }
 
 /// A network-initiated USSD dialogue over an SMPP bind, through the outbox.
@@ -59,6 +80,8 @@ pub(crate) struct DialogueSpec {
     /// RFC 3339 time before which it is not started.
     #[serde(default)]
     pub not_before: Option<String>,
+    #[serde(default)]
+    pub id_into: Option<IdIntoSpec>,
 }
 
 /// An outbound call through the outbox.
@@ -68,11 +91,24 @@ pub(crate) struct CallSpec {
     pub to: String,
 }
 
+/// The compiled `id_into`: a record template and a field.
+#[derive(Debug)]
+pub(crate) struct IdInto {
+    pub record: Tpl,
+    pub field: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct Sms {
     pub to: Tpl,
     pub message: Tpl,
     pub not_before: Option<ValueTpl>,
+    pub id_into: Option<IdInto>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Void {
+    pub item: Tpl,
 }
 
 #[derive(Debug)]
@@ -93,6 +129,7 @@ pub(crate) struct Push {
     pub message: Tpl,
     pub bind: Option<String>,
     pub not_before: Option<ValueTpl>,
+    pub id_into: Option<IdInto>,
 }
 
 #[derive(Debug)]
@@ -101,6 +138,7 @@ pub(crate) struct Dialogue {
     pub service_code: String,
     pub bind: Option<String>,
     pub not_before: Option<ValueTpl>,
+    pub id_into: Option<IdInto>,
 }
 
 impl Checker<'_> {
@@ -110,12 +148,26 @@ impl Checker<'_> {
             .map(|v| self.value_tpl(screen, field, &Value::from(v.as_str())))
     }
 
+    fn id_into(&mut self, screen: &str, field: &str, v: &Option<IdIntoSpec>) -> Option<IdInto> {
+        v.as_ref().map(|v| IdInto {
+            record: self.record(screen, &format!("{field}.record"), &v.record),
+            field: self.field_name(screen, &format!("{field}.field"), &v.field),
+        })
+    }
+
     pub(super) fn sms_op(&mut self, screen: &str, i: usize, s: &SmsSpec) -> Sms {
         let at = |f: &str| format!("ops[{i}].{f}");
         Sms {
             to: self.tpl(screen, &at("sms.to"), &s.to),
             message: self.tpl(screen, &at("sms.message"), &s.message),
             not_before: self.not_before(screen, &at("sms.not_before"), &s.not_before),
+            id_into: self.id_into(screen, &at("sms.id_into"), &s.id_into),
+        }
+    }
+
+    pub(super) fn void_op(&mut self, screen: &str, i: usize, v: &VoidSpec) -> Void {
+        Void {
+            item: self.tpl(screen, &format!("ops[{i}].void.item"), &v.item),
         }
     }
 
@@ -141,6 +193,7 @@ impl Checker<'_> {
             message: self.tpl(screen, &at("push.message"), &p.message),
             bind: p.bind.clone(),
             not_before: self.not_before(screen, &at("push.not_before"), &p.not_before),
+            id_into: self.id_into(screen, &at("push.id_into"), &p.id_into),
         }
     }
 
@@ -159,6 +212,7 @@ impl Checker<'_> {
             service_code: code.to_string(),
             bind: d.bind.clone(),
             not_before: self.not_before(screen, &at("dialogue.not_before"), &d.not_before),
+            id_into: self.id_into(screen, &at("dialogue.id_into"), &d.id_into),
         }
     }
 }
@@ -183,6 +237,17 @@ impl Run<'_, '_> {
         Ok(to.to_string())
     }
 
+    /// Where an item's id goes, rendered.
+    fn id_into(&mut self, v: &Option<IdInto>) -> Result<Option<FieldAddress>, Fail> {
+        let Some(v) = v else {
+            return Ok(None);
+        };
+        Ok(Some(FieldAddress {
+            record: self.address(&v.record)?,
+            field: v.field.clone(),
+        }))
+    }
+
     /// An RFC 3339 `not_before` as epoch milliseconds.
     fn not_before(&mut self, what: &str, v: &Option<ValueTpl>) -> Result<Option<u64>, Fail> {
         let Some(v) = v else {
@@ -202,7 +267,24 @@ impl Sms {
         Ok(TxOp::Outbox {
             effect: Effect::Sms { to, message },
             not_before_ms: run.not_before("sms.not_before", &self.not_before)?,
+            id_into: run.id_into(&self.id_into)?,
         })
+    }
+}
+
+impl Void {
+    /// An empty id (the record has none: it was written before reminders kept theirs) voids
+    /// nothing; anything else must be an item id.
+    pub(super) fn render(&self, run: &mut Run<'_, '_>) -> Result<TxOp, Fail> {
+        let id = run.render_tpl(&self.item)?;
+        let id = id.trim();
+        if id.is_empty() || id == "none" {
+            return Ok(TxOp::Void { item: None });
+        }
+        match id.parse::<u64>() {
+            Ok(item) => Ok(TxOp::Void { item: Some(item) }),
+            Err(_) => Err(format!("void.item: `{id}` is not an outbox item id")),
+        }
     }
 }
 
@@ -215,6 +297,7 @@ impl Push {
                 bind: self.bind.clone(),
             },
             not_before_ms: run.not_before("push.not_before", &self.not_before)?,
+            id_into: run.id_into(&self.id_into)?,
         })
     }
 }
@@ -228,6 +311,7 @@ impl Dialogue {
                 bind: self.bind.clone(),
             },
             not_before_ms: run.not_before("dialogue.not_before", &self.not_before)?,
+            id_into: run.id_into(&self.id_into)?,
         })
     }
 }
@@ -241,6 +325,7 @@ impl Airtime {
                 amount_cents: run.integer("airtime.amount", &self.amount)?,
             },
             not_before_ms: None,
+            id_into: None,
         })
     }
 }
@@ -252,6 +337,7 @@ impl Call {
                 to: run.phone("call.to", &self.to)?,
             },
             not_before_ms: None,
+            id_into: None,
         })
     }
 }
