@@ -51,6 +51,12 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version this binary was built as (Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit it was built from (`build.rs`: `git rev-parse`, or the container build's
+/// argument), "unknown" when built without git; `--version` and `ussd_build_info` show it.
+pub const COMMIT: &str = env!("USSD_GATEWAY_COMMIT");
+
 pub mod app;
 pub mod clock;
 pub mod config;

@@ -8,11 +8,19 @@ use ussd_gateway::flow::Severity;
 use ussd_gateway::gateway;
 use ussd_gateway::sim::dial::{self, DialOptions, DialOutcome};
 
+/// `--version`: the crate's version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("USSD_GATEWAY_COMMIT"),
+    ")"
+);
+
 /// Exit code for bad configuration (EX_USAGE in sysexits).
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "ussd-gateway", version, about = "An actor-based USSD gateway")]
+#[command(name = "ussd-gateway", version = VERSION, about = "An actor-based USSD gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
