@@ -16,6 +16,9 @@ const VERSION: &str = concat!(
     ")"
 );
 
+/// The variable that names the configuration file when `--config` does not.
+const CONFIG_ENV: &str = "USSD_GATEWAY_CONFIG";
+
 /// Exit code for bad configuration (EX_USAGE in sysexits).
 const EXIT_CONFIG: u8 = 64;
 
@@ -31,13 +34,13 @@ enum Command {
     /// Run the gateway.
     Serve {
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
     /// Validate the configuration and every flow; exit non-zero on any error.
     Check {
         /// The configuration file (as with the other commands).
-        #[arg(long, short, conflicts_with = "file")]
+        #[arg(long, short, env = CONFIG_ENV, conflicts_with = "file")]
         config: Option<PathBuf>,
         /// The configuration file, given without `--config` (kept for older scripts).
         #[arg(value_name = "CONFIG")]
@@ -46,7 +49,7 @@ enum Command {
     /// Load the sample records of the configuration's data folder into the store.
     Seed {
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
         /// Also create N synthetic subscribers for load tests (254710000000 onwards: students
         /// and microfinance customers with wallets; made-up names).
@@ -63,7 +66,7 @@ enum Command {
         #[arg(long, default_value = "jsonl")]
         format: String,
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
     },
     /// Dial a service code against a running gateway, as the aggregator would.
@@ -324,6 +327,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !config.overrides.is_empty() {
+        println!("values not from {}:", path.display());
+        for o in &config.overrides {
+            println!("  {o}");
+        }
+    }
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
     let warnings = config.security_warnings();

@@ -74,6 +74,190 @@ async fn build_info_carries_version_and_commit() {
     assert!(line.ends_with(" 1"), "{line}");
 }
 
+/// `ussd-gateway check` on `config` (none: the default or `USSD_GATEWAY_CONFIG`) with `envs`.
+fn check(config: Option<&Path>, envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = gateway();
+    c.arg("check");
+    if let Some(path) = config {
+        c.arg("--config").arg(path);
+    }
+    let out = c.envs(envs.iter().copied()).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+const BIND: &str = "[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = 1\nsystem_id = \"gw\"\n\
+                    [smpp.listener]\nlisten = \"127.0.0.1:0\"\n\
+                    [[smpp.listener.peers]]\nsystem_id = \"agg\"\n";
+
+#[test]
+fn check_shows_where_each_overridden_value_came_from() {
+    let sb = Sandbox::new(BIND, &[]);
+    let secret = sb.dir.path().join("peer_password");
+    std::fs::write(&secret, "filepw\n").unwrap();
+    let secret = secret.to_str().unwrap();
+    let (code, stdout, stderr) = check(
+        Some(&sb.config_path()),
+        &[
+            ("USSD_GATEWAY__STORE__FLUSH_EVERY_MS", "20"),
+            ("USSD_GATEWAY__USSD__UNKNOWN_SERVICE_TEXT", "No such code"),
+            // A password of digits stays text; the listener's peer password from a file.
+            ("USSD_GATEWAY__SMPP__BINDS__0__PASSWORD", "12345678"),
+            (
+                "USSD_GATEWAY__SMPP__LISTENER__PEERS__0__PASSWORD_FILE",
+                secret,
+            ),
+            ("USSD_GATEWAY__PUBLIC__ALLOW_FROM", "[\"10.0.0.0/8\"]"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "store.flush_every_ms = 20 (USSD_GATEWAY__STORE__FLUSH_EVERY_MS)",
+        "ussd.unknown_service_text = No such code (USSD_GATEWAY__USSD__UNKNOWN_SERVICE_TEXT)",
+        "smpp.binds[0].password = *** (USSD_GATEWAY__SMPP__BINDS__0__PASSWORD)",
+        "public.allow_from = [\"10.0.0.0/8\"] (USSD_GATEWAY__PUBLIC__ALLOW_FROM)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "smpp.listener.peers[0].password = *** (file {secret}, named by \
+             USSD_GATEWAY__SMPP__LISTENER__PEERS__0__PASSWORD_FILE)"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("12345678") && !stdout.contains("filepw"));
+    // Without the environment the file alone lacks the peer's password.
+    let (code, _, stderr) = check(Some(&sb.config_path()), &[]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("password"), "{stderr}");
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_its_variable() {
+    let sb = Sandbox::new("", &[]);
+    for (var, value, says) in [
+        (
+            "USSD_GATEWAY__STORE__FLUSH_EVERY_MS",
+            "5000",
+            "store.flush_every_ms",
+        ),
+        (
+            "USSD_GATEWAY__STORE__FLUSH_EVERY_MS",
+            "soon",
+            "store.flush_every_ms",
+        ),
+        ("USSD_GATEWAY__PUBLIC__LISEN", "127.0.0.1:1", "lisen"),
+        ("USSD_GATEWAY__ROUTES__7__FLOW", "x", "routes"),
+        (
+            "USSD_GATEWAY__ADMIN__TOKEN_FILE",
+            "/nonexistent/token",
+            "/nonexistent/token",
+        ),
+    ] {
+        let (code, stdout, stderr) = check(Some(&sb.config_path()), &[(var, value)]);
+        assert_eq!(code, 64, "{var}={value}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(var) && stderr.contains(says),
+            "{var}={value}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_config_file_from_the_environment() {
+    let sb = Sandbox::new("", &[]);
+    let path = sb.config_path();
+    let (code, stdout, stderr) = check(None, &[("USSD_GATEWAY_CONFIG", path.to_str().unwrap())]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("{}: ok", path.display())),
+        "{stdout}"
+    );
+    // --config wins over the environment.
+    let (code, stdout, _) = check(
+        Some(&path),
+        &[("USSD_GATEWAY_CONFIG", "/nonexistent/gateway.toml")],
+    );
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn the_older_variables_still_work_and_show() {
+    let sb = Sandbox::new("", &[]);
+    // The sandbox's file sets admin.token; a file without one takes it from the environment.
+    let text = std::fs::read_to_string(sb.config_path())
+        .unwrap()
+        .replace("token = \"test-token\"\n", "");
+    std::fs::write(sb.config_path(), text).unwrap();
+    let (code, stdout, stderr) = check(
+        Some(&sb.config_path()),
+        &[
+            ("USSD_GATEWAY_ADMIN_TOKEN", "a-long-admin-token-from-env"),
+            (
+                "USSD_GATEWAY_PUBLIC_SECRET",
+                "a-long-public-secret-from-env",
+            ),
+            ("AT_USERNAME", "sandbox"),
+            ("AT_API_KEY", "an-api-key"),
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "admin.token = *** (USSD_GATEWAY_ADMIN_TOKEN)",
+        "public.shared_secret = *** (USSD_GATEWAY_PUBLIC_SECRET)",
+        "africastalking.username = sandbox (AT_USERNAME)",
+        "africastalking.api_key = *** (AT_API_KEY)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_gateway_runs_on_the_environment_and_secret_files() {
+    let sim = common::operator_sim().await;
+    let sb = Sandbox::new(
+        &format!(
+            "[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\n",
+            sim.addr().port()
+        ),
+        &[],
+    );
+    let token = sb.dir.path().join("admin_token");
+    std::fs::write(&token, "a-token-from-a-secret-file\n").unwrap();
+    let (gw, _log) = sb.spawn_logged_with(
+        "warn",
+        &[],
+        &[
+            (
+                "USSD_GATEWAY__USSD__UNKNOWN_SERVICE_TEXT",
+                "No such code here",
+            ),
+            ("USSD_GATEWAY__ADMIN__TOKEN_FILE", token.to_str().unwrap()),
+            ("USSD_GATEWAY__SMPP__BINDS__0__PASSWORD", "pw"),
+        ],
+    );
+    // The bind's password came from the environment: the operator accepts it.
+    assert!(sim.wait_bound(std::time::Duration::from_secs(10)).await);
+    let at = At::new(gw.public);
+    assert_eq!(
+        at.hop("s1", "*999#", "+254700000001", "").await,
+        "END No such code here"
+    );
+    let admin = At::new(gw.admin);
+    let status = |token: &'static str| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .request("GET", "/admin/status", &[("authorization", token)], "")
+                .await
+                .status
+        }
+    };
+    assert_eq!(status("Bearer a-token-from-a-secret-file").await, 200);
+    assert_eq!(status("Bearer test-token").await, 401);
+}
+
 #[allow(dead_code)]
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
