@@ -1,6 +1,6 @@
 //! The `ussd-gateway` command: thin. Parses the command line and hands over to the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ussd_gateway::config::Config;
@@ -39,8 +39,8 @@ enum Command {
     },
     /// Validate the configuration and every flow; exit non-zero on any error.
     Check {
-        /// The configuration file (as with the other commands).
-        #[arg(long, short, env = CONFIG_ENV, conflicts_with = "file")]
+        /// The configuration file (as with the other commands). [env: USSD_GATEWAY_CONFIG=]
+        #[arg(long, short, conflicts_with = "file")]
         config: Option<PathBuf>,
         /// The configuration file, given without `--config` (kept for older scripts).
         #[arg(value_name = "CONFIG")]
@@ -60,14 +60,22 @@ enum Command {
     /// journal, as JSON lines or CSV on standard output. Reads the store directly, so the
     /// gateway must be stopped; while it runs, use GET /admin/export/... instead.
     Export {
-        /// ended, calls, outbox or journal.
-        what: String,
-        /// jsonl or csv.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        /// What to export.
+        #[arg(value_enum)]
+        what: ExportWhat,
+        /// How to write it.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
         /// The configuration file.
         #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
+    },
+    /// Print a shell completion script, e.g. `ussd-gateway completions bash >
+    /// /etc/bash_completion.d/ussd-gateway`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Dial a service code against a running gateway, as the aggregator would.
     Dial {
@@ -112,6 +120,29 @@ enum Command {
     },
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportWhat {
+    /// End-of-session records.
+    Ended,
+    /// Voice call records.
+    Calls,
+    /// Outbox items.
+    Outbox,
+    /// The ledger journal.
+    Journal,
+}
+
+/// How `export` writes it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON document per line.
+    #[value(alias = "json")]
+    Jsonl,
+    /// CSV with a header; nested values as JSON text.
+    Csv,
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -149,9 +180,12 @@ fn main() -> ExitCode {
             };
             runtime.block_on(serve(config))
         }
+        // The variable is read here, not by clap: clap would count it as `--config` given
+        // and refuse the positional file beside it.
         Command::Check { config, file } => check(
             &config
                 .or(file)
+                .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("config/gateway.toml")),
         ),
         Command::Export {
@@ -163,12 +197,16 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let (kind, format) = match (what.parse(), format.parse()) {
-                (Ok(k), Ok(f)) => (k, f),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+            use ussd_gateway::retention::{Format, Kind};
+            let kind = match what {
+                ExportWhat::Ended => Kind::Ended,
+                ExportWhat::Calls => Kind::Calls,
+                ExportWhat::Outbox => Kind::Outbox,
+                ExportWhat::Journal => Kind::Journal,
+            };
+            let format = match format {
+                ExportFormat::Jsonl => Format::JsonLines,
+                ExportFormat::Csv => Format::Csv,
             };
             let store = match ussd_gateway::store::Store::open(
                 &config.store.data_dir,
@@ -232,6 +270,15 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ussd-gateway",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
         }
         Command::Dial {
             service_code,

@@ -174,12 +174,19 @@ fn the_config_file_from_the_environment() {
         stdout.contains(&format!("{}: ok", path.display())),
         "{stdout}"
     );
-    // --config wins over the environment.
+    // --config wins over the environment, and so does the file given without --config.
     let (code, stdout, _) = check(
         Some(&path),
         &[("USSD_GATEWAY_CONFIG", "/nonexistent/gateway.toml")],
     );
     assert_eq!(code, 0, "{stdout}");
+    let out = gateway()
+        .arg("check")
+        .arg(&path)
+        .env("USSD_GATEWAY_CONFIG", "/nonexistent/gateway.toml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
 }
 
 #[test]
@@ -256,6 +263,81 @@ async fn a_served_gateway_runs_on_the_environment_and_secret_files() {
     };
     assert_eq!(status("Bearer a-token-from-a-secret-file").await, 200);
     assert_eq!(status("Bearer test-token").await, 401);
+}
+
+#[test]
+fn export_lists_its_kinds_and_formats() {
+    let out = gateway().args(["export", "--help"]).output().unwrap();
+    let (help, _) = text(&out);
+    assert!(out.status.success());
+    for value in ["ended", "calls", "outbox", "journal", "jsonl", "csv"] {
+        assert!(help.contains(value), "{value} not in:\n{help}");
+    }
+    assert!(
+        help.contains("possible values") || help.contains("Possible values"),
+        "{help}"
+    );
+    // A wrong value is refused by the command line, with the values it takes.
+    let out = gateway().args(["export", "sessions"]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ended, calls, outbox, journal"), "{stderr}");
+    let out = gateway()
+        .args(["export", "ended", "--format", "xml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("jsonl, csv"), "{stderr}");
+}
+
+#[test]
+fn export_still_writes_records() {
+    let sb = Sandbox::new("", &[]);
+    for format in ["jsonl", "json", "csv"] {
+        let out = gateway()
+            .args(["export", "ended", "--format", format, "--config"])
+            .arg(sb.config_path())
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&out);
+        assert!(out.status.success(), "{format}: {stderr}");
+        assert!(stderr.contains("0 records"), "{format}: {stderr}");
+    }
+}
+
+#[test]
+fn bash_completions() {
+    let out = gateway().args(["completions", "bash"]).output().unwrap();
+    let (script, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        script.contains("ussd-gateway") && script.contains("complete -F"),
+        "{script}"
+    );
+    for word in [
+        "serve",
+        "check",
+        "export",
+        "journal",
+        "completions",
+        "--config",
+    ] {
+        assert!(script.contains(word), "{word} not in the script");
+    }
+    // bash itself reads it without a syntax error.
+    let mut bash = Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    use std::io::Write;
+    bash.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(bash.wait().unwrap().success());
 }
 
 #[allow(dead_code)]
