@@ -340,6 +340,115 @@ fn bash_completions() {
     assert!(bash.wait().unwrap().success());
 }
 
+/// Every line of a JSON log, parsed (a line that is not JSON fails the test).
+fn json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect()
+}
+
+/// A field of a JSON log line: at the top (flattened) or under `fields`.
+fn field<'a>(line: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    line.get(name)
+        .or_else(|| line.get("fields").and_then(|f| f.get(name)))
+        .and_then(|v| v.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_group_a_dialogues_lines_by_its_hop_span() {
+    // An upstream that refuses connections: its dialogue fails, logged at ERROR twice (the
+    // upstream call, the actor), both inside the hop.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let sb = Sandbox::with_repo_flows(&format!(
+        "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n\
+         [[routes]]\nservice_code = \"*500#\"\nupstream = \"http://127.0.0.1:{port}/ussd\"\n"
+    ));
+    let (gw, log) = sb.spawn_logged_with(
+        "info,ussd_gateway::session=debug",
+        &["--log-format", "json"],
+        &[],
+    );
+    let at = At::new(gw.public);
+    let end = at
+        .walk("s-student", "*123#", "+254700000001", &["1", "1"])
+        .await;
+    assert!(end.last().unwrap().starts_with("END"), "{end:?}");
+    let failed = at.hop("s-upstream", "*500#", "+254700000002", "").await;
+    assert!(failed.starts_with("END"), "{failed}");
+    assert!(log.wait_for("app failed", 10).await, "{}", log.text());
+    assert!(log.wait_for("dialogue ended", 10).await, "{}", log.text());
+    let lines = json_lines(&log.text());
+    let hop_span = |line: &serde_json::Value| {
+        let span = line.get("span")?;
+        (span.get("name")?.as_str()? == "hop").then(|| span.clone())
+    };
+    // The upstream dialogue: the upstream's error and the actor's, in one hop span carrying
+    // the front, the route and the log id the actor's own line names.
+    let actor = lines
+        .iter()
+        .find(|l| field(l, "message").is_some_and(|m| m.starts_with("app failed")))
+        .unwrap();
+    let session = field(actor, "session").unwrap();
+    let span = hop_span(actor).unwrap_or_else(|| panic!("no hop span: {actor}"));
+    assert_eq!(span["front"], "http", "{span}");
+    assert_eq!(span["route"], "*500#", "{span}");
+    assert_eq!(span["session"], session, "{span}");
+    let upstream = lines
+        .iter()
+        .find(|l| field(l, "message").is_some_and(|m| m.starts_with("upstream app failed")))
+        .unwrap();
+    assert_eq!(hop_span(upstream).unwrap(), span, "{upstream}");
+    // The student dialogue's END: its own route and log id.
+    let ended = lines
+        .iter()
+        .find(|l| field(l, "message") == Some("dialogue ended"))
+        .unwrap();
+    let student = hop_span(ended).unwrap_or_else(|| panic!("no hop span: {ended}"));
+    assert_eq!(student["route"], "*123#", "{student}");
+    assert_eq!(student["front"], "http", "{student}");
+    assert_ne!(student["session"], span["session"]);
+    assert_eq!(student["session"].as_str().unwrap().len(), 12, "{student}");
+    // Lines outside any hop (start-up) are JSON too, without a hop span, and nothing is
+    // coloured.
+    assert!(lines.iter().any(|l| hop_span(l).is_none()));
+    assert!(!log.text().contains('\u{1b}'));
+}
+
+#[test]
+fn the_log_format_from_the_config_and_a_wrong_one_refused() {
+    let sb = Sandbox::new("[log]\nformat = \"json\"\n", &[]);
+    let (code, stdout, stderr) = check(Some(&sb.config_path()), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, stderr) = check(
+        Some(&sb.config_path()),
+        &[("USSD_GATEWAY__LOG__FORMAT", "xml")],
+    );
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("USSD_GATEWAY__LOG__FORMAT"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_from_the_config() {
+    let sb = Sandbox::new("[log]\nformat = \"json\"\n", &[]);
+    let (gw, log) = sb.spawn_logged_with("info", &[], &[]);
+    At::new(gw.public)
+        .hop("s1", "*999#", "+254700000001", "")
+        .await;
+    assert!(
+        log.wait_for("unknown service code", 10).await,
+        "{}",
+        log.text()
+    );
+    let lines = json_lines(&log.text());
+    assert!(
+        lines
+            .iter()
+            .any(|l| field(l, "message") == Some("unknown service code"))
+    );
+}
+
 #[allow(dead_code)]
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -24,8 +24,8 @@ pub mod smpp;
 
 pub use routes::{LongScreens, RouteConfig};
 pub use sections::{
-    AdminConfig, ClockConfig, EventsConfig, LimitsConfig, NumbersConfig, PublicConfig,
-    RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
+    AdminConfig, ClockConfig, EventsConfig, LimitsConfig, LogConfig, LogFormat, NumbersConfig,
+    PublicConfig, RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
 };
 
 use serde::Deserialize;
@@ -77,6 +77,9 @@ pub struct Config {
     /// End-of-session notifications sent to the operator's own receiver.
     #[serde(default)]
     pub events: EventsConfig,
+    /// The log's format.
+    #[serde(default)]
+    pub log: LogConfig,
     /// The time zone of the sample records' dates (seed files may use `today`). Default UTC.
     #[serde(default = "default_seed_timezone")]
     pub seed_timezone: String,
