@@ -449,7 +449,100 @@ async fn json_logs_from_the_config() {
     );
 }
 
-#[allow(dead_code)]
+/// The keys of config/gateway.toml whose line (or `[[table]]` line) has a comment just above it
+/// that starts `# Not the default`.
+fn marked_exceptions(text: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut previous = "";
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let marked = previous.starts_with("# Not the default");
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            if marked {
+                out.push(name.to_string());
+            }
+            section = name.to_string();
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+        } else if let Some((key, _)) = line.split_once('=')
+            && !line.starts_with('#')
+            && marked
+        {
+            let key = key.trim();
+            out.push(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+        if !line.is_empty() {
+            previous = line;
+        }
+    }
+    out
+}
+
+/// Every leaf key of a table (arrays of tables count as one key), dotted.
+fn leaf_keys(table: &toml::Table, at: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let path = if at.is_empty() {
+            k.clone()
+        } else {
+            format!("{at}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => leaf_keys(t, &path, out),
+            _ => out.push(path),
+        }
+    }
+}
+
+fn without(table: &toml::Table, path: &str) -> toml::Table {
+    let mut table = table.clone();
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap();
+    let mut t = &mut table;
+    for p in parts {
+        t = t.get_mut(p).and_then(|v| v.as_table_mut()).unwrap();
+    }
+    t.remove(last);
+    table
+}
+
+#[test]
+fn the_sample_config_shows_every_default_or_marks_the_exception() {
+    use ussd_gateway::config::Config;
+    let text = std::fs::read_to_string(repo("config/gateway.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let whole = format!("{:?}", Config::parse(&text).unwrap());
+    let exceptions = marked_exceptions(&text);
+    let mut keys = Vec::new();
+    leaf_keys(&table, "", &mut keys);
+    let mut wrong = Vec::new();
+    for key in &keys {
+        let rest = toml::to_string(&without(&table, key)).unwrap();
+        let is_default = format!("{:?}", Config::parse(&rest).unwrap()) == whole;
+        let marked = exceptions.contains(key);
+        if is_default == marked {
+            wrong.push(format!(
+                "{key}: {}",
+                if marked {
+                    "marked `# Not the default` but shows the default"
+                } else {
+                    "not the default and not marked `# Not the default`"
+                }
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "config/gateway.toml:\n{}",
+        wrong.join("\n")
+    );
+    assert!(keys.len() > 30, "{keys:?}");
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
