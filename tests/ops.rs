@@ -543,6 +543,223 @@ fn the_sample_config_shows_every_default_or_marks_the_exception() {
     assert!(keys.len() > 30, "{keys:?}");
 }
 
+/// A compose file's service, as parsed.
+fn service<'a>(compose: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    compose["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("no service {name}"))
+}
+
+/// The `host:container[:ro]` bind mounts and named volumes of a service.
+fn mounts(service: &serde_json::Value) -> Vec<(String, String)> {
+    service["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let parts: Vec<&str> = v.as_str().unwrap().split(':').collect();
+            (parts[0].to_string(), parts[1].to_string())
+        })
+        .collect()
+}
+
+/// The host path a container path of `service` is mounted from (bind mounts only).
+fn host_path(service: &serde_json::Value, container: &str) -> Option<std::path::PathBuf> {
+    mounts(service).into_iter().find_map(|(host, target)| {
+        let rest = container.strip_prefix(&target)?;
+        let host = repo(host.strip_prefix("./")?);
+        match rest.strip_prefix('/') {
+            _ if rest.is_empty() => Some(host),
+            Some(rest) => Some(host.join(rest)),
+            None => None,
+        }
+    })
+}
+
+#[test]
+fn compose_has_one_gateway_node_with_prometheus_and_grafana_provisioned() {
+    let compose: serde_json::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(repo("compose.yaml")).unwrap()).unwrap();
+    let mut names: Vec<&str> = compose["services"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    // One node and no Redis until the cluster mode exists (docs/operations.md).
+    assert_eq!(names, ["gateway", "grafana", "prometheus"]);
+    let gateway = service(&compose, "gateway");
+    let env = gateway["environment"].as_object().unwrap();
+    let env_of = |k: &str| env[k].as_str().unwrap().to_string();
+
+    // Every named volume is declared; every bind mount's source is in the repository.
+    for name in ["gateway", "prometheus", "grafana"] {
+        for (host, _) in mounts(service(&compose, name)) {
+            match host.strip_prefix("./") {
+                Some(path) => assert!(repo(path).exists(), "{name}: {host} missing"),
+                None => assert!(compose["volumes"].get(&host).is_some(), "{name}: {host}"),
+            }
+        }
+        let health = service(&compose, name)["healthcheck"]["test"].to_string();
+        assert!(health.contains("http://127.0.0.1:"), "{name}: {health}");
+    }
+    // The gateway: health on its public listener; data on a named volume at its data_dir.
+    let public_port = env_of("USSD_GATEWAY__PUBLIC__LISTEN")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let health = gateway["healthcheck"]["test"].to_string();
+    assert!(
+        health.contains(&format!("127.0.0.1:{public_port}/health")),
+        "{health}"
+    );
+    let data = env_of("USSD_GATEWAY__STORE__DATA_DIR");
+    assert!(
+        mounts(gateway)
+            .iter()
+            .any(|(host, target)| !host.starts_with('.') && data.starts_with(target.as_str())),
+        "{data} is not on a volume"
+    );
+    assert!(
+        gateway["ports"]
+            .to_string()
+            .contains(&format!("{public_port}:{public_port}"))
+    );
+
+    // Prometheus scrapes the gateway's admin listener, with the alert rules.
+    let prometheus = service(&compose, "prometheus");
+    let config = prometheus["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|a| a.as_str()?.strip_prefix("--config.file="))
+        .unwrap();
+    let config = host_path(prometheus, config).unwrap();
+    let scrape = std::fs::read_to_string(&config).unwrap();
+    let admin_port = env_of("USSD_GATEWAY__ADMIN__LISTEN")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        scrape.contains(&format!("\"gateway:{admin_port}\"")),
+        "{scrape}"
+    );
+    assert!(config.with_file_name("alerts.yml").exists());
+
+    // Grafana: the datasource the dashboard names, on the Prometheus service; the dashboards
+    // where the provider reads them.
+    let grafana = service(&compose, "grafana");
+    let datasource = std::fs::read_to_string(
+        host_path(
+            grafana,
+            "/etc/grafana/provisioning/datasources/prometheus.yml",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        datasource.contains("url: http://prometheus:9090"),
+        "{datasource}"
+    );
+    assert!(datasource.contains("uid: prometheus"), "{datasource}");
+    let provider = std::fs::read_to_string(
+        host_path(
+            grafana,
+            "/etc/grafana/provisioning/dashboards/ussd-gateway.yml",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let path = provider
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("path: "))
+        .unwrap();
+    let dashboards = host_path(grafana, path).unwrap();
+    assert!(
+        dashboards.join("ussd-gateway.json").exists(),
+        "{}",
+        dashboards.display()
+    );
+
+    // The configuration it mounts, with its environment (container paths mapped to the
+    // repository's files, the secret to a file made here), passes `check`.
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for (k, v) in env {
+        let v = v.as_str().unwrap();
+        let v = if let Some(secret) = v.strip_prefix("/run/secrets/") {
+            assert!(gateway["secrets"].to_string().contains(secret));
+            let file = dir.path().join(secret);
+            std::fs::write(&file, "0f1e2d3c4b5a69788796a5b4c3d2e1f0\n").unwrap();
+            file.display().to_string()
+        } else if k == "USSD_GATEWAY__STORE__DATA_DIR" {
+            dir.path().join("data").display().to_string()
+        } else if let Some(host) = v.starts_with('/').then(|| host_path(gateway, v)).flatten() {
+            host.display().to_string()
+        } else {
+            v.to_string()
+        };
+        vars.push((k.clone(), v));
+    }
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, stdout, stderr) = check(None, &vars);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("admin.token = *** (file "), "{stdout}");
+}
+
+#[test]
+fn the_image_runs_as_a_user_with_a_health_check_and_its_config_passes_check() {
+    let dockerfile = std::fs::read_to_string(repo("Dockerfile")).unwrap();
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    let instruction = |name: &str| {
+        last_stage
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name} ")))
+            .map(|l| l[name.len() + 1..].to_string())
+            .collect::<Vec<_>>()
+    };
+    let user = instruction("USER");
+    assert_eq!(user.len(), 1, "{user:?}");
+    assert!(
+        !user[0].starts_with("root") && !user[0].starts_with("0"),
+        "{user:?}"
+    );
+    assert!(instruction("VOLUME")[0].contains("/var/lib/ussd-gateway"));
+    assert!(instruction("VOLUME")[0].contains("/etc/ussd-gateway"));
+    let health = last_stage.split("HEALTHCHECK").nth(1).unwrap();
+    assert!(health.contains("http://127.0.0.1:8080/health"), "{health}");
+    // Its ENV (with the sample config copied to /etc/ussd-gateway) passes `check`.
+    let env_block = last_stage.split("\nENV ").nth(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = Vec::new();
+    for line in env_block.lines() {
+        let line = line.trim().trim_end_matches('\\').trim();
+        let Some((k, v)) = line.split_once('=') else {
+            break;
+        };
+        let v = match v {
+            "/etc/ussd-gateway/gateway.toml" => repo("config/gateway.toml").display().to_string(),
+            v if k == "USSD_GATEWAY__STORE__DATA_DIR" => {
+                assert!(v.starts_with("/var/lib/ussd-gateway"));
+                dir.path().display().to_string()
+            }
+            v => v.to_string(),
+        };
+        vars.push((k.to_string(), v));
+    }
+    assert!(
+        vars.iter().any(|(k, _)| k == "USSD_GATEWAY_CONFIG"),
+        "{vars:?}"
+    );
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, stdout, stderr) = check(None, &vars);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("public.listen = 0.0.0.0:8080"), "{stdout}");
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
