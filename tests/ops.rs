@@ -760,6 +760,19 @@ fn the_image_runs_as_a_user_with_a_health_check_and_its_config_passes_check() {
     assert!(stdout.contains("public.listen = 0.0.0.0:8080"), "{stdout}");
 }
 
+#[test]
+fn the_license_file_is_the_license_cargo_toml_names() {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo("Cargo.toml")).unwrap()).unwrap();
+    assert_eq!(manifest["package"]["license"].as_str(), Some("Apache-2.0"));
+    let license = std::fs::read_to_string(repo("LICENSE")).unwrap();
+    let words: Vec<&str> = license.split_whitespace().take(5).collect();
+    assert_eq!(words, ["Apache", "License", "Version", "2.0,", "January"]);
+    assert!(license.contains("END OF TERMS AND CONDITIONS"));
+    let changelog = std::fs::read_to_string(repo("CHANGELOG.md")).unwrap();
+    assert!(changelog.contains("## [Unreleased]") && changelog.contains("Keep a Changelog"));
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
