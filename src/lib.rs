@@ -1,6 +1,6 @@
 //! ussd-gateway: an actor-based USSD gateway.
 //!
-//! The path of one hop (see `docs/` and the design notes):
+//! The path of one hop (see `docs/architecture.md`):
 //!
 //! ```text
 //! AT POST /ussd --> front::http --> hop::Hop --> session::Registry --> SessionActor

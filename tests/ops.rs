@@ -773,6 +773,33 @@ fn the_license_file_is_the_license_cargo_toml_names() {
     assert!(changelog.contains("## [Unreleased]") && changelog.contains("Keep a Changelog"));
 }
 
+#[test]
+fn the_docs_cite_only_documents_in_the_repository() {
+    let mut files = vec![repo("README.md"), repo("deny.toml"), repo("CHANGELOG.md")];
+    for e in std::fs::read_dir(repo("docs")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    let mut missing = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || "_-./".contains(c)));
+        for word in words.filter(|w| w.ends_with(".md") && !w.contains("//")) {
+            let word = word.trim_start_matches("./");
+            let found = repo(word).exists()
+                || repo("docs").join(word).exists()
+                || file.parent().unwrap().join(word).exists();
+            if !found {
+                missing.push(format!("{}: {word}", file.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "cited but not in the repository:\n{}",
+        missing.join("\n")
+    );
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
