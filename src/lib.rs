@@ -1,6 +1,6 @@
 //! ussd-gateway: an actor-based USSD gateway.
 //!
-//! The path of one hop (see `docs/` and the design notes):
+//! The path of one hop (see `docs/architecture.md`):
 //!
 //! ```text
 //! AT POST /ussd --> front::http --> hop::Hop --> session::Registry --> SessionActor
@@ -50,6 +50,12 @@
 /// docs/benchmarks.md has the figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The version this binary was built as (Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit it was built from (`build.rs`: `git rev-parse`, or the container build's
+/// argument), "unknown" when built without git; `--version` and `ussd_build_info` show it.
+pub const COMMIT: &str = env!("USSD_GATEWAY_COMMIT");
 
 pub mod app;
 pub mod clock;

@@ -1,18 +1,29 @@
 //! The `ussd-gateway` command: thin. Parses the command line and hands over to the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ussd_gateway::config::Config;
+use ussd_gateway::config::{Config, LogFormat};
 use ussd_gateway::flow::Severity;
 use ussd_gateway::gateway;
 use ussd_gateway::sim::dial::{self, DialOptions, DialOutcome};
+
+/// `--version`: the crate's version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("USSD_GATEWAY_COMMIT"),
+    ")"
+);
+
+/// The variable that names the configuration file when `--config` does not.
+const CONFIG_ENV: &str = "USSD_GATEWAY_CONFIG";
 
 /// Exit code for bad configuration (EX_USAGE in sysexits).
 const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "ussd-gateway", version, about = "An actor-based USSD gateway")]
+#[command(name = "ussd-gateway", version = VERSION, about = "An actor-based USSD gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,12 +34,15 @@ enum Command {
     /// Run the gateway.
     Serve {
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
+        /// The log's format (default: `[log] format` of the configuration, else text).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormatArg>,
     },
     /// Validate the configuration and every flow; exit non-zero on any error.
     Check {
-        /// The configuration file (as with the other commands).
+        /// The configuration file (as with the other commands). [env: USSD_GATEWAY_CONFIG=]
         #[arg(long, short, conflicts_with = "file")]
         config: Option<PathBuf>,
         /// The configuration file, given without `--config` (kept for older scripts).
@@ -38,7 +52,7 @@ enum Command {
     /// Load the sample records of the configuration's data folder into the store.
     Seed {
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
         /// Also create N synthetic subscribers for load tests (254710000000 onwards: students
         /// and microfinance customers with wallets; made-up names).
@@ -49,14 +63,22 @@ enum Command {
     /// journal, as JSON lines or CSV on standard output. Reads the store directly, so the
     /// gateway must be stopped; while it runs, use GET /admin/export/... instead.
     Export {
-        /// ended, calls, outbox or journal.
-        what: String,
-        /// jsonl or csv.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        /// What to export.
+        #[arg(value_enum)]
+        what: ExportWhat,
+        /// How to write it.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
         /// The configuration file.
-        #[arg(long, short, default_value = "config/gateway.toml")]
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
         config: PathBuf,
+    },
+    /// Print a shell completion script, e.g. `ussd-gateway completions bash >
+    /// /etc/bash_completion.d/ussd-gateway`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Dial a service code against a running gateway, as the aggregator would.
     Dial {
@@ -101,16 +123,61 @@ enum Command {
     },
 }
 
-fn init_tracing() {
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportWhat {
+    /// End-of-session records.
+    Ended,
+    /// Voice call records.
+    Calls,
+    /// Outbox items.
+    Outbox,
+    /// The ledger journal.
+    Journal,
+}
+
+/// How `export` writes it.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON document per line.
+    #[value(alias = "json")]
+    Jsonl,
+    /// CSV with a header; nested values as JSON text.
+    Csv,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    /// Lines for people (coloured on a terminal only).
+    Text,
+    /// One JSON object per line, for Loki or ELK: the event's fields at the top, its hop's
+    /// span (front, route, session) under `span`.
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal: a log file or journal gets plain text.
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colours)
-        .init();
+    match format {
+        LogFormat::Text => {
+            // Colours only on a terminal: a log file or journal gets plain text.
+            let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(colours)
+                .init();
+        }
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -123,12 +190,16 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => {
-            init_tracing();
+        Command::Serve { config, log_format } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            init_tracing(match log_format {
+                Some(LogFormatArg::Text) => LogFormat::Text,
+                Some(LogFormatArg::Json) => LogFormat::Json,
+                None => config.log.format,
+            });
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -138,9 +209,12 @@ fn main() -> ExitCode {
             };
             runtime.block_on(serve(config))
         }
+        // The variable is read here, not by clap: clap would count it as `--config` given
+        // and refuse the positional file beside it.
         Command::Check { config, file } => check(
             &config
                 .or(file)
+                .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("config/gateway.toml")),
         ),
         Command::Export {
@@ -152,12 +226,16 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let (kind, format) = match (what.parse(), format.parse()) {
-                (Ok(k), Ok(f)) => (k, f),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+            use ussd_gateway::retention::{Format, Kind};
+            let kind = match what {
+                ExportWhat::Ended => Kind::Ended,
+                ExportWhat::Calls => Kind::Calls,
+                ExportWhat::Outbox => Kind::Outbox,
+                ExportWhat::Journal => Kind::Journal,
+            };
+            let format = match format {
+                ExportFormat::Jsonl => Format::JsonLines,
+                ExportFormat::Csv => Format::Csv,
             };
             let store = match ussd_gateway::store::Store::open(
                 &config.store.data_dir,
@@ -222,6 +300,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ussd-gateway",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Dial {
             service_code,
             phone,
@@ -265,7 +352,7 @@ fn main() -> ExitCode {
             inputs,
             credentials,
         } => {
-            init_tracing();
+            init_tracing(LogFormat::Text);
             let profile = match &config {
                 Some(path) => match load_config(path) {
                     Ok(c) => c.smpp.profile(&profile),
@@ -316,6 +403,12 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if !config.overrides.is_empty() {
+        println!("values not from {}:", path.display());
+        for o in &config.overrides {
+            println!("  {o}");
+        }
+    }
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
     let warnings = config.security_warnings();

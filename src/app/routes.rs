@@ -160,6 +160,9 @@ mod tests {
         assert!(t.resolve("*12#").is_none());
         assert!(t.resolve("*1234#").is_none());
         assert!(t.resolve("123").is_none());
-        assert_eq!(t.resolve("*123").unwrap().0.service_code, std::sync::Arc::<str>::from("*123#"));
+        assert_eq!(
+            t.resolve("*123").unwrap().0.service_code,
+            std::sync::Arc::<str>::from("*123#")
+        );
     }
 }

@@ -8,12 +8,15 @@
 //! - [`sections`]: the small sections (`[public]`, `[admin]`, `[store]`, `[ussd]`, ...);
 //! - [`routes`]: `[[routes]]`, and what a service code looks like;
 //! - [`smpp`]: `[smpp]`, the binds, the listener and the operator profiles;
-//! - [`outbox`]: `[africastalking]`, the account the outbox sends through.
+//! - [`outbox`]: `[africastalking]`, the account the outbox sends through;
+//! - [`env`]: the layers over the file: `USSD_GATEWAY__<SECTION>__<KEY>` variables and
+//!   `*_file` keys (secrets mounted as files).
 //!
 //! The configuration owns its types: the fronts, the outbox and the apps import them, never
 //! the reverse. The checks that need the apps (loading the flows the routes name) are the
 //! gateway's.
 
+pub mod env;
 pub mod outbox;
 pub mod routes;
 pub mod sections;
@@ -21,8 +24,9 @@ pub mod smpp;
 
 pub use routes::{LongScreens, RouteConfig};
 pub use sections::{
-    AdminConfig, Backend, ClockConfig, EventsConfig, LimitsConfig, NumbersConfig, PublicConfig,
-    RedisConfig, RetentionConfig, SessionsConfig, StoreConfig, UssdConfig, VoiceConfig,
+    AdminConfig, Backend, ClockConfig, EventsConfig, LimitsConfig, LogConfig, LogFormat,
+    NumbersConfig, PublicConfig, RedisConfig, RetentionConfig, SessionsConfig, StoreConfig,
+    UssdConfig, VoiceConfig,
 };
 
 use serde::Deserialize;
@@ -31,6 +35,8 @@ use std::time::Duration;
 
 /// The environment variable that supplies the admin token when the file does not.
 pub const ADMIN_TOKEN_ENV: &str = "USSD_GATEWAY_ADMIN_TOKEN";
+/// The environment variable that supplies the public front's secret when the file does not.
+pub const PUBLIC_SECRET_ENV: &str = "USSD_GATEWAY_PUBLIC_SECRET";
 
 /// The whole `gateway.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +78,9 @@ pub struct Config {
     /// End-of-session notifications sent to the operator's own receiver.
     #[serde(default)]
     pub events: EventsConfig,
+    /// The log's format.
+    #[serde(default)]
+    pub log: LogConfig,
     /// The time zone of the sample records' dates (seed files may use `today`). Default UTC.
     #[serde(default = "default_seed_timezone")]
     pub seed_timezone: String,
@@ -97,6 +106,9 @@ pub struct Config {
     /// The file itself, re-read on reload (not part of the file).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// The values that are not the file's own, and where they came from (`check` lists them).
+    #[serde(skip)]
+    pub overrides: Vec<env::Override>,
 }
 
 fn default_flows_dir() -> PathBuf {
@@ -159,33 +171,110 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads `path`, applies the environment's `USSD_GATEWAY__...` variables and the secret
+    /// files over it ([`env`]), and validates the result.
     ///
     /// # Errors
-    /// Unreadable file, TOML errors (with line and column), or invalid values.
+    /// Unreadable file, TOML errors (with line and column), or invalid values (naming the
+    /// variable that set them, if one did).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Config::load_with(path, &env)
+    }
+
+    /// As [`Config::load`], with `env` for the process's environment.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
         let display = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: display.clone(),
             source,
         })?;
-        let mut config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: display.clone(),
             message,
-        })?;
-        config.base_dir = path
+        };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: display.clone(),
+            message,
+        };
+        let mut base_dir = path
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        if config.base_dir.as_os_str().is_empty() {
-            config.base_dir = PathBuf::from(".");
+        if base_dir.as_os_str().is_empty() {
+            base_dir = PathBuf::from(".");
         }
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e: toml::de::Error| parse_error(e.to_string().trim_end().to_string()))?;
+        let layered = env::layer(table, env, &base_dir).map_err(invalid)?;
+        let overrides = layered.overrides.clone();
+        let mut config = if overrides.is_empty() {
+            // The file alone: its errors keep their line and column.
+            Config::parse(&text).map_err(parse_error)?
+        } else {
+            env::deserialize::<Config>(layered).map_err(parse_error)?
+        };
+        config.base_dir = base_dir;
         config.source = Some(path.to_path_buf());
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: display,
-            message,
-        })?;
+        config.overrides = overrides;
+        config.overrides.extend(config.fallbacks(env));
+        config
+            .validate()
+            .map_err(|message| invalid(env::annotate_invalid(&message, &config.overrides)))?;
         Ok(config)
+    }
+
+    /// The older variables that supply a value the file (and the `USSD_GATEWAY__` variables)
+    /// leave unset: the admin token, the public secret, the AT account.
+    fn fallbacks(&self, env: &[(String, String)]) -> Vec<env::Override> {
+        let var = |name: &str| {
+            env.iter()
+                .find(|(k, v)| k == name && !v.trim().is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let unset = |v: Option<&str>| v.is_none_or(|v| v.trim().is_empty());
+        let mut out = Vec::new();
+        let mut fallback = |key: &str, name: &str, file: Option<&str>, secret: bool| {
+            if unset(file)
+                && let Some(value) = var(name)
+            {
+                out.push(env::Override {
+                    key: key.into(),
+                    origin: name.into(),
+                    shown: if secret { "***".into() } else { value },
+                });
+            }
+        };
+        fallback(
+            "admin.token",
+            ADMIN_TOKEN_ENV,
+            self.admin.token.as_deref(),
+            true,
+        );
+        fallback(
+            "public.shared_secret",
+            PUBLIC_SECRET_ENV,
+            self.public.shared_secret.as_deref(),
+            true,
+        );
+        fallback(
+            "africastalking.username",
+            outbox::USERNAME_ENV,
+            self.africastalking.username.as_deref(),
+            false,
+        );
+        fallback(
+            "africastalking.api_key",
+            outbox::API_KEY_ENV,
+            self.africastalking.api_key.as_ref().map(|k| k.expose()),
+            true,
+        );
+        out
     }
 
     /// Parses TOML text without touching the file system (base_dir stays empty).
@@ -349,7 +438,7 @@ impl Config {
             .clone()
             .filter(|t| !t.is_empty())
             .or_else(|| {
-                std::env::var("USSD_GATEWAY_PUBLIC_SECRET")
+                std::env::var(PUBLIC_SECRET_ENV)
                     .ok()
                     .filter(|t| !t.is_empty())
             })

@@ -438,3 +438,24 @@ impl Default for RetentionConfig {
         }
     }
 }
+
+/// `[log]`: how the gateway writes its log (to standard error; the level is `RUST_LOG`'s).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default): lines for people; `json`: one JSON object per line, for Loki or ELK.
+    /// `serve --log-format` wins over it.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people (coloured on a terminal only).
+    #[default]
+    Text,
+    /// One JSON object per line: the event's fields, and its hop's span.
+    Json,
+}

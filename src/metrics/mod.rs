@@ -65,7 +65,7 @@ pub const REDIS_SECONDS: &str = "ussd_redis_duration_seconds";
 pub const REDIS_ERRORS: &str = "ussd_redis_errors_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
-/// Build information (value 1).
+/// Build information (value 1): version and git commit.
 pub const BUILD_INFO: &str = "ussd_build_info";
 /// Buckets for hop latencies: a local hop takes well under a millisecond, a flushed save a few
 /// milliseconds, an upstream call up to the 5 s deadline.
@@ -184,7 +184,7 @@ fn describe() {
     }
     // Families the dashboard reads exist from start-up, at zero.
     gauge!(LIVE).set(0.0);
-    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    gauge!(BUILD_INFO, "version" => crate::VERSION, "commit" => crate::COMMIT).set(1.0);
     for reason in ["end", "idle_timeout", "abort", "error"] {
         counter!(ENDED, "reason" => reason).absolute(0);
     }

@@ -28,12 +28,15 @@ use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 mod end;
 
 /// One dialogue.
 pub struct SessionActor {
     key: SessionKey,
+    /// The key as logged ([`super::log_id`]), made once.
+    log_id: String,
     core: Arc<Core>,
     /// False until the persisted state (if any) has been looked up.
     loaded: bool,
@@ -102,6 +105,7 @@ impl SessionActor {
     /// A new actor for `key`; it loads its state on its first message.
     pub fn new(key: SessionKey, core: Arc<Core>) -> Self {
         SessionActor {
+            log_id: super::log_id(&key),
             key,
             core,
             loaded: false,
@@ -191,7 +195,7 @@ impl SessionActor {
             },
             Plan::RouteGone => {
                 let route = self.route_label();
-                tracing::error!(session = %super::log_id(&self.key), route = %route, "the dialogue's route is gone; it ends");
+                tracing::error!(session = %self.log_id, route = %route, "the dialogue's route is gone; it ends");
                 Step::Answer {
                     reply: self.end_now(EndReason::Error, None),
                     stop: true,
@@ -314,7 +318,7 @@ impl SessionActor {
     fn refuse(&self, hop: &Hop, owner: &Msisdn, what: &'static str) -> Step {
         metrics::session_mismatch(hop.front.as_str(), what);
         tracing::warn!(
-            session = %super::log_id(&self.key),
+            session = %self.log_id,
             msisdn = %hop.msisdn.masked(),
             owner = %owner.masked(),
             dialled = ?crate::logsafe::untrusted(&hop.dialled),
@@ -386,7 +390,7 @@ impl SessionActor {
                 turn
             }
             Ok(Err(e)) => {
-                tracing::error!(session = %super::log_id(&self.key), error = %e, "app failed; dialogue ends");
+                tracing::error!(session = %self.log_id, error = %e, "app failed; dialogue ends");
                 let reply = e
                     .apology()
                     .map(Reply::end)
@@ -402,7 +406,7 @@ impl SessionActor {
                 return (reply, "error");
             }
             Err(_) => {
-                tracing::error!(session = %super::log_id(&self.key), "hop deadline passed; dialogue ends");
+                tracing::error!(session = %self.log_id, "hop deadline passed; dialogue ends");
                 let reply = Reply::end(&self.core.settings.apology_text);
                 let reply = self.end_with(
                     EndReason::Error,
@@ -428,7 +432,7 @@ impl SessionActor {
         if turn.reply.end {
             let reply = turn.reply;
             if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
-                tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed at END");
+                tracing::error!(session = %self.log_id, error = %e, "store write failed at END");
             }
             stop_after_reply(ctx);
             return (reply, "end");
@@ -441,7 +445,7 @@ impl SessionActor {
         let written = self.core.store.put_live(&self.key, Arc::clone(d));
         metrics::store_write("session", t.elapsed(), written.is_ok());
         if let Err(e) = written {
-            tracing::error!(session = %super::log_id(&self.key), error = %e, "store write failed; dialogue ends");
+            tracing::error!(session = %self.log_id, error = %e, "store write failed; dialogue ends");
             let reply = self.end_now(EndReason::Error, None);
             stop_after_reply(ctx);
             return (reply, "error");
@@ -500,7 +504,25 @@ impl Handler<HopMsg> for SessionActor {
     fn handle(&mut self, msg: HopMsg, ctx: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
         let front = msg.0.front;
-        match self.decide(msg.0) {
+        // One span per hop: every line logged while it is answered (here, in the app's call,
+        // in its end) carries the front, the route and the dialogue's log id, so that one
+        // dialogue's lines can be grouped (`--log-format json` puts them under `span`).
+        let span = tracing::info_span!(
+            "hop",
+            front = front.as_str(),
+            route = tracing::field::Empty,
+            session = %self.log_id,
+        );
+        let entered = span.enter();
+        if self.route.is_some() {
+            span.record("route", &*self.route_label());
+        }
+        let step = self.decide(msg.0);
+        if self.route.is_some() {
+            span.record("route", &*self.route_label());
+        }
+        drop(entered);
+        match step {
             Step::Answer {
                 reply,
                 stop,
@@ -533,9 +555,11 @@ impl Handler<HopMsg> for SessionActor {
                 if let Some(h) = self.idle.take() {
                     ctx.cancel_future(h);
                 }
-                let call = tokio::time::timeout(deadline, app.hop(state, inputs, env));
+                let call = tokio::time::timeout(deadline, app.hop(state, inputs, env))
+                    .instrument(span.clone());
                 AtomicResponse::new(Box::pin(call.into_actor(self).map(
                     move |outcome, act, ctx| {
+                        let _entered = span.enter();
                         let route = act.route_label();
                         let (reply, label) = act.finish(outcome, text, ctx);
                         metrics::hop(front.as_str(), route, label, started.elapsed());

@@ -138,9 +138,21 @@ impl Sandbox {
     /// captured as a service manager would (not a terminal: no colours): returns it with its
     /// log.
     pub fn spawn_logged(&self, filter: &str) -> (ChildGateway, ChildLog) {
+        self.spawn_logged_with(filter, &[], &[])
+    }
+
+    /// As [`Sandbox::spawn_logged`], with more arguments to `serve` and more environment.
+    pub fn spawn_logged_with(
+        &self,
+        filter: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (ChildGateway, ChildLog) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["serve", "--config"])
             .arg(self.config_path())
+            .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

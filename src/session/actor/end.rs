@@ -44,7 +44,7 @@ impl SessionActor {
             }
         }
         if let Err(e) = self.persist_end(reason, reply.clone(), error, aggregator) {
-            tracing::error!(session = %crate::session::log_id(&self.key), error = %e, "store write failed while ending");
+            tracing::error!(session = %self.log_id, error = %e, "store write failed while ending");
         }
         reply
     }
