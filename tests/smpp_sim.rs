@@ -168,6 +168,50 @@ async fn encodings_follow_the_text() {
     gw.shutdown().await;
 }
 
+/// A screen of exactly 182 septets, extension characters (two septets each) included, goes
+/// out whole as GSM-7, one octet per septet; a screen with a form feed, which the SMPP encoder
+/// cannot put in GSM-7, is measured as UCS-2 from the start, so its pages fit 160 octets
+/// (before, it was one 180-septet page sent as 358 octets of UCS-2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_gsm7_screen_with_extension_characters_stays_gsm7() {
+    use ussd_gateway::text::{Encoding, screen_units};
+    let full = format!("{}{}", "[€] ".repeat(20), "a".repeat(42));
+    assert_eq!(screen_units(&full), (Encoding::Gsm7, 182));
+    let form_feed = format!("{}\u{0C}{}end", "word ".repeat(18), "more ".repeat(17));
+    let flow = format!(
+        "start: full\nscreens:\n  full:\n    type: input\n    text: \"{full}\"\n    into: a\n    next: ff\n  ff:\n    type: input\n    text: \"{}\"\n    into: b\n    next: bye\n  bye:\n    type: end\n    text: \"Bye\"\n",
+        form_feed.replace('\u{0C}', "\\f")
+    );
+    let sim = sim("its_session_info").await;
+    let sb = Sandbox::new(
+        &format!(
+            "[[routes]]\nservice_code = \"*384*1#\"\nflow = \"long\"\n{}",
+            bind_toml(sim.addr(), "its_session_info", "")
+        ),
+        &[("long", &flow)],
+    );
+    let gw = sb.start().await;
+    assert!(sim.wait_bound(Duration::from_secs(10)).await);
+    let (mut d, s) = sim.dial(MSISDN, "*384*1#").await.unwrap();
+    assert_eq!(s.text, full);
+    assert_eq!(s.message.data_coding, 0, "GSM-7, not UCS-2");
+    assert_eq!(s.message.body.len(), 182, "one octet per septet");
+    // Measured as UCS-2, the form feed screen takes pages of at most 80 characters; the page
+    // holding the form feed goes out as UCS-2, within 160 octets.
+    let s = d.reply("x").await.unwrap();
+    assert!(s.text.ends_with("98. More"), "{:?}", s.text);
+    assert!(s.text.chars().count() <= 80, "{:?}", s.text);
+    let s = d.reply("98").await.unwrap();
+    assert!(s.text.contains('\u{0C}'), "{:?}", s.text);
+    assert_eq!(s.message.data_coding, 8);
+    assert!(
+        s.message.body.len() <= 160,
+        "{} octets",
+        s.message.body.len()
+    );
+    gw.shutdown().await;
+}
+
 /// An unrouted code is told so, and the dialogue ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_code_ends_with_the_configured_text() {

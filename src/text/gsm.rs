@@ -2,10 +2,14 @@
 //!
 //! A USSD string travels as at most 160 octets. When every character belongs to the GSM 03.38
 //! default alphabet it is packed as 7-bit septets (182 of them), with the extension-table
-//! characters (`{}[]~|^\`, `€` and form feed) costing two septets each (escape + code). As soon
-//! as one character is outside that alphabet the whole string must be sent as UCS-2, where each
-//! UTF-16 code unit costs two octets (80 of them). This module answers "which encoding" and
-//! "how many units" so that pagination can keep every screen within its budget.
+//! characters (`{}[]~|^\` and `€`) costing two septets each (escape + code). As soon as one
+//! character is outside that alphabet the whole string must be sent as UCS-2, where each UTF-16
+//! code unit costs two octets (80 of them). This module answers "which encoding" and "how many
+//! units" so that pagination can keep every screen within its budget.
+//!
+//! The table is exactly the one of the encoder the SMPP front sends with (rusmpp's), checked
+//! on every character by a test: a screen measured as GSM-7 must go out as GSM-7. So the form
+//! feed, which GSM 03.38 puts in the extension table but that encoder lacks, counts as UCS-2.
 
 /// How a screen is encoded on the air interface, which decides how its size is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +34,9 @@ pub fn septets(c: char) -> Option<usize> {
         // Greek capitals of the default alphabet: Δ Φ Γ Λ Ω Π Ψ Σ Θ Ξ.
         '\u{0394}' | '\u{03A6}' | '\u{0393}' | '\u{039B}' | '\u{03A9}' | '\u{03A0}'
         | '\u{03A8}' | '\u{03A3}' | '\u{0398}' | '\u{039E}' => Some(1),
-        // Extension table, reached through the escape septet.
-        '\u{0C}' | '^' | '{' | '}' | '\\' | '[' | '~' | ']' | '|' | '€' => Some(2),
+        // Extension table, reached through the escape septet (the form feed of GSM 03.38's
+        // table is left out: the SMPP encoder cannot send it).
+        '^' | '{' | '}' | '\\' | '[' | '~' | ']' | '|' | '€' => Some(2),
         _ => None,
     }
 }
@@ -91,7 +96,30 @@ mod tests {
         }
         // 128 code points minus the escape (0x1B), which is not a character.
         assert_eq!(basic, 127);
-        assert_eq!(ext, 10);
+        assert_eq!(ext, 9);
+    }
+
+    /// The counter and the encoder the SMPP front sends with (rusmpp's GSM-7 table) agree on
+    /// every character: a screen counted as GSM-7 goes out as GSM-7, in as many septets as
+    /// counted, and a character the encoder cannot send makes the screen UCS-2 here too.
+    #[test]
+    fn agrees_with_the_smpp_encoder_on_every_character() {
+        let encoder = rusmpp::extra::encoding::gsm7bit::Gsm7BitUnpacked::new();
+        let mut buf = [0u8; 4];
+        let disagree: Vec<(char, Option<usize>, Option<usize>)> = (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter_map(|c| {
+                let sent = encoder
+                    .encode_to_vec(c.encode_utf8(&mut buf))
+                    .ok()
+                    .map(|octets| octets.len());
+                (sent != septets(c)).then_some((c, septets(c), sent))
+            })
+            .collect();
+        assert!(
+            disagree.is_empty(),
+            "(character, counted, sent): {disagree:?}"
+        );
     }
 
     #[test]
@@ -121,5 +149,6 @@ mod tests {
         assert_eq!(screen_units("Жa€"), (Encoding::Ucs2, 3));
         assert_eq!(screen_units("a😀"), (Encoding::Ucs2, 3));
         assert!(!is_gsm7('\t'));
+        assert_eq!(screen_units("a\u{0C}b"), (Encoding::Ucs2, 3), "form feed");
     }
 }
