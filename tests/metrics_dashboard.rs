@@ -154,16 +154,62 @@ fn names_are_extracted_from_promql() {
     );
 }
 
+/// The gateway's own families start with `ussd_`; the process ones have the standard
+/// `process_*` names; nothing reads a family or series that was renamed away.
 #[test]
 fn metric_names_follow_the_conventions() {
     for e in dashboard_exprs().iter().chain(alert_exprs().iter()) {
         for n in names_in(e) {
             assert!(
-                n.starts_with("ussd_") || PROMETHEUS_OWN.contains(&n.as_str()),
+                n.starts_with("ussd_")
+                    || n.starts_with("process_")
+                    || PROMETHEUS_OWN.contains(&n.as_str()),
                 "{n} in {e}"
             );
+            assert!(!n.starts_with("ussd_process_"), "{n} in {e}");
+            assert_ne!(n, "ussd_evictions_total", "in {e}");
+        }
+        assert!(!e.contains("\"all\""), "an aggregate series in {e}");
+    }
+}
+
+/// Every alert carries a `runbook_url` naming a section of docs/operations.md (by the anchor
+/// GitHub gives its heading) that exists.
+#[test]
+fn every_alert_has_a_runbook_section() {
+    let docs = std::fs::read_to_string(repo("docs/operations.md")).unwrap();
+    let anchors: BTreeSet<String> = docs
+        .lines()
+        .filter_map(|l| l.strip_prefix("### "))
+        .map(|h| {
+            h.trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect();
+    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo("grafana/prometheus/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    let mut n = 0;
+    for group in yaml["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has no runbook_url"));
+            let anchor = url
+                .strip_prefix("docs/operations.md#")
+                .unwrap_or_else(|| panic!("{name}: {url}"));
+            assert_eq!(anchor, name.to_lowercase(), "{name}: {url}");
+            assert!(anchors.contains(anchor), "{name}: no section {anchor}");
+            n += 1;
         }
     }
+    assert!(n >= 12, "alerts: {n}");
 }
 
 /// Every front in use, then every name the dashboard and the alerts read is in the scrape, and
@@ -172,7 +218,7 @@ fn metric_names_follow_the_conventions() {
 async fn dashboard_and_alerts_read_only_exported_metrics() {
     let sim = common::operator_sim().await;
     let sb = Sandbox::with_repo_flows(&format!(
-        "{ROUTES}[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nsource_addr = \"123\"\nreconnect_cap_ms = 500\n",
+        "{ROUTES}[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {}\nsystem_id = \"gw\"\npassword = \"pw\"\nprofile = \"its_session_info\"\nsource_addr = \"123\"\nreconnect_cap_ms = 500\n[smpp.listener]\nlisten = \"127.0.0.1:0\"\n[[smpp.listener.peers]]\nsystem_id = \"agg\"\npassword = \"pw\"\n",
         sim.addr().port()
     ));
     let gw = sb.start().await;
@@ -231,14 +277,30 @@ async fn dashboard_and_alerts_read_only_exported_metrics() {
         "ussd_voice_callbacks_total{kind=\"final\"} 1",
         "ussd_voice_call_cost_cents_total{currency=\"KES\"} 150",
         "ussd_smpp_bind_up{bind=\"op\"} 1",
+        "ussd_smpp_listener_connections{peer=\"agg\"} 0",
         "ussd_smpp_binds_up 1",
         "ussd_smpp_binds_configured 1",
         "ussd_smpp_pdus_total{bind=\"op\",direction=\"in\",command=\"deliver_sm\",status=\"ok\"}",
         "ussd_smpp_pdus_total{bind=\"op\",direction=\"out\",command=\"submit_sm\",status=\"ok\"}",
-        "ussd_process_resident_memory_bytes",
+        "ussd_smpp_window_in_use{bind=\"op\"}",
+        "ussd_smpp_reconnects_total{bind=\"op\"}",
     ] {
         assert!(text.contains(needle), "{needle} not in\n{text}");
     }
+    // The standard process families, under their standard names.
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(names.contains(family), "{family} not in\n{text}");
+    }
+    // One series per bind and no aggregate beside them, so sum() counts each PDU once; the
+    // idle timeout's endings are counted once, as a reason of the ended family.
+    assert!(!text.contains("bind=\"all\""), "{text}");
+    assert!(!text.contains("ussd_process_"), "{text}");
+    assert!(!text.contains("ussd_evictions_total"), "{text}");
     // Fixed label sets: no MSISDN, no session id.
     for secret in ["254700000001", "254700000002", "m-student", "ATVId_m"] {
         assert!(!text.contains(secret), "{secret} appears in the scrape");
@@ -247,14 +309,24 @@ async fn dashboard_and_alerts_read_only_exported_metrics() {
 }
 
 /// A fresh gateway with no SMPP bind and no traffic (a child process: a recorder of its own)
-/// already exports every family the dashboard and the alerts read; only the per-bind state
-/// gauge waits for a configured bind (it has one series per bind, from start-up).
+/// already exports every family the dashboard and the alerts read; only the per-bind SMPP
+/// families wait for a configured bind or listener peer (they have one series per bind, from
+/// start-up, and no aggregate).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_exists_from_start_up_without_smpp() {
     let sb = Sandbox::with_repo_flows(ROUTES);
     let child = sb.spawn();
     let text = scrape(child.admin).await;
-    let missing = missing(&scraped(&text), &["ussd_smpp_bind_up"]);
+    let missing = missing(
+        &scraped(&text),
+        &[
+            "ussd_smpp_bind_up",
+            "ussd_smpp_listener_connections",
+            "ussd_smpp_pdus_total",
+            "ussd_smpp_window_in_use",
+            "ussd_smpp_reconnects_total",
+        ],
+    );
     assert!(
         missing.is_empty(),
         "not exported at start-up: {missing:?}\n{text}"

@@ -468,10 +468,14 @@ async fn the_listener_caps_binds_checks_addresses_and_throttles() {
     };
     assert!(
         common::eventually(5, || async {
-            scrape().await.contains("ussd_smpp_bind_up{bind=\"agg\"} 0")
+            scrape()
+                .await
+                .contains("ussd_smpp_listener_connections{peer=\"agg\"} 0")
         })
         .await
     );
+    // A listener peer's connections are counted apart from the ESME binds' 0/1 state.
+    assert!(!scrape().await.contains("ussd_smpp_bind_up{bind=\"agg\""));
     let mut c2 = TcpStream::connect(addr).await.unwrap();
     send(&mut c2, &pdu(BIND_TRX, 0, 1, &bind_body("agg", "pw"))).await;
     assert_eq!(

@@ -28,8 +28,6 @@ pub const LIVE: &str = "ussd_dialogues_live";
 pub const ENDED: &str = "ussd_dialogues_ended_total";
 /// Dialogue duration by end reason, seconds.
 pub const DIALOGUE_SECONDS: &str = "ussd_dialogue_duration_seconds";
-/// Actors evicted by the idle timeout.
-pub const EVICTIONS: &str = "ussd_evictions_total";
 /// Store write latency by operation, seconds.
 pub const STORE_WRITE_SECONDS: &str = "ussd_store_write_duration_seconds";
 /// Store operations that failed, by operation.
@@ -129,7 +127,6 @@ fn describe() {
         metrics::Unit::Seconds,
         "Dialogue duration by end reason"
     );
-    describe_counter!(EVICTIONS, "Dialogue actors evicted by their idle timeout");
     describe_histogram!(
         STORE_WRITE_SECONDS,
         metrics::Unit::Seconds,
@@ -188,7 +185,6 @@ fn describe() {
     for reason in ["end", "idle_timeout", "abort", "error"] {
         counter!(ENDED, "reason" => reason).absolute(0);
     }
-    counter!(EVICTIONS).absolute(0);
     for result in ["ok", "refused"] {
         counter!(RELOADS, "result" => result).absolute(0);
     }
@@ -257,9 +253,6 @@ pub fn dialogue_ended(reason: &'static str, duration: Duration) {
             seconds.record(duration.as_secs_f64());
         },
     );
-    if reason == "idle_timeout" {
-        counter!(EVICTIONS).increment(1);
-    }
 }
 
 /// An actor started (+1) or stopped (-1).
@@ -405,9 +398,29 @@ fn describe_more() {
         let _ = histogram!(STORE_WRITE_SECONDS, "op" => op);
         counter!(STORE_ERRORS, "op" => op).absolute(0);
     }
-    for reason in ["content_type", "body", "bad_request"] {
+    for reason in [
+        "content_type",
+        "body",
+        "bad_request",
+        "source",
+        "secret",
+        "connections",
+        "request_timeout",
+    ] {
         counter!(HTTP_REJECTED, "reason" => reason).absolute(0);
     }
+    describe_counter!(
+        LIMITED,
+        "Hops refused by a limit, by limit (msisdn_rate, live_dialogues)"
+    );
+    for limit in ["msisdn_rate", "live_dialogues"] {
+        counter!(LIMITED, "limit" => limit).absolute(0);
+    }
+    describe_counter!(
+        ENDED_SUPERSEDED,
+        "Live dialogues ended because the same number dialled the same code again"
+    );
+    counter!(ENDED_SUPERSEDED).absolute(0);
     for kind in OUTBOX_KINDS {
         let _ = histogram!(OUTBOX_DELIVERY_SECONDS, "kind" => kind);
     }
@@ -420,11 +433,12 @@ fn describe_more() {
     process_collector().collect();
 }
 
-/// Process CPU, memory, threads and file descriptors as `ussd_process_*`, refreshed on every
+/// Process CPU, memory, threads and file descriptors under the standard `process_*` names
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...), refreshed on every
 /// scrape.
 fn process_collector() -> &'static metrics_process::Collector {
     static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
-    COLLECTOR.get_or_init(|| metrics_process::Collector::new("ussd_"))
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// Registers zero-valued series for the routes in force, so that the hop families (and the
@@ -439,6 +453,7 @@ pub fn routes<'a>(service_codes: impl IntoIterator<Item = &'a str>) {
             let _ = histogram!(HOP_SECONDS, "front" => front, "route" => route.to_string());
         }
         counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => "ok").absolute(0);
+        counter!(UPSTREAM_CUT, "route" => route.to_string()).absolute(0);
         let _ = histogram!(UPSTREAM_SECONDS, "route" => route.to_string());
     }
 }

@@ -1,5 +1,7 @@
-//! The SMPP families: binds, PDUs, windows, reconnections, refused binds. Per-bind series
-//! carry the bind's name (a fixed set from config); `bind="all"` sums every bind.
+//! The SMPP families: binds, listener peers' connections, PDUs, windows, reconnections,
+//! refused binds. Per-bind series carry the bind's name or the listener peer's system_id (a
+//! fixed set from config). There is no aggregate series beside them (a `bind="all"` would make
+//! every `sum()` count twice): totals are PromQL sums.
 
 use super::Kept;
 use metrics::{Counter, Gauge, counter, describe_counter, describe_gauge, gauge};
@@ -9,13 +11,15 @@ use std::sync::Arc;
 pub const SMPP_BINDS_CONFIGURED: &str = "ussd_smpp_binds_configured";
 /// SMPP binds with every connection bound (ESME role).
 pub const SMPP_BINDS_UP: &str = "ussd_smpp_binds_up";
-/// One SMPP bind or listener peer: 1 while bound, 0 while not, by bind (name or system_id).
+/// One ESME bind: 1 while bound, 0 while not, by bind name.
 pub const SMPP_BIND_UP: &str = "ussd_smpp_bind_up";
-/// SMPP PDUs by bind, direction, command and status; `bind="all"` sums every bind.
+/// One listener peer's bound connections, by peer (system_id).
+pub const SMPP_LISTENER_CONNECTIONS: &str = "ussd_smpp_listener_connections";
+/// SMPP PDUs by bind (or listener peer), direction, command and status.
 pub const SMPP_PDUS: &str = "ussd_smpp_pdus_total";
-/// SMPP requests sent and not yet answered, by bind; `bind="all"` sums every bind.
+/// SMPP requests sent and not yet answered, by bind (or listener peer).
 pub const SMPP_WINDOW: &str = "ussd_smpp_window_in_use";
-/// SMPP reconnection attempts, by bind; `bind="all"` sums every bind.
+/// SMPP reconnection attempts, by ESME bind.
 pub const SMPP_RECONNECTS: &str = "ussd_smpp_reconnects_total";
 /// Binds refused by the SMPP listener, by reason.
 pub const SMPP_BIND_FAILURES: &str = "ussd_smpp_bind_failures_total";
@@ -26,13 +30,21 @@ pub const SMPP_BIND_FAILURE_REASONS: [&str; 4] = [
     "not_allowed",
     "too_many_binds",
 ];
-/// The aggregate label value of the per-bind SMPP families.
-pub const SMPP_ALL: &str = "all";
 
 /// Bind, direction, command and raw status (past the specification: one value).
 type PduKey = (Arc<str>, &'static str, &'static str, u32);
-static PDU_HANDLES: Kept<PduKey, (Counter, Counter)> = Kept::new();
-static WINDOW_HANDLES: Kept<Arc<str>, (Gauge, Gauge)> = Kept::new();
+static PDU_HANDLES: Kept<PduKey, Counter> = Kept::new();
+static WINDOW_HANDLES: Kept<Arc<str>, Gauge> = Kept::new();
+/// The (direction, command) pairs of a dialogue's PDUs, registered at zero per bind so that
+/// `rate()` has a series from start-up.
+const DIALOGUE_PDUS: [(&str, &str); 6] = [
+    ("in", "deliver_sm"),
+    ("in", "submit_sm"),
+    ("in", "data_sm"),
+    ("out", "submit_sm"),
+    ("out", "deliver_sm"),
+    ("out", "data_sm"),
+];
 
 /// Describes the SMPP families and registers their fixed series at zero.
 pub(super) fn describe() {
@@ -43,20 +55,21 @@ pub(super) fn describe() {
     );
     describe_gauge!(
         SMPP_BIND_UP,
-        "1 while an SMPP bind (or listener peer) is bound, 0 while not"
+        "1 while an SMPP ESME bind is bound, 0 while not, by bind"
+    );
+    describe_gauge!(
+        SMPP_LISTENER_CONNECTIONS,
+        "Bound connections of an SMPP listener peer, by peer (system_id)"
     );
     describe_counter!(
         SMPP_PDUS,
-        "SMPP PDUs by bind, direction (in, out), command and status; bind=\"all\" sums every bind"
+        "SMPP PDUs by bind (or listener peer), direction (in, out), command and status"
     );
     describe_gauge!(
         SMPP_WINDOW,
-        "SMPP requests in flight without a response, by bind; bind=\"all\" sums every bind"
+        "SMPP requests in flight without a response, by bind (or listener peer)"
     );
-    describe_counter!(
-        SMPP_RECONNECTS,
-        "SMPP reconnection attempts, by bind; bind=\"all\" sums every bind"
-    );
+    describe_counter!(SMPP_RECONNECTS, "SMPP reconnection attempts, by ESME bind");
     describe_counter!(
         SMPP_BIND_FAILURES,
         "Binds (and connections) refused by the SMPP listener, by reason"
@@ -66,19 +79,6 @@ pub(super) fn describe() {
     }
     gauge!(SMPP_BINDS_CONFIGURED).set(0.0);
     gauge!(SMPP_BINDS_UP).set(0.0);
-    gauge!(SMPP_WINDOW, "bind" => SMPP_ALL).set(0.0);
-    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).absolute(0);
-    for (direction, command) in [
-        ("in", "deliver_sm"),
-        ("in", "submit_sm"),
-        ("in", "data_sm"),
-        ("out", "submit_sm"),
-        ("out", "deliver_sm"),
-        ("out", "data_sm"),
-    ] {
-        counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => "ok")
-            .absolute(0);
-    }
 }
 
 /// How many ESME binds are configured (at SMPP front start).
@@ -86,12 +86,28 @@ pub fn smpp_binds_configured(n: usize) {
     gauge!(SMPP_BINDS_CONFIGURED).set(n as f64);
 }
 
-/// Registers one bind's (or listener peer's) series at zero.
+/// Registers one ESME bind's series at zero.
 pub fn smpp_bind_registered(bind: &str) {
-    let bind: std::sync::Arc<str> = bind.into();
+    let bind: Arc<str> = bind.into();
     gauge!(SMPP_BIND_UP, "bind" => bind.clone()).set(0.0);
+    counter!(SMPP_RECONNECTS, "bind" => bind.clone()).absolute(0);
+    traffic_registered(&bind);
+}
+
+/// Registers one listener peer's series at zero.
+pub fn smpp_peer_registered(peer: &str) {
+    let peer: Arc<str> = peer.into();
+    gauge!(SMPP_LISTENER_CONNECTIONS, "peer" => peer.clone()).set(0.0);
+    traffic_registered(&peer);
+}
+
+/// The window and the dialogue PDUs of a bind or peer, at zero.
+fn traffic_registered(bind: &Arc<str>) {
     gauge!(SMPP_WINDOW, "bind" => bind.clone()).set(0.0);
-    counter!(SMPP_RECONNECTS, "bind" => bind).absolute(0);
+    for (direction, command) in DIALOGUE_PDUS {
+        counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => "ok")
+            .absolute(0);
+    }
 }
 
 /// An ESME bind went up (`true`) or down; `bind_up` is per bind, `binds_up` counts them.
@@ -100,10 +116,9 @@ pub fn smpp_bind_state(bind: &str, up: bool) {
     gauge!(SMPP_BINDS_UP).increment(if up { 1.0 } else { -1.0 });
 }
 
-/// A listener peer's connection bound (`+1`) or closed (`-1`): `bind_up` counts its bound
-/// connections.
+/// A listener peer's connection bound (`+1`) or closed (`-1`).
 pub fn smpp_peer_connections(peer: &str, delta: f64) {
-    gauge!(SMPP_BIND_UP, "bind" => peer.to_string()).increment(delta);
+    gauge!(SMPP_LISTENER_CONNECTIONS, "peer" => peer.to_string()).increment(delta);
 }
 
 /// The SMPP listener refused a bind (or a connection) for `reason`, one of
@@ -115,7 +130,6 @@ pub fn smpp_bind_failure(reason: &'static str) {
 /// A reconnection attempt of `bind`.
 pub fn smpp_reconnect(bind: &str) {
     counter!(SMPP_RECONNECTS, "bind" => bind.to_string()).increment(1);
-    counter!(SMPP_RECONNECTS, "bind" => SMPP_ALL).increment(1);
 }
 
 /// One SMPP PDU went `direction` ("in" or "out") on `bind`.
@@ -132,15 +146,9 @@ pub fn smpp_pdu(
         (bind.clone(), direction, command, raw),
         || {
             let status = smpp_status_label(status);
-            (
-                counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status.clone()),
-                counter!(SMPP_PDUS, "bind" => SMPP_ALL, "direction" => direction, "command" => command, "status" => status),
-            )
+            counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => status)
         },
-        |(one, all)| {
-            one.increment(1);
-            all.increment(1);
-        },
+        |pdus| pdus.increment(1),
     );
 }
 
@@ -148,16 +156,8 @@ pub fn smpp_pdu(
 pub fn smpp_window(bind: &std::sync::Arc<str>, delta: f64) {
     WINDOW_HANDLES.with(
         bind.clone(),
-        || {
-            (
-                gauge!(SMPP_WINDOW, "bind" => bind.clone()),
-                gauge!(SMPP_WINDOW, "bind" => SMPP_ALL),
-            )
-        },
-        |(one, all)| {
-            one.increment(delta);
-            all.increment(delta);
-        },
+        || gauge!(SMPP_WINDOW, "bind" => bind.clone()),
+        |window| window.increment(delta),
     );
 }
 

@@ -131,13 +131,11 @@ impl SmppFront {
         let mut tasks = Vec::new();
         let mut binds = Vec::new();
         crate::metrics::smpp_binds_configured(config.binds.len());
-        for name in config.binds.iter().map(|b| &b.name).chain(
-            config
-                .listener
-                .iter()
-                .flat_map(|l| l.peers.iter().map(|p| &p.system_id)),
-        ) {
-            crate::metrics::smpp_bind_registered(name);
+        for b in &config.binds {
+            crate::metrics::smpp_bind_registered(&b.name);
+        }
+        for p in config.listener.iter().flat_map(|l| &l.peers) {
+            crate::metrics::smpp_peer_registered(&p.system_id);
         }
         for b in &config.binds {
             let bind = Arc::new(esme::EsmeBind::new(
