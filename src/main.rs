@@ -96,6 +96,17 @@ enum Command {
         /// A networkCode to send.
         #[arg(long)]
         network_code: Option<String>,
+        /// The public front's shared secret, sent in --secret-header (better from the
+        /// environment than on the command line, where `ps` shows it).
+        #[arg(long, env = "USSD_GATEWAY_PUBLIC_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// The header the shared secret goes in (the front's [public] secret_header).
+        #[arg(long, default_value = "X-Ussd-Secret")]
+        secret_header: String,
+        /// A PEM file of CA certificates to trust besides the public roots, for an https
+        /// front with a private certificate.
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// An SMSC simulator: accepts the gateway's SMPP bind and lets you dial over SMPP.
     OperatorSim {
@@ -315,13 +326,17 @@ fn main() -> ExitCode {
             url,
             inputs,
             network_code,
+            secret,
+            secret_header,
+            ca_file,
         } => {
             let opts = DialOptions {
-                service_code,
-                phone,
-                url,
                 inputs,
                 network_code,
+                secret,
+                secret_header,
+                ca_file,
+                ..DialOptions::new(&service_code, &phone, &url)
             };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

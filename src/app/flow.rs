@@ -73,8 +73,9 @@ pub struct FlowApp {
 }
 
 impl FlowApp {
-    /// Binds `flow` to `store`.
-    pub fn new(flow: Arc<Flow>, store: Store) -> FlowApp {
+    /// Binds `flow` to `store`; its backend calls go through `client` (the gateway's shared
+    /// one).
+    pub fn new(flow: Arc<Flow>, store: Store, client: reqwest::Client) -> FlowApp {
         crate::metrics::describe_flow_extras();
         let points = flow
             .resume_window()
@@ -86,7 +87,7 @@ impl FlowApp {
                 }
             });
         FlowApp {
-            backend: backend::Backend::new(flow.secrets()),
+            backend: backend::Backend::new(flow.secrets(), client),
             flow,
             store,
             points,

@@ -7,7 +7,9 @@
 //!
 //! - One deadline per hop (the route's): a timeout, a non-200 answer or a body that does not
 //!   start with `CON `/`END ` ends the dialogue with the route's apology, logged and counted.
-//! - Pooled keep-alive connections; a concurrency limit per upstream that fails fast when
+//! - Pooled keep-alive connections (the gateway's one HTTP client, `crate::net`: a bank's CA
+//!   and a client certificate for mutual TLS come from `[http_client]`); a concurrency limit
+//!   per upstream that fails fast when
 //!   saturated; a circuit breaker that stops calling an upstream after consecutive failures and
 //!   lets one probe through after a cool-down.
 //! - Screens longer than the effective limit (the first one too) are paginated by the gateway,
@@ -19,12 +21,7 @@ use super::{App, AppError, AppState, HopEnv, Sensitive, Turn};
 use crate::config::LongScreens;
 use crate::hop::Reply;
 use crate::text::{Limit, Nav, fits, paginate};
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -88,7 +85,9 @@ struct Breaker {
 /// An AT-style app reached over HTTP.
 pub struct UpstreamApp {
     config: UpstreamConfig,
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: reqwest::Client,
+    /// `config.url` as the client takes it.
+    url: Result<reqwest::Url, String>,
     permits: Arc<Semaphore>,
     breaker: Mutex<Breaker>,
     version: Arc<str>,
@@ -134,17 +133,15 @@ impl Failure {
 }
 
 impl UpstreamApp {
-    /// An app at `config.url`.
-    pub fn new(config: UpstreamConfig) -> UpstreamApp {
-        let connector = crate::net::https_connector(Duration::from_secs(3));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+    /// An app at `config.url`, called through `client` (the gateway's shared one).
+    pub fn new(config: UpstreamConfig, client: reqwest::Client) -> UpstreamApp {
+        let url = reqwest::Url::parse(&config.url.to_string()).map_err(|e| e.to_string());
         UpstreamApp {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             version: format!("upstream:{}", config.url).into(),
             config,
             client,
+            url,
             breaker: Mutex::new(Breaker::default()),
         }
     }
@@ -207,26 +204,28 @@ impl UpstreamApp {
             .append_pair("networkCode", network)
             .append_pair("text", text)
             .finish();
-        let req = http::Request::post(self.config.url.clone())
+        let url = self
+            .url
+            .clone()
+            .map_err(|e| (Failure::Connection, format!("the URL: {e}")))?;
+        let req = self
+            .client
+            .post(url)
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
             .header(http::header::ACCEPT, "text/plain")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| (Failure::Connection, e.to_string()))?;
+            .body(body);
         let exchange = async {
-            let resp = self
-                .client
-                .request(req)
+            let resp = req
+                .send()
                 .await
-                .map_err(|e| (Failure::Connection, e.to_string()))?;
+                .map_err(|e| (Failure::Connection, crate::net::error_chain(&e)))?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), MAX_BODY)
-                .collect()
+            let body = crate::net::read_limited(resp, MAX_BODY)
                 .await
-                .map_err(|e| (Failure::Connection, format!("reading the answer: {e}")))?
-                .to_bytes();
+                .map_err(|e| (Failure::Connection, format!("reading the answer: {e}")))?;
             if status != http::StatusCode::OK {
                 return Err((Failure::Status, format!("HTTP {}", status.as_u16())));
             }

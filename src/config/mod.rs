@@ -9,6 +9,7 @@
 //! - [`routes`]: `[[routes]]`, and what a service code looks like;
 //! - [`smpp`]: `[smpp]`, the binds, the listener and the operator profiles;
 //! - [`outbox`]: `[africastalking]`, the account the outbox sends through;
+//! - [`http_client`]: `[http_client]`, the outgoing HTTP client (CA bundle, client certificate);
 //! - [`env`]: the layers over the file: `USSD_GATEWAY__<SECTION>__<KEY>` variables and
 //!   `*_file` keys (secrets mounted as files).
 //!
@@ -17,6 +18,7 @@
 //! gateway's.
 
 pub mod env;
+pub mod http_client;
 pub mod outbox;
 pub mod routes;
 pub mod sections;
@@ -94,6 +96,9 @@ pub struct Config {
     /// (the embedded default), effects are recorded in the outbox and logged as not sent.
     #[serde(default)]
     pub africastalking: outbox::AtConfig,
+    /// The outgoing HTTP client: trusted CAs, a client certificate, timeouts, the pool.
+    #[serde(default)]
+    pub http_client: http_client::HttpClientConfig,
     /// The SMPP front: binds to operators, a listener, operator profiles. Off by default.
     #[serde(default)]
     pub smpp: smpp::SmppConfig,
@@ -414,6 +419,7 @@ impl Config {
         }
         self.smpp.validate()?;
         self.africastalking.validate()?;
+        self.http_client.validate()?;
         routes::validate(&self.routes)?;
         Ok(())
     }

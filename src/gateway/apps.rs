@@ -100,13 +100,28 @@ pub fn load_routes(
     let Some(store) = store else {
         return (None, diagnostics);
     };
+    // The one outgoing client, shared by every route (its settings were checked with the
+    // config; rustls refusing them is still reported, not a panic).
+    let client = match crate::net::client(&config.http_client) {
+        Ok(c) => c,
+        Err(message) => {
+            diagnostics.push(Diagnostic {
+                severity: Severity::Error,
+                file: "[http_client]".into(),
+                screen: None,
+                field: None,
+                message,
+            });
+            return (None, diagnostics);
+        }
+    };
     let mut routes = Vec::new();
     for rc in &config.routes {
         let deadline = Duration::from_millis(rc.deadline_ms.unwrap_or(config.ussd.deadline_ms));
         let app: Arc<dyn App> = match (&rc.flow, &rc.upstream) {
             // Every routed flow loaded above, or we returned.
             (Some(name), _) => match flows.get(name) {
-                Some(flow) => Arc::new(FlowApp::new(flow.clone(), store.clone())),
+                Some(flow) => Arc::new(FlowApp::new(flow.clone(), store.clone(), client.clone())),
                 None => continue,
             },
             (None, Some(url)) => {
@@ -114,22 +129,25 @@ pub fn load_routes(
                 let Ok(url) = url.parse::<::http::Uri>() else {
                     continue;
                 };
-                Arc::new(UpstreamApp::new(UpstreamConfig {
-                    url,
-                    route: rc.service_code.clone(),
-                    network_code: rc.network_code.clone(),
-                    apology: rc
-                        .apology
-                        .clone()
-                        .unwrap_or_else(|| config.ussd.apology_text.clone()),
-                    long_screens: rc.long_screens,
-                    concurrency: rc.upstream_concurrency.unwrap_or(64),
-                    breaker_failures: rc.breaker_failures.unwrap_or(5),
-                    breaker_cooldown: Duration::from_millis(
-                        rc.breaker_cooldown_ms.unwrap_or(10_000),
-                    ),
-                    session_id: ussd::at_session_id,
-                }))
+                Arc::new(UpstreamApp::new(
+                    UpstreamConfig {
+                        url,
+                        route: rc.service_code.clone(),
+                        network_code: rc.network_code.clone(),
+                        apology: rc
+                            .apology
+                            .clone()
+                            .unwrap_or_else(|| config.ussd.apology_text.clone()),
+                        long_screens: rc.long_screens,
+                        concurrency: rc.upstream_concurrency.unwrap_or(64),
+                        breaker_failures: rc.breaker_failures.unwrap_or(5),
+                        breaker_cooldown: Duration::from_millis(
+                            rc.breaker_cooldown_ms.unwrap_or(10_000),
+                        ),
+                        session_id: ussd::at_session_id,
+                    },
+                    client.clone(),
+                ))
             }
             (None, None) => continue,
         };

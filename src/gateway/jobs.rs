@@ -57,7 +57,7 @@ pub(super) fn spawn(
         store.clone(),
         at,
         crate::outbox::SenderOptions {
-            transport: Some(Arc::new(crate::outbox::HyperTransport::https())),
+            transport: Some(Arc::new(transport(config))),
             wake: Some(store.outbox_signal()),
             network: smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>),
         },
@@ -147,4 +147,16 @@ fn spawn_committer(
         drop(stop);
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     })
+}
+
+/// The outbox's way out: the gateway's one outgoing client (already made for the routes, with
+/// the same settings, so it cannot fail here; if it did, the default settings still reach AT).
+fn transport(config: &Config) -> crate::outbox::HttpTransport {
+    match crate::net::client(&config.http_client) {
+        Ok(client) => crate::outbox::HttpTransport::new(client),
+        Err(e) => {
+            tracing::error!(error = %e, "[http_client]: the outbox uses the default settings");
+            crate::outbox::HttpTransport::https()
+        }
+    }
 }

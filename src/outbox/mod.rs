@@ -25,7 +25,7 @@ pub use at::AtClient;
 pub use classify::Outcome;
 pub use queue::{enqueue, get, list, pending, purge_finished, requeue};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
-pub use transport::{HyperTransport, Transport};
+pub use transport::{HttpTransport, HyperTransport, Transport};
 
 use futures_util::future::BoxFuture;
 use std::sync::{Arc, Mutex, Weak};

@@ -21,7 +21,7 @@
 use super::at::AtClient;
 use super::classify::Outcome;
 use super::queue;
-use super::transport::{HyperTransport, Transport};
+use super::transport::{HttpTransport, Transport};
 use crate::clock::now_ms;
 use crate::config::outbox::{AtConfig, RetryConfig};
 use crate::effect::{Item, Status};
@@ -40,7 +40,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Optional parts of a sender.
 #[derive(Debug, Default)]
 pub struct SenderOptions {
-    /// How requests reach AT; default [`HyperTransport::plain`] (no TLS).
+    /// How requests reach AT; default [`HttpTransport::plain`] (no TLS).
     pub transport: Option<Arc<dyn Transport>>,
     /// Another signal that wakes the sender (the store's "outbox written" signal).
     pub wake: Option<Arc<Notify>>,
@@ -67,7 +67,7 @@ pub fn spawn_sender_with(
 ) -> tokio::task::JoinHandle<()> {
     let transport = options
         .transport
-        .unwrap_or_else(|| Arc::new(HyperTransport::plain()));
+        .unwrap_or_else(|| Arc::new(HttpTransport::plain()));
     let client = AtClient::new(&config, transport);
     let wake = super::register_waker();
     let extra = options.wake.unwrap_or_default();

@@ -1,17 +1,14 @@
-//! How the AT clients reach the network: one small trait, so that TLS is a connector choice.
+//! How the AT clients reach the network: one small trait, so that tests can choose.
 //!
-//! AT's real hosts are https: the gateway uses [`HyperTransport::https`] (rustls with the
-//! bundled webpki roots, so no system certificate store or OpenSSL is needed). The plain
-//! [`HyperTransport::plain`] speaks HTTP only (tests against a fake AT on loopback) and refuses
-//! `https://` URLs with [`TransportError::Unsupported`], which the sender records as a permanent
-//! failure rather than retrying forever.
+//! AT's real hosts are https: the gateway uses [`HttpTransport::new`] over its one outgoing
+//! client (`crate::net`: rustls with the bundled webpki roots and `[http_client]`'s CAs, so no
+//! system certificate store or OpenSSL is needed). The plain [`HttpTransport::plain`] refuses
+//! `https://` URLs with [`TransportError::Unsupported`] (tests against a fake AT on loopback),
+//! which the sender records as a permanent failure rather than retrying forever.
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Full};
 use std::time::Duration;
 
 /// The largest response body read from AT; AT's answers are a few hundred bytes.
@@ -55,51 +52,47 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
     fn supports_https(&self) -> bool;
 }
 
-/// A hyper-util client over any connector (plain HTTP now, an HTTPS connector later).
+/// The gateway's outgoing client as a [`Transport`].
 #[derive(Debug, Clone)]
-pub struct HyperTransport<C> {
-    client: Client<C, Full<Bytes>>,
+pub struct HttpTransport {
+    client: reqwest::Client,
     https: bool,
 }
 
-impl HyperTransport<HttpConnector> {
+/// The former name of [`HttpTransport`].
+pub type HyperTransport = HttpTransport;
+
+impl HttpTransport {
     /// Plain HTTP only: `https://` URLs are refused as unsupported.
     pub fn plain() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        connector.set_nodelay(true);
-        HyperTransport {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+        HttpTransport {
+            client: default_client(),
             https: false,
         }
     }
-}
 
-impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
-    /// HTTPS (and plain HTTP) with rustls and the bundled webpki roots: what reaches AT.
+    /// HTTPS (and plain HTTP) with the default `[http_client]` settings: the bundled roots, no
+    /// client certificate.
     pub fn https() -> Self {
-        HyperTransport::new(crate::net::https_connector(Duration::from_secs(5)))
+        HttpTransport::new(default_client())
     }
-}
 
-impl<C> HyperTransport<C>
-where
-    C: Connect + Clone + Send + Sync + 'static,
-{
-    /// A transport over `connector`, which must handle `https://` (e.g. hyper-rustls's
-    /// `HttpsConnector<HttpConnector>`).
-    pub fn new(connector: C) -> Self {
-        HyperTransport {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+    /// A transport over `client` (the gateway's shared one, `crate::net::client`).
+    pub fn new(client: reqwest::Client) -> Self {
+        HttpTransport {
+            client,
             https: true,
         }
     }
 }
 
-impl<C> Transport for HyperTransport<C>
-where
-    C: Connect + Clone + Send + Sync + std::fmt::Debug + 'static,
-{
+/// A client with the default settings, which rustls always accepts.
+fn default_client() -> reqwest::Client {
+    crate::net::build(&crate::config::http_client::HttpClientConfig::default())
+        .unwrap_or_else(|e| unreachable!("the default HTTP client settings are refused: {e}"))
+}
+
+impl Transport for HttpTransport {
     fn send(
         &self,
         req: http::Request<Full<Bytes>>,
@@ -112,11 +105,20 @@ where
                 ));
             }
             let exchange = async {
+                let (parts, body) = req.into_parts();
+                // A `Full` body is in memory already: collecting it cannot fail or wait.
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let req = reqwest::Request::try_from(http::Request::from_parts(parts, body))
+                    .map_err(|e| TransportError::Connection(crate::net::error_chain(&e)))?;
                 let resp = self
                     .client
-                    .request(req)
+                    .execute(req)
                     .await
-                    .map_err(|e| TransportError::Connection(error_chain(&e)))?;
+                    .map_err(|e| TransportError::Connection(crate::net::error_chain(&e)))?;
                 let status = resp.status();
                 let retry_after = resp
                     .headers()
@@ -124,11 +126,9 @@ where
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-                    .collect()
+                let body = crate::net::read_limited(resp, MAX_RESPONSE_BYTES)
                     .await
-                    .map_err(|e| TransportError::Connection(format!("reading body: {e}")))?
-                    .to_bytes();
+                    .map_err(|e| TransportError::Connection(format!("reading body: {e}")))?;
                 Ok(RawResponse {
                     status,
                     retry_after,
@@ -147,25 +147,13 @@ where
     }
 }
 
-/// The error and its sources on one line (hyper's top-level message alone says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_gateway_transport_reaches_https_and_the_test_one_does_not() {
-        assert!(HyperTransport::https().supports_https());
-        assert!(!HyperTransport::plain().supports_https());
+        assert!(HttpTransport::https().supports_https());
+        assert!(!HttpTransport::plain().supports_https());
     }
 }

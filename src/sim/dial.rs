@@ -4,13 +4,13 @@
 //! cumulative `text` (every input so far joined by `*`), and shows each screen until `END`.
 //! Interactive by default; with `--input` values it runs a scripted path and fails when the
 //! inputs run out before `END`. The grown-up version of the founding project's `ussd_test.py`.
+//! It reaches `http://` and `https://` URLs (the gateway's outgoing client, `crate::net`, with
+//! an extra CA for a front behind a private one) and can present the public front's shared
+//! secret in its header.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use crate::config::http_client::HttpClientConfig;
 use std::io::Write;
+use std::path::PathBuf;
 use tokio::io::AsyncBufReadExt;
 
 /// What to dial and how.
@@ -26,6 +26,30 @@ pub struct DialOptions {
     pub inputs: Vec<String>,
     /// The network code to send, if any.
     pub network_code: Option<String>,
+    /// The public front's shared secret, sent in `secret_header`.
+    pub secret: Option<String>,
+    /// The header the secret goes in (the front's `[public] secret_header`).
+    pub secret_header: String,
+    /// A PEM file of CA certificates trusted besides the public roots (an https front with a
+    /// private certificate).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl DialOptions {
+    /// Dialling `service_code` at `url` as `phone`: no inputs (interactive), no network code,
+    /// no secret (header `X-Ussd-Secret`), the public roots only.
+    pub fn new(service_code: &str, phone: &str, url: &str) -> DialOptions {
+        DialOptions {
+            service_code: service_code.into(),
+            phone: phone.into(),
+            url: url.into(),
+            inputs: Vec::new(),
+            network_code: None,
+            secret: None,
+            secret_header: "X-Ussd-Secret".into(),
+            ca_file: None,
+        }
+    }
 }
 
 /// How a dial ended.
@@ -61,12 +85,22 @@ pub enum DialError {
 /// # Errors
 /// HTTP failures, non-200 answers and malformed answers.
 pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome, DialError> {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = opts
-        .url
-        .parse()
-        .map_err(|e| DialError::Http(format!("{}: {e}", opts.url)))?;
+    let ca = match &opts.ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| DialError::Http(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let client = crate::net::build(&HttpClientConfig {
+        ca,
+        ..HttpClientConfig::default()
+    })
+    .map_err(DialError::Http)?;
+    let url = reqwest::Url::parse(&opts.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or_else(|| DialError::Http(format!("{}: not an http(s) URL", opts.url)))?;
     let session_id = format!("dial-{:016x}", rand::random::<u64>());
     let scripted = !opts.inputs.is_empty();
     let mut script = opts.inputs.iter().cloned();
@@ -82,25 +116,23 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
         if let Some(n) = &opts.network_code {
             form.append_pair("networkCode", n);
         }
-        let req = http::Request::post(uri.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from(form.finish())))
-            .map_err(|e| DialError::Http(e.to_string()))?;
-        let resp = client
-            .request(req)
+        let mut req = client.post(url.clone()).header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        );
+        if let Some(secret) = &opts.secret {
+            req = req.header(opts.secret_header.as_str(), secret.as_str());
+        }
+        let resp = req
+            .body(form.finish())
+            .send()
             .await
-            .map_err(|e| DialError::Http(e.to_string()))?;
+            .map_err(|e| DialError::Http(crate::net::error_chain(&e)))?;
         let status = resp.status();
         let body = resp
-            .into_body()
-            .collect()
+            .text()
             .await
-            .map_err(|e| DialError::Http(e.to_string()))?
-            .to_bytes();
-        let body = String::from_utf8_lossy(&body).into_owned();
+            .map_err(|e| DialError::Http(crate::net::error_chain(&e)))?;
         if status != http::StatusCode::OK {
             return Err(DialError::Status {
                 status: status.as_u16(),

@@ -1,5 +1,6 @@
 //! Backend calls, the I/O half: what a flow's `http` screen (a backend call) asks for is sent
-//! here, over pooled keep-alive connections, within the hop's deadline, with retries for
+//! here, over the pooled keep-alive connections of the gateway's one client (`crate::net`),
+//! within the hop's deadline, with retries for
 //! idempotent methods, secrets from the environment and a response cache. The pure half (the
 //! screen's YAML, checks, request and answer) is `crate::flow`'s `backend` screen module.
 //!
@@ -14,12 +15,7 @@
 //!   (placeholders, not secrets), in a moka cache with a per-entry time to live.
 
 use crate::flow::{HttpOutcome, HttpRequest, fill_secrets};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -38,8 +34,6 @@ const KEPT_HEADERS: [&str; 6] = [
     "last-modified",
     "cache-control",
 ];
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A cached answer and how long it may be served.
 #[derive(Debug)]
@@ -66,7 +60,7 @@ impl moka::Expiry<String, Arc<Cached>> for PerEntryTtl {
 
 /// The backend side of one flow app: its connection pool and its response cache.
 pub(super) struct Backend {
-    client: OnceLock<HttpsClient>,
+    client: reqwest::Client,
     cache: moka::sync::Cache<String, Arc<Cached>>,
     /// The secrets the flow declared; only these are read from the environment.
     secrets: Vec<String>,
@@ -80,20 +74,13 @@ impl std::fmt::Debug for Backend {
     }
 }
 
-fn client() -> HttpsClient {
-    let connector = crate::net::https_connector(Duration::from_secs(3));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
-}
-
 /// An answer, or why there was none.
 type Exchange = Result<(u16, Vec<(String, String)>, String), String>;
 
 impl Backend {
-    pub(super) fn new(secrets: &[String]) -> Backend {
+    pub(super) fn new(secrets: &[String], client: reqwest::Client) -> Backend {
         Backend {
-            client: OnceLock::new(),
+            client,
             cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_ENTRIES)
                 .expire_after(PerEntryTtl)
@@ -179,8 +166,8 @@ impl Backend {
                 return HttpOutcome::Failed(format!("secret {name} is not set"));
             }
         };
-        let uri = match url.parse::<http::Uri>() {
-            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) => u,
+        let url = match reqwest::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => u,
             // The URL is not logged: it may hold a secret or subscriber data.
             _ => return HttpOutcome::Failed("not an http(s) URL".into()),
         };
@@ -188,16 +175,16 @@ impl Backend {
         let attempts = 1 + if idempotent { req.retries } else { 0 };
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=attempts {
-            let mut builder = http::Request::builder()
-                .method(req.method.clone())
-                .uri(uri.clone());
+            let mut builder = self.client.request(req.method.clone(), url.clone());
             for (k, v) in &headers {
                 builder = builder.header(k.as_str(), v.as_str());
             }
-            let body = Full::new(Bytes::from(body.clone().unwrap_or_default()));
-            let request = match builder.body(body) {
+            let request = match builder.body(body.clone().unwrap_or_default()).build() {
                 Ok(r) => r,
-                Err(e) => return HttpOutcome::Failed(format!("building the request: {e}")),
+                Err(e) => {
+                    let why = crate::net::error_chain(&e);
+                    return HttpOutcome::Failed(format!("building the request: {why}"));
+                }
             };
             let result = match tokio::time::timeout_at(deadline, self.exchange(request)).await {
                 Ok(r) => r,
@@ -226,19 +213,13 @@ impl Backend {
         HttpOutcome::Failed("no attempt was made".into())
     }
 
-    async fn exchange(&self, request: http::Request<Full<Bytes>>) -> Exchange {
-        let client = self.client.get_or_init(client);
-        let resp = client.request(request).await.map_err(|e| {
-            // The error's source chain says why (refused, reset, closed early).
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                why.push_str(": ");
-                why.push_str(&s.to_string());
-                source = s.source();
-            }
-            why
-        })?;
+    async fn exchange(&self, request: reqwest::Request) -> Exchange {
+        // The error's source chain says why (refused, reset, closed early), never the URL.
+        let resp = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| crate::net::error_chain(&e))?;
         let status = resp.status().as_u16();
         let headers = KEPT_HEADERS
             .iter()
@@ -247,11 +228,9 @@ impl Backend {
                 Some((name.to_string(), v.to_string()))
             })
             .collect();
-        let body = Limited::new(resp.into_body(), MAX_BODY)
-            .collect()
+        let body = crate::net::read_limited(resp, MAX_BODY)
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
+            .map_err(|e| format!("reading the answer: {e}"))?;
         Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
     }
 }
