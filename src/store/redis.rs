@@ -10,7 +10,7 @@
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Value};
+use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
 use std::time::{Duration, Instant};
 
 /// Where Redis is and how long a call may take (from `[store.redis]`).
@@ -108,6 +108,34 @@ impl Redis {
             match self.conn.clone() {
                 Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+            }
+        })
+        .await;
+        let result = match answered {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(RedisError::Redis(e)),
+            Err(_) => Err(RedisError::Timeout(self.timeout)),
+        };
+        crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// Runs a Lua script (by its SHA, loading it on the node first if it does not know it):
+    /// on the node of its keys' slot, in a Cluster, so the keys must share a hash tag. `op`
+    /// names it in the metrics (a fixed set, never a key).
+    ///
+    /// # Errors
+    /// As [`Redis::query`].
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        let started = Instant::now();
+        let answered = tokio::time::timeout(self.timeout, async {
+            match self.conn.clone() {
+                Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }
         })
         .await;
