@@ -115,6 +115,7 @@ async fn a_dialogue_moves_between_nodes_and_ends_once() {
             record_ttl_ms: 86_400_000,
             started_ms: 1_700_000_000_000,
             event: Some(b"event"),
+            keep_lease: false,
         };
         assert!(a.end(key, &lease, &ending).await.unwrap(), "{at}");
         match b.begin(key, None, LEASE_MS).await.unwrap() {
@@ -180,6 +181,7 @@ async fn an_expired_lease_writes_nothing() {
             record_ttl_ms: 1000,
             started_ms: 1,
             event: None,
+            keep_lease: false,
         };
         assert!(!a.end(key, &stalled, &ending).await.unwrap(), "{at}");
         match a.begin(key, None, LEASE_MS).await.unwrap() {
@@ -309,6 +311,7 @@ async fn an_idle_dialogue_is_claimed_by_one_node() {
             record_ttl_ms: 60_000,
             started_ms: 7,
             event: None,
+            keep_lease: false,
         };
         assert!(nodes[2].end(idle, &won[0], &ending).await.unwrap(), "{at}");
         assert!(

@@ -31,6 +31,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 mod end;
+mod shared;
+
+pub use shared::Answer;
 
 /// One dialogue.
 pub struct SessionActor {
@@ -52,6 +55,8 @@ pub struct SessionActor {
     /// Whether it may have applied transactions (it ran one, or resumed from sled, where an
     /// earlier process may have): its end then looks them up for its end record.
     transacted: bool,
+    /// Cluster mode: the shared state's version, the lease, the hop's writes ([`shared`]).
+    shared: shared::Shared,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -114,6 +119,7 @@ impl SessionActor {
             idle: None,
             indexed: false,
             transacted: false,
+            shared: shared::Shared::default(),
         }
     }
 
@@ -132,6 +138,10 @@ impl SessionActor {
             return Ok(());
         }
         self.loaded = true;
+        if self.core.cluster.is_some() {
+            // In a cluster the state comes with each hop's begin ([`shared`]).
+            return Ok(());
+        }
         let found: Option<Dialogue> = self
             .core
             .store
@@ -333,7 +343,10 @@ impl SessionActor {
     }
 
     /// This key's ended dialogue's tombstone, if it is still kept at `now` (ms).
-    fn tombstone(&self, now: u64) -> Option<Tombstone> {
+    fn tombstone(&mut self, now: u64) -> Option<Tombstone> {
+        if self.core.cluster.is_some() {
+            return self.shared_tombstone().filter(|t| t.expires_ms > now);
+        }
         match self.core.store.tombstone::<Tombstone>(&self.key) {
             Ok(Some(t)) if t.expires_ms > now => Some(t),
             Ok(_) => None,
@@ -437,13 +450,15 @@ impl SessionActor {
             stop_after_reply(ctx);
             return (reply, "end");
         }
-        let Some(d) = self.dialogue.as_ref() else {
+        let Some(d) = self.dialogue.clone() else {
             stop_after_reply(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
         let t = Instant::now();
-        let written = self.core.store.put_live(&self.key, Arc::clone(d));
-        metrics::store_write("session", t.elapsed(), written.is_ok());
+        let written = self.write_live(Arc::clone(&d));
+        if self.core.cluster.is_none() {
+            metrics::store_write("session", t.elapsed(), written.is_ok());
+        }
         if let Err(e) = written {
             tracing::error!(session = %self.log_id, error = %e, "store write failed; dialogue ends");
             let reply = self.end_now(EndReason::Error, None);
@@ -480,6 +495,11 @@ impl SessionActor {
         }
         self.idle = Some(ctx.run_later(timeout, |act, ctx| {
             act.idle = None;
+            if let Some(cluster) = act.core.cluster.clone() {
+                // Ended by this node only if no other node answered it since.
+                ctx.wait(act.expire_in_cluster(cluster).map(|_, _, _| ()));
+                return;
+            }
             act.end_now(EndReason::IdleTimeout, None);
             ctx.stop();
         }));
@@ -513,11 +533,28 @@ impl Handler<HopMsg> for SessionActor {
             route = tracing::field::Empty,
             session = %self.log_id,
         );
+        if let Some(cluster) = self.core.cluster.clone() {
+            return AtomicResponse::new(self.hop_in_cluster(msg.0, cluster, started, span));
+        }
+        AtomicResponse::new(self.answer(msg.0, started, span, ctx))
+    }
+}
+
+impl SessionActor {
+    /// Plans `hop` and answers it (at once, or once the app has), counting it.
+    fn answer(
+        &mut self,
+        hop: Hop,
+        started: Instant,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
+        let front = hop.front;
         let entered = span.enter();
         if self.route.is_some() {
             span.record("route", &*self.route_label());
         }
-        let step = self.decide(msg.0);
+        let step = self.decide(hop);
         if self.route.is_some() {
             span.record("route", &*self.route_label());
         }
@@ -541,7 +578,7 @@ impl Handler<HopMsg> for SessionActor {
                     // restart).
                     self.keep_timer(ctx);
                 }
-                AtomicResponse::new(Box::pin(fut::ready(reply)))
+                Box::pin(fut::ready(reply))
             }
             Step::Run {
                 app,
@@ -557,15 +594,13 @@ impl Handler<HopMsg> for SessionActor {
                 }
                 let call = tokio::time::timeout(deadline, app.hop(state, inputs, env))
                     .instrument(span.clone());
-                AtomicResponse::new(Box::pin(call.into_actor(self).map(
-                    move |outcome, act, ctx| {
-                        let _entered = span.enter();
-                        let route = act.route_label();
-                        let (reply, label) = act.finish(outcome, text, ctx);
-                        metrics::hop(front.as_str(), route, label, started.elapsed());
-                        reply
-                    },
-                )))
+                Box::pin(call.into_actor(self).map(move |outcome, act, ctx| {
+                    let _entered = span.enter();
+                    let route = act.route_label();
+                    let (reply, label) = act.finish(outcome, text, ctx);
+                    metrics::hop(front.as_str(), route, label, started.elapsed());
+                    reply
+                }))
             }
         }
     }

@@ -43,6 +43,8 @@ pub enum RedisError {
 pub struct Redis {
     conn: Conn,
     timeout: Duration,
+    /// Whether the last call succeeded (`/ready` reads it).
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -94,7 +96,31 @@ impl Redis {
         let conn = tokio::time::timeout(timeout.saturating_mul(3), connecting)
             .await
             .map_err(|_| RedisError::Timeout(timeout.saturating_mul(3)))??;
-        Ok(Redis { conn, timeout })
+        crate::metrics::redis_up(true, false);
+        Ok(Redis {
+            conn,
+            timeout,
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        })
+    }
+
+    /// Whether Redis answered the last call made to it (a node whose Redis does not answer
+    /// is not ready; the sweep calls Redis every second, so this is at most a second old).
+    pub fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes how a call went, for [`Redis::is_up`] and the metrics.
+    fn note(&self, ok: bool) {
+        let was = self.up.swap(ok, std::sync::atomic::Ordering::AcqRel);
+        if was != ok {
+            crate::metrics::redis_up(ok, ok);
+            if ok {
+                tracing::info!("redis answers again");
+            } else {
+                tracing::error!("redis does not answer: hops are answered busy until it does");
+            }
+        }
     }
 
     /// Runs one command (on the node its key belongs to, in a Cluster).
@@ -117,6 +143,7 @@ impl Redis {
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         };
         crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        self.note(result.is_ok());
         result
     }
 
@@ -145,6 +172,7 @@ impl Redis {
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         };
         crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        self.note(result.is_ok());
         result
     }
 

@@ -96,6 +96,8 @@ pub struct Ending<'a> {
     pub record_ttl_ms: u64,
     pub started_ms: u64,
     pub event: Option<&'a [u8]>,
+    /// Keep the lease (the same hop goes on to start a new dialogue under the key).
+    pub keep_lease: bool,
 }
 
 /// What the sweep found when it claimed a dialogue it saw due.
@@ -139,12 +141,13 @@ return 1
 });
 
 /// `KEYS`: live, lease, tomb, deadlines, end record, events. `ARGV`: token, session,
-/// tombstone, its ms, record, its ms, event ('' for none).
+/// tombstone, its ms, record, its ms, event ('' for none), '1' to keep the lease.
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1])
+if ARGV[8] ~= '1' then redis.call('DEL', KEYS[2]) end
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
@@ -194,6 +197,11 @@ impl SharedDialogues {
     /// The dialogues kept in `redis`.
     pub fn new(redis: Redis) -> SharedDialogues {
         SharedDialogues { redis }
+    }
+
+    /// Whether Redis answered the last call ([`Redis::is_up`]).
+    pub fn is_up(&self) -> bool {
+        self.redis.is_up()
     }
 
     /// Takes the dialogue's lease for `lease_ms` (the hop's deadline and a margin) and says what
@@ -297,7 +305,8 @@ impl SharedDialogues {
                     .arg(ending.tombstone_ttl_ms.max(1))
                     .arg(ending.record)
                     .arg(ending.record_ttl_ms.max(1))
-                    .arg(ending.event.unwrap_or_default()),
+                    .arg(ending.event.unwrap_or_default())
+                    .arg(if ending.keep_lease { "1" } else { "0" }),
             )
             .await?;
         Ok(done == 1)
@@ -389,6 +398,31 @@ impl SharedDialogues {
     ) -> Result<Option<Vec<u8>>, RedisError> {
         let key = Keys::of(session).end_record(session, started_ms);
         self.redis.query(redis::cmd("GET").arg(key)).await
+    }
+
+    /// Replaces the end record kept for `session` started at `started_ms`, keeping its expiry;
+    /// returns whether there was one. Called while holding the dialogue's lease.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn replace_end_record(
+        &self,
+        session: &str,
+        started_ms: u64,
+        record: &[u8],
+    ) -> Result<bool, RedisError> {
+        let key = Keys::of(session).end_record(session, started_ms);
+        let done: Option<String> = self
+            .redis
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(record)
+                    .arg("XX")
+                    .arg("KEEPTTL"),
+            )
+            .await?;
+        Ok(done.is_some())
     }
 
     /// The end events of bucket `bucket` still waiting to move to the outbox: (their id, the
