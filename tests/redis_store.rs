@@ -121,7 +121,8 @@ fn check_refuses_bad_redis_settings() {
 }
 
 /// `serve` with `backend = "redis"` refuses to start on a Redis it cannot reach or that would
-/// forget, saying which; on a good one it says that cluster mode is not complete yet.
+/// forget, saying which; on a good one it says that only the dialogues are shared in this
+/// version, and which key runs it so.
 #[test]
 fn serve_refuses_an_unreachable_or_forgetful_redis() {
     let serve = |url: &str| {
@@ -164,5 +165,6 @@ fn serve_refuses_an_unreachable_or_forgetful_redis() {
     primary.command(&["CONFIG", "SET", "appendonly", "yes"]);
     let (code, err) = serve(&primary.url());
     assert_eq!(code, Some(64), "{err}");
-    assert!(err.contains("cluster mode is not complete"), "{err}");
+    assert!(err.contains("shares only the dialogues"), "{err}");
+    assert!(err.contains("dialogues_only = true"), "{err}");
 }

@@ -5,6 +5,8 @@
 //!     student app (*123#), navigates (results, previous terms, next page) and reaches the
 //!     end; the texts are those of the HTTP front; the gateway unbinds on shutdown.
 //! (b) node-smpp plays an ESME binding to the gateway's listener, with a wrong password first.
+//! (c) node-smpp plays one SMSC to which two gateway nodes of a cluster (on one Redis) bind
+//!     with the same account, and delivers a dialogue's messages alternately on the two binds.
 //!
 //! Skipped, with a message, only when `node` is not installed.
 
@@ -155,4 +157,68 @@ async fn node_smpp_as_an_esme_binding_to_the_listener() {
     let balance = at.hop("x", "*123#", "+254700000001", "2").await;
     assert_eq!(balance, format!("END {}", texts(&record)[1]));
     gw.shutdown().await;
+}
+
+/// Two nodes of a cluster (cluster mode, dialogues shared in Redis) bound to one SMSC with the
+/// same account: node-smpp delivers each message of a dialogue on the other bind than the last,
+/// and the dialogue completes, each screen answered on the bind its message came on, with the
+/// texts one node gives over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_spreads_a_dialogue_over_two_nodes_of_a_cluster() {
+    let args = ["*123#", "254700000001", "1", "2", "98"].map(String::from);
+    let Some((mut child, mut lines)) = node("smsc_pair.js", &args) else {
+        return;
+    };
+    let port = json_line(&mut lines).await["port"].as_u64().unwrap();
+    let redis = common::redis::Redis::standalone();
+    let spawn_node = || {
+        let sb = Sandbox::with_repo_flows(&format!(
+            "[store.redis]\nurls = [\"{}\"]\ndialogues_only = true\n[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"gw\"\npassword = \"secret\"\n",
+            redis.url()
+        ));
+        let path = sb.config_path();
+        let toml = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+        std::fs::write(&path, toml).unwrap();
+        let gw = sb.spawn();
+        (sb, gw)
+    };
+    let (sb1, gw1) = spawn_node();
+    let (_sb2, gw2) = spawn_node();
+    assert_eq!(json_line(&mut lines).await["event"], "ended");
+    // The same dialogue over HTTP on one node alone, for the texts.
+    let alone =
+        Sandbox::with_repo_flows("[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n");
+    let alone = alone.start().await;
+    let at = common::At::new(alone.public_addr);
+    let mut http = Vec::new();
+    for text in ["", "1", "1*2", "1*2*98"] {
+        http.push(at.hop("interop-pair", "*123#", "+254700000001", text).await);
+    }
+    alone.shutdown().await;
+    drop(sb1);
+    assert!(gw1.signal("TERM").success());
+    assert!(gw2.signal("TERM").success());
+    let record = json_line(&mut lines).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    assert_eq!(record["binds"], 2, "{record}");
+    assert_eq!(record["unbound"], 2, "{record}");
+    assert_eq!(
+        record["delivered_on"],
+        serde_json::json!([0, 1, 0, 1]),
+        "{record}"
+    );
+    assert_eq!(
+        record["answered_on"], record["delivered_on"],
+        "each screen comes back on the bind its message came on: {record}"
+    );
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 4, "{record}");
+    for (i, s) in screens.iter().enumerate() {
+        let last = i == screens.len() - 1;
+        assert_eq!(s["end"], last, "{s}");
+        let prefix = if last { "END " } else { "CON " };
+        assert_eq!(http[i], format!("{prefix}{}", s["text"].as_str().unwrap()));
+    }
 }

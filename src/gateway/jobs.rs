@@ -35,6 +35,12 @@ pub(super) fn spawn(
     let sweeper = {
         let registry = registry.clone();
         tokio::spawn(async move {
+            if registry.core().cluster.is_some() {
+                // The dialogues are shared: none is kept in this node's store to sweep.
+                let _ = swept_tx.send(());
+                sweep::sweep_shared(registry).await;
+                return;
+            }
             let pending = sweep::sweep_until_complete(&registry, Duration::from_secs(5), || {
                 let _ = swept_tx.send(());
             })

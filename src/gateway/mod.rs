@@ -116,17 +116,13 @@ impl Running {
 /// Invalid flows (every diagnostic, one per line) or IVRs, a store that cannot be opened, or an
 /// address that cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    if config.store.backend == crate::config::Backend::Redis {
-        check_redis(&config.store.redis).await?;
-        anyhow::bail!(
-            "[store] backend = \"redis\": Redis answers and is durable, but cluster mode is \
-             not complete in this version (docs/cluster.md says what is built); use \
-             backend = \"sled\""
-        );
-    }
+    let shared = match config.store.backend {
+        crate::config::Backend::Redis => Some(connect_redis(&config.store.redis).await?),
+        crate::config::Backend::Sled => None,
+    };
     let store = open_store(&config)?;
     let apps = apps::load(&config, &store)?;
-    let (shards, registry) = start_sessions(&config, &store, apps.routes)?;
+    let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let served = serve(
@@ -163,8 +159,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
-/// confirms; the error says what to set.
-async fn check_redis(config: &crate::config::RedisConfig) -> anyhow::Result<()> {
+/// confirms, and that the config asks for no more than is built; the error says what to set.
+async fn connect_redis(
+    config: &crate::config::RedisConfig,
+) -> anyhow::Result<crate::store::shared_dialogues::SharedDialogues> {
     use crate::store::redis::{Redis, RedisSettings};
     let settings = RedisSettings {
         urls: config.urls.clone(),
@@ -178,7 +176,19 @@ async fn check_redis(config: &crate::config::RedisConfig) -> anyhow::Result<()> 
         .check_durability(config.wait_replicas)
         .await
         .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
-    Ok(())
+    if !config.dialogues_only {
+        anyhow::bail!(
+            "[store] backend = \"redis\": Redis answers and is durable, but this version \
+             shares only the dialogues: flow records, the ledger and the outbox stay in each \
+             node's own store (docs/cluster.md). Set [store.redis] dialogues_only = true to \
+             run so, or use backend = \"sled\""
+        );
+    }
+    tracing::warn!(
+        "cluster mode shares the dialogues only: flow records, the ledger and the outbox stay \
+         in this node's own store"
+    );
+    Ok(crate::store::shared_dialogues::SharedDialogues::new(redis))
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.
@@ -202,6 +212,7 @@ fn start_sessions(
     config: &Config,
     store: &Store,
     routes: crate::app::RouteTable,
+    shared: Option<crate::store::shared_dialogues::SharedDialogues>,
 ) -> anyhow::Result<(Shards, Registry)> {
     let shards_n = match config.sessions.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -220,11 +231,25 @@ fn start_sessions(
             .clone()
             .map(|url| Arc::new(http::events::AtEvents { url }) as Arc<dyn session::EndEvents>),
     };
-    let core = session::Core::new(
+    // A node holds a dialogue's lease while it answers a hop: the longest deadline and a
+    // margin, so that a hop never outlives its lease.
+    let longest = routes
+        .routes()
+        .iter()
+        .map(|r| r.deadline)
+        .max()
+        .unwrap_or_default();
+    let cluster = shared.map(|dialogues| session::core::Cluster {
+        dialogues,
+        lease: longest + Duration::from_secs(2),
+        end_record_ttl: Duration::from_secs(config.retention.end_records_days.max(1) * 86_400),
+    });
+    let core = session::Core::in_cluster(
         store.clone(),
         routes,
         settings,
         session::Limits::from_config(&config.limits),
+        cluster,
     );
     let registry = Registry::new(core, &shards);
     Ok((shards, registry))

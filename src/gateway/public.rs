@@ -62,7 +62,14 @@ impl PublicFront {
             (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/ready") => {
                 let smpp_ok = f.smpp_health.as_ref().is_none_or(|h| h.ready());
-                if f.ready.load(Ordering::Acquire) && smpp_ok {
+                // In a cluster, a node whose Redis does not answer can only answer busy.
+                let redis_ok = f
+                    .registry
+                    .core()
+                    .cluster
+                    .as_ref()
+                    .is_none_or(|c| c.dialogues.is_up());
+                if f.ready.load(Ordering::Acquire) && smpp_ok && redis_ok {
                     http::text(StatusCode::OK, "ready\n")
                 } else {
                     http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")

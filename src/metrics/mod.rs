@@ -61,6 +61,10 @@ pub const SESSION_MISMATCH: &str = "ussd_session_mismatch_total";
 pub const REDIS_SECONDS: &str = "ussd_redis_duration_seconds";
 /// Redis calls that failed or timed out, by operation.
 pub const REDIS_ERRORS: &str = "ussd_redis_errors_total";
+/// Whether the last Redis call succeeded (1) or not (0): cluster mode only.
+pub const REDIS_UP: &str = "ussd_redis_up";
+/// Times Redis answered again after failing (the connection came back).
+pub const REDIS_RECONNECTS: &str = "ussd_redis_reconnects_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1): version and git commit.
@@ -322,6 +326,14 @@ pub fn redis_call(op: &'static str, took: Duration, ok: bool) {
     }
 }
 
+/// Whether Redis answers now; `back` when it answered again after failing.
+pub fn redis_up(up: bool, back: bool) {
+    gauge!(REDIS_UP).set(if up { 1.0 } else { 0.0 });
+    if back {
+        counter!(REDIS_RECONNECTS).increment(1);
+    }
+}
+
 /// An upstream app was called for a hop: `outcome` is `ok` or the failure.
 pub fn upstream(route: &str, outcome: &'static str, took: Duration) {
     counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => outcome).increment(1);
@@ -384,6 +396,14 @@ fn describe_more() {
     describe_counter!(
         REDIS_ERRORS,
         "Redis calls that failed or timed out, by operation"
+    );
+    describe_gauge!(
+        REDIS_UP,
+        "Cluster mode: 1 while Redis answers, 0 since a call to it failed"
+    );
+    describe_counter!(
+        REDIS_RECONNECTS,
+        "Cluster mode: times Redis answered again after failing"
     );
     describe_counter!(
         SESSION_MISMATCH,

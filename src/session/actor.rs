@@ -15,7 +15,7 @@
 
 use super::core::{Core, subscriber_key};
 use super::mask::{self, HopText, InputsAt};
-use super::messages::{Abort, HopMsg};
+use super::messages::Abort;
 use super::plan::{self, Known, Plan};
 use super::state::{Dialogue, EndReason, Tombstone};
 use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
@@ -28,9 +28,12 @@ use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 mod end;
+mod hop;
+mod shared;
+
+pub use shared::Answer;
 
 /// One dialogue.
 pub struct SessionActor {
@@ -52,6 +55,8 @@ pub struct SessionActor {
     /// Whether it may have applied transactions (it ran one, or resumed from sled, where an
     /// earlier process may have): its end then looks them up for its end record.
     transacted: bool,
+    /// Cluster mode: the shared state's version, the lease, the hop's writes ([`shared`]).
+    shared: shared::Shared,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -114,6 +119,7 @@ impl SessionActor {
             idle: None,
             indexed: false,
             transacted: false,
+            shared: shared::Shared::default(),
         }
     }
 
@@ -132,6 +138,10 @@ impl SessionActor {
             return Ok(());
         }
         self.loaded = true;
+        if self.core.cluster.is_some() {
+            // In a cluster the state comes with each hop's begin ([`shared`]).
+            return Ok(());
+        }
         let found: Option<Dialogue> = self
             .core
             .store
@@ -333,7 +343,10 @@ impl SessionActor {
     }
 
     /// This key's ended dialogue's tombstone, if it is still kept at `now` (ms).
-    fn tombstone(&self, now: u64) -> Option<Tombstone> {
+    fn tombstone(&mut self, now: u64) -> Option<Tombstone> {
+        if self.core.cluster.is_some() {
+            return self.shared_tombstone().filter(|t| t.expires_ms > now);
+        }
         match self.core.store.tombstone::<Tombstone>(&self.key) {
             Ok(Some(t)) if t.expires_ms > now => Some(t),
             Ok(_) => None,
@@ -437,13 +450,15 @@ impl SessionActor {
             stop_after_reply(ctx);
             return (reply, "end");
         }
-        let Some(d) = self.dialogue.as_ref() else {
+        let Some(d) = self.dialogue.clone() else {
             stop_after_reply(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
         let t = Instant::now();
-        let written = self.core.store.put_live(&self.key, Arc::clone(d));
-        metrics::store_write("session", t.elapsed(), written.is_ok());
+        let written = self.write_live(Arc::clone(&d));
+        if self.core.cluster.is_none() {
+            metrics::store_write("session", t.elapsed(), written.is_ok());
+        }
         if let Err(e) = written {
             tracing::error!(session = %self.log_id, error = %e, "store write failed; dialogue ends");
             let reply = self.end_now(EndReason::Error, None);
@@ -480,6 +495,11 @@ impl SessionActor {
         }
         self.idle = Some(ctx.run_later(timeout, |act, ctx| {
             act.idle = None;
+            if let Some(cluster) = act.core.cluster.clone() {
+                // Ended by this node only if no other node answered it since.
+                ctx.wait(act.expire_in_cluster(cluster).map(|_, _, _| ()));
+                return;
+            }
             act.end_now(EndReason::IdleTimeout, None);
             ctx.stop();
         }));
@@ -497,76 +517,3 @@ fn stop_after_reply(ctx: &mut Context<SessionActor>) {
 
 /// The new input carried by a cumulative `text`, given the text already seen.
 pub use super::mask::derive_input;
-
-impl Handler<HopMsg> for SessionActor {
-    type Result = AtomicResponse<Self, Reply>;
-
-    fn handle(&mut self, msg: HopMsg, ctx: &mut Self::Context) -> Self::Result {
-        let started = Instant::now();
-        let front = msg.0.front;
-        // One span per hop: every line logged while it is answered (here, in the app's call,
-        // in its end) carries the front, the route and the dialogue's log id, so that one
-        // dialogue's lines can be grouped (`--log-format json` puts them under `span`).
-        let span = tracing::info_span!(
-            "hop",
-            front = front.as_str(),
-            route = tracing::field::Empty,
-            session = %self.log_id,
-        );
-        let entered = span.enter();
-        if self.route.is_some() {
-            span.record("route", &*self.route_label());
-        }
-        let step = self.decide(msg.0);
-        if self.route.is_some() {
-            span.record("route", &*self.route_label());
-        }
-        drop(entered);
-        match step {
-            Step::Answer {
-                reply,
-                stop,
-                outcome,
-            } => {
-                metrics::hop(
-                    front.as_str(),
-                    self.route_label(),
-                    outcome,
-                    started.elapsed(),
-                );
-                if stop {
-                    stop_after_reply(ctx);
-                } else {
-                    // A retry answered by an actor that has just loaded its dialogue (after a
-                    // restart).
-                    self.keep_timer(ctx);
-                }
-                AtomicResponse::new(Box::pin(fut::ready(reply)))
-            }
-            Step::Run {
-                app,
-                state,
-                inputs,
-                env,
-                text,
-                deadline,
-            } => {
-                // The idle timer must not fire while a hop is being answered.
-                if let Some(h) = self.idle.take() {
-                    ctx.cancel_future(h);
-                }
-                let call = tokio::time::timeout(deadline, app.hop(state, inputs, env))
-                    .instrument(span.clone());
-                AtomicResponse::new(Box::pin(call.into_actor(self).map(
-                    move |outcome, act, ctx| {
-                        let _entered = span.enter();
-                        let route = act.route_label();
-                        let (reply, label) = act.finish(outcome, text, ctx);
-                        metrics::hop(front.as_str(), route, label, started.elapsed());
-                        reply
-                    },
-                )))
-            }
-        }
-    }
-}

@@ -102,6 +102,18 @@ impl Limits {
     }
 }
 
+/// Cluster mode: the dialogues this node shares with the others (docs/cluster.md).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The shared dialogues, in Redis.
+    pub dialogues: crate::store::shared_dialogues::SharedDialogues,
+    /// How long a node holds a dialogue's lease while it answers a hop: the longest route
+    /// deadline and a margin. A node that dies holding one holds it this long at most.
+    pub lease: Duration,
+    /// How long end records are kept (`[retention] end_records_days`): Redis expires them.
+    pub end_record_ttl: Duration,
+}
+
 /// What every actor shares: the store, the routes in force, the settings and the registry map.
 #[derive(Debug)]
 pub struct Core {
@@ -121,12 +133,26 @@ pub struct Core {
     /// The live dialogue of each subscriber on each route (MSISDN, route service code): a new
     /// dialogue from the same number on the same code supersedes it.
     pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
+    /// Cluster mode: the shared dialogues; `None` on one node (sled only).
+    pub cluster: Option<Cluster>,
 }
 
 impl Core {
     /// Creates the core.
     pub fn new(store: Store, routes: RouteTable, settings: Settings, limits: Limits) -> Arc<Core> {
+        Core::in_cluster(store, routes, settings, limits, None)
+    }
+
+    /// Creates the core of a node of a cluster (`cluster`), or of a node alone (`None`).
+    pub fn in_cluster(
+        store: Store,
+        routes: RouteTable,
+        settings: Settings,
+        limits: Limits,
+        cluster: Option<Cluster>,
+    ) -> Arc<Core> {
         Arc::new(Core {
+            cluster,
             store,
             routes: ArcSwap::from_pointee(routes),
             settings,

@@ -157,6 +157,35 @@ pub async fn expire_pending(registry: Registry, pending: Vec<(u64, SessionKey)>)
     }
 }
 
+/// Cluster mode: how often every node reads the shared deadlines, and how long past a
+/// dialogue's deadline it waits before ending it itself (the node that answered its last hop
+/// normally ends it with its own timer).
+const SHARED_SWEEP_EVERY: Duration = Duration::from_secs(1);
+const SHARED_SWEEP_MARGIN_MS: u64 = 2_000;
+
+/// Cluster mode: sweeps the shared dialogues' deadlines, forever, for those idle past their
+/// time whose node did not end them (it died, or was restarted): each is claimed before it is
+/// ended, so exactly one node ends it. Does nothing on one node.
+pub async fn sweep_shared(registry: Registry) {
+    let Some(cluster) = registry.core().cluster.clone() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(SHARED_SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due_at = now_ms().saturating_sub(SHARED_SWEEP_MARGIN_MS);
+        match cluster.dialogues.due(due_at, 100).await {
+            Ok(keys) => {
+                for key in keys {
+                    registry.expire_if_idle(SessionKey::from(key)).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "shared sweep: deadlines unreadable"),
+        }
+    }
+}
+
 /// Purges expired tombstones, forever (until the task is dropped).
 pub async fn purge_tombstones(registry: Registry) {
     let mut tick = tokio::time::interval(TOMBSTONE_PURGE_EVERY);

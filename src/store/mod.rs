@@ -39,6 +39,7 @@ mod pending;
 pub mod records;
 pub mod redis;
 mod resume;
+pub mod shared_dialogues;
 mod tombstone_index;
 mod write_behind;
 

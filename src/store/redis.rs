@@ -10,7 +10,7 @@
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::{Cmd, FromRedisValue, Value};
+use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
 use std::time::{Duration, Instant};
 
 /// Where Redis is and how long a call may take (from `[store.redis]`).
@@ -43,6 +43,8 @@ pub enum RedisError {
 pub struct Redis {
     conn: Conn,
     timeout: Duration,
+    /// Whether the last call succeeded (`/ready` reads it).
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -94,7 +96,31 @@ impl Redis {
         let conn = tokio::time::timeout(timeout.saturating_mul(3), connecting)
             .await
             .map_err(|_| RedisError::Timeout(timeout.saturating_mul(3)))??;
-        Ok(Redis { conn, timeout })
+        crate::metrics::redis_up(true, false);
+        Ok(Redis {
+            conn,
+            timeout,
+            up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        })
+    }
+
+    /// Whether Redis answered the last call made to it (a node whose Redis does not answer
+    /// is not ready; the sweep calls Redis every second, so this is at most a second old).
+    pub fn is_up(&self) -> bool {
+        self.up.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Notes how a call went, for [`Redis::is_up`] and the metrics.
+    fn note(&self, ok: bool) {
+        let was = self.up.swap(ok, std::sync::atomic::Ordering::AcqRel);
+        if was != ok {
+            crate::metrics::redis_up(ok, ok);
+            if ok {
+                tracing::info!("redis answers again");
+            } else {
+                tracing::error!("redis does not answer: hops are answered busy until it does");
+            }
+        }
     }
 
     /// Runs one command (on the node its key belongs to, in a Cluster).
@@ -117,6 +143,36 @@ impl Redis {
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         };
         crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        self.note(result.is_ok());
+        result
+    }
+
+    /// Runs a Lua script (by its SHA, loading it on the node first if it does not know it):
+    /// on the node of its keys' slot, in a Cluster, so the keys must share a hash tag. `op`
+    /// names it in the metrics (a fixed set, never a key).
+    ///
+    /// # Errors
+    /// As [`Redis::query`].
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        let started = Instant::now();
+        let answered = tokio::time::timeout(self.timeout, async {
+            match self.conn.clone() {
+                Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
+            }
+        })
+        .await;
+        let result = match answered {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(RedisError::Redis(e)),
+            Err(_) => Err(RedisError::Timeout(self.timeout)),
+        };
+        crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
+        self.note(result.is_ok());
         result
     }
 

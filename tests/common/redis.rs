@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     pub port: u16,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -25,33 +26,24 @@ impl Redis {
     fn start(extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port_with_bus();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .args(["--protected-mode", "no", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect(
-                "redis-server runs (Debian's redis-server package; ./scripts/test installs it)",
-            );
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(port, dir.path(), &extra);
         let redis = Redis {
             port,
             child,
-            _dir: dir,
+            dir,
+            extra,
         };
         redis.wait_ready(Duration::from_secs(10));
         redis
+    }
+
+    /// Starts the server again (after [`Redis::kill`]) on the same port and folder: it reads
+    /// back what its append-only file kept.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.port, self.dir.path(), &self.extra);
+        self.wait_ready(Duration::from_secs(10));
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -129,6 +121,28 @@ impl RedisCluster {
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Redis::url).collect()
     }
+}
+
+/// `redis-server` on `port`, in `dir`, with an append-only file synced every second.
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ])
+        .args(["--protected-mode", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("redis-server runs (Debian's redis-server package; ./scripts/test installs it)")
 }
 
 /// A free port whose cluster bus port (port + 10000) is free too.

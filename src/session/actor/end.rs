@@ -4,6 +4,7 @@
 //! all written in one commit with the removal of the live state.
 
 use super::SessionActor;
+use super::shared::Answer;
 use crate::clock::now_ms;
 use crate::hop::Reply;
 use crate::metrics;
@@ -103,11 +104,10 @@ impl SessionActor {
             "dialogue ended"
         );
         let t = Instant::now();
-        let result =
-            self.core
-                .store
-                .end(&self.key, (&tomb, tomb.expires_ms), &record, notification);
-        metrics::store_write("end", t.elapsed(), result.is_ok());
+        let result = self.write_end(&tomb, &record, notification);
+        if self.core.cluster.is_none() {
+            metrics::store_write("end", t.elapsed(), result.is_ok());
+        }
         if result.is_ok() && !applied.is_empty() {
             crate::session::applied::forget(&self.core.store, &self.key, d.started_ms, &applied);
         }
@@ -116,9 +116,19 @@ impl SessionActor {
 }
 
 impl Handler<AggregatorEnd> for SessionActor {
-    type Result = bool;
+    type Result = Answer<bool>;
 
-    fn handle(&mut self, msg: AggregatorEnd, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, msg: AggregatorEnd, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(cluster) = self.core.cluster.clone() {
+            return Answer::Later(self.report_in_cluster(cluster, msg.report, msg.reason));
+        }
+        Answer::Now(self.report_here(msg, ctx))
+    }
+}
+
+impl SessionActor {
+    /// [`AggregatorEnd`] on one node.
+    fn report_here(&mut self, msg: AggregatorEnd, ctx: &mut Context<Self>) -> bool {
         ctx.stop();
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "store read failed during an aggregator report");
@@ -147,9 +157,19 @@ impl Handler<AggregatorEnd> for SessionActor {
 }
 
 impl Handler<Abort> for SessionActor {
-    type Result = bool;
+    type Result = Answer<bool>;
 
-    fn handle(&mut self, _: Abort, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, _: Abort, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(cluster) = self.core.cluster.clone() {
+            return Answer::Later(self.abort_in_cluster(cluster));
+        }
+        Answer::Now(self.abort_here(ctx))
+    }
+}
+
+impl SessionActor {
+    /// [`Abort`] on one node.
+    fn abort_here(&mut self, ctx: &mut Context<Self>) -> bool {
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "store read failed during abort");
             return false;
@@ -164,9 +184,19 @@ impl Handler<Abort> for SessionActor {
 }
 
 impl Handler<Expire> for SessionActor {
-    type Result = bool;
+    type Result = Answer<bool>;
 
-    fn handle(&mut self, _: Expire, ctx: &mut Self::Context) -> bool {
+    fn handle(&mut self, _: Expire, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(cluster) = self.core.cluster.clone() {
+            return Answer::Later(self.expire_in_cluster(cluster));
+        }
+        Answer::Now(self.expire_here(ctx))
+    }
+}
+
+impl SessionActor {
+    /// [`Expire`] on one node.
+    fn expire_here(&mut self, ctx: &mut Context<Self>) -> bool {
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "store read failed during sweep");
             return false;

@@ -149,8 +149,13 @@ async fn connection_loop(bind: Arc<EsmeBind>, kind: BindKind, mut stop: watch::R
                 tracing::warn!(bind = %name, kind = kind.as_str(), "SMPP connection lost; reconnecting");
                 // The USSD centre's side of this bind's dialogues is gone (or unreachable):
                 // end them now, as aborted, instead of leaving them to their idle timeout.
+                // Not in a cluster: the same account's binds on other nodes carry them on.
                 let (registry, name) = (bind.ussd.registry.clone(), name.clone());
+                let clustered = registry.core().cluster.is_some();
                 tokio::spawn(async move {
+                    if clustered {
+                        return;
+                    }
                     let ended = registry.abort_prefix(&format!("smpp:{name}:")).await;
                     if ended > 0 {
                         tracing::warn!(bind = %name, ended, "dialogues of the lost bind ended as aborted");

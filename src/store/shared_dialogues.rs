@@ -1,0 +1,495 @@
+//! Dialogues shared by the nodes of a cluster, in Redis (docs/cluster.md, "One hop on any
+//! node").
+//!
+//! A node answers a hop between a [`SharedDialogues::begin`], which takes the dialogue's lease
+//! and hands back its state when the node's cached copy is not the current one, and a
+//! [`SharedDialogues::commit`] (or [`SharedDialogues::end`]), which writes the next version only
+//! while the lease is still the node's. So two nodes never both apply a hop: a retry racing the
+//! original on another node finds the lease taken ([`Begun::Busy`]), waits for it to go, and
+//! then finds the hop answered in the state.
+//!
+//! Each dialogue's keys live in one of [`BUCKETS`] buckets, each a hash tag of its own
+//! (`{d:<bucket>}`), so that every script touches one Cluster slot and the buckets spread over
+//! the Cluster's primaries: the live state (a hash: version, state, idle deadline), the lease,
+//! the tombstone, the end records, the bucket's deadlines (a sorted set the sweep reads) and the
+//! bucket's end events, waiting to move to the outbox (which lives in a slot of its own).
+
+use super::redis::{Redis, RedisError};
+use redis::{Script, Value};
+use std::sync::LazyLock;
+
+/// How many buckets the dialogues are spread over. Fixed: a key's bucket must be the same on
+/// every node and every version.
+pub const BUCKETS: u32 = 256;
+
+/// A dialogue's bucket: FNV-1a of its session key.
+pub fn bucket(session: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in session.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % BUCKETS
+}
+
+/// The keys of one dialogue.
+struct Keys {
+    live: String,
+    lease: String,
+    tomb: String,
+    deadlines: String,
+    events: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn of(session: &str) -> Keys {
+        let tag = format!("ussd:{{d:{}}}", bucket(session));
+        Keys {
+            live: format!("{tag}:live:{session}"),
+            lease: format!("{tag}:lease:{session}"),
+            tomb: format!("{tag}:tomb:{session}"),
+            deadlines: format!("{tag}:deadlines"),
+            events: format!("{tag}:events"),
+            prefix: tag,
+        }
+    }
+
+    /// The key of the dialogue's end record, started at `started_ms`.
+    fn end_record(&self, session: &str, started_ms: u64) -> String {
+        format!("{}:end:{session}:{started_ms}", self.prefix)
+    }
+}
+
+/// A node's right to write a dialogue's next version: the random token it holds the lease by
+/// and the version it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    token: String,
+    /// The version the node read (0: none was kept).
+    pub version: u64,
+}
+
+/// What [`SharedDialogues::begin`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begun {
+    /// Nothing is kept for the key: a new dialogue, leased to this node.
+    Absent(Lease),
+    /// The node's cached copy (the version it named) is the current one; leased.
+    Current(Lease),
+    /// A state newer than the node's copy (or the node had none); leased.
+    Live(Lease, Vec<u8>),
+    /// The dialogue has ended: its tombstone. Leased too (the node may still refuse the hop
+    /// or answer it from the tombstone; it lets the lease go with [`SharedDialogues::release`]).
+    Ended(Lease, Vec<u8>),
+    /// Another node is answering a hop of this dialogue right now.
+    Busy,
+}
+
+/// What an end writes: the tombstone (answers retries until it expires), the end record
+/// (kept for the retention period) and the end event for the outbox, if any.
+#[derive(Debug)]
+pub struct Ending<'a> {
+    pub tombstone: &'a [u8],
+    pub tombstone_ttl_ms: u64,
+    pub record: &'a [u8],
+    pub record_ttl_ms: u64,
+    pub started_ms: u64,
+    pub event: Option<&'a [u8]>,
+    /// Keep the lease (the same hop goes on to start a new dialogue under the key).
+    pub keep_lease: bool,
+}
+
+/// What the sweep found when it claimed a dialogue it saw due.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claimed {
+    /// The dialogue is idle past its deadline and now leased to this node, which ends it.
+    Due(Lease, Vec<u8>),
+    /// It is not due (a hop moved its deadline), gone, or leased by a node answering it.
+    NotDue,
+}
+
+/// `KEYS`: live, lease, tomb. `ARGV`: token, lease ms, the node's version (0: none).
+static BEGIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy'} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local v = redis.call('HGET', KEYS[1], 'v')
+if v then
+  if v == ARGV[3] then return {'current', v} end
+  return {'live', v, redis.call('HGET', KEYS[1], 's')}
+end
+local t = redis.call('GET', KEYS[3])
+if t then return {'ended', '0', t} end
+return {'absent', '0'}
+",
+    )
+});
+
+/// `KEYS`: live, lease, deadlines. `ARGV`: token, next version, state, deadline ms, session.
+static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'd', ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+redis.call('DEL', KEYS[2])
+return 1
+",
+    )
+});
+
+/// `KEYS`: live, lease, tomb, deadlines, end record, events. `ARGV`: token, session,
+/// tombstone, its ms, record, its ms, event ('' for none), '1' to keep the lease.
+static END: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[8] ~= '1' then redis.call('DEL', KEYS[2]) end
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[6], KEYS[5], ARGV[7]) end
+return 1
+",
+    )
+});
+
+/// `KEYS`: lease. `ARGV`: token.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});
+
+/// `KEYS`: live, lease, deadlines. `ARGV`: token, lease ms, now ms, session.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'notdue'} end
+local d = redis.call('HGET', KEYS[1], 'd')
+if not d then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return {'notdue'}
+end
+if tonumber(d) > tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[3], d, ARGV[4])
+  return {'notdue'}
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {'due', redis.call('HGET', KEYS[1], 'v'), redis.call('HGET', KEYS[1], 's')}
+",
+    )
+});
+
+/// The dialogues of a cluster, over one Redis handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SharedDialogues {
+    redis: Redis,
+}
+
+impl SharedDialogues {
+    /// The dialogues kept in `redis`.
+    pub fn new(redis: Redis) -> SharedDialogues {
+        SharedDialogues { redis }
+    }
+
+    /// Whether Redis answered the last call ([`Redis::is_up`]).
+    pub fn is_up(&self) -> bool {
+        self.redis.is_up()
+    }
+
+    /// Takes the dialogue's lease for `lease_ms` (the hop's deadline and a margin) and says what
+    /// is kept for it, given the version of the node's cached copy (`None`: no copy).
+    ///
+    /// # Errors
+    /// Redis failed or did not answer in time; no lease is held then (or one that expires).
+    pub async fn begin(
+        &self,
+        session: &str,
+        cached: Option<u64>,
+        lease_ms: u64,
+    ) -> Result<Begun, RedisError> {
+        let keys = Keys::of(session);
+        let token = format!("{:016x}", rand::random::<u64>());
+        let answer: Vec<Value> = self
+            .redis
+            .script(
+                "begin",
+                BEGIN
+                    .key(&keys.live)
+                    .key(&keys.lease)
+                    .key(&keys.tomb)
+                    .arg(&token)
+                    .arg(lease_ms.max(1))
+                    .arg(cached.unwrap_or(0)),
+            )
+            .await?;
+        let word = text(answer.first());
+        let version = text(answer.get(1)).parse::<u64>().unwrap_or(0);
+        let lease = Lease { token, version };
+        Ok(match word.as_str() {
+            "busy" => Begun::Busy,
+            "current" => Begun::Current(lease),
+            "live" => Begun::Live(lease, bytes(answer.get(2))),
+            "ended" => Begun::Ended(lease, bytes(answer.get(2))),
+            _ => Begun::Absent(lease),
+        })
+    }
+
+    /// Writes the dialogue's next version (`state`, idle until `deadline_ms`) and lets the lease
+    /// go. Returns the new version, or `None` when the lease was no longer this node's (it
+    /// expired and another node took it): nothing is written then.
+    ///
+    /// # Errors
+    /// Redis failed or did not answer in time: the write may or may not have happened.
+    pub async fn commit(
+        &self,
+        session: &str,
+        lease: &Lease,
+        state: &[u8],
+        deadline_ms: u64,
+    ) -> Result<Option<u64>, RedisError> {
+        let keys = Keys::of(session);
+        let next = lease.version + 1;
+        let done: i64 = self
+            .redis
+            .script(
+                "commit",
+                COMMIT
+                    .key(&keys.live)
+                    .key(&keys.lease)
+                    .key(&keys.deadlines)
+                    .arg(&lease.token)
+                    .arg(next)
+                    .arg(state)
+                    .arg(deadline_ms)
+                    .arg(session),
+            )
+            .await?;
+        Ok((done == 1).then_some(next))
+    }
+
+    /// Ends the dialogue: its live state goes, its tombstone, end record and end event are
+    /// written, and the lease goes. Returns false when the lease was no longer this node's
+    /// (nothing is written then).
+    ///
+    /// # Errors
+    /// As [`SharedDialogues::commit`].
+    pub async fn end(
+        &self,
+        session: &str,
+        lease: &Lease,
+        ending: &Ending<'_>,
+    ) -> Result<bool, RedisError> {
+        let keys = Keys::of(session);
+        let record_key = keys.end_record(session, ending.started_ms);
+        let done: i64 = self
+            .redis
+            .script(
+                "end",
+                END.key(&keys.live)
+                    .key(&keys.lease)
+                    .key(&keys.tomb)
+                    .key(&keys.deadlines)
+                    .key(&record_key)
+                    .key(&keys.events)
+                    .arg(&lease.token)
+                    .arg(session)
+                    .arg(ending.tombstone)
+                    .arg(ending.tombstone_ttl_ms.max(1))
+                    .arg(ending.record)
+                    .arg(ending.record_ttl_ms.max(1))
+                    .arg(ending.event.unwrap_or_default())
+                    .arg(if ending.keep_lease { "1" } else { "0" }),
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Lets the lease go without writing (a hop answered from the state or the tombstone).
+    ///
+    /// # Errors
+    /// Redis failed; the lease then expires by itself.
+    pub async fn release(&self, session: &str, lease: &Lease) -> Result<(), RedisError> {
+        let keys = Keys::of(session);
+        let _: i64 = self
+            .redis
+            .script("release", RELEASE.key(&keys.lease).arg(&lease.token))
+            .await?;
+        Ok(())
+    }
+
+    /// The dialogues whose idle deadline is at or before `now_ms`, at most `limit` per bucket.
+    ///
+    /// # Errors
+    /// Redis failed for some bucket.
+    pub async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<String>, RedisError> {
+        let reads = (0..BUCKETS).map(|b| {
+            let key = format!("ussd:{{d:{b}}}:deadlines");
+            async move {
+                self.redis
+                    .query::<Vec<String>>(
+                        redis::cmd("ZRANGEBYSCORE")
+                            .arg(key)
+                            .arg("-inf")
+                            .arg(now_ms)
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(limit),
+                    )
+                    .await
+            }
+        });
+        let mut due = Vec::new();
+        for found in futures_util::future::join_all(reads).await {
+            due.extend(found?);
+        }
+        Ok(due)
+    }
+
+    /// Takes the lease of a dialogue [`SharedDialogues::due`] listed, if it is still due at
+    /// `now_ms` and no node is answering it: then this node ends it (once, across the cluster).
+    ///
+    /// # Errors
+    /// As [`SharedDialogues::begin`].
+    pub async fn claim_due(
+        &self,
+        session: &str,
+        now_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Claimed, RedisError> {
+        let keys = Keys::of(session);
+        let token = format!("{:016x}", rand::random::<u64>());
+        let answer: Vec<Value> = self
+            .redis
+            .script(
+                "claim",
+                CLAIM
+                    .key(&keys.live)
+                    .key(&keys.lease)
+                    .key(&keys.deadlines)
+                    .arg(&token)
+                    .arg(lease_ms.max(1))
+                    .arg(now_ms)
+                    .arg(session),
+            )
+            .await?;
+        if text(answer.first()) != "due" {
+            return Ok(Claimed::NotDue);
+        }
+        let version = text(answer.get(1)).parse::<u64>().unwrap_or(0);
+        Ok(Claimed::Due(Lease { token, version }, bytes(answer.get(2))))
+    }
+
+    /// The end record kept for `session` started at `started_ms`, if any.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn end_record(
+        &self,
+        session: &str,
+        started_ms: u64,
+    ) -> Result<Option<Vec<u8>>, RedisError> {
+        let key = Keys::of(session).end_record(session, started_ms);
+        self.redis.query(redis::cmd("GET").arg(key)).await
+    }
+
+    /// Replaces the end record kept for `session` started at `started_ms`, keeping its expiry;
+    /// returns whether there was one. Called while holding the dialogue's lease.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn replace_end_record(
+        &self,
+        session: &str,
+        started_ms: u64,
+        record: &[u8],
+    ) -> Result<bool, RedisError> {
+        let key = Keys::of(session).end_record(session, started_ms);
+        let done: Option<String> = self
+            .redis
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(record)
+                    .arg("XX")
+                    .arg("KEEPTTL"),
+            )
+            .await?;
+        Ok(done.is_some())
+    }
+
+    /// The end events of bucket `bucket` still waiting to move to the outbox: (their id, the
+    /// event).
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn waiting_events(&self, bucket: u32) -> Result<Vec<(String, Vec<u8>)>, RedisError> {
+        let key = format!("ussd:{{d:{bucket}}}:events");
+        self.redis.query(redis::cmd("HGETALL").arg(key)).await
+    }
+
+    /// Forgets an end event once it is in the outbox.
+    ///
+    /// # Errors
+    /// Redis failed; the event is then moved again (the outbox drops the repeat).
+    pub async fn forget_event(&self, bucket: u32, id: &str) -> Result<(), RedisError> {
+        let key = format!("ussd:{{d:{bucket}}}:events");
+        let _: i64 = self
+            .redis
+            .query(redis::cmd("HDEL").arg(key).arg(id))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A script's answer word (or number) as text.
+fn text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        Some(Value::Int(i)) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A script's answer value as bytes.
+fn bytes(v: Option<&Value>) -> Vec<u8> {
+    match v {
+        Some(Value::BulkString(b)) => b.clone(),
+        Some(Value::SimpleString(s)) => s.clone().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_stable_and_spread() {
+        // Fixed values: a key's bucket must never change between versions.
+        assert_eq!(bucket(""), 0x811c_9dc5 % BUCKETS);
+        assert_eq!(bucket("at:ATUid_1"), bucket("at:ATUid_1"));
+        let used: std::collections::BTreeSet<u32> =
+            (0..4096).map(|i| bucket(&format!("at:s{i}"))).collect();
+        assert_eq!(used.len(), BUCKETS as usize, "4096 keys use every bucket");
+    }
+
+    #[test]
+    fn a_dialogues_keys_share_one_hash_tag() {
+        let k = Keys::of("at:{odd}key");
+        let tag = |s: &str| s[s.find('{').unwrap()..=s.find('}').unwrap()].to_string();
+        let t = tag(&k.live);
+        for other in [&k.lease, &k.tomb, &k.deadlines, &k.events] {
+            assert_eq!(tag(other), t);
+        }
+        assert_eq!(tag(&k.end_record("at:{odd}key", 5)), t);
+    }
+}

@@ -1,0 +1,245 @@
+//! Cluster mode with its dialogues shared in Redis (docs/cluster.md): several gateway
+//! processes on one Redis (a standalone primary, or a three-primary Redis Cluster), every one
+//! started by the test as a user would (`serve` with `[store] backend = "redis"`), spoken to as
+//! an aggregator that spreads a dialogue's hops over the nodes with no stickiness.
+
+mod common;
+
+use common::redis::{Redis, RedisCluster};
+use common::{At, ChildGateway, FakeHttp, Sandbox, eventually};
+
+const STUDENT: &str = "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n";
+
+/// The student app's walks the test plays: (phone, inputs).
+const WALKS: &[(&str, &[&str])] = &[
+    ("+254700000001", &["1", "2", "98"]),
+    ("+254700000001", &["3", "98"]),
+    ("+254700000001", &["1", "1"]),
+    ("0700000002", &["2"]),
+    ("+254700000001", &["5"]),
+];
+
+/// A node's sandbox on the Redis at `urls`, with `extra` config.
+fn node_sandbox(urls: &[String], cluster: bool, extra: &str) -> Sandbox {
+    let urls = urls
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sb = Sandbox::with_repo_flows(&format!(
+        "{extra}[store.redis]\nurls = [{urls}]\ncluster = {cluster}\ndialogues_only = true\n{STUDENT}"
+    ));
+    let path = sb.config_path();
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+    std::fs::write(&path, toml).unwrap();
+    sb
+}
+
+/// `n` nodes (each its own process and data folder) on one Redis.
+fn nodes(n: usize, urls: &[String], cluster: bool, extra: &str) -> Vec<(Sandbox, ChildGateway)> {
+    (0..n)
+        .map(|_| {
+            let sb = node_sandbox(urls, cluster, extra);
+            let gw = sb.spawn();
+            (sb, gw)
+        })
+        .collect()
+}
+
+/// Every hop of every walk lands on the next node in turn, and every screen is the one a
+/// single node (on its own sled store) answers: on a primary and on a Redis Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn student_walks_spread_over_three_nodes_answer_as_one_node_does() {
+    // The baseline: one node alone, on sled.
+    let alone = Sandbox::with_repo_flows(STUDENT);
+    let alone = alone.start().await;
+    let one = At::new(alone.public_addr);
+    let mut expected = Vec::new();
+    for (i, (phone, inputs)) in WALKS.iter().enumerate() {
+        expected.push(
+            one.walk(&format!("alone-{i}"), "*123#", phone, inputs)
+                .await,
+        );
+    }
+    alone.shutdown().await;
+    assert!(expected[0][0].starts_with("CON Welcome to UniConnect, Amina Wanjiru"));
+    assert!(expected[0][3].starts_with("END "), "{:?}", expected[0]);
+
+    let primary = Redis::standalone();
+    let cluster = RedisCluster::start();
+    for (urls, is_cluster) in [(vec![primary.url()], false), (cluster.urls(), true)] {
+        let nodes = nodes(3, &urls, is_cluster, "");
+        let ats: Vec<At> = nodes.iter().map(|(_, gw)| At::new(gw.public)).collect();
+        let mut turn = 0;
+        for (i, (phone, inputs)) in WALKS.iter().enumerate() {
+            let session = format!("spread-{is_cluster}-{i}");
+            let mut text = String::new();
+            let mut answers = Vec::new();
+            for hop in 0..=inputs.len() {
+                if hop > 0 {
+                    if !text.is_empty() {
+                        text.push('*');
+                    }
+                    text.push_str(inputs[hop - 1]);
+                }
+                let at = &ats[turn % ats.len()];
+                turn += 1;
+                answers.push(at.hop(&session, "*123#", phone, &text).await);
+            }
+            assert_eq!(
+                answers, expected[i],
+                "cluster={is_cluster}: walk {i} spread over the nodes"
+            );
+        }
+    }
+}
+
+/// A retry of one hop sent to two other nodes at once gets the same answer from both, and the
+/// dialogue goes on from that hop once; a node killed with kill -9 after answering a hop loses
+/// nothing: the next hop, on another node, continues the dialogue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_on_two_nodes_answer_once_and_a_killed_node_loses_nothing() {
+    let primary = Redis::standalone();
+    let mut nodes = nodes(3, &[primary.url()], false, "");
+    let ats: Vec<At> = nodes.iter().map(|(_, gw)| At::new(gw.public)).collect();
+    let amina = "+254700000001";
+
+    let home = ats[0].hop("retry", "*123#", amina, "").await;
+    assert!(
+        home.starts_with("CON Welcome to UniConnect, Amina"),
+        "{home}"
+    );
+    let (a, b) = tokio::join!(
+        ats[1].hop("retry", "*123#", amina, "1"),
+        ats[2].hop("retry", "*123#", amina, "1"),
+    );
+    assert_eq!(a, "CON View Results\n1. Current Term\n2. Previous Terms");
+    assert_eq!(a, b, "both nodes give the one answer");
+    // The dialogue is at the results menu, once: its next input is read there.
+    let end = ats[0].hop("retry", "*123#", amina, "1*1").await;
+    assert!(end.starts_with("END Current Term Results:"), "{end}");
+
+    // Node 0 answers a hop, then dies.
+    let home = ats[0].hop("killed", "*123#", amina, "").await;
+    assert!(home.starts_with("CON Welcome"), "{home}");
+    assert_eq!(
+        ats[0].hop("killed", "*123#", amina, "3").await,
+        "CON Your Timetable:\nMonday: Data Structures\n8:00:00 - 10:00:00 at LH 1\nTuesday: Discrete Mathematics\n10:00:00 - 12:00:00 at Room B12\n98. More"
+    );
+    let (_, killed) = nodes.remove(0);
+    killed.kill9();
+    let next = ats[1].hop("killed", "*123#", amina, "3*98").await;
+    assert!(
+        next.starts_with("END Wednesday:"),
+        "the next page, on node 1: {next}"
+    );
+}
+
+/// A dialogue left idle is ended once across the cluster, even when the node that answered it
+/// died: one end record, one end-of-session event to the aggregator, whichever node sweeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_dialogue_ends_once_even_when_its_node_died() {
+    let primary = Redis::standalone();
+    let events = FakeHttp::start(|_| async { (200, "OK".to_string()) }).await;
+    let extra = format!(
+        "[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n",
+        events.addr
+    );
+    let mut nodes = nodes(3, &[primary.url()], false, &extra);
+    let ats: Vec<At> = nodes.iter().map(|(_, gw)| At::new(gw.public)).collect();
+    for (i, at) in ats.iter().enumerate() {
+        let home = at
+            .hop(&format!("idle-{i}"), "*123#", "+254700000001", "")
+            .await;
+        assert!(home.starts_with("CON Welcome"), "{home}");
+    }
+    // Node 0, which answered idle-0, dies: the others sweep it.
+    let (_, killed) = nodes.remove(0);
+    killed.kill9();
+    let live = || primary.command(&["EVAL", "return #redis.call('KEYS', 'ussd:*:live:*')", "0"]);
+    assert!(
+        eventually(20, || async { live() == ":0\r\n" && events.count() >= 3 }).await,
+        "every idle dialogue ended and reported (live: {}, events: {})",
+        live(),
+        events.count()
+    );
+    let ends = primary.command(&["EVAL", "return #redis.call('KEYS', 'ussd:*:end:*')", "0"]);
+    assert_eq!(ends, ":3\r\n", "one end record per dialogue");
+    // Every deadline is gone from the sweep's sets: no node will end any of them again.
+    let due = primary.command(&[
+        "EVAL",
+        "local n = 0 for _, k in ipairs(redis.call('KEYS', 'ussd:*:deadlines')) do n = n + redis.call('ZCARD', k) end return n",
+        "0",
+    ]);
+    assert_eq!(due, ":0\r\n");
+    let mut sessions: Vec<String> = events
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            s.form
+                .iter()
+                .find(|(k, _)| k == "sessionId")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    sessions.sort();
+    assert_eq!(
+        sessions,
+        ["idle-0", "idle-1", "idle-2"],
+        "one event per dialogue"
+    );
+}
+
+/// Redis stopped under load: every hop is answered busy at once (no hang past the Redis
+/// timeout), `/ready` says the node is not ready; once Redis is back the node answers again
+/// and is ready, with no restart of the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_busy_while_redis_is_down_and_recovers_by_itself() {
+    let mut primary = Redis::standalone();
+    let sb = node_sandbox(&[primary.url()], false, "");
+    // A short Redis timeout, so that a dead Redis is noticed quickly.
+    let path = sb.config_path();
+    let toml = std::fs::read_to_string(&path).unwrap().replace(
+        "dialogues_only = true\n",
+        "dialogues_only = true\ntimeout_ms = 300\n",
+    );
+    std::fs::write(&path, toml).unwrap();
+    let busy = sb.config().limits.busy_text;
+    let gw = sb.spawn();
+    let at = At::new(gw.public);
+    let ready = || async { at.request("GET", "/ready", &[], "").await.status };
+    assert_eq!(ready().await, 200);
+    let home = at.hop("before", "*123#", "+254700000001", "").await;
+    assert!(home.starts_with("CON Welcome"), "{home}");
+
+    primary.kill();
+    let started = std::time::Instant::now();
+    let hops = (0..20).map(|i| {
+        let at = &at;
+        async move {
+            at.hop(&format!("down-{i}"), "*123#", "+254700000001", "")
+                .await
+        }
+    });
+    for answer in futures_util::future::join_all(hops).await {
+        assert_eq!(answer, format!("END {busy}"));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "twenty hops answered busy in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(ready().await, 503, "not ready while Redis is down");
+
+    primary.restart();
+    assert!(
+        eventually(20, || async { ready().await == 200 }).await,
+        "ready again once Redis is back"
+    );
+    let home = at.hop("after", "*123#", "+254700000001", "").await;
+    assert!(home.starts_with("CON Welcome"), "{home}");
+}

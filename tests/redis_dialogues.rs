@@ -1,0 +1,327 @@
+//! Cluster mode's shared dialogues (docs/cluster.md, "One hop on any node"), against real Redis
+//! servers the test starts: each property holds on a standalone primary and on a Redis
+//! Cluster of three primaries. Several handles play several gateway nodes.
+
+mod common;
+
+use common::redis::{Redis, RedisCluster};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use ussd_gateway::store::redis::{Redis as Client, RedisSettings};
+use ussd_gateway::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
+
+/// Redis as a node connects to it, kept alive as long as the test needs it.
+enum Server {
+    Primary(Redis),
+    Cluster(RedisCluster),
+}
+
+impl Server {
+    fn both() -> [Server; 2] {
+        [
+            Server::Primary(Redis::standalone()),
+            Server::Cluster(RedisCluster::start()),
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Server::Primary(_) => "primary",
+            Server::Cluster(_) => "cluster",
+        }
+    }
+
+    /// A new node's handle: a connection of its own.
+    async fn node(&self) -> SharedDialogues {
+        let (urls, cluster) = match self {
+            Server::Primary(r) => (vec![r.url()], false),
+            Server::Cluster(c) => (c.urls(), true),
+        };
+        let redis = Client::connect(&RedisSettings {
+            urls,
+            cluster,
+            timeout: Duration::from_secs(2),
+        })
+        .await
+        .unwrap();
+        SharedDialogues::new(redis)
+    }
+}
+
+const LEASE_MS: u64 = 5_000;
+
+fn leased(begun: Begun) -> Lease {
+    match begun {
+        Begun::Absent(l) | Begun::Current(l) | Begun::Live(l, _) | Begun::Ended(l, _) => l,
+        Begun::Busy => panic!("the dialogue is leased by another node"),
+    }
+}
+
+/// A dialogue's life across two nodes: begun where nothing is kept, committed, continued on
+/// the other node (which has no copy, so gets the state), ended there; a retry after the end
+/// finds the tombstone, and the end record is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogue_moves_between_nodes_and_ends_once() {
+    for server in Server::both() {
+        let (a, b) = (server.node().await, server.node().await);
+        let at = server.name();
+        let key = "at:ATUid_move";
+
+        let lease = match a.begin(key, None, LEASE_MS).await.unwrap() {
+            Begun::Absent(l) => l,
+            other => panic!("{at}: a new key is absent, got {other:?}"),
+        };
+        assert_eq!(
+            b.begin(key, None, LEASE_MS).await.unwrap(),
+            Begun::Busy,
+            "{at}: while node A answers, node B waits"
+        );
+        assert_eq!(
+            a.commit(key, &lease, b"hop 1", u64::MAX / 2).await.unwrap(),
+            Some(1)
+        );
+
+        // Node A still holds version 1: current. Node B has no copy: it gets the state.
+        let again = a.begin(key, Some(1), LEASE_MS).await.unwrap();
+        assert!(
+            matches!(again, Begun::Current(ref l) if l.version == 1),
+            "{at}: {again:?}"
+        );
+        a.release(key, &leased(again)).await.unwrap();
+        let lease = match b.begin(key, None, LEASE_MS).await.unwrap() {
+            Begun::Live(l, state) => {
+                assert_eq!(state, b"hop 1", "{at}");
+                l
+            }
+            other => panic!("{at}: node B gets the state, got {other:?}"),
+        };
+        assert_eq!(
+            b.commit(key, &lease, b"hop 2", u64::MAX / 2).await.unwrap(),
+            Some(2)
+        );
+        // Node A's copy (version 1) is stale now: it gets version 2.
+        let lease = match a.begin(key, Some(1), LEASE_MS).await.unwrap() {
+            Begun::Live(l, state) => {
+                assert_eq!((l.version, state.as_slice()), (2, &b"hop 2"[..]), "{at}");
+                l
+            }
+            other => panic!("{at}: a stale copy is refreshed, got {other:?}"),
+        };
+        let ending = Ending {
+            tombstone: b"END bye",
+            tombstone_ttl_ms: 60_000,
+            record: b"{\"reason\":\"end\"}",
+            record_ttl_ms: 86_400_000,
+            started_ms: 1_700_000_000_000,
+            event: Some(b"event"),
+            keep_lease: false,
+        };
+        assert!(a.end(key, &lease, &ending).await.unwrap(), "{at}");
+        match b.begin(key, None, LEASE_MS).await.unwrap() {
+            Begun::Ended(l, tomb) => {
+                assert_eq!(tomb, b"END bye", "{at}");
+                b.release(key, &l).await.unwrap();
+            }
+            other => panic!("{at}: after the end, the tombstone, got {other:?}"),
+        }
+        assert_eq!(
+            b.end_record(key, 1_700_000_000_000)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"{\"reason\":\"end\"}"[..]),
+            "{at}"
+        );
+        let bucket = ussd_gateway::store::shared_dialogues::bucket(key);
+        let events = b.waiting_events(bucket).await.unwrap();
+        assert_eq!(events.len(), 1, "{at}: one end event waits for the outbox");
+        assert_eq!(events[0].1, b"event");
+        b.forget_event(bucket, &events[0].0).await.unwrap();
+        assert!(b.waiting_events(bucket).await.unwrap().is_empty(), "{at}");
+    }
+}
+
+/// A node whose lease expired (it stalled past its hop's deadline) cannot write over the node
+/// that took the dialogue after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_writes_nothing() {
+    for server in Server::both() {
+        let (a, b) = (server.node().await, server.node().await);
+        let at = server.name();
+        let key = "at:ATUid_stall";
+        let stalled = leased(a.begin(key, None, 50).await.unwrap());
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        let taken = loop {
+            match b.begin(key, None, LEASE_MS).await.unwrap() {
+                Begun::Busy => {
+                    assert!(std::time::Instant::now() < until, "{at}: the lease expires");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                begun => break leased(begun),
+            }
+        };
+        assert_eq!(
+            b.commit(key, &taken, b"B's hop", u64::MAX / 2)
+                .await
+                .unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            a.commit(key, &stalled, b"A's late hop", u64::MAX / 2)
+                .await
+                .unwrap(),
+            None,
+            "{at}: the stalled node's write is refused"
+        );
+        let ending = Ending {
+            tombstone: b"x",
+            tombstone_ttl_ms: 1000,
+            record: b"x",
+            record_ttl_ms: 1000,
+            started_ms: 1,
+            event: None,
+            keep_lease: false,
+        };
+        assert!(!a.end(key, &stalled, &ending).await.unwrap(), "{at}");
+        match a.begin(key, None, LEASE_MS).await.unwrap() {
+            Begun::Live(l, state) => {
+                assert_eq!((l.version, state.as_slice()), (1, &b"B's hop"[..]))
+            }
+            other => panic!("{at}: B's hop is kept, got {other:?}"),
+        }
+    }
+}
+
+/// Three nodes race hops of one dialogue: every hop that a node committed is applied exactly
+/// once and in order (no update lost, none applied twice), whatever node answered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_nodes_never_both_apply_a_hop() {
+    for server in Server::both() {
+        let at = server.name();
+        let key = format!("at:ATUid_race_{at}");
+        let committed = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let node = server.node().await;
+            let (key, committed) = (key.clone(), committed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut mine = 0;
+                let until = std::time::Instant::now() + Duration::from_secs(20);
+                while mine < 20 {
+                    assert!(std::time::Instant::now() < until, "hops go through");
+                    let (lease, count) = match node.begin(&key, None, LEASE_MS).await.unwrap() {
+                        Begun::Busy => {
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        Begun::Absent(l) => (l, 0u64),
+                        Begun::Live(l, state) => {
+                            (l, String::from_utf8(state).unwrap().parse().unwrap())
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    assert_eq!(
+                        count, lease.version,
+                        "the state is the version it was read at"
+                    );
+                    let next = (count + 1).to_string();
+                    if node
+                        .commit(&key, &lease, next.as_bytes(), u64::MAX / 2)
+                        .await
+                        .unwrap()
+                        .is_some()
+                    {
+                        mine += 1;
+                        committed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let node = server.node().await;
+        match node.begin(&key, None, LEASE_MS).await.unwrap() {
+            Begun::Live(l, state) => {
+                assert_eq!(l.version, 60, "{at}");
+                assert_eq!(state, b"60", "{at}: 60 hops, each applied once");
+            }
+            other => panic!("{at}: {other:?}"),
+        }
+        assert_eq!(committed.load(Ordering::SeqCst), 60);
+    }
+}
+
+/// The sweep: a dialogue idle past its deadline is listed as due and ended by exactly one of
+/// the nodes that race to claim it; one whose deadline a hop moved is not claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_dialogue_is_claimed_by_one_node() {
+    for server in Server::both() {
+        let at = server.name();
+        let nodes = [
+            server.node().await,
+            server.node().await,
+            server.node().await,
+        ];
+        let (idle, busy) = ("at:ATUid_idle", "at:ATUid_fresh");
+        let l = leased(nodes[0].begin(idle, None, LEASE_MS).await.unwrap());
+        nodes[0]
+            .commit(idle, &l, b"idle", 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let l = leased(nodes[0].begin(busy, None, LEASE_MS).await.unwrap());
+        nodes[0]
+            .commit(busy, &l, b"fresh", 5_000)
+            .await
+            .unwrap()
+            .unwrap();
+
+        let due = nodes[1].due(2_000, 100).await.unwrap();
+        assert_eq!(
+            due,
+            vec![idle.to_string()],
+            "{at}: only the idle one is due at 2 s"
+        );
+
+        let claims = futures_util::future::join_all(
+            nodes.iter().map(|n| n.claim_due(idle, 2_000, LEASE_MS)),
+        )
+        .await;
+        let won: Vec<Lease> = claims
+            .into_iter()
+            .filter_map(|c| match c.unwrap() {
+                Claimed::Due(l, state) => {
+                    assert_eq!(state, b"idle");
+                    Some(l)
+                }
+                Claimed::NotDue => None,
+            })
+            .collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "{at}: exactly one node ends the idle dialogue"
+        );
+        let ending = Ending {
+            tombstone: b"END timed out",
+            tombstone_ttl_ms: 60_000,
+            record: b"{}",
+            record_ttl_ms: 60_000,
+            started_ms: 7,
+            event: None,
+            keep_lease: false,
+        };
+        assert!(nodes[2].end(idle, &won[0], &ending).await.unwrap(), "{at}");
+        assert!(
+            nodes[1].due(10_000, 100).await.unwrap() == vec![busy.to_string()],
+            "{at}"
+        );
+        assert_eq!(
+            nodes[1].claim_due(busy, 2_000, LEASE_MS).await.unwrap(),
+            Claimed::NotDue,
+            "{at}: not due before its deadline"
+        );
+    }
+}
