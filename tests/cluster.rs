@@ -242,4 +242,28 @@ async fn a_node_answers_busy_while_redis_is_down_and_recovers_by_itself() {
     );
     let home = at.hop("after", "*123#", "+254700000001", "").await;
     assert!(home.starts_with("CON Welcome"), "{home}");
+    // What the dashboard's Cluster (Redis) row and the UssdRedisDown alert read.
+    let scrape = At::new(gw.admin)
+        .request(
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer test-token")],
+            "",
+        )
+        .await
+        .body;
+    for needle in [
+        "ussd_redis_up 1",
+        "ussd_redis_duration_seconds_bucket{op=\"begin\"",
+        "ussd_redis_duration_seconds_count{op=\"commit\"}",
+        "ussd_redis_errors_total{op=\"begin\"}",
+    ] {
+        assert!(scrape.contains(needle), "{needle} not in\n{scrape}");
+    }
+    let reconnects: f64 = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("ussd_redis_reconnects_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(reconnects >= 1.0, "the reconnect is counted:\n{scrape}");
 }
