@@ -8,6 +8,7 @@
 //! - [`sections`]: the small sections (`[public]`, `[admin]`, `[store]`, `[ussd]`, ...);
 //! - [`routes`]: `[[routes]]`, and what a service code looks like;
 //! - [`smpp`]: `[smpp]`, the binds, the listener and the operator profiles;
+//! - [`dialect`]: `[http]`, the HTTP dialects of aggregators (built in and described);
 //! - [`outbox`]: `[africastalking]`, the account the outbox sends through;
 //! - [`env`]: the layers over the file: `USSD_GATEWAY__<SECTION>__<KEY>` variables and
 //!   `*_file` keys (secrets mounted as files).
@@ -16,6 +17,7 @@
 //! the reverse. The checks that need the apps (loading the flows the routes name) are the
 //! gateway's.
 
+pub mod dialect;
 pub mod env;
 pub mod outbox;
 pub mod routes;
@@ -97,6 +99,9 @@ pub struct Config {
     /// The SMPP front: binds to operators, a listener, operator profiles. Off by default.
     #[serde(default)]
     pub smpp: smpp::SmppConfig,
+    /// The HTTP dialects of aggregators.
+    #[serde(default)]
+    pub http: dialect::HttpConfig,
     /// Service code routes, matched by longest prefix.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
@@ -413,6 +418,7 @@ impl Config {
             return Err("ussd.max_ucs2_chars must be between 20 and 80".into());
         }
         self.smpp.validate()?;
+        self.http.validate()?;
         self.africastalking.validate()?;
         routes::validate(&self.routes)?;
         Ok(())

@@ -503,13 +503,14 @@ impl Handler<HopMsg> for SessionActor {
 
     fn handle(&mut self, msg: HopMsg, ctx: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
-        let front = msg.0.front;
+        let (front, dialect) = (msg.0.front, msg.0.dialect);
         // One span per hop: every line logged while it is answered (here, in the app's call,
         // in its end) carries the front, the route and the dialogue's log id, so that one
         // dialogue's lines can be grouped (`--log-format json` puts them under `span`).
         let span = tracing::info_span!(
             "hop",
             front = front.as_str(),
+            dialect,
             route = tracing::field::Empty,
             session = %self.log_id,
         );
@@ -530,6 +531,7 @@ impl Handler<HopMsg> for SessionActor {
             } => {
                 metrics::hop(
                     front.as_str(),
+                    dialect,
                     self.route_label(),
                     outcome,
                     started.elapsed(),
@@ -562,7 +564,7 @@ impl Handler<HopMsg> for SessionActor {
                         let _entered = span.enter();
                         let route = act.route_label();
                         let (reply, label) = act.finish(outcome, text, ctx);
-                        metrics::hop(front.as_str(), route, label, started.elapsed());
+                        metrics::hop(front.as_str(), dialect, route, label, started.elapsed());
                         reply
                     },
                 )))

@@ -106,6 +106,8 @@ fn hop(from: &str, dialled: &str, input: HopInput) -> Hop {
         network: None,
         input,
         limit: Limit::default(),
+        dialect: "test",
+        seq: None,
     }
 }
 
