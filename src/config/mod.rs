@@ -24,7 +24,7 @@ pub mod routes;
 pub mod sections;
 pub mod smpp;
 
-pub use routes::{LongScreens, RouteConfig};
+pub use routes::{LongScreens, RouteConfig, UpstreamStyle};
 pub use sections::{
     AdminConfig, Backend, ClockConfig, EventsConfig, LimitsConfig, LogConfig, LogFormat,
     NumbersConfig, PublicConfig, RedisConfig, RetentionConfig, SessionsConfig, StoreConfig,

@@ -117,6 +117,7 @@ pub fn load_routes(
                 Arc::new(UpstreamApp::new(UpstreamConfig {
                     url,
                     route: rc.service_code.clone(),
+                    style: rc.upstream_style,
                     network_code: rc.network_code.clone(),
                     apology: rc
                         .apology
