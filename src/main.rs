@@ -87,15 +87,23 @@ enum Command {
         /// The subscriber's phone number.
         #[arg(long, default_value = "+254700000001")]
         phone: String,
-        /// The gateway's USSD callback URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080/ussd")]
-        url: String,
+        /// The gateway's USSD callback URL. Default: http://127.0.0.1:8080 and the dialect's
+        /// path (/ussd for Africa's Talking).
+        #[arg(long)]
+        url: Option<String>,
         /// Scripted inputs, in order (non-interactive).
         #[arg(long = "input", short)]
         inputs: Vec<String>,
-        /// A networkCode to send.
+        /// A network to send (AT's networkCode, Hubtel's Operator, ...).
         #[arg(long)]
         network_code: Option<String>,
+        /// The aggregator to play: a built-in dialect (africastalking, hubtel, nalo, arkesel,
+        /// beem) or one of --config's [[http.dialects]] (docs/dialects.md).
+        #[arg(long, default_value = "africastalking")]
+        dialect: String,
+        /// A gateway.toml whose [[http.dialects]] define or change --dialect.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// An SMSC simulator: accepts the gateway's SMPP bind and lets you dial over SMPP.
     OperatorSim {
@@ -315,13 +323,37 @@ fn main() -> ExitCode {
             url,
             inputs,
             network_code,
+            dialect,
+            config,
         } => {
+            let dialects = match &config {
+                Some(path) => Config::load(path)
+                    .map(|c| c.http)
+                    .map_err(|e| e.to_string()),
+                None => Ok(Default::default()),
+            }
+            .and_then(|http: ussd_gateway::config::dialect::HttpConfig| http.resolve());
+            let found = dialects.and_then(|all| {
+                let names: Vec<String> = all.iter().map(|d| d.name.clone()).collect();
+                all.into_iter().find(|d| d.name == dialect).ok_or(format!(
+                    "unknown dialect {dialect:?} (known: {})",
+                    names.join(", ")
+                ))
+            });
+            let dialect = match found {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let opts = DialOptions {
                 service_code,
                 phone,
-                url,
+                url: url.unwrap_or_else(|| format!("http://127.0.0.1:8080{}", dialect.path)),
                 inputs,
                 network_code,
+                dialect,
             };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -133,7 +133,7 @@ pub struct Dialect {
     pub input_mode: InputMode,
     /// Kind field.
     pub kind: Option<String>,
-    /// Start values.
+    /// Start values (compared ignoring case).
     pub kind_start: Vec<String>,
     /// Continue values.
     pub kind_continue: Vec<String>,
@@ -264,12 +264,7 @@ impl DialectConfig {
         let input_mode = c
             .input_mode
             .ok_or_else(|| format!("{at}.input_mode is required (no base supplies it)"))?;
-        let lower = |v: Option<Vec<String>>| -> Vec<String> {
-            v.unwrap_or_default()
-                .iter()
-                .map(|s| s.to_ascii_lowercase())
-                .collect()
-        };
+        let lower = |v: Option<Vec<String>>| -> Vec<String> { v.unwrap_or_default() };
         let d = Dialect {
             name: name.clone(),
             path,

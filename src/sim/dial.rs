@@ -2,6 +2,7 @@
 //!
 //! It posts the AT callback form as Africa's Talking does: a fresh `sessionId` per run, the
 //! cumulative `text` (every input so far joined by `*`), and shows each screen until `END`.
+//! With `--dialect` it plays that aggregator instead (Hubtel's JSON, Nalo's, ...: `dial_wire`).
 //! Interactive by default; with `--input` values it runs a scripted path and fails when the
 //! inputs run out before `END`. The grown-up version of the founding project's `ussd_test.py`.
 
@@ -26,6 +27,8 @@ pub struct DialOptions {
     pub inputs: Vec<String>,
     /// The network code to send, if any.
     pub network_code: Option<String>,
+    /// The aggregator played.
+    pub dialect: crate::config::dialect::Dialect,
 }
 
 /// How a dial ended.
@@ -51,8 +54,8 @@ pub enum DialError {
         /// Its body.
         body: String,
     },
-    /// The answer did not start with `CON ` or `END `.
-    #[error("answer does not start with CON or END: {0:?}")]
+    /// The answer was not in the dialect's reply format.
+    #[error("answer not in the dialect's format: {0}")]
     Malformed(String),
 }
 
@@ -73,22 +76,27 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut inputs: Vec<String> = Vec::new();
     loop {
-        let text = inputs.join("*");
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("sessionId", &session_id)
-            .append_pair("serviceCode", &opts.service_code)
-            .append_pair("phoneNumber", &opts.phone)
-            .append_pair("text", &text);
-        if let Some(n) = &opts.network_code {
-            form.append_pair("networkCode", n);
+        let played = super::dial_wire::Played {
+            session_id: &session_id,
+            service_code: &opts.service_code,
+            phone: &opts.phone,
+            network: opts.network_code.as_deref(),
+            inputs: &inputs,
+        };
+        let req = match super::dial_wire::request(&opts.dialect, &played) {
+            super::dial_wire::Outgoing::Query(q) => {
+                let with_query: http::Uri = format!("{uri}?{q}")
+                    .parse()
+                    .map_err(|e| DialError::Http(format!("{uri}: {e}")))?;
+                http::Request::get(with_query).body(Full::new(Bytes::new()))
+            }
+            super::dial_wire::Outgoing::Post(content_type, body) => {
+                http::Request::post(uri.clone())
+                    .header(http::header::CONTENT_TYPE, content_type)
+                    .body(Full::new(Bytes::from(body)))
+            }
         }
-        let req = http::Request::post(uri.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from(form.finish())))
-            .map_err(|e| DialError::Http(e.to_string()))?;
+        .map_err(|e| DialError::Http(e.to_string()))?;
         let resp = client
             .request(req)
             .await
@@ -107,13 +115,8 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
                 body: body.trim_end().to_string(),
             });
         }
-        let (end, screen) = if let Some(s) = body.strip_prefix("END ") {
-            (true, s)
-        } else if let Some(s) = body.strip_prefix("CON ") {
-            (false, s)
-        } else {
-            return Err(DialError::Malformed(body));
-        };
+        let (end, screen) =
+            super::dial_wire::reply(&opts.dialect, &body).map_err(DialError::Malformed)?;
         let _ = writeln!(out, "{}", if end { "--- END ---" } else { "--- CON ---" });
         let _ = writeln!(out, "{}", screen.trim_end_matches('\n'));
         if end {

@@ -208,12 +208,12 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
     let (kind, lowercase) = match &d.kind {
         Some(f) => {
             let k = required(fields, f, 32)?;
-            let lower = k.to_ascii_lowercase();
             let lowercase = k.starts_with(|c: char| c.is_ascii_lowercase());
-            (Some((k, lower)), lowercase)
+            (Some(k), lowercase)
         }
         None => (None, false),
     };
+    let among = |values: &[String], k: &str| values.iter().any(|v| v.eq_ignore_ascii_case(k));
     let input = fields.text(&d.input)?.unwrap_or_default();
     let seq = match &d.sequence {
         Some(f) => match fields.text(f)? {
@@ -228,9 +228,9 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
     };
     let what = match &kind {
         None => Kind::Continue,
-        Some((_, k)) if d.kind_start.contains(k) => Kind::Start,
-        Some((_, k)) if d.kind_continue.contains(k) => Kind::Continue,
-        Some((_, k)) if d.kind_end.contains(k) => Kind::End,
+        Some(k) if among(&d.kind_start, k) => Kind::Start,
+        Some(k) if among(&d.kind_continue, k) => Kind::Continue,
+        Some(k) if among(&d.kind_end, k) => Kind::End,
         Some(_) => {
             let mut known = d.kind_start.clone();
             known.extend(d.kind_continue.iter().cloned());
@@ -243,7 +243,7 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
         }
     };
     if what == Kind::End {
-        let status = kind.map(|(k, _)| k).unwrap_or_default();
+        let status = kind.unwrap_or_default();
         return Ok(Parsed {
             request: Request::End { key, status },
             lowercase,

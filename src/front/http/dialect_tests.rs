@@ -123,7 +123,7 @@ fn hubtel_starts_with_the_dial_string_and_continues_with_one_input() {
     )
     .unwrap_err();
     assert!(
-        e.starts_with("field Type must be one of initiation, response"),
+        e.starts_with("field Type must be one of Initiation, Response"),
         "{e}"
     );
 }
