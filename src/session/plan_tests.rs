@@ -168,6 +168,26 @@ fn a_retry_of_the_last_hop_is_answered_from_the_stored_reply() {
 }
 
 #[test]
+fn a_hop_number_already_answered_is_a_retry_whatever_its_input() {
+    let mut d = live("1", "Enter PIN");
+    d.hops = 2;
+    // An aggregator's Sequence: hop 2 again, and the dial (1) arriving late.
+    for (seq, input) in [(2, HopInput::Single(Some("1".into()))), (1, at(""))] {
+        let mut h = hop(SUBSCRIBER, "", input);
+        h.seq = Some(seq);
+        let (reply, stop, outcome) = answer(decide(h, Some(&d), None));
+        assert_eq!(
+            (reply, stop, outcome),
+            (Reply::con("Enter PIN"), false, "retry")
+        );
+    }
+    // Hop 3 is the next input.
+    let mut h = hop(SUBSCRIBER, "", HopInput::Single(Some("1".into())));
+    h.seq = Some(3);
+    assert!(matches!(decide(h, Some(&d), None), Plan::Next { .. }));
+}
+
+#[test]
 fn a_text_that_extends_the_dialogue_carries_its_next_input() {
     let d = live("1", "Menu");
     match decide(hop(SUBSCRIBER, CODE, at("1*2")), Some(&d), None) {
