@@ -350,7 +350,11 @@ fn main() -> ExitCode {
             let opts = DialOptions {
                 service_code,
                 phone,
-                url: url.unwrap_or_else(|| format!("http://127.0.0.1:8080{}", dialect.path)),
+                // A path per session (Infobip) is filled in on every hop: the base alone here.
+                url: url.unwrap_or_else(|| match dialect.path.contains('{') {
+                    true => "http://127.0.0.1:8080".into(),
+                    false => format!("http://127.0.0.1:8080{}", dialect.path),
+                }),
                 inputs,
                 network_code,
                 dialect,

@@ -399,6 +399,111 @@ async fn arkesel_and_beem_golden_match_at_screens() {
     gw.shutdown().await;
 }
 
+/// Infobip: a path per session (`/session/{id}/start`, `/response`, `PUT /end`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn infobip_golden_with_a_path_per_session() {
+    let sb = student("");
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let p = |id: &str, kind: &str| format!("/ussd/infobip/session/{id}/{kind}");
+    let first = post(
+        &at,
+        &p("i1", "start"),
+        json!({"msisdn": AMINA, "shortCode": "*123#", "text": "*123#"}),
+    )
+    .await;
+    assert_eq!(
+        first,
+        json!({"ussdMenu": HOME, "shouldClose": false, "responseExitCode": 200, "responseMessage": ""})
+    );
+    assert_eq!(
+        post(
+            &at,
+            &p("i1", "start"),
+            json!({"msisdn": AMINA, "text": "*123#"})
+        )
+        .await,
+        first,
+        "a retry"
+    );
+    let end = post(
+        &at,
+        &p("i1", "response"),
+        json!({"msisdn": AMINA, "text": "2"}),
+    )
+    .await;
+    assert_eq!(
+        end,
+        json!({"ussdMenu": BALANCE, "shouldClose": true, "responseExitCode": 200, "responseMessage": ""})
+    );
+    // The network's end: a PUT without the subscriber, acknowledged; the dialogue ends.
+    post(
+        &at,
+        &p("i2", "start"),
+        json!({"msisdn": AMINA, "shortCode": "*123#", "text": ""}),
+    )
+    .await;
+    let aborted = "ussd_dialogues_ended_total{reason=\"abort\"}";
+    let before = metric(gw.admin_addr, aborted).await;
+    let a = at
+        .request(
+            "PUT",
+            &p("i2", "end"),
+            &[("content-type", "application/json")],
+            json!({"exitCode": 0, "reason": "ok"}).to_string(),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        common::eventually(5, || async {
+            metric(gw.admin_addr, aborted).await > before
+        })
+        .await
+    );
+    // Another number on Amina's session is refused; an unknown kind is a 400.
+    post(
+        &at,
+        &p("i3", "start"),
+        json!({"msisdn": AMINA, "text": "*123#"}),
+    )
+    .await;
+    let a = post(
+        &at,
+        &p("i3", "response"),
+        json!({"msisdn": "254700000099", "text": "2"}),
+    )
+    .await;
+    assert_eq!(
+        (a["ussdMenu"].as_str(), a["shouldClose"].as_bool()),
+        (Some(APOLOGY), Some(true))
+    );
+    let a = post_raw(
+        &at,
+        &p("i3", "status"),
+        &json!({"msisdn": AMINA}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (
+            400,
+            "field path.kind must be one of start, response, end (any case)\n"
+        )
+    );
+    assert_eq!(
+        at.request(
+            "POST",
+            "/ussd/infobip/session/i3",
+            &[("content-type", "application/json")],
+            "{}"
+        )
+        .await
+        .status,
+        404
+    );
+    gw.shutdown().await;
+}
+
 /// A made-up aggregator, described only in the test's config: a GET with the cumulative path
 /// in the query, answered in plain text with its own markers; it serves the student app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

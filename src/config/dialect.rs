@@ -2,8 +2,8 @@
 //!
 //! Aggregators agree on what a hop is (a session, a subscriber, a code, an input) but not on
 //! how they write it: Africa's Talking posts a form with the cumulative text and reads `CON `
-//! or `END `; Hubtel, Nalo, Arkesel and Beem post JSON with the latest input alone and read
-//! JSON back. A dialect captures one aggregator's spelling, so a new aggregator is a config
+//! or `END `; Hubtel, Nalo, Arkesel, Beem and Infobip post JSON with the latest input alone
+//! and read JSON back. A dialect captures one aggregator's spelling, so a new aggregator is a config
 //! table and not a code fork, as the SMPP operator profiles are for operators.
 //!
 //! The built-in dialects are written in the same vocabulary (`dialects.toml`, beside this
@@ -18,7 +18,14 @@ use serde_json::{Map, Value};
 const BUILTIN: &str = include_str!("dialects.toml");
 
 /// The built-in dialects' names, in the order they are described.
-pub const BUILTINS: &[&str] = &["africastalking", "hubtel", "nalo", "arkesel", "beem"];
+pub const BUILTINS: &[&str] = &[
+    "africastalking",
+    "hubtel",
+    "nalo",
+    "arkesel",
+    "beem",
+    "infobip",
+];
 
 /// Names a dialect may not take: other fronts' session key prefixes.
 const RESERVED: &[&str] = &["http", "smpp", "events"];
@@ -64,7 +71,8 @@ pub struct DialectConfig {
     pub name: String,
     /// The dialect this one starts from. Default: the built-in of the same name, if any.
     pub base: Option<String>,
-    /// The path it is served at. Default `/ussd/<name>`.
+    /// The path it is served at. Default `/ussd/<name>`. A segment `{x}` matches any one
+    /// segment, read as the field `path.x` (Infobip's `/session/{session}/{kind}`).
     pub path: Option<String>,
     /// How requests carry their fields.
     pub body: Option<BodyFormat>,
@@ -261,6 +269,20 @@ impl DialectConfig {
                 "{at}.path {path:?} must start with '/' and not be /ussd/events, /health, /ready or under /voice/"
             ));
         }
+        let placeholders_ok = path.split('/').all(|seg| {
+            !seg.contains(['{', '}'])
+                || (seg.starts_with('{')
+                    && seg.ends_with('}')
+                    && seg.len() > 2
+                    && seg[1..seg.len() - 1]
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_'))
+        });
+        if !placeholders_ok {
+            return Err(format!(
+                "{at}.path {path:?}: a placeholder must be a whole segment, like /session/{{session}}/"
+            ));
+        }
         let input_mode = c
             .input_mode
             .ok_or_else(|| format!("{at}.input_mode is required (no base supplies it)"))?;
@@ -440,7 +462,8 @@ mod tests {
                 ("hubtel", "/ussd/hubtel"),
                 ("nalo", "/ussd/nalo"),
                 ("arkesel", "/ussd/arkesel"),
-                ("beem", "/ussd/beem")
+                ("beem", "/ussd/beem"),
+                ("infobip", "/ussd/infobip/session/{session}/{kind}")
             ]
         );
     }

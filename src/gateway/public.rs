@@ -47,12 +47,16 @@ impl PublicFront {
                 (_, None) => http::text(StatusCode::NOT_FOUND, "not found\n"),
             };
         }
-        if let Some(wire) = f
-            .dialects
-            .iter()
-            .find(|w| w.dialect.path == req.uri().path())
+        let path = req.uri().path();
+        let own = matches!(path, "/ussd/events" | "/health" | "/ready");
+        if !own
+            && let Some((wire, vars)) = f
+                .dialects
+                .iter()
+                .find_map(|w| w.matches(path).map(|vars| (w, vars)))
         {
-            return dialect::handle(req, wire, &f.registry, f.max_body, &f.cc, &f.apology).await;
+            return dialect::handle(req, wire, vars, &f.registry, f.max_body, &f.cc, &f.apology)
+                .await;
         }
         match (req.method(), req.uri().path()) {
             (&Method::POST, "/ussd/events") => events::handle(req, &f.registry, f.max_body).await,

@@ -83,6 +83,17 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
             network: opts.network_code.as_deref(),
             inputs: &inputs,
         };
+        // A dialect with a path per session (Infobip): the URL's path is the dialect's, filled.
+        let uri: http::Uri = match super::dial_wire::path(&opts.dialect, &played) {
+            Some(p) => {
+                let base = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+                let scheme = uri.scheme_str().unwrap_or("http");
+                format!("{scheme}://{base}{p}")
+                    .parse()
+                    .map_err(|e| DialError::Http(format!("{p}: {e}")))?
+            }
+            None => uri.clone(),
+        };
         let req = match super::dial_wire::request(&opts.dialect, &played) {
             super::dial_wire::Outgoing::Query(q) => {
                 let with_query: http::Uri = format!("{uri}?{q}")

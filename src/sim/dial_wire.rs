@@ -34,11 +34,42 @@ pub enum Outgoing {
     Post(&'static str, String),
 }
 
+/// The dialect's path for `hop`, its `{session}` and `{kind}` segments filled in (Infobip's
+/// `/session/{session}/{kind}`); `None` when the path has no such segment.
+pub fn path(d: &Dialect, hop: &Played<'_>) -> Option<String> {
+    if !d.path.contains('{') {
+        return None;
+    }
+    let kind = if hop.inputs.is_empty() {
+        &d.kind_start
+    } else {
+        &d.kind_continue
+    };
+    let mut filled = d.path.clone();
+    for (field, value) in [
+        (d.session.as_str(), hop.session_id),
+        (
+            d.kind.as_deref().unwrap_or_default(),
+            kind.first().map(String::as_str).unwrap_or_default(),
+        ),
+    ] {
+        if let Some(name) = field.strip_prefix("path.") {
+            filled = filled.replace(&format!("{{{name}}}"), value);
+        }
+    }
+    Some(filled)
+}
+
 /// The request that plays `hop` in dialect `d`.
 pub fn request(d: &Dialect, hop: &Played<'_>) -> Outgoing {
     let start = hop.inputs.is_empty();
     let mut fields: Vec<(String, Value)> = Vec::new();
-    let mut put = |name: &str, v: Value| fields.push((name.to_string(), v));
+    // Fields read from the path (`path.x`) are in the URL, not the body.
+    let mut put = |name: &str, v: Value| {
+        if !name.starts_with("path.") {
+            fields.push((name.to_string(), v));
+        }
+    };
     put(&d.session, Value::String(hop.session_id.into()));
     put(&d.subscriber, Value::String(hop.phone.into()));
     if let Some(f) = &d.service_code {

@@ -53,6 +53,32 @@ impl Wire {
         })
     }
 
+    /// Whether `path` is this dialect's; with the values of its `{x}` segments, as the fields
+    /// `path.x`.
+    pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let pattern = &self.dialect.path;
+        if !pattern.contains('{') {
+            return (pattern == path).then(Vec::new);
+        }
+        let (want, got): (Vec<&str>, Vec<&str>) =
+            (pattern.split('/').collect(), path.split('/').collect());
+        if want.len() != got.len() {
+            return None;
+        }
+        let mut vars = Vec::new();
+        for (w, g) in want.iter().zip(&got) {
+            match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) if !g.is_empty() => {
+                    vars.push((format!("path.{name}"), (*g).to_string()))
+                }
+                Some(_) => return None,
+                None if w == g => {}
+                None => return None,
+            }
+        }
+        Some(vars)
+    }
+
     /// The session key of this dialect's session `id`: Africa's Talking's keeps the front's
     /// historic prefix, any other is prefixed with the dialect's name, so that two aggregators'
     /// dialogues never meet.
@@ -78,6 +104,19 @@ impl Fields {
     /// The pairs of a form body or a query string.
     pub fn form(bytes: &[u8]) -> Fields {
         Fields::Pairs(pairs(bytes))
+    }
+
+    /// Adds the values read from the request's path.
+    pub fn with_path(mut self, vars: Vec<(String, String)>) -> Fields {
+        for (k, v) in vars {
+            match &mut self {
+                Fields::Pairs(p) => p.push((k, v)),
+                Fields::Json(m) => {
+                    m.insert(k, Value::String(v));
+                }
+            }
+        }
+        self
     }
 
     /// The value at `path` (a JSON field name, or a dotted path into nested objects).
@@ -193,9 +232,6 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
         None => None,
     }
     .or_else(|| d.service_code_value.clone());
-    let phone = required(fields, &d.subscriber, MAX_PHONE)?;
-    let msisdn = Msisdn::parse(&phone, default_cc)
-        .map_err(|_| format!("{} is not a valid phone number", d.subscriber))?;
     let network = match &d.network {
         Some(f) => match fields.text(f)?.map(|n| n.trim().to_string()) {
             Some(n) if n.len() > MAX_NETWORK => {
@@ -249,6 +285,9 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
             lowercase,
         });
     }
+    let phone = required(fields, &d.subscriber, MAX_PHONE)?;
+    let msisdn = Msisdn::parse(&phone, default_cc)
+        .map_err(|_| format!("{} is not a valid phone number", d.subscriber))?;
     let (dialled, input) = match (d.input_mode, what) {
         (InputMode::Cumulative, _) => (
             service_code.unwrap_or_default(),
@@ -392,12 +431,13 @@ async fn read_fields(
     d: &Dialect,
     max_body: usize,
 ) -> Result<Fields, Box<Response<Body>>> {
-    let want = if d.body == BodyFormat::Query {
-        http::Method::GET
+    // Infobip ends a session with a PUT.
+    let allowed = if d.body == BodyFormat::Query {
+        req.method() == http::Method::GET
     } else {
-        http::Method::POST
+        req.method() == http::Method::POST || req.method() == http::Method::PUT
     };
-    if req.method() != want {
+    if !allowed {
         return Err(Box::new(text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed\n",
@@ -454,6 +494,7 @@ fn pairs(bytes: &[u8]) -> Vec<(String, String)> {
 pub async fn handle(
     req: http::Request<Incoming>,
     wire: &Wire,
+    path_fields: Vec<(String, String)>,
     registry: &Registry,
     max_body: usize,
     default_cc: &str,
@@ -461,7 +502,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let d = &wire.dialect;
     let fields = match read_fields(req, d, max_body).await {
-        Ok(f) => f,
+        Ok(f) => f.with_path(path_fields),
         Err(refusal) => return *refusal,
     };
     let parsed = match parse(wire, &fields, default_cc) {
