@@ -122,8 +122,10 @@ impl Fields {
     /// The value at `path` (a JSON field name, or a dotted path into nested objects).
     pub fn value(&self, path: &str) -> Option<Value> {
         match self {
+            // The last of repeated fields wins, as it always did for AT's form.
             Fields::Pairs(p) => p
                 .iter()
+                .rev()
                 .find(|(k, _)| k == path)
                 .map(|(_, v)| Value::String(v.clone())),
             Fields::Json(m) => {

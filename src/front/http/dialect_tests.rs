@@ -54,6 +54,14 @@ fn an_at_callback_reads_as_it_always_has() {
     .unwrap());
     assert_eq!(h.input, HopInput::Cumulative(String::new()));
     assert_eq!(h.network, None);
+    // A repeated field: the last one counts.
+    let h = hop(parse(
+        &at,
+        &form("sessionId=s&serviceCode=*1%23&phoneNumber=0700000001&text=1&text=2"),
+        "254",
+    )
+    .unwrap());
+    assert_eq!(h.input, HopInput::Cumulative("2".into()));
 }
 
 #[test]
