@@ -354,7 +354,7 @@ async fn nalo_golden_and_its_shorter_screens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn arkesel_and_beem_golden_match_at_screens() {
+async fn arkesel_beem_hubtel_and_infobip_page_long_screens_as_at_does() {
     let sb = student("[[http.dialects]]\nname = \"beem\"\nservice_code_value = \"*123#\"\n");
     let gw = sb.start().await;
     let at = At::new(gw.public_addr);
@@ -396,6 +396,35 @@ async fn arkesel_and_beem_golden_match_at_screens() {
     assert_eq!(got, expected);
     let end = post(&at, "/ussd/beem", beem("continue", "6", 9)).await;
     assert_eq!(end["command"], "terminate");
+
+    // Hubtel and Infobip page the same way.
+    let mut got = vec![
+        post(&at, "/ussd/hubtel", hubtel("hp", "Initiation", "*123#", 1)).await["Message"].clone(),
+    ];
+    for (n, i) in inputs.iter().enumerate() {
+        got.push(
+            post(
+                &at,
+                "/ussd/hubtel",
+                hubtel("hp", "Response", i, n as u32 + 2),
+            )
+            .await["Message"]
+                .clone(),
+        );
+    }
+    assert_eq!(got, expected);
+    let ib = |kind: &str| format!("/ussd/infobip/session/ip/{kind}");
+    let mut got = vec![
+        post(&at, &ib("start"), json!({"msisdn": AMINA, "text": "*123#"})).await["ussdMenu"]
+            .clone(),
+    ];
+    for i in inputs {
+        got.push(
+            post(&at, &ib("response"), json!({"msisdn": AMINA, "text": i})).await["ussdMenu"]
+                .clone(),
+        );
+    }
+    assert_eq!(got, expected);
     gw.shutdown().await;
 }
 
