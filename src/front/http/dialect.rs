@@ -44,8 +44,7 @@ pub struct Wire {
 impl Wire {
     /// Serves `dialect`, with `ussd` as the screen limit it does not override.
     pub fn new(dialect: Dialect, ussd: Limit) -> Arc<Wire> {
-        // Dialects are made once, at start: the label set stays bounded.
-        let label: &'static str = Box::leak(dialect.name.clone().into_boxed_str());
+        let label = label_of(&dialect.name);
         Arc::new(Wire {
             limit: dialect.limit(ussd),
             label,
@@ -89,6 +88,19 @@ impl Wire {
             SessionKey::from(format!("{}:{id}", self.dialect.name))
         }
     }
+}
+
+/// The metric label of dialect `name`: kept for the process's life, once per distinct name
+/// (the built-in and configured names), however often a gateway starts in the process.
+fn label_of(name: &str) -> &'static str {
+    static LABELS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut labels = LABELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = labels.iter().find(|l| **l == name) {
+        return l;
+    }
+    let l: &'static str = Box::leak(name.to_string().into_boxed_str());
+    labels.push(l);
+    l
 }
 
 /// A request's fields: a form's or a query's pairs, or a JSON object.
