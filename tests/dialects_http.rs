@@ -262,6 +262,15 @@ async fn malformed_requests_are_refused_naming_the_field() {
     );
     let a = at.request("GET", "/ussd/hubtel", &[], "").await;
     assert_eq!(a.status, 405);
+    let a = at
+        .request(
+            "PUT",
+            "/ussd",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "sessionId=s",
+        )
+        .await;
+    assert_eq!(a.status, 405, "AT posts, as ever");
     // The body limit is the front's, for every dialect.
     let big = json!({"Mobile": AMINA, "SessionId": "m", "Type": "Response", "Message": "x".repeat(20_000)});
     assert_eq!(

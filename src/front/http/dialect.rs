@@ -445,11 +445,13 @@ async fn read_fields(
     d: &Dialect,
     max_body: usize,
 ) -> Result<Fields, Box<Response<Body>>> {
-    // Infobip ends a session with a PUT.
-    let allowed = if d.body == BodyFormat::Query {
-        req.method() == http::Method::GET
-    } else {
-        req.method() == http::Method::POST || req.method() == http::Method::PUT
+    // A path per session (Infobip's) is also PUT to: the end of a session.
+    let allowed = match d.body {
+        BodyFormat::Query => req.method() == http::Method::GET,
+        _ if d.path.contains('{') => {
+            req.method() == http::Method::POST || req.method() == http::Method::PUT
+        }
+        _ => req.method() == http::Method::POST,
     };
     if !allowed {
         return Err(Box::new(text(
