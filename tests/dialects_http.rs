@@ -670,3 +670,18 @@ async fn dial_plays_every_dialect() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dialect \"nope\""));
     gw.shutdown().await;
 }
+
+/// Hubtel's `Sequence` can be turned off (`sequence = ""`) if an account counts otherwise:
+/// hops are then new inputs, whatever number they carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubtels_sequence_can_be_turned_off() {
+    let sb = student("[[http.dialects]]\nname = \"hubtel\"\nsequence = \"\"\n");
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    let p = "/ussd/hubtel";
+    post(&at, p, hubtel("z1", "Initiation", "*123#", 0)).await;
+    // Counted from 0: with the Sequence read, this hop (1) would be taken for a retry.
+    let a = post(&at, p, hubtel("z1", "Response", "2", 1)).await;
+    assert_eq!(a["Message"], BALANCE);
+    gw.shutdown().await;
+}

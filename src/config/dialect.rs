@@ -295,17 +295,17 @@ impl DialectConfig {
                 .ok_or_else(|| format!("{at}.body is required (no base supplies it)"))?,
             session: need(c.session, "session")?,
             subscriber: need(c.subscriber, "subscriber")?,
-            service_code: c.service_code,
-            service_code_value: c.service_code_value,
-            network: c.network,
+            service_code: unset_if_empty(c.service_code),
+            service_code_value: unset_if_empty(c.service_code_value),
+            network: unset_if_empty(c.network),
             input: need(c.input, "input")?,
             input_mode,
-            kind: c.kind,
+            kind: unset_if_empty(c.kind),
             kind_start: lower(c.kind_start),
             kind_continue: lower(c.kind_continue),
             kind_end: lower(c.kind_end),
             dial_in_input: c.dial_in_input.unwrap_or(false),
-            sequence: c.sequence,
+            sequence: unset_if_empty(c.sequence),
             reply: c
                 .reply
                 .ok_or_else(|| format!("{at}.reply is required (no base supplies it)"))?,
@@ -315,7 +315,7 @@ impl DialectConfig {
             reply_end: c
                 .reply_end
                 .ok_or_else(|| format!("{at}.reply_end is required (no base supplies it)"))?,
-            reply_kind: c.reply_kind,
+            reply_kind: unset_if_empty(c.reply_kind),
             max_septets: c.max_septets,
             max_ucs2_chars: c.max_ucs2_chars,
         };
@@ -377,6 +377,11 @@ impl Dialect {
             ucs2: self.max_ucs2_chars.unwrap_or(ussd.ucs2),
         }
     }
+}
+
+/// An optional field set to `""`: turned off (a table over a base that names it).
+fn unset_if_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
 }
 
 /// Whether a JSON template places the screen text somewhere.
