@@ -92,6 +92,12 @@ pub struct Hop {
     pub input: HopInput,
     /// The front's screen limit (the route's may be smaller).
     pub limit: Limit,
+    /// The dialect it came in (`africastalking`, `hubtel`, ... or `smpp`): a metric label and a
+    /// log field, from a bounded set (the built-in and configured dialects).
+    pub dialect: &'static str,
+    /// The aggregator's number of this hop in its dialogue (1 on the dial), when it sends one:
+    /// a per-hop input whose number the dialogue has already answered is a retry.
+    pub seq: Option<u32>,
 }
 
 /// How a front carries the subscriber's input.

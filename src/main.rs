@@ -87,13 +87,14 @@ enum Command {
         /// The subscriber's phone number.
         #[arg(long, default_value = "+254700000001")]
         phone: String,
-        /// The gateway's USSD callback URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080/ussd")]
-        url: String,
+        /// The gateway's USSD callback URL. Default: http://127.0.0.1:8080 and the dialect's
+        /// path (/ussd for Africa's Talking).
+        #[arg(long)]
+        url: Option<String>,
         /// Scripted inputs, in order (non-interactive).
         #[arg(long = "input", short)]
         inputs: Vec<String>,
-        /// A networkCode to send.
+        /// A network to send (AT's networkCode, Hubtel's Operator, ...).
         #[arg(long)]
         network_code: Option<String>,
         /// The public front's shared secret, sent in --secret-header (better from the
@@ -107,6 +108,13 @@ enum Command {
         /// front with a private certificate.
         #[arg(long)]
         ca_file: Option<std::path::PathBuf>,
+        /// The aggregator to play: a built-in dialect (africastalking, hubtel, nalo, arkesel,
+        /// beem) or one of --config's [[http.dialects]] (docs/dialects.md).
+        #[arg(long, default_value = "africastalking")]
+        dialect: String,
+        /// A gateway.toml whose [[http.dialects]] define or change --dialect.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// An SMSC simulator: accepts the gateway's SMPP bind and lets you dial over SMPP.
     OperatorSim {
@@ -329,14 +337,44 @@ fn main() -> ExitCode {
             secret,
             secret_header,
             ca_file,
+            dialect,
+            config,
         } => {
+            let dialects = match &config {
+                Some(path) => Config::load(path)
+                    .map(|c| c.http)
+                    .map_err(|e| e.to_string()),
+                None => Ok(Default::default()),
+            }
+            .and_then(|http: ussd_gateway::config::dialect::HttpConfig| http.resolve());
+            let found = dialects.and_then(|all| {
+                let names: Vec<String> = all.iter().map(|d| d.name.clone()).collect();
+                all.into_iter().find(|d| d.name == dialect).ok_or(format!(
+                    "unknown dialect {dialect:?} (known: {})",
+                    names.join(", ")
+                ))
+            });
+            let dialect = match found {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let opts = DialOptions {
+                service_code,
+                phone,
+                // A path per session (Infobip) is filled in on every hop: the base alone here.
+                url: url.unwrap_or_else(|| match dialect.path.contains('{') {
+                    true => "http://127.0.0.1:8080".into(),
+                    false => format!("http://127.0.0.1:8080{}", dialect.path),
+                }),
                 inputs,
                 network_code,
                 secret,
                 secret_header,
                 ca_file,
-                ..DialOptions::new(&service_code, &phone, &url)
+                dialect,
             };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -282,8 +282,8 @@ async fn dashboard_and_alerts_read_only_exported_metrics() {
     );
     // Traffic went through every front and the per-bind SMPP families.
     for needle in [
-        "ussd_hops_total{front=\"http\",route=\"*123#\",outcome=\"con\"}",
-        "ussd_hops_total{front=\"smpp\",route=\"*123#\",outcome=\"con\"}",
+        "ussd_hops_total{front=\"http\",dialect=\"africastalking\",route=\"*123#\",outcome=\"con\"}",
+        "ussd_hops_total{front=\"smpp\",dialect=\"smpp\",route=\"*123#\",outcome=\"con\"}",
         "ussd_voice_callbacks_total{kind=\"final\"} 1",
         "ussd_voice_call_cost_cents_total{currency=\"KES\"} 150",
         "ussd_smpp_bind_up{bind=\"op\"} 1",

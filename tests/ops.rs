@@ -393,6 +393,7 @@ async fn json_logs_group_a_dialogues_lines_by_its_hop_span() {
     let session = field(actor, "session").unwrap();
     let span = hop_span(actor).unwrap_or_else(|| panic!("no hop span: {actor}"));
     assert_eq!(span["front"], "http", "{span}");
+    assert_eq!(span["dialect"], "africastalking", "{span}");
     assert_eq!(span["route"], "*500#", "{span}");
     assert_eq!(span["session"], session, "{span}");
     let upstream = lines

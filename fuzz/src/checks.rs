@@ -435,48 +435,81 @@ fn check_answers(stream: &[u8], output: &[u8], as_esme: bool, served_all: bool) 
 // ---------------------------------------------------------------------------------------------
 // at_form
 
-/// Arbitrary form bodies through the AT callback parser, and `derive_input` properties.
+/// Arbitrary form bodies through the AT dialect's parser, and `derive_input` properties.
 ///
-/// - `parse_callback` never panics; what it accepts is trimmed, non-empty and within bounds,
-///   with a canonical MSISDN, and a form re-encoded from it parses back to the same callback.
+/// - `parse` never panics; what it accepts is trimmed, non-empty and within bounds, with a
+///   canonical MSISDN, and a form re-encoded from it parses back to the same hop.
 /// - `derive_input(seen, text)` never panics and is always a suffix of `text`; when `text`
 ///   extends `seen` (`seen*input`, or `input` alone on the first hop), it is exactly `input`.
-/// - `render` puts `CON `/`END ` in front of the text and changes nothing else.
+/// - `render_body` puts `CON `/`END ` in front of the text and changes nothing else.
 pub fn at_form(data: &[u8]) {
-    use ussd_gateway::front::http::ussd::{parse_callback, render};
+    use ussd_gateway::config::dialect::DialectConfig;
+    use ussd_gateway::front::http::dialect::{Fields, Request, Wire, parse, render_body};
+    use ussd_gateway::hop::HopInput;
     use ussd_gateway::session::actor::derive_input;
-    if let Ok(cb) = parse_callback(data, "254") {
+    let d = DialectConfig {
+        name: "africastalking".into(),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("the AT dialect resolves");
+    let wire = Wire::new(d, ussd_gateway::text::Limit::default());
+    let hop = |body: &[u8]| match parse(&wire, &Fields::form(body), "254") {
+        Ok(p) => match p.request {
+            Request::Hop(h) => Some(h),
+            Request::End { .. } => panic!("AT has no end kind"),
+        },
+        Err(_) => None,
+    };
+    if let Some(h) = hop(data) {
+        let session = h
+            .key
+            .strip_prefix("http:")
+            .expect("AT's key prefix")
+            .to_string();
         for (field, max) in [
-            (&cb.session_id, 128),
-            (&cb.service_code, 64),
-            (&cb.msisdn.as_str().to_string(), 32),
+            (&session, 128),
+            (&h.dialled, 64),
+            (&h.msisdn.as_str().to_string(), 32),
         ] {
             assert!(!field.is_empty() && field.len() <= max, "{field:?}");
             assert_eq!(field.trim(), field.as_str(), "untrimmed {field:?}");
         }
-        assert!(cb.msisdn.as_str().bytes().all(|b| b.is_ascii_digit()));
-        if let Some(n) = &cb.network_code {
+        assert!(h.msisdn.as_str().bytes().all(|b| b.is_ascii_digit()));
+        if let Some(n) = &h.network {
             assert!(!n.is_empty() && n.len() <= 16 && n.trim() == n);
         }
+        let HopInput::Cumulative(text) = &h.input else {
+            panic!("AT's input is cumulative")
+        };
         let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("sessionId", &cb.session_id)
-            .append_pair("serviceCode", &cb.service_code)
-            .append_pair("phoneNumber", cb.msisdn.as_str())
-            .append_pair("text", &cb.text);
-        if let Some(n) = &cb.network_code {
+        form.append_pair("sessionId", &session)
+            .append_pair("serviceCode", &h.dialled)
+            .append_pair("phoneNumber", h.msisdn.as_str())
+            .append_pair("text", text);
+        if let Some(n) = &h.network {
             form.append_pair("networkCode", n);
         }
-        let again = parse_callback(form.finish().as_bytes(), "254")
-            .expect("a callback re-encoded from a parsed one parses");
-        assert_eq!(again, cb);
+        let again =
+            hop(form.finish().as_bytes()).expect("a callback re-encoded from a parsed one parses");
+        assert_eq!(
+            (
+                &again.key,
+                &again.dialled,
+                &again.msisdn,
+                &again.network,
+                &again.input
+            ),
+            (&h.key, &h.dialled, &h.msisdn, &h.network, &h.input)
+        );
         for end in [false, true] {
             let reply = Reply {
-                text: cb.text.clone(),
+                text: text.clone(),
                 end,
             };
-            let wire = render(&reply);
-            assert_eq!(&wire[4..], cb.text);
-            assert_eq!(&wire[..4], if end { "END " } else { "CON " });
+            let body = render_body(&wire.dialect, &reply, &Fields::form(b""), false);
+            assert_eq!(&body[4..], text.as_str());
+            assert_eq!(&body[..4], if end { "END " } else { "CON " });
         }
     }
     // derive_input: the input splits at its first 0x00 into what was seen and the new input.

@@ -7,6 +7,7 @@
 pub mod flow;
 pub mod routes;
 pub mod upstream;
+pub mod upstream_wire;
 
 use crate::hop::{Front, Reply};
 use crate::msisdn::Msisdn;

@@ -1,9 +1,11 @@
-//! Adapter mode: an existing Africa's Talking-style app answers the hops.
+//! Adapter mode: an existing Africa's Talking-style (or Hubtel-style) app answers the hops.
 //!
 //! For every hop the gateway POSTs the AT callback form to the app (a stable `sessionId`, the
 //! route's `serviceCode`, `phoneNumber` in `+` international form, `networkCode`, and `text` as
 //! every input so far joined by `*`) and relays its `CON`/`END` answer, whatever content type it
-//! comes with. So an app written for an aggregator runs unchanged behind a direct operator bind.
+//! comes with; a route with `upstream_style = "hubtel"` speaks Hubtel's JSON instead
+//! (`upstream_wire`). So an app written for an aggregator runs unchanged behind any other
+//! aggregator or a direct operator bind.
 //!
 //! - One deadline per hop (the route's): a timeout, a non-200 answer or a body that does not
 //!   start with `CON `/`END ` ends the dialogue with the route's apology, logged and counted.
@@ -39,6 +41,8 @@ pub struct UpstreamConfig {
     pub url: http::Uri,
     /// The route's service code, for metric labels.
     pub route: String,
+    /// How the app is spoken to (`super::upstream_wire`).
+    pub style: crate::config::UpstreamStyle,
     /// `networkCode` to send when the front does not know it.
     pub network_code: Option<String>,
     /// What the subscriber is told when the app fails.
@@ -72,6 +76,9 @@ pub struct UpstreamState {
     /// Whether the paged answer ends the dialogue (on its last page).
     #[serde(default)]
     pub end: bool,
+    /// What a Hubtel-style app asked to get back on the next call (`ClientState`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_state: Option<String>,
 }
 
 /// A circuit breaker: closed, open until a time, or half-open with one probe in flight.
@@ -110,7 +117,7 @@ pub enum Failure {
     Connection,
     /// An HTTP status other than 200.
     Status,
-    /// A body not starting with `CON ` or `END `.
+    /// An answer not in the app's style (not `CON `/`END `, or not Hubtel's JSON).
     Malformed,
     /// The concurrency limit was reached.
     Saturated,
@@ -178,8 +185,15 @@ impl UpstreamApp {
         }
     }
 
-    /// One POST to the app, bounded by `deadline`.
-    async fn call(&self, text: &str, env: &HopEnv) -> Result<Reply, (Failure, String)> {
+    /// One POST to the app, bounded by `deadline`: the reply, and what a Hubtel-style app asked
+    /// to get back.
+    async fn call(
+        &self,
+        state: &UpstreamState,
+        latest: &str,
+        first: bool,
+        env: &HopEnv,
+    ) -> Result<(Reply, Option<String>), (Failure, String)> {
         if !self.admit() {
             return Err((Failure::CircuitOpen, "circuit open".into()));
         }
@@ -197,13 +211,19 @@ impl UpstreamApp {
             .as_deref()
             .or(self.config.network_code.as_deref())
             .unwrap_or_default();
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("sessionId", (self.config.session_id)(&env.session_id))
-            .append_pair("serviceCode", &env.service_code)
-            .append_pair("phoneNumber", &env.msisdn.international())
-            .append_pair("networkCode", network)
-            .append_pair("text", text)
-            .finish();
+        let text = state.inputs.join("*");
+        let call = super::upstream_wire::Call {
+            session_id: (self.config.session_id)(&env.session_id),
+            service_code: &env.service_code,
+            msisdn: &env.msisdn,
+            network,
+            text: &text,
+            latest,
+            first,
+            sequence: env.hop,
+            client_state: state.client_state.as_deref(),
+        };
+        let (content_type, accept, body) = super::upstream_wire::request(self.config.style, &call);
         let url = self
             .url
             .clone()
@@ -211,11 +231,8 @@ impl UpstreamApp {
         let req = self
             .client
             .post(url)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "text/plain")
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::ACCEPT, accept)
             .body(body);
         let exchange = async {
             let resp = req
@@ -229,18 +246,9 @@ impl UpstreamApp {
             if status != http::StatusCode::OK {
                 return Err((Failure::Status, format!("HTTP {}", status.as_u16())));
             }
-            let body = String::from_utf8_lossy(&body).into_owned();
-            if let Some(t) = body.strip_prefix("CON ") {
-                Ok(Reply::con(t))
-            } else if let Some(t) = body.strip_prefix("END ") {
-                Ok(Reply::end(t))
-            } else {
-                let head: String = body.chars().take(40).collect();
-                Err((
-                    Failure::Malformed,
-                    format!("answer does not start with CON or END: {head:?}"),
-                ))
-            }
+            let body = String::from_utf8_lossy(&body);
+            super::upstream_wire::answer(self.config.style, &body)
+                .map_err(|why| (Failure::Malformed, why))
         };
         let result = match tokio::time::timeout_at(env.deadline, exchange).await {
             Ok(r) => r,
@@ -410,11 +418,12 @@ impl App for UpstreamApp {
                     transacted: false,
                 });
             }
+            let latest = fresh.join("*");
             state.inputs.extend(fresh);
-            let text = state.inputs.join("*");
             let t = Instant::now();
-            match self.call(&text, &env).await {
-                Ok(reply) => {
+            match self.call(&state, &latest, env.hop <= 1, &env).await {
+                Ok((reply, client_state)) => {
+                    state.client_state = client_state;
                     crate::metrics::upstream(&self.config.route, "ok", t.elapsed());
                     let reply = self.present(&mut state, reply, &env);
                     Ok(Turn {

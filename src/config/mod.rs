@@ -8,6 +8,7 @@
 //! - [`sections`]: the small sections (`[public]`, `[admin]`, `[store]`, `[ussd]`, ...);
 //! - [`routes`]: `[[routes]]`, and what a service code looks like;
 //! - [`smpp`]: `[smpp]`, the binds, the listener and the operator profiles;
+//! - [`dialect`]: `[http]`, the HTTP dialects of aggregators (built in and described);
 //! - [`outbox`]: `[africastalking]`, the account the outbox sends through;
 //! - [`http_client`]: `[http_client]`, the outgoing HTTP client (CA bundle, client certificate);
 //! - [`env`]: the layers over the file: `USSD_GATEWAY__<SECTION>__<KEY>` variables and
@@ -17,6 +18,7 @@
 //! the reverse. The checks that need the apps (loading the flows the routes name) are the
 //! gateway's.
 
+pub mod dialect;
 pub mod env;
 pub mod http_client;
 pub mod outbox;
@@ -24,7 +26,7 @@ pub mod routes;
 pub mod sections;
 pub mod smpp;
 
-pub use routes::{LongScreens, RouteConfig};
+pub use routes::{LongScreens, RouteConfig, UpstreamStyle};
 pub use sections::{
     AdminConfig, Backend, ClockConfig, EventsConfig, LimitsConfig, LogConfig, LogFormat,
     NumbersConfig, PublicConfig, RedisConfig, RetentionConfig, SessionsConfig, StoreConfig,
@@ -102,6 +104,9 @@ pub struct Config {
     /// The SMPP front: binds to operators, a listener, operator profiles. Off by default.
     #[serde(default)]
     pub smpp: smpp::SmppConfig,
+    /// The HTTP dialects of aggregators.
+    #[serde(default)]
+    pub http: dialect::HttpConfig,
     /// Service code routes, matched by longest prefix.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
@@ -418,6 +423,7 @@ impl Config {
             return Err("ussd.max_ucs2_chars must be between 20 and 80".into());
         }
         self.smpp.validate()?;
+        self.http.validate()?;
         self.africastalking.validate()?;
         self.http_client.validate()?;
         routes::validate(&self.routes)?;

@@ -19,6 +19,9 @@ pub struct RouteConfig {
     /// callback URL.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// How the upstream app is spoken to: `africastalking` (default) or `hubtel`.
+    #[serde(default)]
+    pub upstream_style: UpstreamStyle,
     /// `networkCode` sent upstream when the front does not know it.
     #[serde(default)]
     pub network_code: Option<String>,
@@ -49,6 +52,17 @@ pub struct RouteConfig {
     /// A smaller screen limit for this route when UCS-2 is needed.
     #[serde(default)]
     pub max_ucs2_chars: Option<usize>,
+}
+
+/// The style of an upstream app (docs/adapter.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamStyle {
+    /// Africa's Talking's form, answered `CON `/`END ` (the default).
+    #[default]
+    Africastalking,
+    /// Hubtel's JSON (`Type` Initiation/Response), answered `Type` Response/Release.
+    Hubtel,
 }
 
 /// What to do with an upstream answer longer than one screen.

@@ -133,6 +133,7 @@ pub fn load_routes(
                     UpstreamConfig {
                         url,
                         route: rc.service_code.clone(),
+                        style: rc.upstream_style,
                         network_code: rc.network_code.clone(),
                         apology: rc
                             .apology

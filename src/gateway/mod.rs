@@ -319,6 +319,8 @@ async fn serve(
         Arc::new(move || apps::reload_routes(&config, &registry, &store))
     };
 
+    // Checked with the config: resolving again cannot fail.
+    let dialects = config.http.resolve().unwrap_or_default();
     let front = Arc::new(public::PublicFront {
         guard: http::guard::Guard {
             allow_from: config.public.allow_from.clone(),
@@ -340,10 +342,16 @@ async fn serve(
         ready: ready.clone(),
         smpp_health: smpp.as_deref().map(SmppFront::health),
         max_body: config.public.max_body_bytes,
-        http_limit: Limit {
-            septets: config.ussd.max_septets,
-            ucs2: config.ussd.max_ucs2_chars,
-        },
+        dialects: dialects
+            .into_iter()
+            .map(|d| {
+                let limit = Limit {
+                    septets: config.ussd.max_septets,
+                    ucs2: config.ussd.max_ucs2_chars,
+                };
+                http::dialect::Wire::new(d, limit)
+            })
+            .collect(),
         cc: config.numbers.default_country_code.clone(),
         apology: config.ussd.apology_text.clone(),
     });

@@ -1,11 +1,11 @@
-//! The public front's routes: `POST /ussd`, `POST /ussd/events`, `POST /voice/...`, and the
-//! probes `GET /health` and `GET /ready`. Each request passes the source and shared-secret
+//! The public front's routes: each HTTP dialect's path (`POST /ussd` for Africa's Talking,
+//! `/ussd/<dialect>` for the others by default), `POST /ussd/events`, `POST /voice/...`, and
+//! the probes `GET /health` and `GET /ready`. Each request passes the source and shared-secret
 //! guard (the probes excepted), then goes to its front's handler.
 
-use crate::front::http::{self, events, ussd, voice};
+use crate::front::http::{self, dialect, events, voice};
 use crate::front::smpp::SmppHealth;
 use crate::session::Registry;
-use crate::text::Limit;
 use crate::voice::VoicePath;
 use ::http::{Method, Response, StatusCode};
 use std::sync::Arc;
@@ -22,7 +22,8 @@ pub(super) struct PublicFront {
     pub ready: Arc<AtomicBool>,
     pub smpp_health: Option<SmppHealth>,
     pub max_body: usize,
-    pub http_limit: Limit,
+    /// The HTTP dialects served, each at its path.
+    pub dialects: Vec<Arc<dialect::Wire>>,
     /// The default country code, for phone numbers without one.
     pub cc: String,
     pub apology: String,
@@ -46,19 +47,19 @@ impl PublicFront {
                 (_, None) => http::text(StatusCode::NOT_FOUND, "not found\n"),
             };
         }
+        let path = req.uri().path();
+        let own = matches!(path, "/ussd/events" | "/health" | "/ready");
+        if !own
+            && let Some((wire, vars)) = f
+                .dialects
+                .iter()
+                .find_map(|w| w.matches(path).map(|vars| (w, vars)))
+        {
+            return dialect::handle(req, wire, vars, &f.registry, f.max_body, &f.cc, &f.apology)
+                .await;
+        }
         match (req.method(), req.uri().path()) {
             (&Method::POST, "/ussd/events") => events::handle(req, &f.registry, f.max_body).await,
-            (&Method::POST, "/ussd") => {
-                ussd::handle(
-                    req,
-                    &f.registry,
-                    f.max_body,
-                    f.http_limit,
-                    &f.cc,
-                    &f.apology,
-                )
-                .await
-            }
             (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/ready") => {
                 let smpp_ok = f.smpp_health.as_ref().is_none_or(|h| h.ready());
@@ -75,7 +76,7 @@ impl PublicFront {
                     http::text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
                 }
             }
-            (_, "/ussd" | "/ussd/events" | "/health" | "/ready") => {
+            (_, "/ussd/events" | "/health" | "/ready") => {
                 http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
             }
             _ => http::text(StatusCode::NOT_FOUND, "not found\n"),

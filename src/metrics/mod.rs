@@ -115,7 +115,10 @@ pub fn upkeep() {
 }
 
 fn describe() {
-    describe_counter!(HOPS, "USSD hops answered, by front, route and outcome");
+    describe_counter!(
+        HOPS,
+        "USSD hops answered, by front, dialect, route and outcome"
+    );
     describe_histogram!(
         HOP_SECONDS,
         metrics::Unit::Seconds,
@@ -220,19 +223,27 @@ impl<K: Hash + Eq, H> Kept<K, H> {
     }
 }
 
-static HOP_HANDLES: Kept<(&str, Arc<str>, &str), (Counter, Histogram)> = Kept::new();
+/// A hop series' labels: front, dialect, route, outcome.
+type HopLabels = (&'static str, &'static str, Arc<str>, &'static str);
+static HOP_HANDLES: Kept<HopLabels, (Counter, Histogram)> = Kept::new();
 static ENDED_HANDLES: Kept<&str, (Counter, Histogram)> = Kept::new();
 static STORE_HANDLES: Kept<&str, Histogram> = Kept::new();
 static LIVE_HANDLE: Kept<(), Gauge> = Kept::new();
 
-/// A hop was answered.
-pub fn hop(front: &'static str, route: Arc<str>, outcome: &'static str, took: Duration) {
+/// A hop was answered; `dialect` is the aggregator's (`smpp` for SMPP), from a bounded set.
+pub fn hop(
+    front: &'static str,
+    dialect: &'static str,
+    route: Arc<str>,
+    outcome: &'static str,
+    took: Duration,
+) {
     HOP_HANDLES.with(
-        (front, route.clone(), outcome),
+        (front, dialect, route.clone(), outcome),
         || {
             (
-                counter!(HOPS, "front" => front, "route" => route.clone(), "outcome" => outcome),
-                histogram!(HOP_SECONDS, "front" => front, "route" => route),
+                counter!(HOPS, "front" => front, "dialect" => dialect, "route" => route.clone(), "outcome" => outcome),
+                histogram!(HOP_SECONDS, "front" => front, "dialect" => dialect, "route" => route),
             )
         },
         |(hops, seconds)| {
@@ -465,12 +476,12 @@ fn process_collector() -> &'static metrics_process::Collector {
 /// upstream ones) exist per route before the first hop. Call after (re)loading routes.
 pub fn routes<'a>(service_codes: impl IntoIterator<Item = &'a str>) {
     for route in service_codes {
-        for front in ["http", "smpp"] {
+        for (front, dialect) in [("http", "africastalking"), ("smpp", "smpp")] {
             for outcome in ["con", "end", "error"] {
-                counter!(HOPS, "front" => front, "route" => route.to_string(), "outcome" => outcome)
+                counter!(HOPS, "front" => front, "dialect" => dialect, "route" => route.to_string(), "outcome" => outcome)
                     .absolute(0);
             }
-            let _ = histogram!(HOP_SECONDS, "front" => front, "route" => route.to_string());
+            let _ = histogram!(HOP_SECONDS, "front" => front, "dialect" => dialect, "route" => route.to_string());
         }
         counter!(UPSTREAM_REQUESTS, "route" => route.to_string(), "outcome" => "ok").absolute(0);
         counter!(UPSTREAM_CUT, "route" => route.to_string()).absolute(0);

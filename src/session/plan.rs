@@ -182,6 +182,14 @@ pub(super) fn plan(hop: Hop, known: Known<'_>) -> Plan {
             known.now_ms,
         );
     };
+    // A hop number the dialogue has already answered (an aggregator's `Sequence`): sent again.
+    if hop.seq.is_some_and(|n| n <= d.hops) {
+        return Plan::Answer {
+            reply: d.last_reply.clone(),
+            stop: false,
+            outcome: "retry",
+        };
+    }
     let (text, input) = match hop.input {
         HopInput::Cumulative(text) => {
             let at = match mask::relate(&d.seen_text, d.seen_raw.as_deref(), &text) {

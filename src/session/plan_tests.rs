@@ -106,6 +106,8 @@ fn hop(from: &str, dialled: &str, input: HopInput) -> Hop {
         network: None,
         input,
         limit: Limit::default(),
+        dialect: "test",
+        seq: None,
     }
 }
 
@@ -163,6 +165,26 @@ fn a_retry_of_the_last_hop_is_answered_from_the_stored_reply() {
     assert_eq!(reply, Reply::con("Enter PIN"));
     assert!(!stop, "the dialogue goes on");
     assert_eq!(outcome, "retry");
+}
+
+#[test]
+fn a_hop_number_already_answered_is_a_retry_whatever_its_input() {
+    let mut d = live("1", "Enter PIN");
+    d.hops = 2;
+    // An aggregator's Sequence: hop 2 again, and the dial (1) arriving late.
+    for (seq, input) in [(2, HopInput::Single(Some("1".into()))), (1, at(""))] {
+        let mut h = hop(SUBSCRIBER, "", input);
+        h.seq = Some(seq);
+        let (reply, stop, outcome) = answer(decide(h, Some(&d), None));
+        assert_eq!(
+            (reply, stop, outcome),
+            (Reply::con("Enter PIN"), false, "retry")
+        );
+    }
+    // Hop 3 is the next input.
+    let mut h = hop(SUBSCRIBER, "", HopInput::Single(Some("1".into())));
+    h.seq = Some(3);
+    assert!(matches!(decide(h, Some(&d), None), Plan::Next { .. }));
 }
 
 #[test]

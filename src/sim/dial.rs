@@ -2,6 +2,7 @@
 //!
 //! It posts the AT callback form as Africa's Talking does: a fresh `sessionId` per run, the
 //! cumulative `text` (every input so far joined by `*`), and shows each screen until `END`.
+//! With `--dialect` it plays that aggregator instead (Hubtel's JSON, Nalo's, ...: `dial_wire`).
 //! Interactive by default; with `--input` values it runs a scripted path and fails when the
 //! inputs run out before `END`. The grown-up version of the founding project's `ussd_test.py`.
 //! It reaches `http://` and `https://` URLs (the gateway's outgoing client, `crate::net`, with
@@ -33,23 +34,8 @@ pub struct DialOptions {
     /// A PEM file of CA certificates trusted besides the public roots (an https front with a
     /// private certificate).
     pub ca_file: Option<PathBuf>,
-}
-
-impl DialOptions {
-    /// Dialling `service_code` at `url` as `phone`: no inputs (interactive), no network code,
-    /// no secret (header `X-Ussd-Secret`), the public roots only.
-    pub fn new(service_code: &str, phone: &str, url: &str) -> DialOptions {
-        DialOptions {
-            service_code: service_code.into(),
-            phone: phone.into(),
-            url: url.into(),
-            inputs: Vec::new(),
-            network_code: None,
-            secret: None,
-            secret_header: "X-Ussd-Secret".into(),
-            ca_file: None,
-        }
-    }
+    /// The aggregator played.
+    pub dialect: crate::config::dialect::Dialect,
 }
 
 /// How a dial ended.
@@ -75,8 +61,8 @@ pub enum DialError {
         /// Its body.
         body: String,
     },
-    /// The answer did not start with `CON ` or `END `.
-    #[error("answer does not start with CON or END: {0:?}")]
+    /// The answer was not in the dialect's reply format.
+    #[error("answer not in the dialect's format: {0}")]
     Malformed(String),
 }
 
@@ -107,24 +93,32 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut inputs: Vec<String> = Vec::new();
     loop {
-        let text = inputs.join("*");
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("sessionId", &session_id)
-            .append_pair("serviceCode", &opts.service_code)
-            .append_pair("phoneNumber", &opts.phone)
-            .append_pair("text", &text);
-        if let Some(n) = &opts.network_code {
-            form.append_pair("networkCode", n);
+        let played = super::dial_wire::Played {
+            session_id: &session_id,
+            service_code: &opts.service_code,
+            phone: &opts.phone,
+            network: opts.network_code.as_deref(),
+            inputs: &inputs,
+        };
+        // A dialect with a path per session (Infobip): the URL's path is the dialect's, filled.
+        let mut target = url.clone();
+        if let Some(p) = super::dial_wire::path(&opts.dialect, &played) {
+            target.set_path(&p);
         }
-        let mut req = client.post(url.clone()).header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
+        let mut req = match super::dial_wire::request(&opts.dialect, &played) {
+            super::dial_wire::Outgoing::Query(q) => {
+                target.set_query(Some(&q));
+                client.get(target)
+            }
+            super::dial_wire::Outgoing::Post(content_type, body) => client
+                .post(target)
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(body),
+        };
         if let Some(secret) = &opts.secret {
             req = req.header(opts.secret_header.as_str(), secret.as_str());
         }
         let resp = req
-            .body(form.finish())
             .send()
             .await
             .map_err(|e| DialError::Http(crate::net::error_chain(&e)))?;
@@ -139,13 +133,8 @@ pub async fn run(opts: &DialOptions, out: &mut dyn Write) -> Result<DialOutcome,
                 body: body.trim_end().to_string(),
             });
         }
-        let (end, screen) = if let Some(s) = body.strip_prefix("END ") {
-            (true, s)
-        } else if let Some(s) = body.strip_prefix("CON ") {
-            (false, s)
-        } else {
-            return Err(DialError::Malformed(body));
-        };
+        let (end, screen) =
+            super::dial_wire::reply(&opts.dialect, &body).map_err(DialError::Malformed)?;
         let _ = writeln!(out, "{}", if end { "--- END ---" } else { "--- CON ---" });
         let _ = writeln!(out, "{}", screen.trim_end_matches('\n'));
         if end {

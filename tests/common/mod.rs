@@ -437,6 +437,8 @@ pub async fn status(admin: SocketAddr) -> serde_json::Value {
 pub struct Seen {
     pub path: String,
     pub form: Vec<(String, String)>,
+    /// The raw body (a JSON app's request).
+    pub body: String,
 }
 
 /// A fake HTTP peer on 127.0.0.1:0 (an upstream app, an events receiver): `answer` decides
@@ -475,7 +477,11 @@ impl FakeHttp {
                                 let form: Vec<(String, String)> = form_urlencoded::parse(&body)
                                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                                     .collect();
-                                let seen = Seen { path, form };
+                                let seen = Seen {
+                                    path,
+                                    form,
+                                    body: String::from_utf8_lossy(&body).into_owned(),
+                                };
                                 log.lock().unwrap().push(seen.clone());
                                 let (status, text) = answer(seen).await;
                                 let mut resp = hyper::Response::new(Full::new(Bytes::from(text)));

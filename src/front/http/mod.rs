@@ -1,4 +1,5 @@
-//! The HTTP listeners: the public front (AT USSD callbacks, health) and the admin listener.
+//! The HTTP listeners: the public front (aggregators' USSD callbacks in their dialects, voice,
+//! health) and the admin listener.
 //!
 //! Plain hyper 1 with HTTP/1.1 connections: the fronts are a handful of routes, and AT speaks
 //! HTTP/1.1. Each listener runs an accept loop that stops on the shutdown signal and then lets
@@ -6,6 +7,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod dialect;
 pub mod events;
 pub mod guard;
 pub mod ussd;

@@ -15,13 +15,14 @@ impl Handler<HopMsg> for SessionActor {
 
     fn handle(&mut self, msg: HopMsg, ctx: &mut Self::Context) -> Self::Result {
         let started = Instant::now();
-        let front = msg.0.front;
+        let (front, dialect) = (msg.0.front, msg.0.dialect);
         // One span per hop: every line logged while it is answered (here, in the app's call,
         // in its end) carries the front, the route and the dialogue's log id, so that one
         // dialogue's lines can be grouped (`--log-format json` puts them under `span`).
         let span = tracing::info_span!(
             "hop",
             front = front.as_str(),
+            dialect,
             route = tracing::field::Empty,
             session = %self.log_id,
         );
@@ -41,7 +42,7 @@ impl SessionActor {
         span: tracing::Span,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Reply> {
-        let front = hop.front;
+        let (front, dialect) = (hop.front, hop.dialect);
         let entered = span.enter();
         if self.route.is_some() {
             span.record("route", &*self.route_label());
@@ -59,6 +60,7 @@ impl SessionActor {
             } => {
                 metrics::hop(
                     front.as_str(),
+                    dialect,
                     self.route_label(),
                     outcome,
                     started.elapsed(),
@@ -90,7 +92,7 @@ impl SessionActor {
                     let _entered = span.enter();
                     let route = act.route_label();
                     let (reply, label) = act.finish(outcome, text, ctx);
-                    metrics::hop(front.as_str(), route, label, started.elapsed());
+                    metrics::hop(front.as_str(), dialect, route, label, started.elapsed());
                     reply
                 }))
             }

@@ -210,7 +210,7 @@ impl SessionActor {
     ) -> ResponseActFuture<Self, Reply> {
         let key = self.key.clone();
         let cached = self.shared.version;
-        let front = hop.front;
+        let (front, dialect) = (hop.front, hop.dialect);
         let begin =
             async move { begin_waiting(&cluster.dialogues, &key, cached, cluster.lease).await };
         Box::pin(begin.into_actor(self).then(move |begun, act, ctx| {
@@ -224,7 +224,13 @@ impl SessionActor {
                     } else {
                         tracing::debug!(session = %act.log_id, error = %e, "shared store: hop answered busy");
                     }
-                    metrics::hop(front.as_str(), act.route_label(), "busy", started.elapsed());
+                    metrics::hop(
+                        front.as_str(),
+                        dialect,
+                        act.route_label(),
+                        "busy",
+                        started.elapsed(),
+                    );
                     act.forget_copy();
                     stop_after_reply(ctx);
                     let busy = Reply::end(&act.core.limits.busy_text);

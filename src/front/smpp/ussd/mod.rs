@@ -197,6 +197,8 @@ impl Ussd {
             network: None,
             input,
             limit: p.limit(),
+            dialect: "smpp",
+            seq: None,
         };
         let template = UssdMessage {
             service_type: p.service_type.clone(),
@@ -389,6 +391,8 @@ impl Ussd {
             network: None,
             input: HopInput::Single(None),
             limit: p.limit(),
+            dialect: "smpp",
+            seq: None,
         };
         let r = self
             .registry
