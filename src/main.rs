@@ -39,6 +39,10 @@ enum Command {
         /// The log's format (default: `[log] format` of the configuration, else text).
         #[arg(long, value_enum)]
         log_format: Option<LogFormatArg>,
+        /// Reload the flows when their files (or the configuration) change, as on SIGHUP: for
+        /// development.
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate the configuration and every flow; exit non-zero on any error.
     Check {
@@ -49,6 +53,28 @@ enum Command {
         #[arg(value_name = "CONFIG")]
         file: Option<PathBuf>,
     },
+    /// Run scripted dialogue tests (YAML files of cases; docs/testing-flows.md) on the flows
+    /// in-process; exit non-zero unless every case passes.
+    Test {
+        /// Test files (default: every `*.test.yaml` of the configured flows folder).
+        files: Vec<PathBuf>,
+        /// The configuration file (its routes, flows and sample records).
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Print a route's flow as a graph (screens and transitions).
+    Graph {
+        /// The route's service code (`*123#`) or the flow's name (`student`).
+        route: String,
+        /// The graph language: mermaid (GitHub and many editors draw it) or dot (Graphviz).
+        #[arg(long, value_parser = ["mermaid", "dot"], default_value = "mermaid")]
+        format: String,
+        /// The configuration file.
+        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of flow files, for editors (docs/flows.md, "Editor support").
+    Schema,
     /// Load the sample records of the configuration's data folder into the store.
     Seed {
         /// The configuration file.
@@ -190,7 +216,11 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => {
+        Command::Serve {
+            config,
+            log_format,
+            watch,
+        } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -207,7 +237,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, watch))
         }
         // The variable is read here, not by clap: clap would count it as `--config` given
         // and refuse the positional file beside it.
@@ -262,6 +292,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Test { files, config } => match load_config(&config) {
+            Ok(config) if ussd_gateway::workbench::test_command(&config, files) => {
+                ExitCode::SUCCESS
+            }
+            Ok(_) => ExitCode::FAILURE,
+            Err(code) => code,
+        },
+        Command::Graph {
+            route,
+            format,
+            config,
+        } => {
+            let dot = format == "dot";
+            match load_config(&config).map(|c| ussd_gateway::workbench::graph(&c, &route, dot)) {
+                Ok(Ok(text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Schema => {
+            println!("{}", ussd_gateway::flow::flow_schema());
+            ExitCode::SUCCESS
         }
         Command::Seed { config, synthetic } => {
             let config = match load_config(&config) {
@@ -411,7 +470,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
-    let warnings = config.security_warnings();
+    let mut warnings = config.security_warnings();
+    for path in ussd_gateway::workbench::unrouted_flows(&config) {
+        warnings.push(format!(
+            "{}: no route names this flow file (a typo in a route's `flow`?)",
+            path.display()
+        ));
+    }
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -441,7 +506,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, watch: bool) -> ExitCode {
     // Signal handlers first: a SIGHUP or SIGTERM that arrives as soon as the addresses are
     // announced must reload or drain, not kill the process (their default action).
     let signals = match Signals::install() {
@@ -451,6 +516,8 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let flows_dir = config.flows_path();
+    let config_file = config.source.clone();
     let running = match gateway::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -463,7 +530,15 @@ async fn serve(config: Config) -> ExitCode {
         "listening public={} admin={}",
         running.public_addr, running.admin_addr
     );
-    signals.wait(&running).await;
+    let watch = match watch.then(|| gateway::FlowWatch::start(&flows_dir, config_file.as_deref())) {
+        Some(Err(e)) => {
+            eprintln!("error: --watch: {}: {e}", flows_dir.display());
+            running.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+        w => w.and_then(Result::ok),
+    };
+    signals.wait(&running, watch).await;
     tracing::info!("shutting down: no new connections, finishing hops in flight");
     running.shutdown().await;
     ExitCode::SUCCESS
@@ -486,10 +561,29 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP meanwhile.
-    async fn wait(mut self, running: &gateway::Running) {
+    /// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP, or on a change `watch` sees,
+    /// meanwhile.
+    async fn wait(mut self, running: &gateway::Running, mut watch: Option<gateway::FlowWatch>) {
         loop {
+            let changed = async {
+                match &mut watch {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                files = changed => match running.reload() {
+                    Ok(summary) => tracing::info!(
+                        changed = ?files,
+                        "watch: {}",
+                        summary.replace('\n', "; ")
+                    ),
+                    Err(errors) => tracing::error!(
+                        changed = ?files,
+                        "watch: reload refused: {}",
+                        errors.join("; ")
+                    ),
+                },
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => match running.reload() {

@@ -13,10 +13,12 @@
 //! the jobs, flushes the store and stops the actors.
 
 mod apps;
+mod flow_watch;
 mod jobs;
 mod public;
 
 pub use apps::{load_ivrs, load_routes};
+pub use flow_watch::FlowWatch;
 
 use crate::config::Config;
 use crate::front::http::{self, admin};
