@@ -87,6 +87,12 @@ impl FlowState {
         &self.vars
     }
 
+    /// The page on display of a screen shown over several, and how many there are (1-based);
+    /// `None` for a screen of one page.
+    pub fn page(&self) -> Option<(usize, usize)> {
+        (self.view.pages.len() > 1).then(|| (self.view.page + 1, self.view.pages.len()))
+    }
+
     /// The dialogue's current language code.
     pub fn language(&self) -> &str {
         &self.lang

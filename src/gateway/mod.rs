@@ -341,6 +341,11 @@ async fn serve(
         reload: reload.clone(),
         smpp: smpp.clone(),
         max_body: config.public.max_body_bytes,
+        ui: Some(http::ui::UiState::new(
+            public_addr,
+            config.public_secret().map(Arc::from),
+            config.public.secret_header.clone(),
+        )),
     };
     if state.token.is_none() {
         tracing::warn!("no admin token configured: every /admin call will be refused");

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod conn;
 pub mod events;
 pub mod guard;
+pub mod ui;
 pub mod ussd;
 pub mod voice;
 
