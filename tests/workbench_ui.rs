@@ -272,6 +272,35 @@ async fn a_developer_logs_in_dials_the_student_app_and_sees_the_dialogue_live() 
         !text.contains("254700000001") && !text.contains("254700000002"),
         "an unmasked number: {text}"
     );
+    // The timetable's last page ends that dialogue: its journey shows in the inspector.
+    b.eval("document.querySelector('#tab-sim').click(); document.querySelector('.phone .reply').value = '98'; document.querySelector('.phone .answer').requestSubmit(); true").await;
+    assert!(
+        b.until(&format!("JSON.parse({SCREENS})[0].startsWith('Wednesday')"))
+            .await,
+        "{}",
+        b.eval(SCREENS).await
+    );
+    b.eval("document.querySelector('#tab-inspector').click(); true")
+        .await;
+    let recent =
+        "JSON.stringify([...document.querySelectorAll('#recent li')].map(li => li.textContent))";
+    assert!(
+        b.until(&format!(
+            "JSON.parse({recent}).some(t => t.startsWith('254******001 *123# (end): timetable '))"
+        ))
+        .await,
+        "{}",
+        b.eval(recent).await
+    );
+    let funnel = "JSON.stringify([...document.querySelectorAll('#funnel tr')].map(r => [...r.cells].map(c => c.textContent)))";
+    assert!(
+        b.until(&format!(
+            "JSON.parse({funnel}).some(r => r[0] === 'timetable' && r[1] === '1' && r[3] === '1')"
+        ))
+        .await,
+        "{}",
+        b.eval(funnel).await
+    );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     b.screenshot(&dir.join("workbench-inspector.png")).await;
 

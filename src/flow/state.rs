@@ -82,6 +82,11 @@ impl FlowState {
         &self.screen
     }
 
+    /// [`FlowState::screen`], shared (the flow's own name for it: no copy).
+    pub fn screen_arc(&self) -> &Arc<str> {
+        &self.screen
+    }
+
     /// The dialogue's variables.
     pub fn vars(&self) -> &Map<String, Value> {
         &self.vars

@@ -16,6 +16,7 @@
 //! | `GET /admin/export/{ended,calls,outbox,journal}` | JSON lines, or CSV with `?format=csv` |
 //! | `POST /admin/ui/hop` | the workbench's simulator: one hop through the public front (`ui.rs`) |
 //! | `GET /admin/ui/graph?route=` | the graph of a route's flow, as JSON |
+//! | `GET /admin/journeys?route=&since=` | per screen: arrived, went on, ended, timed out, aborted, median time; recent journeys |
 //!
 //! `/ui/` is the workbench page itself (`ui.rs`): its files need no token, its calls do.
 
@@ -161,6 +162,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
         }
         (&Method::GET, "/admin/outbox") => outbox(&state),
         (&Method::GET, "/admin/ui/graph") => super::ui::graph(&state, req.uri().query()),
+        (&Method::GET, "/admin/journeys") => super::ui::journeys(&state, req.uri().query()).await,
         (
             &Method::POST,
             "/admin/dialogues/end" | "/admin/outbox/requeue" | "/admin/push" | "/admin/ui/hop",
@@ -189,7 +191,8 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             | "/admin/outbox/requeue"
             | "/admin/push"
             | "/admin/ui/hop"
-            | "/admin/ui/graph",
+            | "/admin/ui/graph"
+            | "/admin/journeys",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

@@ -209,3 +209,80 @@ pub fn graph(state: &AdminState, query: Option<&str>) -> Response<Body> {
         ),
     }
 }
+
+/// The ended dialogues listed with their journeys by `GET /admin/journeys`, newest first.
+const RECENT: usize = 20;
+
+/// `GET /admin/journeys?route=*123%23&since=...`: per screen, how many dialogues (ended at
+/// `since` or later: epoch milliseconds or an RFC 3339 time; default all that are kept) arrived,
+/// went on, ended, timed out, aborted or failed there, and the median time spent; and the most
+/// recent of them with their journeys (numbers masked).
+pub async fn journeys(state: &AdminState, query: Option<&str>) -> Response<Body> {
+    let mut route = None;
+    let mut since_ms = 0;
+    for (k, v) in query
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+    {
+        match &*k {
+            "route" if !v.is_empty() => route = Some(v.into_owned()),
+            "since" if !v.is_empty() => {
+                let parsed = v.parse::<u64>().ok().or_else(|| {
+                    v.parse::<jiff::Timestamp>()
+                        .ok()
+                        .and_then(|t| u64::try_from(t.as_millisecond()).ok())
+                });
+                match parsed {
+                    Some(ms) => since_ms = ms,
+                    None => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            "since: epoch milliseconds or an RFC 3339 time\n",
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let store = state.registry.core().store.clone();
+    let records = tokio::task::spawn_blocking(move || {
+        store
+            .ended_records::<crate::session::state::EndRecord>()
+            .filter_map(Result::ok)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let (dialogues, screens) =
+        crate::session::journey::summarize(&records, route.as_deref(), since_ms);
+    let mut recent: Vec<&crate::session::state::EndRecord> = records
+        .iter()
+        .filter(|r| r.ended_ms >= since_ms && route.as_deref().is_none_or(|c| c == r.service_code))
+        .collect();
+    recent.sort_by_key(|r| std::cmp::Reverse(r.ended_ms));
+    let recent: Vec<Value> = recent
+        .into_iter()
+        .take(RECENT)
+        .map(|r| {
+            json!({
+                "msisdn": r.msisdn.masked().to_string(),
+                "route": r.service_code,
+                "ended_ms": r.ended_ms,
+                "reason": r.reason.as_str(),
+                "input": r.input,
+                "journey": r.journey,
+            })
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({
+            "route": route,
+            "since_ms": since_ms,
+            "dialogues": dialogues,
+            "screens": screens,
+            "recent": recent,
+        }),
+    )
+}

@@ -40,7 +40,7 @@ async function enter() {
   $("#login").hidden = true;
   $("#tabs").hidden = false;
   const routes = status.routes.map((r) => r.service_code);
-  for (const sel of [$("#new-route"), $("#graph-route")]) {
+  for (const sel of [$("#new-route"), $("#graph-route"), $("#journey-route")]) {
     sel.replaceChildren(...routes.map((c) => new Option(c, c)));
   }
   show("sim");
@@ -165,17 +165,38 @@ async function refreshDialogues() {
   let list;
   try { list = (await api("/admin/dialogues")).dialogues; } catch (e) { return; }
   list.sort((a, b) => a.age_ms - b.age_ms);
-  $("#dialogues").replaceChildren(...list.map((d) => {
-    const tr = document.createElement("tr");
-    for (const v of [d.msisdn, d.service_code, d.screen || "", d.hops, clock(d.age_ms), clock(d.idle_ms), d.front]) {
-      const td = document.createElement("td");
-      td.textContent = v;
-      tr.append(td);
-    }
-    return tr;
-  }));
+  $("#dialogues").replaceChildren(...list.map((d) => cells(
+    [d.msisdn, d.service_code, d.screen || "", d.hops, clock(d.age_ms), clock(d.idle_ms), d.front])));
   $("#no-dialogues").hidden = list.length > 0;
+  refreshJourneys();
 }
+
+function cells(values) {
+  const tr = document.createElement("tr");
+  for (const v of values) {
+    const td = document.createElement("td");
+    td.textContent = v;
+    tr.append(td);
+  }
+  return tr;
+}
+
+function seconds(ms) { return ms === null || ms === undefined ? "" : (ms / 1000).toFixed(1) + " s"; }
+
+async function refreshJourneys() {
+  const route = $("#journey-route").value;
+  let j;
+  try { j = await api("/admin/journeys?route=" + encodeURIComponent(route)); } catch (e) { return; }
+  $("#funnel").replaceChildren(...j.screens.map((s) => cells(
+    [s.screen, s.arrived, s.went_on, s.ended, s.timed_out, s.aborted, seconds(s.median_ms)])));
+  $("#recent").replaceChildren(...j.recent.map((r) => {
+    const li = document.createElement("li");
+    const steps = r.journey.map((st) => st.screen + " " + seconds(st.ms)).join(" → ");
+    li.textContent = r.msisdn + " " + r.route + " (" + r.reason + "): " + steps + (r.input ? ", typed " + r.input : "");
+    return li;
+  }));
+}
+$("#journey-route").addEventListener("change", refreshJourneys);
 $("#refresh").addEventListener("click", refreshDialogues);
 
 // --- Flow view -------------------------------------------------------------------------------
