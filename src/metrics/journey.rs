@@ -5,7 +5,9 @@
 //! `sum by (route, screen) (rate(ussd_screen_exits_total{outcome=~"idle_timeout|abort"}[1h]))
 //! / sum by (route, screen) (rate(ussd_screen_arrivals_total[1h]))`.
 
-use metrics::{counter, describe_counter};
+use super::Kept;
+use metrics::{Counter, counter, describe_counter};
+use std::sync::Arc;
 
 /// Dialogues arriving at a screen, by route and screen.
 pub const SCREEN_ARRIVALS: &str = "ussd_screen_arrivals_total";
@@ -24,21 +26,35 @@ pub(super) fn describe() {
     );
 }
 
+/// The handles of the arrival counters, by route and screen.
+static ARRIVAL_HANDLES: Kept<(Arc<str>, Arc<str>), Counter> = Kept::new();
+/// The handles of the exit counters, by route, screen and outcome.
+type ExitKey = (Arc<str>, Arc<str>, &'static str);
+static EXIT_HANDLES: Kept<ExitKey, Counter> = Kept::new();
+
 /// A dialogue of `route` was shown `screen`.
-pub fn screen_arrival(route: &str, screen: &str) {
-    counter!(SCREEN_ARRIVALS, "route" => route.to_string(), "screen" => screen.to_string())
-        .increment(1);
+pub fn screen_arrival(route: &Arc<str>, screen: &Arc<str>) {
+    ARRIVAL_HANDLES.with(
+        (route.clone(), screen.clone()),
+        || counter!(SCREEN_ARRIVALS, "route" => route.clone(), "screen" => screen.clone()),
+        |c| c.increment(1),
+    );
 }
 
 /// A dialogue of `route` left `screen` with `outcome`.
-pub fn screen_exit(route: &str, screen: &str, outcome: &'static str) {
-    counter!(
-        SCREEN_EXITS,
-        "route" => route.to_string(),
-        "screen" => screen.to_string(),
-        "outcome" => outcome
-    )
-    .increment(1);
+pub fn screen_exit(route: &Arc<str>, screen: &Arc<str>, outcome: &'static str) {
+    EXIT_HANDLES.with(
+        (route.clone(), screen.clone(), outcome),
+        || {
+            counter!(
+                SCREEN_EXITS,
+                "route" => route.clone(),
+                "screen" => screen.clone(),
+                "outcome" => outcome
+            )
+        },
+        |c| c.increment(1),
+    );
 }
 
 /// How a screen can be left, as [`SCREEN_EXITS`]'s `outcome`.
