@@ -53,6 +53,9 @@ pub struct Case {
     /// The network code the front would pass.
     #[serde(default)]
     pub network: Option<String>,
+    /// The store refuses every write (as a full disk would): the flow's `failed` branches.
+    #[serde(default)]
+    pub store_fails: bool,
 }
 
 /// A YAML scalar read as text: inputs and ids may be written `1` or `"1"`.
@@ -262,6 +265,7 @@ fn prepare_store(config: &Config, case: &Case, clock: &str) -> Result<Store, Str
         .records()
         .apply(&writes)
         .map_err(|e| format!("records: {e}"))?;
+    store.fail_writes(case.store_fails);
     Ok(store)
 }
 
