@@ -32,6 +32,8 @@
 //! - Above the store: [`outbox`] (sends the effects), [`voice`] (AT voice callbacks answered
 //!   with IVR XML), [`retention`] (what expires, and exports before it does), [`seed`] (sample
 //!   records at start-up and for the `seed` command).
+//! - [`workbench`]: tools for flow authors: scripted dialogue tests on the pure engine and a
+//!   throw-away store (`ussd-gateway test`), the checks `check` adds for them.
 //! - [`app`]: what answers a hop (`App`): a flow, with its effects run against the store, or an
 //!   upstream AT-style app; the route table.
 //! - [`session`]: one actix actor per dialogue; `plan` decides a hop from the state (pure), the
@@ -78,3 +80,4 @@ pub mod store;
 pub mod text;
 pub mod txn;
 pub mod voice;
+pub mod workbench;

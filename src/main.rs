@@ -1,6 +1,6 @@
 //! The `ussd-gateway` command: thin. Parses the command line and hands over to the library.
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use ussd_gateway::config::{Config, LogFormat};
@@ -8,172 +8,9 @@ use ussd_gateway::flow::Severity;
 use ussd_gateway::gateway;
 use ussd_gateway::sim::dial::{self, DialOptions, DialOutcome};
 
-/// `--version`: the crate's version and the commit it was built from.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("USSD_GATEWAY_COMMIT"),
-    ")"
-);
+mod cli;
 
-/// The variable that names the configuration file when `--config` does not.
-const CONFIG_ENV: &str = "USSD_GATEWAY_CONFIG";
-
-/// Exit code for bad configuration (EX_USAGE in sysexits).
-const EXIT_CONFIG: u8 = 64;
-
-#[derive(Debug, Parser)]
-#[command(name = "ussd-gateway", version = VERSION, about = "An actor-based USSD gateway")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the gateway.
-    Serve {
-        /// The configuration file.
-        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
-        config: PathBuf,
-        /// The log's format (default: `[log] format` of the configuration, else text).
-        #[arg(long, value_enum)]
-        log_format: Option<LogFormatArg>,
-    },
-    /// Validate the configuration and every flow; exit non-zero on any error.
-    Check {
-        /// The configuration file (as with the other commands). [env: USSD_GATEWAY_CONFIG=]
-        #[arg(long, short, conflicts_with = "file")]
-        config: Option<PathBuf>,
-        /// The configuration file, given without `--config` (kept for older scripts).
-        #[arg(value_name = "CONFIG")]
-        file: Option<PathBuf>,
-    },
-    /// Load the sample records of the configuration's data folder into the store.
-    Seed {
-        /// The configuration file.
-        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
-        config: PathBuf,
-        /// Also create N synthetic subscribers for load tests (254710000000 onwards: students
-        /// and microfinance customers with wallets; made-up names).
-        #[arg(long, value_name = "N")]
-        synthetic: Option<u64>,
-    },
-    /// Export records for reconciliation before retention removes them: ended, calls, outbox or
-    /// journal, as JSON lines or CSV on standard output. Reads the store directly, so the
-    /// gateway must be stopped; while it runs, use GET /admin/export/... instead.
-    Export {
-        /// What to export.
-        #[arg(value_enum)]
-        what: ExportWhat,
-        /// How to write it.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
-        format: ExportFormat,
-        /// The configuration file.
-        #[arg(long, short, env = CONFIG_ENV, default_value = "config/gateway.toml")]
-        config: PathBuf,
-    },
-    /// Print a shell completion script, e.g. `ussd-gateway completions bash >
-    /// /etc/bash_completion.d/ussd-gateway`.
-    Completions {
-        /// The shell.
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Dial a service code against a running gateway, as the aggregator would.
-    Dial {
-        /// The service code, e.g. '*123#'.
-        service_code: String,
-        /// The subscriber's phone number.
-        #[arg(long, default_value = "+254700000001")]
-        phone: String,
-        /// The gateway's USSD callback URL. Default: http://127.0.0.1:8080 and the dialect's
-        /// path (/ussd for Africa's Talking).
-        #[arg(long)]
-        url: Option<String>,
-        /// Scripted inputs, in order (non-interactive).
-        #[arg(long = "input", short)]
-        inputs: Vec<String>,
-        /// A network to send (AT's networkCode, Hubtel's Operator, ...).
-        #[arg(long)]
-        network_code: Option<String>,
-        /// The public front's shared secret, sent in --secret-header (better from the
-        /// environment than on the command line, where `ps` shows it).
-        #[arg(long, env = "USSD_GATEWAY_PUBLIC_SECRET", hide_env_values = true)]
-        secret: Option<String>,
-        /// The header the shared secret goes in (the front's [public] secret_header).
-        #[arg(long, default_value = "X-Ussd-Secret")]
-        secret_header: String,
-        /// A PEM file of CA certificates to trust besides the public roots, for an https
-        /// front with a private certificate.
-        #[arg(long)]
-        ca_file: Option<std::path::PathBuf>,
-        /// The aggregator to play: a built-in dialect (africastalking, hubtel, nalo, arkesel,
-        /// beem) or one of --config's [[http.dialects]] (docs/dialects.md).
-        #[arg(long, default_value = "africastalking")]
-        dialect: String,
-        /// A gateway.toml whose [[http.dialects]] define or change --dialect.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// An SMSC simulator: accepts the gateway's SMPP bind and lets you dial over SMPP.
-    OperatorSim {
-        /// Where to listen for the gateway's bind.
-        #[arg(long, default_value = "127.0.0.1:2775")]
-        listen: std::net::SocketAddr,
-        /// The operator convention to play: a preset, or a [smpp.profiles] name of --config.
-        #[arg(long, default_value = "its_session_info")]
-        profile: String,
-        /// A gateway.toml whose [smpp.profiles] define --profile.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The subscriber's phone number.
-        #[arg(long, default_value = "254700000001")]
-        phone: String,
-        /// The code to dial (asked at the terminal when absent).
-        #[arg(long)]
-        dial: Option<String>,
-        /// Scripted inputs, in order (non-interactive).
-        #[arg(long = "input", short)]
-        inputs: Vec<String>,
-        /// Accept only this system_id:password (any by default).
-        #[arg(long)]
-        credentials: Option<String>,
-    },
-}
-
-/// What `export` writes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ExportWhat {
-    /// End-of-session records.
-    Ended,
-    /// Voice call records.
-    Calls,
-    /// Outbox items.
-    Outbox,
-    /// The ledger journal.
-    Journal,
-}
-
-/// How `export` writes it.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    /// One JSON document per line.
-    #[value(alias = "json")]
-    Jsonl,
-    /// CSV with a header; nested values as JSON text.
-    Csv,
-}
-
-/// `serve --log-format`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormatArg {
-    /// Lines for people (coloured on a terminal only).
-    Text,
-    /// One JSON object per line, for Loki or ELK: the event's fields at the top, its hop's
-    /// span (front, route, session) under `span`.
-    Json,
-}
+use cli::{CONFIG_ENV, Cli, Command, EXIT_CONFIG, ExportFormat, ExportWhat, LogFormatArg};
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -209,7 +46,11 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, log_format } => {
+        Command::Serve {
+            config,
+            log_format,
+            watch,
+        } => {
             let config = match load_config(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -226,7 +67,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, watch))
         }
         // The variable is read here, not by clap: clap would count it as `--config` given
         // and refuse the positional file beside it.
@@ -281,6 +122,35 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Test { files, config } => match load_config(&config) {
+            Ok(config) if ussd_gateway::workbench::test_command(&config, files) => {
+                ExitCode::SUCCESS
+            }
+            Ok(_) => ExitCode::FAILURE,
+            Err(code) => code,
+        },
+        Command::Graph {
+            route,
+            format,
+            config,
+        } => {
+            let dot = format == "dot";
+            match load_config(&config).map(|c| ussd_gateway::workbench::graph(&c, &route, dot)) {
+                Ok(Ok(text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Schema => {
+            println!("{}", ussd_gateway::flow::flow_schema());
+            ExitCode::SUCCESS
         }
         Command::Seed { config, synthetic } => {
             let config = match load_config(&config) {
@@ -464,7 +334,13 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
     let (_, diagnostics) = gateway::load_routes(&config, None);
     let mut errors = 0;
-    let warnings = config.security_warnings();
+    let mut warnings = config.security_warnings();
+    for path in ussd_gateway::workbench::unrouted_flows(&config) {
+        warnings.push(format!(
+            "{}: no route names this flow file (a typo in a route's `flow`?)",
+            path.display()
+        ));
+    }
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -494,7 +370,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, watch: bool) -> ExitCode {
     // Signal handlers first: a SIGHUP or SIGTERM that arrives as soon as the addresses are
     // announced must reload or drain, not kill the process (their default action).
     let signals = match Signals::install() {
@@ -504,6 +380,8 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let flows_dir = config.flows_path();
+    let config_file = config.source.clone();
     let running = match gateway::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -516,7 +394,15 @@ async fn serve(config: Config) -> ExitCode {
         "listening public={} admin={}",
         running.public_addr, running.admin_addr
     );
-    signals.wait(&running).await;
+    let watch = match watch.then(|| gateway::FlowWatch::start(&flows_dir, config_file.as_deref())) {
+        Some(Err(e)) => {
+            eprintln!("error: --watch: {}: {e}", flows_dir.display());
+            running.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+        w => w.and_then(Result::ok),
+    };
+    signals.wait(&running, watch).await;
     tracing::info!("shutting down: no new connections, finishing hops in flight");
     running.shutdown().await;
     ExitCode::SUCCESS
@@ -539,10 +425,29 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP meanwhile.
-    async fn wait(mut self, running: &gateway::Running) {
+    /// Waits for SIGINT or SIGTERM; reloads flows on SIGHUP, or on a change `watch` sees,
+    /// meanwhile.
+    async fn wait(mut self, running: &gateway::Running, mut watch: Option<gateway::FlowWatch>) {
         loop {
+            let changed = async {
+                match &mut watch {
+                    Some(w) => w.changed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                files = changed => match running.reload() {
+                    Ok(summary) => tracing::info!(
+                        changed = ?files,
+                        "watch: {}",
+                        summary.replace('\n', "; ")
+                    ),
+                    Err(errors) => tracing::error!(
+                        changed = ?files,
+                        "watch: reload refused: {}",
+                        errors.join("; ")
+                    ),
+                },
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
                 _ = self.hup.recv() => match running.reload() {

@@ -48,7 +48,9 @@ fn names_in(expr: &str) -> BTreeSet<String> {
     let expr = expr
         .replace("$__rate_interval", "5m")
         .replace("$__interval", "1m")
-        .replace("$instance", ".*");
+        .replace("$__range", "1h")
+        .replace("$instance", ".*")
+        .replace("$route", ".*");
     let ast = parser::parse(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
     let mut v = Names(BTreeSet::new());
     walk_expr(&mut v, &ast).unwrap_or_else(|e| panic!("{expr}: {e}"));

@@ -212,6 +212,10 @@ impl App for FlowApp {
         self.flow.has_sensitive_inputs()
     }
 
+    fn graph(&self) -> Option<&crate::flow::Graph> {
+        Some(self.flow.graph())
+    }
+
     fn hop(
         self: Arc<Self>,
         state: Option<AppState>,

@@ -137,6 +137,12 @@ pub trait App: Send + Sync + 'static {
     /// The version of the definition this app answers with.
     fn version(&self) -> Arc<str>;
 
+    /// The app's screens and transitions, when it has any to show (a flow's; the admin page's
+    /// flow view draws it).
+    fn graph(&self) -> Option<&crate::flow::Graph> {
+        None
+    }
+
     /// Whether an input may be sensitive (a flow with a `sensitive` input screen): when a hop
     /// fails and no [`Turn`] says which of its inputs were, the actor masks them all.
     fn may_take_sensitive(&self) -> bool {

@@ -20,6 +20,8 @@ pub(crate) struct Checker<'a> {
     file: &'a str,
     names: HashSet<String>,
     edges: HashMap<String, Vec<String>>,
+    /// Every edge with the field that names it, in the order recorded: the flow's graph.
+    fields: Vec<(String, String, String)>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     pub(super) templates: Templates,
@@ -45,6 +47,7 @@ impl<'a> Checker<'a> {
             file,
             names: HashSet::new(),
             edges: HashMap::new(),
+            fields: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
             templates: Templates::new(),
@@ -100,6 +103,8 @@ impl<'a> Checker<'a> {
             .entry(screen.to_string())
             .or_default()
             .push(target.to_string());
+        self.fields
+            .push((screen.to_string(), field.to_string(), target.to_string()));
         target.to_string()
     }
 
@@ -251,6 +256,11 @@ impl<'a> Checker<'a> {
     /// Screens not reachable from `roots` over the edges recorded so far.
     pub(crate) fn unreachable(&self, names: &[String], roots: &[String]) -> Vec<String> {
         super::compile::unreachable_from(names, &self.edges, roots.iter())
+    }
+
+    /// Every edge recorded, as `(screen, field, target)`, in the order the screens compiled.
+    pub(crate) fn take_edges(&mut self) -> Vec<(String, String, String)> {
+        std::mem::take(&mut self.fields)
     }
 
     /// Errors, warnings and the compiled templates.

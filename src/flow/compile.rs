@@ -28,7 +28,7 @@ fn default_language() -> String {
 }
 
 /// The top of a flow file, everything except `screens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HeaderSpec {
     pub start: String,
@@ -259,11 +259,14 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
     }
     let sensitive_vars = sensitive_vars(&screens);
     checker.sensitive_sends(&screens, &sensitive_vars);
+    let edges = checker.take_edges();
     let (errors, warnings, templates) = checker.finish();
     diags.extend(errors);
     let Some(h) = header.filter(|_| diags.is_empty()) else {
         return Err(diags);
     };
+    let home = h.home.clone().unwrap_or_else(|| h.start.clone());
+    let graph = super::graph::build(&h.start, &home, &screens_map, edges);
     Ok(Flow {
         name: name.to_string(),
         version: version_of(src).into(),
@@ -282,6 +285,7 @@ pub(crate) fn compile(name: &str, file: &str, src: &str) -> Result<Flow, Vec<Dia
         pinned,
         secrets: h.secrets,
         sensitive_vars,
+        graph,
     })
 }
 

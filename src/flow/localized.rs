@@ -51,6 +51,22 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+impl schemars::JsonSchema for Text {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A text: one string, or a map of language code to string ({en: ..., sw: ...}).",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "object", "additionalProperties": { "type": "string" }, "minProperties": 1 }
+            ]
+        })
+    }
+}
+
 /// A value per language; a plain text is stored under the key `""`.
 #[derive(Debug, Clone)]
 pub(crate) struct Localized<T>(pub Vec<(String, T)>);

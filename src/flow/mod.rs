@@ -21,10 +21,12 @@
 mod check;
 mod compile;
 mod engine;
+mod graph;
 mod localized;
 mod navigation;
 mod render;
 mod resume;
+mod schema;
 mod scope;
 mod screen;
 mod sensitive;
@@ -37,7 +39,9 @@ pub(crate) use template::add_days as add_days_filter;
 pub(crate) use template::epoch_ms as epoch_ms_filter;
 
 pub use engine::{input, resume, start};
+pub use graph::{Edge, Graph, Node};
 pub use resume::restore;
+pub use schema::flow_schema;
 pub use screen::{fill_secrets, is_idempotent, secret_placeholder};
 pub use sensitive::{resume_point, sensitive_input};
 pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest, Step, Write};
@@ -76,6 +80,8 @@ pub struct Flow {
     secrets: Vec<String>,
     /// The variables that `sensitive` input screens store into.
     sensitive_vars: Vec<String>,
+    /// The screens and transitions, for people (`ussd-gateway graph`, the admin flow view).
+    graph: Graph,
 }
 
 impl Flow {
@@ -139,6 +145,11 @@ impl Flow {
     /// The environment variables the flow declared in `secrets:`.
     pub fn secrets(&self) -> &[String] {
         &self.secrets
+    }
+
+    /// The flow's screens and transitions (`ussd-gateway graph`).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// Load warnings: static texts with characters outside GSM-7 (those screens go out as UCS-2

@@ -32,7 +32,7 @@ fn yes() -> bool {
 }
 
 /// `navigation:`: the page and history keys and the labels shown for them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NavSpec {
     #[serde(default = "key_next")]

@@ -35,7 +35,7 @@ fn yes() -> bool {
 }
 
 /// `resume:` at the top of a flow file: offer to continue a dialogue that was cut.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResumeSpec {
     /// How long after the last answered hop a redial may continue. Default 120.

@@ -82,9 +82,20 @@ impl FlowState {
         &self.screen
     }
 
+    /// [`FlowState::screen`], shared (the flow's own name for it: no copy).
+    pub fn screen_arc(&self) -> &Arc<str> {
+        &self.screen
+    }
+
     /// The dialogue's variables.
     pub fn vars(&self) -> &Map<String, Value> {
         &self.vars
+    }
+
+    /// The page on display of a screen shown over several, and how many there are (1-based);
+    /// `None` for a screen of one page.
+    pub fn page(&self) -> Option<(usize, usize)> {
+        (self.view.pages.len() > 1).then(|| (self.view.page + 1, self.view.pages.len()))
     }
 
     /// The dialogue's current language code.

@@ -39,6 +39,7 @@ pub(super) fn load(config: &Config, store: &Store) -> anyhow::Result<Apps> {
         anyhow::bail!("invalid flows:\n{}", errors.join("\n"));
     };
     crate::metrics::routes(routes.routes().iter().map(|r| &*r.service_code));
+    journey_series(&routes);
     let (ivrs, calling_number) = load_ivrs(config)
         .map_err(|errors| anyhow::anyhow!("invalid IVRs:\n{}", errors.join("\n")))?;
     if calling_number.is_none() && ivrs.len() > 1 {
@@ -52,6 +53,20 @@ pub(super) fn load(config: &Config, store: &Store) -> anyhow::Result<Apps> {
         ivrs,
         calling_number,
     })
+}
+
+/// The journey series (arrivals and exits per shown screen) of every flow route, at zero.
+fn journey_series(routes: &RouteTable) {
+    for r in routes.routes() {
+        if let Some(graph) = r.app.graph() {
+            let shown = graph
+                .nodes
+                .iter()
+                .filter(|n| n.shown)
+                .map(|n| n.id.as_str());
+            crate::metrics::screens(&r.service_code, shown);
+        }
+    }
 }
 
 /// Loads the IVRs of the config's IVR folder (none when there is no such folder) and decides
@@ -199,6 +214,7 @@ pub(super) fn reload_routes(
         .map(|r| format!("{} {} {}", r.service_code, r.app.kind(), r.app.version()))
         .collect();
     crate::metrics::routes(routes.routes().iter().map(|r| &*r.service_code));
+    journey_series(&routes);
     registry.core().routes.store(Arc::new(routes));
     crate::metrics::reload(true);
     tracing::info!("flows reloaded");

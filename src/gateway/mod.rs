@@ -13,10 +13,12 @@
 //! the jobs, flushes the store and stops the actors.
 
 mod apps;
+mod flow_watch;
 mod jobs;
 mod public;
 
 pub use apps::{load_ivrs, load_routes};
+pub use flow_watch::FlowWatch;
 
 use crate::config::Config;
 use crate::front::http::{self, admin};
@@ -372,6 +374,11 @@ async fn serve(
         reload: reload.clone(),
         smpp: smpp.clone(),
         max_body: config.public.max_body_bytes,
+        ui: Some(http::ui::UiState::new(
+            public_addr,
+            config.public_secret().map(Arc::from),
+            config.public.secret_header.clone(),
+        )),
     };
     if state.token.is_none() {
         tracing::warn!("no admin token configured: every /admin call will be refused");

@@ -5,7 +5,9 @@
 //! always from small fixed sets (front, route service code, outcome, reason): never an MSISDN or
 //! a session id.
 
+mod journey;
 mod smpp;
+pub use journey::{SCREEN_ARRIVALS, SCREEN_EXITS, screen_arrival, screen_exit, screens};
 pub use smpp::*;
 
 use dashmap::DashMap;
@@ -399,6 +401,7 @@ pub fn outbox_delivery(kind: &'static str, outcome: &'static str, took: Option<D
 /// (SMPP, store, HTTP edge, process): every family they read exists before the first hop.
 fn describe_more() {
     smpp::describe();
+    journey::describe();
     describe_histogram!(
         REDIS_SECONDS,
         metrics::Unit::Seconds,

@@ -437,6 +437,9 @@ impl SessionActor {
             stop_after_reply(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
+        if let crate::app::AppState::Flow(f) = &turn.state {
+            super::journey::arrive(d, f.screen_arc(), now_ms());
+        }
         d.app = Some(turn.state);
         d.last_reply = turn.reply.clone();
         d.hops += 1;

@@ -14,6 +14,7 @@
 pub mod actor;
 pub mod applied;
 pub mod core;
+pub mod journey;
 pub mod mask;
 pub mod messages;
 mod plan;

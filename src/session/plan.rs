@@ -298,6 +298,7 @@ fn plan_new(hop: NewHop, abort_live: bool, routes: &ArcSwap<RouteTable>, now_ms:
         last_reply: Reply::con(""),
         app_version: route.app.version(),
         app: None,
+        journey: Vec::new(),
     };
     Plan::New {
         route,

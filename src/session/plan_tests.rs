@@ -80,6 +80,7 @@ fn live(seen: &str, last: &str) -> Dialogue {
         last_reply: Reply::con(last),
         app_version: Arc::from("v1"),
         app: None,
+        journey: Vec::new(),
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Dialogue {
     /// The app's own state (`None` only before the first turn is answered).
     #[serde(default)]
     pub app: Option<AppState>,
+    /// The screens shown so far and when each came up (`super::journey`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journey: Vec<(Arc<str>, u64)>,
 }
 
 impl Dialogue {
@@ -147,6 +150,9 @@ pub struct EndRecord {
     /// [`super::applied`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpersisted_hop: Option<super::applied::UnpersistedHop>,
+    /// The screens it was shown, in order, with the time spent on each (`super::journey`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journey: Vec<super::journey::JourneyStep>,
 }
 
 /// An aggregator's own account of how a dialogue ended (AT's `/ussd/events` notification).
@@ -184,6 +190,7 @@ impl EndRecord {
             aggregator: None,
             transactions: Vec::new(),
             unpersisted_hop: None,
+            journey: super::journey::finish(d, ended_ms, reason),
         }
     }
 }

@@ -20,14 +20,14 @@ use minijinja::value::ValueKind;
 use serde::Deserialize;
 
 /// `items:` of an end screen: a list, and the text of each entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EndItemsSpec {
     pub from: String,
     pub text: Text,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EndSpec {
     pub text: Text,

@@ -21,7 +21,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 /// Inclusive bounds; either side may be left out.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Bounds<T> {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub(crate) struct Bounds<T> {
 }
 
 /// One validator: exactly one of `regex`, `range`, `length`, `expr`, plus its `error` text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ValidatorSpec {
     #[serde(default)]
@@ -48,7 +48,7 @@ pub(crate) struct ValidatorSpec {
     pub replace: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InputSpec {
     pub text: Text,

@@ -9,7 +9,7 @@ use crate::flow::state::{Effect, Step};
 use serde::Deserialize;
 
 /// `type: list`: every record of a collection, as a list of documents with their `id`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListSpec {
     pub collection: String,

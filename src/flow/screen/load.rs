@@ -8,7 +8,7 @@ use crate::flow::state::{Effect, Step};
 use crate::flow::template::Tpl;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoadSpec {
     pub record: String,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// One menu (or input) option.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OptionSpec {
     /// The key that selects it, instead of the next number (`0` for a `0. Back` line).
@@ -32,7 +32,7 @@ pub(crate) struct OptionSpec {
 }
 
 /// Dynamic menu entries built from a list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ItemsSpec {
     pub from: String,
@@ -45,7 +45,7 @@ pub(crate) struct ItemsSpec {
 
 /// `invalid:`: what a bad choice does. `end: ...` ends the dialogue with that text; `text: ...`
 /// (menus) shows that text instead of the menu's own, above the choices.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvalidSpec {
     #[serde(default)]
@@ -54,7 +54,7 @@ pub(crate) struct InvalidSpec {
     pub text: Option<Text>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MenuSpec {
     pub text: Text,

@@ -42,6 +42,24 @@ pub(crate) const SCREEN_TYPES: [&str; 10] = [
     "menu", "input", "router", "set", "end", "load", "save", "transact", "list", "http",
 ];
 
+/// A screen as the JSON Schema of flow files describes it (`ussd-gateway schema`): the
+/// `type:` names each type's own spec, the very types the loader reads.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // Only its schema is used.
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum ScreenSchema {
+    Menu(menu::MenuSpec),
+    Input(input::InputSpec),
+    Router(router::RouterSpec),
+    Set(set::SetSpec),
+    End(end::EndSpec),
+    Load(load::LoadSpec),
+    Save(save::SaveSpec),
+    Transact(transact::TransactSpec),
+    List(list::ListSpec),
+    Http(backend::BackendSpec),
+}
+
 /// One compiled screen: what the engine walks at runtime.
 ///
 /// Built by the loader once all checks passed, so every target named in a screen exists and

@@ -7,14 +7,14 @@ use crate::flow::engine::{Fail, Next, Run};
 use crate::flow::template::Expr;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouteSpec {
     pub when: String,
     pub next: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RouterSpec {
     pub routes: Vec<RouteSpec>,

@@ -15,7 +15,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WriteSpec {
     pub record: String,
@@ -24,7 +24,7 @@ pub(crate) struct WriteSpec {
     pub merge: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SaveSpec {
     pub writes: Vec<WriteSpec>,

@@ -8,7 +8,7 @@ use crate::flow::template::ValueTpl;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetSpec {
     pub values: Map<String, Value>,

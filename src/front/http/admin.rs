@@ -14,6 +14,11 @@
 //! | `POST /admin/outbox/requeue` | puts a failed or not-sent item back (`{"id": 42}`) |
 //! | `POST /admin/push` | over SMPP: a USSN push (`{"msisdn", "text", "bind"?}`) or a network-initiated dialogue (`{"msisdn", "service_code", "bind"?}`) |
 //! | `GET /admin/export/{ended,calls,outbox,journal}` | JSON lines, or CSV with `?format=csv` |
+//! | `POST /admin/ui/hop` | the workbench's simulator: one hop through the public front (`ui.rs`) |
+//! | `GET /admin/ui/graph?route=` | the graph of a route's flow, as JSON |
+//! | `GET /admin/journeys?route=&since=` | per screen: arrived, went on, ended, timed out, aborted, median time; recent journeys |
+//!
+//! `/ui/` is the workbench page itself (`ui.rs`): its files need no token, its calls do.
 
 use super::{Body, json, text};
 use crate::session::Registry;
@@ -40,6 +45,8 @@ pub struct AdminState {
     pub smpp: Option<Arc<crate::front::smpp::SmppFront>>,
     /// Largest accepted request body.
     pub max_body: usize,
+    /// The workbench's way to the public front (`None`: no simulator).
+    pub ui: Option<super::ui::UiState>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -93,6 +100,11 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
         } else {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         };
+    }
+    if req.method() == Method::GET
+        && let Some(page) = super::ui::asset(&path)
+    {
+        return page;
     }
     if !path.starts_with("/admin/") {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -149,7 +161,12 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             export(&state, &p["/admin/export/".len()..], format).await
         }
         (&Method::GET, "/admin/outbox") => outbox(&state),
-        (&Method::POST, "/admin/dialogues/end" | "/admin/outbox/requeue" | "/admin/push") => {
+        (&Method::GET, "/admin/ui/graph") => super::ui::graph(&state, req.uri().query()),
+        (&Method::GET, "/admin/journeys") => super::ui::journeys(&state, req.uri().query()).await,
+        (
+            &Method::POST,
+            "/admin/dialogues/end" | "/admin/outbox/requeue" | "/admin/push" | "/admin/ui/hop",
+        ) => {
             let body = match super::read_body(req, state.max_body).await {
                 Ok(b) => b,
                 Err(e) => return e.response(),
@@ -160,6 +177,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             match path.as_str() {
                 "/admin/dialogues/end" => end_dialogue(&state, &args).await,
                 "/admin/outbox/requeue" => requeue(&state, &args),
+                "/admin/ui/hop" => super::ui::hop(&state, &args).await,
                 _ => push(&state, &args).await,
             }
         }
@@ -171,7 +189,10 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             | "/admin/dialogues/end"
             | "/admin/outbox"
             | "/admin/outbox/requeue"
-            | "/admin/push",
+            | "/admin/push"
+            | "/admin/ui/hop"
+            | "/admin/ui/graph"
+            | "/admin/journeys",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -228,6 +249,11 @@ fn dialogues(state: &AdminState) -> Response<Body> {
             "service_code": d.route,
             "front": d.front.as_str(),
             "hops": d.hops,
+            // The screen on display (a flow's), for the admin page's inspector.
+            "screen": match &d.app {
+                Some(crate::app::AppState::Flow(f)) => Some(f.screen()),
+                _ => None,
+            },
             "age_ms": now.saturating_sub(d.started_ms),
             "idle_ms": now.saturating_sub(d.last_hop_ms),
         }));

@@ -158,6 +158,7 @@ mod tests {
             aggregator: None,
             transactions: Vec::new(),
             unpersisted_hop: None,
+            journey: Vec::new(),
         };
         let fields = fields(&record, false);
         let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();

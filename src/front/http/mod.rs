@@ -10,6 +10,7 @@ pub mod conn;
 pub mod dialect;
 pub mod events;
 pub mod guard;
+pub mod ui;
 pub mod ussd;
 pub mod voice;
 

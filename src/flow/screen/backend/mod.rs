@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 const KEEP_MALFORMED: usize = 512;
 
 /// What the backend's body is expected to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Expect {
     /// A JSON document (the default); anything else takes the `failed` branch.
@@ -34,7 +34,7 @@ pub(crate) enum Expect {
 }
 
 /// `type: http`: one request to a backend, its answer stored in a variable.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BackendSpec {
     /// GET (default), POST, PUT, PATCH, DELETE or HEAD.

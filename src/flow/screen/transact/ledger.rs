@@ -18,7 +18,7 @@ fn yes() -> bool {
 }
 
 /// Moves money between ledger accounts (records with a `balance_cents` field) and journals it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransferSpec {
     /// The debited account (`wallets/{{ phone }}`); absent = money from outside.
@@ -38,7 +38,7 @@ pub(crate) struct TransferSpec {
 }
 
 /// Adds to a numeric field, within bounds.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AddSpec {
     pub record: String,
@@ -53,7 +53,7 @@ pub(crate) struct AddSpec {
 }
 
 /// A condition on a record at the moment of the transaction.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RequireSpec {
     pub record: String,
@@ -68,7 +68,7 @@ pub(crate) struct RequireSpec {
 }
 
 /// Writes a record (merge by default), like a `save` write.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PutSpec {
     pub record: String,

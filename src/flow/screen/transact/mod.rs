@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// `type: transact`: ledger and record operations applied all together or not at all.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransactSpec {
     pub ops: Vec<OpSpec>,
@@ -40,7 +40,7 @@ pub(crate) struct TransactSpec {
 /// One operation of a transaction, written `- transfer: {...}`, `- add: {...}`, ...: exactly
 /// one of the fields is set (checked when compiling). A struct rather than an enum so that the
 /// YAML reads as a plain one-key mapping.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OpSpec {
     #[serde(default)]

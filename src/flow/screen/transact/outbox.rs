@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// `id_into: { record, field }`: the record field that receives the item's id.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IdIntoSpec {
     pub record: String,
@@ -23,7 +23,7 @@ pub(crate) struct IdIntoSpec {
 }
 
 /// An SMS through the outbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SmsSpec {
     pub to: String,
@@ -36,14 +36,14 @@ pub(crate) struct SmsSpec {
 }
 
 /// `void: { item }`: voids the outbox item with this id if it is still pending.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VoidSpec {
     pub item: String,
 }
 
 /// Airtime through the outbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AirtimeSpec {
     pub to: String,
@@ -52,7 +52,7 @@ pub(crate) struct AirtimeSpec {
 }
 
 /// A USSD notification (USSN) over an SMPP bind, through the outbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PushSpec {
     pub to: String,
@@ -68,7 +68,7 @@ pub(crate) struct PushSpec {
 }
 
 /// A network-initiated USSD dialogue over an SMPP bind, through the outbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DialogueSpec {
     pub to: String,
@@ -85,7 +85,7 @@ pub(crate) struct DialogueSpec {
 }
 
 /// An outbound call through the outbox.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CallSpec {
     pub to: String,
