@@ -100,6 +100,8 @@ fn hop(i: u64, code: &str, text: &str) -> Hop {
     Hop {
         key: format!("http:bench-{i}").into(),
         front: Front::Http,
+        dialect: "africastalking",
+        seq: None,
         msisdn: Msisdn::parse(&msisdn, "254").expect("synthetic numbers are valid"),
         dialled: code.to_string(),
         network: None,
