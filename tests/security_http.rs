@@ -457,3 +457,114 @@ fn check_warns_of_weak_tokens_and_refuses_an_open_admin_listener() {
         assert!(err.contains("no admin token is set"), "{sub}: {err}");
     }
 }
+
+/// The end records of `session`, as `/admin/export/ended` shows them.
+async fn end_records(admin: std::net::SocketAddr, session: &str) -> Vec<serde_json::Value> {
+    let a = At::new(admin)
+        .request(
+            "GET",
+            "/admin/export/ended",
+            &[("authorization", "Bearer test-token")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    a.body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["session"] == session)
+        .collect()
+}
+
+/// An end-of-session notification that names another number than the dialogue's (AT's
+/// `/ussd/events`, Hubtel's Release) ends nothing and changes no end record: someone who
+/// knows a session id cannot cut another subscriber's dialogue short. It is counted as a hop
+/// naming another number's dialogue is; the dialogue's own number's report is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_report_naming_another_number_ends_nothing() {
+    // A process of its own: its counters are not shared with the other tests of this file.
+    let sb = student();
+    let gw = sb.spawn();
+    let at = At::new(gw.public);
+    let amina = "+254700000001";
+    let s = "ATUid_owned_report";
+    at.hop(s, "*123#", amina, "").await;
+    let live = "ussd_session_mismatch_total{front=\"http\",dialogue=\"live\"}";
+    let ended = "ussd_session_mismatch_total{front=\"http\",dialogue=\"ended\"}";
+    let before = metric(gw.admin, live).await;
+    let event = |phone: &'static str, status: &'static str| {
+        let at = at.clone();
+        async move {
+            post(
+                &at,
+                "/ussd/events",
+                &[
+                    ("sessionId", s),
+                    ("phoneNumber", phone),
+                    ("serviceCode", "*123#"),
+                    ("status", status),
+                ],
+            )
+            .await
+        }
+    };
+    // Acknowledged (an aggregator is not told), but the dialogue goes on.
+    assert_eq!(event("+254700000099", "Failed").await.status, 200);
+    assert_eq!(metric(gw.admin, live).await - before, 1.0);
+    assert!(
+        at.hop(s, "*123#", amina, "1")
+            .await
+            .starts_with("CON View Results")
+    );
+    // Amina's own report ends it, and is kept with its end record.
+    assert_eq!(event(amina, "Failed").await.status, 200);
+    let records = end_records(gw.admin, &format!("http:{s}")).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["aggregator"]["status"], "Failed");
+    // A later report from another number does not change the record.
+    let before = metric(gw.admin, ended).await;
+    assert_eq!(event("+254700000099", "Success").await.status, 200);
+    assert_eq!(metric(gw.admin, ended).await - before, 1.0);
+    let records = end_records(gw.admin, &format!("http:{s}")).await;
+    assert_eq!(records[0]["aggregator"]["status"], "Failed", "{records:?}");
+    // A phone number that is not one is refused, naming the field.
+    let a = event("not-a-number", "Success").await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "field phoneNumber is not a valid phone number\n")
+    );
+
+    // Hubtel: a Release naming another Mobile leaves the dialogue live.
+    let hubtel = |mobile: &str, kind: &str, message: &str, seq: u32| {
+        serde_json::json!({"Mobile": mobile, "SessionId": "h-owned", "ServiceCode": "123",
+            "Type": kind, "Message": message, "Operator": "mtn", "Sequence": seq})
+        .to_string()
+    };
+    let post_json = |body: String| {
+        let at = at.clone();
+        async move {
+            at.request(
+                "POST",
+                "/ussd/hubtel",
+                &[("content-type", "application/json")],
+                body,
+            )
+            .await
+        }
+    };
+    let a = post_json(hubtel("254700000001", "Initiation", "*123#", 1)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        a.body.contains("\"Type\":\"Response\""),
+        "a live dialogue: {a:?}"
+    );
+    let before = metric(gw.admin, live).await;
+    let a = post_json(hubtel("254700000099", "Release", "", 2)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(metric(gw.admin, live).await - before, 1.0);
+    let a = post_json(hubtel("254700000001", "Response", "1", 2)).await;
+    assert!(
+        a.body.contains("View Results"),
+        "the dialogue goes on: {a:?}"
+    );
+}

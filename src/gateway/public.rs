@@ -59,7 +59,9 @@ impl PublicFront {
                 .await;
         }
         match (req.method(), req.uri().path()) {
-            (&Method::POST, "/ussd/events") => events::handle(req, &f.registry, f.max_body).await,
+            (&Method::POST, "/ussd/events") => {
+                events::handle(req, &f.registry, f.max_body, &f.cc).await
+            }
             (&Method::GET, "/health") => http::text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/ready") => {
                 let smpp_ok = f.smpp_health.as_ref().is_none_or(|h| h.ready());

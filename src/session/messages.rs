@@ -32,4 +32,7 @@ pub struct AggregatorEnd {
     pub report: AggregatorReport,
     /// How a dialogue still live ends (the aggregator's status, as its front reads it).
     pub reason: EndReason,
+    /// The subscriber the report names, when it names one: a report for another number's
+    /// dialogue is refused (someone who knows a session id must not end it).
+    pub msisdn: Option<crate::msisdn::Msisdn>,
 }

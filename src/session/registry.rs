@@ -236,10 +236,18 @@ impl Registry {
         key: SessionKey,
         report: super::state::AggregatorReport,
         reason: super::state::EndReason,
+        msisdn: Option<crate::msisdn::Msisdn>,
     ) -> bool {
-        self.send(&key, AggregatorEnd { report, reason })
-            .await
-            .unwrap_or(false)
+        self.send(
+            &key,
+            AggregatorEnd {
+                report,
+                reason,
+                msisdn,
+            },
+        )
+        .await
+        .unwrap_or(false)
     }
 
     /// Ends the dialogue `key` if it has been idle past its timeout (used for dialogues that a

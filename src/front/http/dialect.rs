@@ -183,6 +183,8 @@ pub enum Request {
         key: SessionKey,
         /// The aggregator's word.
         status: String,
+        /// The subscriber it names, if any.
+        msisdn: Option<Msisdn>,
     },
 }
 
@@ -294,8 +296,21 @@ pub fn parse(wire: &Wire, fields: &Fields, default_cc: &str) -> Result<Parsed, S
     };
     if what == Kind::End {
         let status = kind.unwrap_or_default();
+        // The subscriber, when the notification names one: the dialogue refuses a report
+        // for another number's dialogue.
+        let msisdn = match fields.text(&d.subscriber)? {
+            Some(p) if !p.trim().is_empty() => Some(
+                Msisdn::parse(&p, default_cc)
+                    .map_err(|_| format!("{} is not a valid phone number", d.subscriber))?,
+            ),
+            _ => None,
+        };
         return Ok(Parsed {
-            request: Request::End { key, status },
+            request: Request::End {
+                key,
+                status,
+                msisdn,
+            },
             lowercase,
         });
     }
@@ -530,16 +545,23 @@ pub async fn handle(
     };
     let reply = match parsed.request {
         Request::Hop(hop) => reply_or_apology(registry.hop(hop).await, apology),
-        Request::End { key, status } => {
+        Request::End {
+            key,
+            status,
+            msisdn,
+        } => {
             let report = AggregatorReport {
                 status,
                 cost: None,
                 error_message: None,
             };
-            if !registry.report_end(key, report, EndReason::Abort).await {
+            if !registry
+                .report_end(key, report, EndReason::Abort, msisdn)
+                .await
+            {
                 tracing::info!(
                     dialect = wire.label,
-                    "end notification for an unknown dialogue"
+                    "end notification not applied: no such dialogue, or another number's"
                 );
             }
             Reply::end("")

@@ -7,6 +7,7 @@
 
 use super::ussd::{MAX_SESSION_ID, at_session_id, read_form, session_key};
 use super::{Body, text};
+use crate::msisdn::Msisdn;
 use crate::outbox::Effect;
 use crate::session::state::{AggregatorReport, EndReason, EndRecord};
 use crate::session::{EndEvents, Registry};
@@ -21,6 +22,7 @@ pub async fn handle(
     req: http::Request<Incoming>,
     registry: &Registry,
     max_body: usize,
+    default_cc: &str,
 ) -> Response<Body> {
     let body = match read_form(req, max_body).await {
         Ok(b) => b,
@@ -30,10 +32,12 @@ pub async fn handle(
     let mut status = None;
     let mut cost = None;
     let mut error_message = None;
+    let mut phone = None;
     for (k, v) in form_urlencoded::parse(&body) {
         let v = v.trim().to_string();
         match k.as_ref() {
             "sessionId" => session_id = Some(v),
+            "phoneNumber" => phone = Some(v).filter(|p| !p.is_empty()),
             "status" => status = Some(v),
             "cost" => cost = Some(v).filter(|c| !c.is_empty()),
             "errorMessage" => error_message = Some(v).filter(|e| !e.is_empty() && e != "None"),
@@ -68,16 +72,25 @@ pub async fn handle(
     } else {
         EndReason::Abort
     };
+    // The subscriber AT names: a report for another number's dialogue is refused by the
+    // dialogue (as a hop naming it would be).
+    let msisdn = match phone.map(|p| Msisdn::parse(&p, default_cc)) {
+        Some(Ok(m)) => Some(m),
+        Some(Err(_)) => return refuse("field phoneNumber is not a valid phone number\n".into()),
+        None => None,
+    };
     let report = AggregatorReport {
         status,
         cost,
         error_message,
     };
     if !registry
-        .report_end(session_key(&session_id), report, reason)
+        .report_end(session_key(&session_id), report, reason, msisdn)
         .await
     {
-        tracing::info!("end-of-session notification for an unknown dialogue");
+        tracing::info!(
+            "end-of-session notification not applied: no such dialogue, or another number's"
+        );
     }
     text(StatusCode::OK, "OK")
 }

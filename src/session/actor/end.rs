@@ -120,7 +120,7 @@ impl Handler<AggregatorEnd> for SessionActor {
 
     fn handle(&mut self, msg: AggregatorEnd, ctx: &mut Self::Context) -> Self::Result {
         if let Some(cluster) = self.core.cluster.clone() {
-            return Answer::Later(self.report_in_cluster(cluster, msg.report, msg.reason));
+            return Answer::Later(self.report_in_cluster(cluster, msg));
         }
         Answer::Now(self.report_here(msg, ctx))
     }
@@ -134,12 +134,31 @@ impl SessionActor {
             tracing::error!(error = %e, "store read failed during an aggregator report");
             return false;
         }
-        let AggregatorEnd { report, reason } = msg;
+        let AggregatorEnd {
+            report,
+            reason,
+            msisdn,
+        } = msg;
         if let Some(d) = &self.dialogue {
+            if self.report_refused(msisdn.as_ref(), Some(&d.msisdn), "live") {
+                return false;
+            }
             let last = d.last_reply.clone();
             let reply = Reply::end(last.text);
             self.end_with(reason, None, reply, None, Some(report));
             return true;
+        }
+        if let Some(claimed) = &msisdn {
+            let owner = match self.core.store.tombstone::<Tombstone>(&self.key) {
+                Ok(t) => t.and_then(|t| t.msisdn),
+                Err(e) => {
+                    tracing::error!(error = %e, "tombstone read failed during an aggregator report");
+                    return false;
+                }
+            };
+            if self.report_refused(Some(claimed), owner.as_ref(), "ended") {
+                return false;
+            }
         }
         match self
             .core
@@ -153,6 +172,34 @@ impl SessionActor {
                 false
             }
         }
+    }
+}
+
+impl SessionActor {
+    /// Whether an aggregator's report that names `claimed` must be refused for a dialogue
+    /// (`what`: live or ended) of `owner`: counted and logged as a hop naming another
+    /// number's dialogue is. A report that names no number is taken.
+    pub(super) fn report_refused(
+        &self,
+        claimed: Option<&crate::msisdn::Msisdn>,
+        owner: Option<&crate::msisdn::Msisdn>,
+        what: &'static str,
+    ) -> bool {
+        let (Some(claimed), Some(owner)) = (claimed, owner) else {
+            return false;
+        };
+        if claimed == owner {
+            return false;
+        }
+        metrics::session_mismatch("http", what);
+        tracing::warn!(
+            session = %self.log_id,
+            msisdn = %claimed.masked(),
+            owner = %owner.masked(),
+            dialogue = what,
+            "end-of-session report refused: the session belongs to another number"
+        );
+        true
     }
 }
 

@@ -14,6 +14,7 @@ use crate::effect::Effect;
 use crate::hop::{Hop, Reply};
 use crate::metrics;
 use crate::session::core::Cluster;
+use crate::session::messages::AggregatorEnd;
 use crate::session::state::{AggregatorReport, Dialogue, EndReason, EndRecord, Tombstone};
 use crate::store::StoreError;
 use crate::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
@@ -411,9 +412,13 @@ impl SessionActor {
     pub(super) fn report_in_cluster(
         &mut self,
         cluster: Cluster,
-        report: AggregatorReport,
-        reason: EndReason,
+        msg: AggregatorEnd,
     ) -> ResponseActFuture<Self, bool> {
+        let AggregatorEnd {
+            report,
+            reason,
+            msisdn,
+        } = msg;
         let key = self.key.clone();
         let cached = self.shared.version;
         let dialogues = cluster.dialogues.clone();
@@ -425,6 +430,24 @@ impl SessionActor {
                 return Box::pin(fut::ready(false)) as ResponseActFuture<Self, bool>;
             };
             act.apply(begun);
+            let owner = match (&act.dialogue, &act.shared.tombstone) {
+                (Some(d), _) => Some((d.msisdn.clone(), "live")),
+                (None, Some(t)) => t.msisdn.clone().map(|m| (m, "ended")),
+                (None, None) => None,
+            };
+            if let Some((owner, what)) = owner
+                && act.report_refused(msisdn.as_ref(), Some(&owner), what)
+            {
+                let lease = act.shared.lease.take();
+                let (key, dialogues) = (act.key.clone(), cluster.dialogues.clone());
+                let release = async move {
+                    if let Some(lease) = lease {
+                        let _ = dialogues.release(&key, &lease).await;
+                    }
+                    false
+                };
+                return Box::pin(release.into_actor(act));
+            }
             if let Some(d) = &act.dialogue {
                 let reply = Reply::end(d.last_reply.text.clone());
                 act.end_with(reason, None, reply, None, Some(report));
