@@ -267,3 +267,42 @@ async fn a_node_answers_busy_while_redis_is_down_and_recovers_by_itself() {
         .unwrap_or(0.0);
     assert!(reconnects >= 1.0, "the reconnect is counted:\n{scrape}");
 }
+
+/// Every node logs a dialogue under the same log id (the installation secret its hash is keyed
+/// with is the cluster's, kept in Redis), so one dialogue's lines can be followed across the
+/// nodes that answered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogue_has_one_log_id_on_every_node() {
+    let primary = Redis::standalone();
+    let nodes: Vec<(Sandbox, ChildGateway, common::ChildLog)> = (0..2)
+        .map(|_| {
+            let sb = node_sandbox(&[primary.url()], false, "");
+            let (gw, log) = sb.spawn_logged("warn");
+            (sb, gw, log)
+        })
+        .collect();
+    let amina = "+254700000001";
+    let home = At::new(nodes[0].1.public)
+        .hop("logged", "*123#", amina, "")
+        .await;
+    assert!(home.starts_with("CON Welcome"), "{home}");
+    // A hop from another number is refused and logged, on each node, with the dialogue's id.
+    let refused = "hop refused: the session belongs to another number or service";
+    let mut ids = Vec::new();
+    for (_, gw, log) in &nodes {
+        At::new(gw.public)
+            .hop("logged", "*123#", "+254700000099", "1")
+            .await;
+        assert!(log.wait_for(refused, 10).await, "{}", log.text());
+        let text = log.text();
+        let line = text.lines().find(|l| l.contains(refused)).unwrap();
+        let id = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("session="))
+            .unwrap_or_else(|| panic!("no session= in {line}"))
+            .to_string();
+        ids.push(id);
+    }
+    assert_eq!(ids[0], ids[1], "one log id on both nodes");
+    assert_eq!(ids[0].len(), 12, "{ids:?}");
+}

@@ -122,7 +122,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         crate::config::Backend::Redis => Some(connect_redis(&config.store.redis).await?),
         crate::config::Backend::Sled => None,
     };
-    let store = open_store(&config)?;
+    let secret = match &shared {
+        Some(dialogues) => Some(
+            dialogues
+                .installation_secret()
+                .await
+                .map_err(|e| anyhow::anyhow!("[store.redis] {e}"))?,
+        ),
+        None => None,
+    };
+    let store = open_store(&config, secret)?;
     let apps = apps::load(&config, &store)?;
     let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
@@ -194,7 +203,10 @@ async fn connect_redis(
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.
-fn open_store(config: &Config) -> anyhow::Result<Store> {
+///
+/// `shared_secret` is the cluster's (cluster mode): every node then logs a dialogue under the
+/// same log id. A node alone keeps its own in its store.
+fn open_store(config: &Config, shared_secret: Option<[u8; 32]>) -> anyhow::Result<Store> {
     crate::metrics::install();
     for w in config.security_warnings() {
         tracing::warn!("{w}");
@@ -205,7 +217,11 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
         config.store.flush_every_ms,
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", config.store.data_dir.display()))?;
-    crate::session::set_log_secret(&store.installation_secret()?);
+    let secret = match shared_secret {
+        Some(secret) => secret,
+        None => store.installation_secret()?,
+    };
+    crate::session::set_log_secret(&secret);
     Ok(store)
 }
 

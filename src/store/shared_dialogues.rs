@@ -199,6 +199,28 @@ impl SharedDialogues {
         SharedDialogues { redis }
     }
 
+    /// The cluster's installation secret: 32 random bytes the first node to ask makes and
+    /// every node then reads (`SET NX`), for keyed hashes every node must compute alike (a
+    /// dialogue's log id is then the same on every node that answers it).
+    ///
+    /// # Errors
+    /// Redis failed, or what it keeps is not 32 bytes.
+    pub async fn installation_secret(&self) -> Result<[u8; 32], RedisError> {
+        const KEY: &str = "ussd:{meta}:installation_secret";
+        let fresh: [u8; 32] = rand::random();
+        let _: Option<String> = self
+            .redis
+            .query(redis::cmd("SET").arg(KEY).arg(&fresh[..]).arg("NX"))
+            .await?;
+        let kept: Vec<u8> = self.redis.query(redis::cmd("GET").arg(KEY)).await?;
+        <[u8; 32]>::try_from(kept.as_slice()).map_err(|_| {
+            RedisError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the installation secret kept in Redis is not 32 bytes",
+            )))
+        })
+    }
+
     /// Whether Redis answered the last call ([`Redis::is_up`]).
     pub fn is_up(&self) -> bool {
         self.redis.is_up()
