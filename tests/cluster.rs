@@ -305,4 +305,47 @@ async fn a_dialogue_has_one_log_id_on_every_node() {
     }
     assert_eq!(ids[0], ids[1], "one log id on both nodes");
     assert_eq!(ids[0].len(), 12, "{ids:?}");
+
+    // Either node's admin listener lists the cluster's live dialogues, under that id, and
+    // ends one by it.
+    let admin = |n: usize, method: &'static str, path: &'static str, body: String| {
+        let at = At::new(nodes[n].1.admin);
+        async move {
+            at.request(
+                method,
+                path,
+                &[
+                    ("authorization", "Bearer test-token"),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    let listed = |n: usize| async move {
+        let a = admin(n, "GET", "/admin/dialogues", String::new()).await;
+        assert_eq!(a.status, 200, "{a:?}");
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        v["dialogues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["id"].as_str().unwrap().to_string(), d["session"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(1).await,
+        vec![(ids[0].clone(), serde_json::json!("http:logged"))],
+        "node 1 lists the dialogue node 0 answered"
+    );
+    let a = admin(
+        1,
+        "POST",
+        "/admin/dialogues/end",
+        format!("{{\"id\":\"{}\"}}", ids[0]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(listed(0).await.is_empty(), "ended for the whole cluster");
 }

@@ -409,6 +409,43 @@ impl SharedDialogues {
         Ok(Claimed::Due(Lease { token, version }, bytes(answer.get(2))))
     }
 
+    /// Every live dialogue kept (its session key and state), read bucket by bucket from the
+    /// sweep's sets: for the admin listener's list, not for the hop path.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn live_states(&self) -> Result<Vec<(String, Vec<u8>)>, RedisError> {
+        let mut out = Vec::new();
+        for b in 0..BUCKETS {
+            let keys: Vec<String> = self
+                .redis
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(format!("ussd:{{d:{b}}}:deadlines"))
+                        .arg(0)
+                        .arg(-1),
+                )
+                .await?;
+            let states = keys.iter().map(|k| {
+                let live = Keys::of(k).live;
+                async move {
+                    self.redis
+                        .query::<Option<Vec<u8>>>(redis::cmd("HGET").arg(live).arg("s"))
+                        .await
+                }
+            });
+            for (key, state) in keys
+                .iter()
+                .zip(futures_util::future::join_all(states).await)
+            {
+                if let Some(state) = state? {
+                    out.push((key.clone(), state));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The end record kept for `session` started at `started_ms`, if any.
     ///
     /// # Errors

@@ -155,7 +155,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 ),
             }
         }
-        (&Method::GET, "/admin/dialogues") => dialogues(&state),
+        (&Method::GET, "/admin/dialogues") => dialogues(&state).await,
         (&Method::GET, p) if p.starts_with("/admin/export/") => {
             let format = req.uri().query().unwrap_or_default().contains("format=csv");
             export(&state, &p["/admin/export/".len()..], format).await
@@ -230,13 +230,34 @@ async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
     }
 }
 
+/// Every live dialogue's key and persisted state: this node's store's, or in cluster mode the
+/// cluster's (read from Redis).
+async fn live_states(state: &AdminState) -> Result<Vec<(String, Vec<u8>)>, String> {
+    match &state.registry.core().cluster {
+        Some(cluster) => cluster
+            .dialogues
+            .live_states()
+            .await
+            .map_err(|e| e.to_string()),
+        None => Ok(state
+            .registry
+            .core()
+            .store
+            .live_entries()
+            .filter_map(Result::ok)
+            .collect()),
+    }
+}
+
 /// Live dialogues (persisted state), MSISDNs masked.
-fn dialogues(state: &AdminState) -> Response<Body> {
-    let store = &state.registry.core().store;
+async fn dialogues(state: &AdminState) -> Response<Body> {
     let now = crate::clock::now_ms();
     let mut out = Vec::new();
-    for item in store.live_entries() {
-        let Ok((key, bytes)) = item else { continue };
+    let live = match live_states(state).await {
+        Ok(live) => live,
+        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    };
+    for (key, bytes) in live {
         let Ok(d) = serde_json::from_slice::<crate::session::state::Dialogue>(&bytes) else {
             continue;
         };
@@ -268,10 +289,12 @@ async fn end_dialogue(state: &AdminState, args: &serde_json::Value) -> Response<
     let session: crate::hop::SessionKey = match (field("session"), field("id")) {
         (Some(session), _) => session.into(),
         (None, Some(id)) => {
-            let store = &state.registry.core().store;
-            let found = store
-                .live_entries()
-                .filter_map(Result::ok)
+            let live = match live_states(state).await {
+                Ok(live) => live,
+                Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            };
+            let found = live
+                .into_iter()
                 .map(|(key, _)| key)
                 .find(|key| crate::session::log_id(key) == id);
             match found {
