@@ -34,6 +34,9 @@ pub fn arrive(d: &mut Dialogue, screen: &Arc<str>, now_ms: u64) {
     if d.journey.len() >= MAX_STEPS {
         d.journey.remove(1);
     }
+    // Exact room, one step at a time: a live dialogue keeps its journey while it waits, and a
+    // million of them waiting would otherwise each hold room for four steps they rarely get.
+    d.journey.reserve_exact(1);
     d.journey.push((screen.clone(), now_ms));
 }
 
