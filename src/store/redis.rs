@@ -128,23 +128,13 @@ impl Redis {
     /// # Errors
     /// The command failed, or no answer within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
-        let op = op_name(cmd);
-        let started = Instant::now();
-        let answered = tokio::time::timeout(self.timeout, async {
+        self.timed(op_name(cmd), async {
             match self.conn.clone() {
                 Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
             }
         })
-        .await;
-        let result = match answered {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(RedisError::Redis(e)),
-            Err(_) => Err(RedisError::Timeout(self.timeout)),
-        };
-        crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
-        self.note(result.is_ok());
-        result
+        .await
     }
 
     /// Runs a Lua script (by its SHA, loading it on the node first if it does not know it):
@@ -158,15 +148,24 @@ impl Redis {
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        let started = Instant::now();
-        let answered = tokio::time::timeout(self.timeout, async {
+        self.timed(op, async {
             match self.conn.clone() {
                 Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }
         })
-        .await;
-        let result = match answered {
+        .await
+    }
+
+    /// One call bounded by the timeout, timed and counted under `op`, its outcome noted for
+    /// [`Redis::is_up`].
+    async fn timed<T>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(RedisError::Redis(e)),
             Err(_) => Err(RedisError::Timeout(self.timeout)),
