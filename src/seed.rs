@@ -18,11 +18,36 @@ use std::path::Path;
 /// Unreadable or invalid files, or store errors.
 pub fn at_start(store: &Store, config: &Config) -> Result<(), SeedError> {
     let seed_dir = config.seed_path();
-    if store.records().is_empty() && seed_dir.is_dir() {
+    // The cluster's records are seeded once for every node ([`into_cluster`]).
+    if store.shared_records().is_none() && store.records().is_empty() && seed_dir.is_dir() {
         let n = load_dir(store.records(), &seed_dir, &SeedContext::of(config))?;
         tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into an empty store");
     }
     Ok(())
+}
+
+/// The start-up job in cluster mode: the first node to start loads the seed folder's records
+/// into the cluster's store, never replacing a record that is there already.
+///
+/// # Errors
+/// Unreadable or invalid files, or store errors.
+pub async fn into_cluster(store: &Store, config: &Config) -> Result<(), SeedError> {
+    let seed_dir = config.seed_path();
+    let Some(shared) = store.shared_records() else {
+        return Ok(());
+    };
+    if !seed_dir.is_dir() {
+        return Ok(());
+    }
+    let writes = read_dir(&seed_dir, &SeedContext::of(config))?;
+    match shared.seed_once(&writes).await {
+        Ok(Some(n)) => {
+            tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into the cluster's store");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(SeedError(e.to_string())),
+    }
 }
 
 /// Loads every `<collection>.yaml` of `dir` (a mapping of id to document) into `records`,
@@ -31,6 +56,19 @@ pub fn at_start(store: &Store, config: &Config) -> Result<(), SeedError> {
 /// # Errors
 /// Unreadable or invalid files (named in the message), or store errors.
 pub fn load_dir(records: &Records, dir: &Path, ctx: &SeedContext) -> Result<usize, SeedError> {
+    let writes = read_dir(dir, ctx)?;
+    records
+        .apply(&writes)
+        .map_err(|e| SeedError(e.to_string()))?;
+    records.flush().map_err(|e| SeedError(e.to_string()))?;
+    Ok(writes.len())
+}
+
+/// The records of every `<collection>.yaml` of `dir`, rendered.
+///
+/// # Errors
+/// Unreadable or invalid files (named in the message).
+pub fn read_dir(dir: &Path, ctx: &SeedContext) -> Result<Vec<RecordWrite>, SeedError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| SeedError(format!("{}: {e}", dir.display())))?
         .filter_map(Result::ok)
@@ -78,11 +116,7 @@ pub fn load_dir(records: &Records, dir: &Path, ctx: &SeedContext) -> Result<usiz
             });
         }
     }
-    records
-        .apply(&writes)
-        .map_err(|e| SeedError(e.to_string()))?;
-    records.flush().map_err(|e| SeedError(e.to_string()))?;
-    Ok(writes.len())
+    Ok(writes)
 }
 
 /// Creates `n` synthetic subscribers for load tests: each number `254710000000 + i` is a

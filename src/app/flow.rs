@@ -1,9 +1,9 @@
 //! Runs a declarative flow for the session actor: the pure engine decides, this runs its effects.
 //!
 //! The engine ([`crate::flow`]) never does I/O. It answers with a reply, or with an effect to run
-//! first (load a record, save records). Saves are one sled transaction, made durable with a
-//! flush before the engine is resumed, so the reply that confirms a save is never sent before
-//! the save is on disk.
+//! first (load a record, save records). Saves are one transaction, durable (flushed to disk,
+//! or committed in the cluster's Redis) before the engine is resumed, so the reply that
+//! confirms a save is never sent before the save is kept.
 //!
 //! The `http` screens' backend calls run here too (the `backend` submodule), against the
 //! hop's deadline less a margin kept for the flow's fallback screen, and so do resume points
@@ -130,11 +130,11 @@ impl FlowApp {
                     started_ms: tx.started_ms,
                     hop: tx.hop,
                 };
-                let result = match self.store.transact(&key, &ops, Some(dialogue)) {
-                    // Durable before the engine goes on to the reply that confirms it.
-                    Ok(o) => self.store.flush().await.map(|()| o),
-                    Err(e) => Err(e),
-                };
+                // Durable before the engine goes on to the reply that confirms it.
+                let result = self
+                    .store
+                    .transact_confirmed(&key, &ops, Some(dialogue))
+                    .await;
                 crate::metrics::store_write("transact", t.elapsed(), result.is_ok());
                 match result {
                     Ok(o) => EffectOutcome::Transacted {
@@ -147,7 +147,7 @@ impl FlowApp {
                     }
                 }
             }
-            Effect::List { collection } => match self.store.records().scan(&collection) {
+            Effect::List { collection } => match self.store.list_records(&collection).await {
                 Ok(records) => EffectOutcome::Loaded(Some(serde_json::Value::Array(
                     records
                         .into_iter()
@@ -164,7 +164,8 @@ impl FlowApp {
                     EffectOutcome::Failed(e.to_string())
                 }
             },
-            Effect::Load { collection, id } => match self.store.records().get(&collection, &id) {
+            Effect::Load { collection, id } => match self.store.load_record(&collection, &id).await
+            {
                 Ok(found) => EffectOutcome::Loaded(found),
                 Err(e) => {
                     tracing::error!(flow = self.flow.name(), error = %e, "record load failed");
@@ -182,10 +183,7 @@ impl FlowApp {
                     })
                     .collect();
                 let t = std::time::Instant::now();
-                let result = match self.store.records().apply(&writes) {
-                    Ok(()) => self.store.flush().await,
-                    Err(e) => Err(e),
-                };
+                let result = self.store.save_records(&writes).await;
                 crate::metrics::store_write("records", t.elapsed(), result.is_ok());
                 match result {
                     Ok(()) => EffectOutcome::Saved,

@@ -119,10 +119,10 @@ impl Running {
 /// address that cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shared = match config.store.backend {
-        crate::config::Backend::Redis => Some(connect_redis(&config.store.redis).await?),
+        crate::config::Backend::Redis => Some(connect_redis(&config).await?),
         crate::config::Backend::Sled => None,
     };
-    let secret = match &shared {
+    let secret = match shared.as_ref().map(|(dialogues, _)| dialogues) {
         Some(dialogues) => Some(
             dialogues
                 .installation_secret()
@@ -132,7 +132,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let store = open_store(&config, secret)?;
+    let store = match shared.as_ref().and_then(|(_, records)| records.clone()) {
+        Some(records) => store.share_records(records),
+        None => store,
+    };
+    crate::seed::into_cluster(&store, &config).await?;
     let apps = apps::load(&config, &store)?;
+    let shared = shared.map(|(dialogues, _)| dialogues);
     let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -170,36 +176,47 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
-/// confirms, and that the config asks for no more than is built; the error says what to set.
+/// confirms; the error says what to set. Returns the shared dialogues, and the shared
+/// records, ledger and outbox unless the config keeps those on each node
+/// (`dialogues_only`).
 async fn connect_redis(
-    config: &crate::config::RedisConfig,
-) -> anyhow::Result<crate::store::shared_dialogues::SharedDialogues> {
+    config: &Config,
+) -> anyhow::Result<(
+    crate::store::shared_dialogues::SharedDialogues,
+    Option<crate::store::shared_records::SharedRecords>,
+)> {
     use crate::store::redis::{Redis, RedisSettings};
+    let redis_config = &config.store.redis;
     let settings = RedisSettings {
-        urls: config.urls.clone(),
-        cluster: config.cluster,
-        timeout: Duration::from_millis(config.timeout_ms),
+        urls: redis_config.urls.clone(),
+        cluster: redis_config.cluster,
+        timeout: Duration::from_millis(redis_config.timeout_ms),
     };
+    let urls = redis_config.urls.join(", ");
     let redis = Redis::connect(&settings)
         .await
-        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
+        .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
     redis
-        .check_durability(config.wait_replicas)
+        .check_durability(redis_config.wait_replicas)
         .await
-        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
-    if !config.dialogues_only {
-        anyhow::bail!(
-            "[store] backend = \"redis\": Redis answers and is durable, but this version \
-             shares only the dialogues: flow records, the ledger and the outbox stay in each \
-             node's own store (docs/cluster.md). Set [store.redis] dialogues_only = true to \
-             run so, or use backend = \"sled\""
+        .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
+    let records = if redis_config.dialogues_only {
+        tracing::warn!(
+            "[store.redis] dialogues_only: flow records, the ledger and the outbox stay in \
+             this node's own store"
         );
-    }
-    tracing::warn!(
-        "cluster mode shares the dialogues only: flow records, the ledger and the outbox stay \
-         in this node's own store"
-    );
-    Ok(crate::store::shared_dialogues::SharedDialogues::new(redis))
+        None
+    } else {
+        Some(crate::store::shared_records::SharedRecords::new(
+            redis.clone(),
+            redis_config.wait_replicas,
+            Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
+        ))
+    };
+    Ok((
+        crate::store::shared_dialogues::SharedDialogues::new(redis),
+        records,
+    ))
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.

@@ -29,6 +29,7 @@
 
 mod applied;
 mod calls;
+mod data;
 mod dialogues;
 mod documents;
 mod format;
@@ -40,7 +41,9 @@ pub mod records;
 pub mod redis;
 mod resume;
 pub mod shared_dialogues;
+pub mod shared_records;
 mod tombstone_index;
+mod tx_ops;
 mod write_behind;
 
 use sled::Tree;
@@ -72,6 +75,9 @@ pub enum StoreError {
     /// A transaction was aborted by its own logic.
     #[error("store: {0}")]
     Aborted(String),
+    /// Redis failed or did not answer in time (cluster mode).
+    #[error("store: {0}")]
+    Redis(#[from] self::redis::RedisError),
 }
 
 /// An error of the database itself (I/O, corruption), as sled said it. Its type stays inside
@@ -115,6 +121,9 @@ pub struct Store {
     gate: Gate,
     /// Fault injection: while set, every write and flush fails (see [`Store::fail_writes`]).
     faults: Faults,
+    /// In cluster mode: the records, the ledger and the outbox are the cluster's, in Redis
+    /// ([`shared_records`]); flows reach them through [`Store::load_record`] and its kin.
+    shared: Option<shared_records::SharedRecords>,
 }
 
 /// The fault-injection switch shared by a store's handles.
@@ -177,6 +186,7 @@ impl Store {
             gate,
             faults,
             db,
+            shared: None,
         })
     }
 
