@@ -15,28 +15,31 @@ const ROUTES: &str = "[clock]\nfixed = \"2026-01-05T08:00:00+10:00\"\n[[routes]]
 const MICRO: &str = "*384*303#";
 const DENTAL: &str = "*675#";
 const AMINA: &str = "+254700000001";
+const APOLOGY: &str = "END Sorry, the service is unavailable right now. Please try again later.";
 
 /// `n` nodes on the Redis at `urls`, sharing everything (no `dialogues_only`).
 fn nodes(n: usize, urls: &[String], cluster: bool) -> Vec<(Sandbox, ChildGateway)> {
+    (0..n).map(|_| node(urls, cluster, |_| ())).collect()
+}
+
+/// One node on the Redis at `urls`; `prepare` may change its sandbox first.
+fn node(urls: &[String], cluster: bool, prepare: impl Fn(&Sandbox)) -> (Sandbox, ChildGateway) {
     let list = urls
         .iter()
         .map(|u| format!("\"{u}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    (0..n)
-        .map(|_| {
-            let sb = Sandbox::with_repo_flows(&format!(
-                "[store.redis]\nurls = [{list}]\ncluster = {cluster}\n{ROUTES}"
-            ));
-            let path = sb.config_path();
-            let toml = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-            std::fs::write(&path, toml).unwrap();
-            let gw = sb.spawn();
-            (sb, gw)
-        })
-        .collect()
+    let sb = Sandbox::with_repo_flows(&format!(
+        "[store.redis]\nurls = [{list}]\ncluster = {cluster}\n{ROUTES}"
+    ));
+    let path = sb.config_path();
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+    std::fs::write(&path, toml).unwrap();
+    prepare(&sb);
+    let gw = sb.spawn();
+    (sb, gw)
 }
 
 async fn records(urls: Vec<String>, cluster: bool) -> SharedRecords {
@@ -110,6 +113,30 @@ async fn deposits_spread_over_three_nodes_are_applied_once_each() {
         let wallet = store.get("wallets", "254700000001").await.unwrap().unwrap();
         assert_eq!(wallet["balance_cents"], 200_000, "cluster={is_cluster}");
     }
+    // Each dialogue's end record lists the transaction it applied, whichever node ended it.
+    let store = records(vec![primary.url()], false).await;
+    let journal = store.journal().await.unwrap();
+    for (session, entry) in [("dep", 0), ("twice", 1), ("out", 2)] {
+        let pattern = format!("ussd:*:end:*{session}:*");
+        let keys: Vec<String> = store
+            .redis()
+            .query(redis::cmd("KEYS").arg(&pattern))
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 1, "{session}: one end record");
+        let raw: String = store
+            .redis()
+            .query(redis::cmd("GET").arg(&keys[0]))
+            .await
+            .unwrap();
+        let record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let txn = journal[entry].txn.to_string();
+        assert_eq!(
+            record["transactions"],
+            serde_json::json!([txn]),
+            "{session}: {record}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,4 +169,44 @@ async fn one_slot_confirmed_on_two_nodes_at_once_is_booked_once() {
         .unwrap()
         .unwrap();
     assert_eq!(slot["status"], "booked");
+}
+
+/// A rolling upgrade: a dialogue that started on one version of a flow is never run on
+/// another. Its hop on a node of the other version ends it with the apology, counted there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogue_is_never_run_on_another_version_of_its_flow() {
+    let primary = Redis::standalone();
+    let urls = [primary.url()];
+    let old = node(&urls, false, |_| ());
+    let new = node(&urls, false, |sb| {
+        let path = sb
+            .config_path()
+            .with_file_name("flows")
+            .join("microfinance.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n# the next release\n")).unwrap();
+    });
+    let (a, b) = (At::new(old.1.public), At::new(new.1.public));
+    let home = a.hop("roll", MICRO, AMINA, "").await;
+    assert!(
+        home.starts_with("CON Welcome to Nerd Microfinance"),
+        "{home}"
+    );
+    let cut = b.hop("roll", MICRO, AMINA, "2").await;
+    assert_eq!(cut, APOLOGY, "ended on the other version");
+    assert_eq!(
+        common::metric(
+            new.1.admin,
+            "ussd_flow_version_mismatch_total{route=\"*384*303#\"}"
+        )
+        .await,
+        1.0
+    );
+    // A dialogue started on the new version runs there from its first hop to its last.
+    let walk = spread(&[b.clone(), b], 0, "new", MICRO, AMINA, &["7"]).await;
+    assert!(
+        walk[0].starts_with("CON Welcome to Nerd Microfinance"),
+        "{walk:?}"
+    );
+    assert_ne!(walk[1], APOLOGY, "{walk:?}");
 }

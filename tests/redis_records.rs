@@ -357,3 +357,58 @@ async fn sample_records_are_seeded_once_and_never_replace_a_flow_write() {
         assert_eq!(b.scan("wallets").await.unwrap().len(), 2, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_records_and_resume_points_are_the_clusters() {
+    use ussd_gateway::store::Store;
+    for server in Server::both() {
+        let name = server.name();
+        // Two nodes, each with its own sled store, sharing the cluster's Redis.
+        let a = Store::temporary()
+            .unwrap()
+            .share_records(server.node().await);
+        let b = Store::temporary()
+            .unwrap()
+            .share_records(server.node().await);
+        // AT posts the final callback of one call twice, to two nodes.
+        let call = json!({"session_id": "ATVId_1", "duration_seconds": 42});
+        assert!(a.store_call_once("ATVId_1", &call).await.unwrap(), "{name}");
+        assert!(
+            !b.store_call_once("ATVId_1", &call).await.unwrap(),
+            "{name}: once"
+        );
+        let other = json!({"session_id": "ATVId_2", "duration_seconds": 5});
+        assert!(
+            b.store_call_once("ATVId_2", &other).await.unwrap(),
+            "{name}"
+        );
+        let listed: Vec<Value> = a.call_records().await.unwrap();
+        assert_eq!(
+            listed,
+            [call.clone(), other],
+            "{name}: oldest first, on any node"
+        );
+
+        // A resume point saved on one node is found on another until it expires.
+        let (pa, pb) = (a.resume_points().unwrap(), b.resume_points().unwrap());
+        let until = ussd_gateway::clock::now_ms() + 60_000;
+        pa.put("254700000001|*1#", &json!({"screen": "amount"}), until)
+            .await
+            .unwrap();
+        let found: Option<Value> = pb.get("254700000001|*1#").await.unwrap();
+        assert_eq!(found, Some(json!({"screen": "amount"})), "{name}");
+        pb.remove("254700000001|*1#").await.unwrap();
+        let gone: Option<Value> = pa.get("254700000001|*1#").await.unwrap();
+        assert_eq!(gone, None, "{name}");
+        // One already past its time is not kept at all.
+        pa.put(
+            "254700000002|*1#",
+            &json!({}),
+            ussd_gateway::clock::now_ms() - 1,
+        )
+        .await
+        .unwrap();
+        let past: Option<Value> = pb.get("254700000002|*1#").await.unwrap();
+        assert_eq!(past, None, "{name}");
+    }
+}

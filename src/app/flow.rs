@@ -70,6 +70,10 @@ pub struct FlowApp {
     backend: backend::Backend,
     /// Resume points, when the flow opted in.
     points: Option<resume::Points>,
+    /// A dialogue that started on another version of the flow ends with the apology instead
+    /// of going on (cluster mode: during a rolling upgrade its hops reach nodes of both
+    /// versions, and it must never run on the other one).
+    same_version_only: bool,
 }
 
 impl FlowApp {
@@ -88,10 +92,18 @@ impl FlowApp {
             });
         FlowApp {
             backend: backend::Backend::new(flow.secrets(), client),
+            same_version_only: store.shared_records().is_some(),
             flow,
             store,
             points,
         }
+    }
+
+    /// Ends dialogues that started on another version of the flow (see the field); on by
+    /// default when the store is a cluster's.
+    pub fn same_version_only(mut self, on: bool) -> FlowApp {
+        self.same_version_only = on;
+        self
     }
 
     /// The flow this app runs.
@@ -247,17 +259,30 @@ impl App for FlowApp {
             let mut inputs = inputs.into_iter();
             let first = match state {
                 // A dial with inputs typed ahead asks for something specific: no resume.
-                None if inputs.len() == 0 => self
-                    .points
-                    .as_ref()
-                    .and_then(|p| p.find(&point_key))
-                    .and_then(|saved| flow::restore(&self.flow, saved, &ctx))
-                    .unwrap_or_else(|| flow::start(&self.flow, &ctx)),
+                None if inputs.len() == 0 => {
+                    let saved = match &self.points {
+                        Some(p) => p.find(&point_key).await,
+                        None => None,
+                    };
+                    saved
+                        .and_then(|saved| flow::restore(&self.flow, saved, &ctx))
+                        .unwrap_or_else(|| flow::start(&self.flow, &ctx))
+                }
                 None => flow::start(&self.flow, &ctx),
                 Some(AppState::Upstream(_)) => {
                     return Err(AppError::Incompatible("not a flow dialogue".into()));
                 }
                 Some(AppState::Flow(state)) => {
+                    if state.version() != self.flow.version() && self.same_version_only {
+                        crate::metrics::flow_version_mismatch(&env.service_code);
+                        return Err(AppError::Incompatible(format!(
+                            "flow {} is version {} on this node and the dialogue started on \
+                             version {} (a rolling upgrade)",
+                            self.flow.name(),
+                            self.flow.version(),
+                            state.version()
+                        )));
+                    }
                     if state.version() != self.flow.version()
                         && !self.flow.has_screen(state.screen())
                     {
@@ -299,12 +324,14 @@ impl App for FlowApp {
                     // Never with a sensitive input's variable: such a point goes back to the
                     // screen that asked for it, or is not kept.
                     match flow::resume_point(&self.flow, &state) {
-                        Some(point) if point.is_resume_point() => points.save(&point_key, &point),
-                        _ => points.clear(&point_key),
+                        Some(point) if point.is_resume_point() => {
+                            points.save(&point_key, &point).await;
+                        }
+                        _ => points.clear(&point_key).await,
                     }
                 } else if !state.is_resume_offer() {
                     // Ended, or back at a first screen (started afresh): nothing to come back to.
-                    points.clear(&point_key);
+                    points.clear(&point_key).await;
                 }
             }
             Ok(Turn {

@@ -207,11 +207,16 @@ async fn connect_redis(
         );
         None
     } else {
-        Some(crate::store::shared_records::SharedRecords::new(
-            redis.clone(),
-            redis_config.wait_replicas,
-            Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
-        ))
+        Some(
+            crate::store::shared_records::SharedRecords::new(
+                redis.clone(),
+                redis_config.wait_replicas,
+                Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
+            )
+            .with_call_records_ttl(Duration::from_secs(
+                config.retention.call_records_days.saturating_mul(86_400),
+            )),
+        )
     };
     Ok((
         crate::store::shared_dialogues::SharedDialogues::new(redis),

@@ -40,6 +40,7 @@ mod pending;
 pub mod records;
 pub mod redis;
 mod resume;
+mod shared_calls;
 pub mod shared_dialogues;
 pub mod shared_records;
 mod tombstone_index;

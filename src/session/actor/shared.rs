@@ -85,6 +85,9 @@ enum Op {
         record: Vec<u8>,
         started_ms: u64,
         event: Option<Effect>,
+        /// The dialogue may have applied transactions in the cluster's ledger: its end
+        /// record lists them, read before the end is written.
+        applied: bool,
     },
 }
 
@@ -126,11 +129,13 @@ impl SessionActor {
 
     /// Writes the dialogue's end: into sled's write-behind buffer, or, in a cluster, with the
     /// end that follows the hop.
+    /// `applied`: the dialogue may have applied transactions in the cluster's ledger.
     pub(super) fn write_end(
         &mut self,
         tomb: &Tombstone,
         record: &EndRecord,
         event: Option<Effect>,
+        applied: bool,
     ) -> Result<(), StoreError> {
         if self.core.cluster.is_some() {
             self.shared.ops.push(Op::End {
@@ -139,6 +144,7 @@ impl SessionActor {
                 record: serde_json::to_vec(record)?,
                 started_ms: tomb.started_ms,
                 event,
+                applied,
             });
             return Ok(());
         }
@@ -306,7 +312,13 @@ impl SessionActor {
                         record,
                         started_ms,
                         event,
+                        applied,
                     } => {
+                        let ledger = store.shared_records().filter(|_| applied);
+                        let record = match ledger {
+                            Some(ledger) => with_applied(ledger, &key, started_ms, record).await,
+                            None => record,
+                        };
                         let ending = Ending {
                             tombstone: &tombstone,
                             tombstone_ttl_ms,
@@ -320,7 +332,14 @@ impl SessionActor {
                         let ended = cluster.dialogues.end(&key, &lease, &ending).await;
                         metrics::store_write("end", t.elapsed(), matches!(ended, Ok(true)));
                         match ended {
-                            Ok(true) => version = 0,
+                            Ok(true) => {
+                                version = 0;
+                                if let Some(ledger) = ledger
+                                    && let Err(e) = ledger.forget_applied(&key, started_ms).await
+                                {
+                                    tracing::warn!(error = %e, "applied transactions kept until they expire");
+                                }
+                            }
                             Ok(false) => {
                                 return Err("the lease was lost before the end".to_string());
                             }
@@ -500,4 +519,27 @@ async fn update_record(
             tracing::error!(error = %e, "shared store: end record update failed");
             false
         })
+}
+
+/// The end record `record` listing the transactions the dialogue applied in the cluster's
+/// ledger (as it is when they cannot be read: logged, and the end goes on).
+async fn with_applied(
+    ledger: &crate::store::shared_records::SharedRecords,
+    key: &str,
+    started_ms: u64,
+    record: Vec<u8>,
+) -> Vec<u8> {
+    let applied = match ledger.applied_by(key, started_ms).await {
+        Ok(applied) if !applied.is_empty() => applied,
+        Ok(_) => return record,
+        Err(e) => {
+            tracing::error!(error = %e, "applied transactions not read");
+            return record;
+        }
+    };
+    let Ok(mut parsed) = serde_json::from_slice::<EndRecord>(&record) else {
+        return record;
+    };
+    parsed.note_applied(&applied);
+    serde_json::to_vec(&parsed).unwrap_or(record)
 }

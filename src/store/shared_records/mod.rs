@@ -12,38 +12,47 @@
 //! - `ussd:{tx}:outbox:items`, `:outbox:ready` (a stream) and `:outbox:later` (a sorted set):
 //!   the shared outbox's items, as its sender reads them.
 //!
-//! A transaction runs in two round trips: [`READ`] takes its ids and the values of every
+//! A transaction runs in two round trips: the read script takes its ids and the values of every
 //! record and outbox item its ops may read (or finds its outcome under its idempotency key);
 //! the ops run here, in Rust, over that snapshot ([`super::tx_ops`], the same rules as on
-//! sled); [`COMMIT`] writes the result only if nothing it read has changed since, and
+//! sled); the commit script writes the result only if nothing it read has changed since, and
 //! otherwise the transaction runs again from a new snapshot. Saves (a flow's `save`) are the
 //! same with no idempotency key. With `wait_replicas`, the primary's replicas acknowledge a
 //! commit (`WAIT`) before it is confirmed.
 
 use super::StoreError;
-use super::ledger::{JournalEntry, TxDialogue, TxOutcome};
+use super::ledger::{AppliedTx, JournalEntry, TxDialogue, TxOutcome};
 use super::records::RecordWrite;
 use super::redis::Redis;
 use super::tx_ops::{TxRun, TxView, apply_all, reads};
 use crate::effect;
 use crate::txn::{Address, TxOp, valid_collection};
-use redis::{Script, Value as RValue};
+use redis::Value as RValue;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use std::time::Duration;
+
+mod scripts;
+
+use scripts::{LIST, READ, SEED, SETTLE, commit_invocation};
 
 const TAG: &str = "ussd:{tx}";
 /// How often a transaction runs again after another node changed what it read.
 const ATTEMPTS: usize = 16;
 
 /// The key of the record `collection/id` (the address [`Address::key`] gives).
-fn record_key(address: &str) -> String {
+pub(super) fn record_key(address: &str) -> String {
     format!("{TAG}:rec:{address}")
 }
 
-fn collection_key(collection: &str) -> String {
+pub(super) fn collection_key(collection: &str) -> String {
     format!("{TAG}:coll:{collection}")
+}
+
+/// The transactions the dialogue `session` that started at `started_ms` applied: a hash of
+/// transaction id -> hop, read when its end record is written.
+fn applied_key(session: &str, started_ms: u64) -> String {
+    format!("{TAG}:applied:{session}:{started_ms}")
 }
 
 fn idem_key(key: &str) -> String {
@@ -59,124 +68,9 @@ pub const OUTBOX_READY: &str = "ussd:{tx}:outbox:ready";
 pub const OUTBOX_LATER: &str = "ussd:{tx}:outbox:later";
 /// The counter every id in cluster mode comes from.
 pub const IDS: &str = "ussd:{tx}:ids";
-const JOURNAL: &str = "ussd:{tx}:journal";
+pub(super) const JOURNAL: &str = "ussd:{tx}:journal";
 /// Set by the first node that seeds the sample records.
 const SEEDED: &str = "ussd:{tx}:seeded";
-
-/// `KEYS`: idempotency key, ids, outbox items, then the records. `ARGV`: how many ids to
-/// take, then the outbox item ids. Answers `done` and the stored outcome, or `read`, the last
-/// id taken and the values (nil: absent).
-static READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local done = redis.call('GET', KEYS[1])
-if done then return {'done', done} end
-local n = tonumber(ARGV[1])
-local last = 0
-if n > 0 then last = redis.call('INCRBY', KEYS[2], n) end
-local out = {'read', tostring(last)}
-for i = 4, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) end
-for i = 2, #ARGV do out[#out + 1] = redis.call('HGET', KEYS[3], ARGV[i]) end
-return out
-",
-    )
-});
-
-/// `KEYS`: idempotency key, outbox items, ready, later, journal, the records read, the
-/// records written, their collections. `ARGV`: outcome ('' for none), its ms, now, then the
-/// counts (records read, written, items read, items written, journal entries), then: each
-/// read record's value as read ('' when absent); each written record's value and id; each
-/// read item's id and value as read; each written item's id, value and when it is due (-1: an
-/// item changed, not queued); each journal entry's field and value.
-static COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'done', redis.call('GET', KEYS[1])} end
-local nr, nw = tonumber(ARGV[4]), tonumber(ARGV[5])
-local nc, np, nj = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local a = 9
-for i = 1, nr do
-  if (redis.call('GET', KEYS[5 + i]) or '') ~= ARGV[a] then return {'conflict'} end
-  a = a + 1
-end
-local w = a
-a = a + 2 * nw
-for i = 1, nc do
-  if (redis.call('HGET', KEYS[2], ARGV[a]) or '') ~= ARGV[a + 1] then return {'conflict'} end
-  a = a + 2
-end
-for i = 1, nw do
-  redis.call('SET', KEYS[5 + nr + i], ARGV[w])
-  redis.call('SADD', KEYS[5 + nr + nw + i], ARGV[w + 1])
-  w = w + 2
-end
-local now = tonumber(ARGV[3])
-for i = 1, np do
-  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])
-  local due = tonumber(ARGV[a + 2])
-  if due >= 0 then
-    if due <= now then
-      redis.call('XADD', KEYS[3], '*', 'id', ARGV[a])
-    else
-      redis.call('ZADD', KEYS[4], due, ARGV[a])
-    end
-  end
-  a = a + 3
-end
-for i = 1, nj do
-  redis.call('HSET', KEYS[5], ARGV[a], ARGV[a + 1])
-  a = a + 2
-end
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return {'ok'}
-",
-    )
-});
-
-/// `KEYS`: idempotency key. `ARGV`: outcome, its ms. Stores a failed transaction's outcome
-/// unless an attempt of the same hop stored one first (answered `done` with it).
-static SETTLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'ok'} end
-return {'done', redis.call('GET', KEYS[1])}
-",
-    )
-});
-
-/// `KEYS`: the collection's set. `ARGV`: the prefix of its records' keys. Answers id, value
-/// pairs.
-static LIST: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local v = redis.call('GET', ARGV[1] .. id)
-  if v then
-    out[#out + 1] = id
-    out[#out + 1] = v
-  end
-end
-return out
-",
-    )
-});
-
-/// `KEYS`: records, then their collections. `ARGV`: values, then ids. Writes each record
-/// that does not exist yet (sample data never replaces what a flow wrote).
-static SEED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local n = #KEYS / 2
-local written = 0
-for i = 1, n do
-  if redis.call('SET', KEYS[i], ARGV[i], 'NX') then written = written + 1 end
-  redis.call('SADD', KEYS[n + i], ARGV[n + i])
-end
-return written
-",
-    )
-});
 
 /// Flow records, the ledger and its outbox items, kept in Redis for every node. Cheap to
 /// clone.
@@ -187,11 +81,13 @@ pub struct SharedRecords {
     wait_replicas: u32,
     /// How long idempotency keys are kept.
     idempotency_ttl: Duration,
+    /// How long call records are kept.
+    call_records_ttl: Duration,
 }
 
 /// A snapshot read by [`READ`], and what the ops wrote over it.
 #[derive(Default)]
-struct Snapshot {
+pub(super) struct Snapshot {
     /// Record key -> its raw value as read (`None`: absent).
     read: HashMap<String, Option<String>>,
     /// Item id -> its raw value as read.
@@ -293,7 +189,19 @@ impl SharedRecords {
             redis,
             wait_replicas,
             idempotency_ttl,
+            call_records_ttl: Duration::from_secs(90 * 86_400),
         }
+    }
+
+    /// Keeps call records for `ttl` (`[retention] call_records_days`; 90 days unless told).
+    pub fn with_call_records_ttl(mut self, ttl: Duration) -> SharedRecords {
+        self.call_records_ttl = ttl;
+        self
+    }
+
+    /// How long call records are kept.
+    pub(super) fn call_records_ttl(&self) -> Duration {
+        self.call_records_ttl
     }
 
     /// The Redis handle (the outbox shares it).
@@ -378,7 +286,40 @@ impl SharedRecords {
                 )));
             }
         }
-        self.run(Some(key), ops, dialogue.map(|d| d.session)).await
+        self.run(Some(key), ops, dialogue).await
+    }
+
+    /// The transactions the dialogue `session` that started at `started_ms` applied, in
+    /// the order they were.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn applied_by(
+        &self,
+        session: &str,
+        started_ms: u64,
+    ) -> Result<Vec<AppliedTx>, StoreError> {
+        let all: Vec<(u64, u32)> = self
+            .redis
+            .query(redis::cmd("HGETALL").arg(applied_key(session, started_ms)))
+            .await?;
+        let mut all: Vec<AppliedTx> = all
+            .into_iter()
+            .map(|(txn, hop)| AppliedTx { txn, hop })
+            .collect();
+        all.sort_by_key(|a| a.txn);
+        Ok(all)
+    }
+
+    /// Forgets them, once the dialogue's end record lists them.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn forget_applied(&self, session: &str, started_ms: u64) -> Result<(), StoreError> {
+        self.redis
+            .query::<()>(redis::cmd("DEL").arg(applied_key(session, started_ms)))
+            .await?;
+        Ok(())
     }
 
     /// A transaction (`key`) or a save (no key): snapshot, apply, compare-and-set, again
@@ -387,8 +328,9 @@ impl SharedRecords {
         &self,
         key: Option<&str>,
         ops: &[TxOp],
-        session: Option<&str>,
+        dialogue: Option<TxDialogue<'_>>,
     ) -> Result<TxOutcome, StoreError> {
+        let session = dialogue.map(|d| d.session);
         let (record_keys, item_ids) = reads(ops);
         let outbox_ops = ops
             .iter()
@@ -472,7 +414,11 @@ impl SharedRecords {
                         Some(_) => serde_json::to_string(&outcome)?,
                         None => String::new(),
                     };
-                    let inv = commit_invocation(&idem, &snap, &stored, &ttl, now)?;
+                    let applied = dialogue
+                        .map(|d| (applied_key(d.session, d.started_ms), txn, d.hop))
+                        .filter(|_| key.is_some());
+                    let applied = applied.as_ref().map(|(k, t, h)| (k.as_str(), *t, *h));
+                    let inv = commit_invocation(&idem, applied, &snap, &stored, &ttl, now)?;
                     self.redis.script("tx_commit", &inv).await?
                 }
             };
@@ -559,60 +505,4 @@ impl SharedRecords {
             .map(|(_, v)| Ok(serde_json::from_str(v)?))
             .collect()
     }
-}
-
-/// The arguments of [`COMMIT`] for what `snap` read and wrote.
-fn commit_invocation<'a>(
-    idem: &str,
-    snap: &Snapshot,
-    outcome: &str,
-    ttl: &str,
-    now: u64,
-) -> Result<redis::ScriptInvocation<'a>, StoreError> {
-    let mut inv = COMMIT.prepare_invoke();
-    inv.key(idem)
-        .key(OUTBOX_ITEMS)
-        .key(OUTBOX_READY)
-        .key(OUTBOX_LATER)
-        .key(JOURNAL);
-    let read: Vec<(&String, &Option<String>)> = snap.read.iter().collect();
-    for (k, _) in &read {
-        inv.key(record_key(k));
-    }
-    for (k, _) in &snap.written {
-        inv.key(record_key(k));
-    }
-    for (k, _) in &snap.written {
-        let collection = k.split_once('/').map_or(k.as_str(), |(c, _)| c);
-        inv.key(collection_key(collection));
-    }
-    inv.arg(outcome).arg(ttl).arg(now);
-    inv.arg(read.len())
-        .arg(snap.written.len())
-        .arg(snap.items_read.len())
-        .arg(snap.items.len())
-        .arg(snap.journal.len());
-    for (_, v) in &read {
-        inv.arg(v.as_deref().unwrap_or(""));
-    }
-    for (k, v) in &snap.written {
-        let id = k.split_once('/').map_or("", |(_, id)| id);
-        inv.arg(serde_json::to_string(v)?).arg(id);
-    }
-    for (id, v) in &snap.items_read {
-        inv.arg(id).arg(v.as_deref().unwrap_or(""));
-    }
-    for (item, new) in &snap.items {
-        let due: i64 = if *new {
-            item.next_attempt_ms as i64
-        } else {
-            -1
-        };
-        inv.arg(item.id).arg(serde_json::to_string(item)?).arg(due);
-    }
-    for e in &snap.journal {
-        inv.arg(format!("{:020}:{:05}", e.txn, e.seq))
-            .arg(serde_json::to_string(e)?);
-    }
-    Ok(inv)
 }
