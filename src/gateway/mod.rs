@@ -175,6 +175,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// The cluster's records, ledger and outbox when `config` shares them in Redis (connected
+/// and checked as `serve` does), for commands that write them (`seed`).
+///
+/// # Errors
+/// Redis unreachable or not durable.
+pub async fn shared_records(
+    config: &Config,
+) -> anyhow::Result<Option<crate::store::shared_records::SharedRecords>> {
+    if config.store.backend != crate::config::Backend::Redis {
+        return Ok(None);
+    }
+    Ok(connect_redis(config).await?.1)
+}
+
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
 /// confirms; the error says what to set. Returns the shared dialogues, and the shared
 /// records, ledger and outbox unless the config keeps those on each node

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 mod scripts;
 
-use scripts::{LIST, READ, SEED, SETTLE, commit_invocation};
+use scripts::{LIST, PUT_ALL, READ, SETTLE, commit_invocation};
 
 const TAG: &str = "ussd:{tx}";
 /// How often a transaction runs again after another node changed what it read.
@@ -452,44 +452,62 @@ impl SharedRecords {
         Ok(())
     }
 
-    /// Loads sample records once for the whole cluster: the first node to start seeds them
-    /// (never replacing a record a flow already wrote); returns how many it wrote, or `None`
-    /// when another node seeded already.
+    /// Loads sample records once for the whole cluster: a node that starts before any node
+    /// finished seeding seeds them (never replacing a record that exists, so nodes starting
+    /// together, or a flow writing meanwhile, lose nothing) and only then marks the cluster
+    /// seeded, so no node serves before the sample data is there. Returns how many it wrote,
+    /// or `None` when the cluster was seeded already.
     ///
     /// # Errors
     /// Redis failed.
     pub async fn seed_once(&self, writes: &[RecordWrite]) -> Result<Option<usize>, StoreError> {
-        let first: Option<String> = self
-            .redis
-            .query(
-                redis::cmd("SET")
-                    .arg(SEEDED)
-                    .arg(crate::clock::now_ms())
-                    .arg("NX"),
-            )
-            .await?;
-        if first.is_none() {
+        let seeded: bool = self.redis.query(redis::cmd("EXISTS").arg(SEEDED)).await?;
+        if seeded {
             return Ok(None);
+        }
+        let written = self.put_all(writes, false).await?;
+        self.redis
+            .query::<()>(redis::cmd("SET").arg(SEEDED).arg(crate::clock::now_ms()))
+            .await?;
+        Ok(Some(written))
+    }
+
+    /// Writes whole records in bulk (sample data, synthetic subscribers), in chunks and outside
+    /// any transaction: replacing what is there (`replace`), or only where nothing is. Answers
+    /// how many were written.
+    ///
+    /// # Errors
+    /// An invalid address, or Redis failed (the chunks before stay written).
+    pub async fn put_all(&self, writes: &[RecordWrite], replace: bool) -> Result<usize, StoreError> {
+        if let Some(w) = writes
+            .iter()
+            .find(|w| !valid_collection(&w.collection) || w.id.is_empty())
+        {
+            return Err(StoreError::Aborted(format!(
+                "invalid record address `{}/{}`",
+                w.collection, w.id
+            )));
         }
         let mut written = 0;
         for chunk in writes.chunks(256) {
-            let mut inv = SEED.prepare_invoke();
+            let mut inv = PUT_ALL.prepare_invoke();
             for w in chunk {
                 inv.key(record_key(&format!("{}/{}", w.collection, w.id)));
             }
             for w in chunk {
                 inv.key(collection_key(&w.collection));
             }
+            inv.arg(if replace { "set" } else { "nx" });
             for w in chunk {
                 inv.arg(serde_json::to_string(&w.value)?);
             }
             for w in chunk {
                 inv.arg(&w.id);
             }
-            let n: usize = self.redis.script("records_seed", &inv).await?;
+            let n: usize = self.redis.script("records_put_all", &inv).await?;
             written += n;
         }
-        Ok(Some(written))
+        Ok(written)
     }
 
     /// Every journal entry, in transaction order (exports).

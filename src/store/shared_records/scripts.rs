@@ -113,16 +113,23 @@ return out
     )
 });
 
-/// `KEYS`: records, then their collections. `ARGV`: values, then ids. Writes each record
-/// that does not exist yet (sample data never replaces what a flow wrote).
-pub(super) static SEED: LazyLock<Script> = LazyLock::new(|| {
+/// `KEYS`: records, then their collections. `ARGV`: `nx` (write only records that do not
+/// exist yet: sample data never replaces what a flow wrote) or `set` (replace), then the
+/// values, then the ids. Answers how many were written.
+pub(super) static PUT_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = #KEYS / 2
 local written = 0
 for i = 1, n do
-  if redis.call('SET', KEYS[i], ARGV[i], 'NX') then written = written + 1 end
-  redis.call('SADD', KEYS[n + i], ARGV[n + i])
+  local ok
+  if ARGV[1] == 'nx' then
+    ok = redis.call('SET', KEYS[i], ARGV[1 + i], 'NX')
+  else
+    ok = redis.call('SET', KEYS[i], ARGV[1 + i])
+  end
+  if ok then written = written + 1 end
+  redis.call('SADD', KEYS[n + i], ARGV[1 + n + i])
 end
 return written
 ",
