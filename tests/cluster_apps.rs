@@ -137,6 +137,38 @@ async fn deposits_spread_over_three_nodes_are_applied_once_each() {
             "{session}: {record}"
         );
     }
+    // Any node's admin listener reads the cluster's: the journal, end records, journeys; here
+    // a fresh node's, which answered none of these dialogues.
+    let (_sb, fresh) = node(&[primary.url()], false, |_| ());
+    let admin = At::new(fresh.admin);
+    let get = |path: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let a = admin
+                .request("GET", path, &[("authorization", "Bearer test-token")], "")
+                .await;
+            assert_eq!(a.status, 200, "{path}: {a:?}");
+            a.body
+        }
+    };
+    let journal = get("/admin/export/journal").await;
+    assert_eq!(journal.lines().count(), 3, "{journal}");
+    let ended = get("/admin/export/ended").await;
+    let sessions: Vec<String> = ended
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["session"].to_string())
+        .collect();
+    for session in ["dep", "twice", "out"] {
+        assert!(
+            sessions.iter().any(|s| s.contains(session)),
+            "{session}: {ended}"
+        );
+    }
+    let status = common::status(fresh.admin).await;
+    assert_eq!(status["dialogues_ended"], sessions.len(), "{status}");
+    let journeys: serde_json::Value =
+        serde_json::from_str(&get("/admin/journeys?route=*384*303%23").await).unwrap();
+    assert_eq!(journeys["dialogues"], 3, "{journeys}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,4 +241,47 @@ async fn a_dialogue_is_never_run_on_another_version_of_its_flow() {
         "{walk:?}"
     );
     assert_ne!(walk[1], APOLOGY, "{walk:?}");
+}
+
+/// `seed` in cluster mode writes the sample data and synthetic subscribers into the cluster's
+/// Redis, where every node reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_command_fills_the_clusters_store() {
+    let primary = Redis::standalone();
+    let sb = Sandbox::with_repo_flows(&format!(
+        "[store.redis]\nurls = [\"{}\"]\n{ROUTES}",
+        primary.url()
+    ));
+    let path = sb.config_path();
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+    std::fs::write(&path, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+        .args(["seed", "--config"])
+        .arg(&path)
+        .args(["--synthetic", "3"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("into the cluster's Redis"), "{said}");
+    assert!(
+        said.contains("3 synthetic subscribers created (12 records)"),
+        "{said}"
+    );
+    let store = records(vec![primary.url()], false).await;
+    let amina = store
+        .get("customers", "254700000001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(amina["name"], "Amina Wanjiru");
+    let third = store.get("wallets", "254710000002").await.unwrap().unwrap();
+    assert_eq!(third["balance_cents"], 100_000_000);
+    assert!(store.scan("loans").await.unwrap().len() >= 3);
 }

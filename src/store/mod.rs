@@ -42,6 +42,7 @@ pub mod redis;
 mod resume;
 mod shared_calls;
 pub mod shared_dialogues;
+mod shared_ends;
 pub mod shared_records;
 mod tombstone_index;
 mod tx_ops;

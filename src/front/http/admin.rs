@@ -132,7 +132,10 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 &json!({
                     "dialogues_in_memory": state.registry.live(),
                     "dialogues_persisted": core.store.live_count(),
-                    "dialogues_ended": core.store.ended_count(),
+                    "dialogues_ended": match &core.cluster {
+                        Some(cluster) => cluster.dialogues.ended_count().await.ok(),
+                        None => Some(core.store.ended_count()),
+                    },
                     "tombstones_kept": core.store.tombstone_count(),
                     "routes": routes,
                 }),
@@ -201,18 +204,27 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
 /// `GET /admin/export/{ended|calls|outbox|journal}[?format=csv]`: everything kept of that kind,
 /// for billing reconciliation before retention removes it.
 async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
-    use crate::retention::{Format, Kind, export};
+    use crate::retention::{Format, Kind, export, write_documents};
     let kind: Kind = match what.parse() {
         Ok(k) => k,
         Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
     };
     let format = if csv { Format::Csv } else { Format::JsonLines };
     let store = state.registry.core().store.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        export(&store, kind, format, &mut out).map(|_| out)
-    })
-    .await;
+    let written = match super::cluster_admin::documents(state, kind).await {
+        // The cluster's, in Redis.
+        Some(docs) => Ok(docs.and_then(|docs| {
+            let mut out = Vec::new();
+            write_documents(&docs, format, &mut out).map(|_| out)
+        })),
+        None => {
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                export(&store, kind, format, &mut out).map(|_| out)
+            })
+            .await
+        }
+    };
     match written {
         Ok(Ok(bytes)) => {
             let mut r = text(StatusCode::OK, String::from_utf8_lossy(&bytes).into_owned());

@@ -478,7 +478,11 @@ impl SharedRecords {
     ///
     /// # Errors
     /// An invalid address, or Redis failed (the chunks before stay written).
-    pub async fn put_all(&self, writes: &[RecordWrite], replace: bool) -> Result<usize, StoreError> {
+    pub async fn put_all(
+        &self,
+        writes: &[RecordWrite],
+        replace: bool,
+    ) -> Result<usize, StoreError> {
         if let Some(w) = writes
             .iter()
             .find(|w| !valid_collection(&w.collection) || w.id.is_empty())
