@@ -168,8 +168,8 @@ async fn the_same_slot_confirmed_twice_at_once() {
         .registry()
         .core()
         .store
-        .records()
-        .get("slots", "gerehu-2026-01-06-14")
+        .load_record("slots", "gerehu-2026-01-06-14")
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(slot["status"], "booked");
@@ -281,8 +281,8 @@ async fn overlapping_bookings_are_refused() {
         .registry()
         .core()
         .store
-        .records()
-        .scan("bookings")
+        .list_records("bookings")
+        .await
         .unwrap()
         .into_iter()
         .filter(|(_, b)| b["phone"] == "254700000002" && b["status"] == "booked")

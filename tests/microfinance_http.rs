@@ -19,8 +19,8 @@ async fn walk(at: &At, session: &str, phone: &str, inputs: &[&str]) -> Vec<Strin
     at.walk(session, CODE, phone, inputs).await
 }
 
-fn balance(store: &Store, phone: &str) -> i64 {
-    store.records().get("wallets", phone).unwrap().unwrap()["balance_cents"]
+async fn balance(store: &Store, phone: &str) -> i64 {
+    store.load_record("wallets", phone).await.unwrap().unwrap()["balance_cents"]
         .as_i64()
         .unwrap()
 }
@@ -52,7 +52,7 @@ async fn every_microfinance_screen() {
             "END Simulated deposit: KES 100.50 added to your Wallet (no M-Pesa checkout is sent in this sample). Balance: KES 2,600.50",
         ]
     );
-    assert_eq!(balance(&store, "254700000001"), 260_050);
+    assert_eq!(balance(&store, "254700000001").await, 260_050);
 
     assert_eq!(
         walk(
@@ -93,7 +93,7 @@ async fn every_microfinance_screen() {
         walk(&at, "wd-poor", AMINA, &["3", "5000", "1"]).await[3],
         "END Sorry, you don't have sufficient funds in your account."
     );
-    assert_eq!(balance(&store, "254700000001"), 200_050);
+    assert_eq!(balance(&store, "254700000001").await, 200_050);
 
     assert_eq!(
         walk(&at, "send", AMINA, &["4", "0700000002", "10", "1"]).await[1..],
@@ -104,7 +104,7 @@ async fn every_microfinance_screen() {
             "END We are sending KES 10.00 to Brian Otieno shortly.",
         ]
     );
-    assert_eq!(balance(&store, "254700000002"), 6_000);
+    assert_eq!(balance(&store, "254700000002").await, 6_000);
     assert_eq!(
         walk(&at, "send-self", AMINA, &["4", "+254700000001"]).await[2],
         "CON You cannot send money to yourself.\nEnter the phone number to send money to (like 0722122122)"
@@ -250,14 +250,14 @@ async fn registration_validates_and_stores_the_customer() {
     );
     let store = &gw.registry().core().store;
     let customer = store
-        .records()
-        .get("customers", "254700000055")
+        .load_record("customers", "254700000055")
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(customer["name"], "Jane Doe");
     assert_eq!(customer["city"], "Eldoret");
     assert_eq!(customer["phone"], "254700000055");
-    assert_eq!(balance(store, "254700000055"), 0);
+    assert_eq!(balance(store, "254700000055").await, 0);
     // The longest name registration accepts still fits the home menu on one screen.
     let longest = "+254700000056";
     let home = walk(&at, "reg2", longest, &["Abcdefghij Klmnopqrs", "Nairobi"]).await;
@@ -299,8 +299,8 @@ async fn a_retried_confirmation_applies_once() {
     let answers = walk(&at, "once", AMINA, &["2", "50", "1"]).await;
     let again = at.hop("once", CODE, AMINA, "2*50*1").await;
     assert_eq!(again, answers[3]);
-    assert_eq!(balance(&store, "254700000001"), 255_000);
-    assert_eq!(store.journal().unwrap().len(), 1);
+    assert_eq!(balance(&store, "254700000001").await, 255_000);
+    assert_eq!(store.journal_entries().await.unwrap().len(), 1);
     gw.shutdown().await;
 }
 
@@ -334,14 +334,16 @@ async fn kill_9_after_confirmations_loses_nothing_and_applies_nothing_twice() {
     let status = gw.signal("TERM");
     assert!(status.success());
 
-    let cfg = sb.config();
-    let store = Store::open(&cfg.store.data_dir, 16, 500).unwrap();
-    let journal = store.journal().unwrap();
+    let store = common::store_of(&sb).await;
+    let journal = store.journal_entries().await.unwrap();
     assert_eq!(journal.len(), 2, "{journal:?}");
     assert_eq!(journal[0].kind, "deposit");
     assert_eq!(journal[1].kind, "transfer");
-    assert_eq!(balance(&store, "254700000001"), 250_000 + 7_000 - 3_000);
-    assert_eq!(balance(&store, "254700000002"), 5_000 + 3_000);
+    assert_eq!(
+        balance(&store, "254700000001").await,
+        250_000 + 7_000 - 3_000
+    );
+    assert_eq!(balance(&store, "254700000002").await, 5_000 + 3_000);
 }
 
 /// Amounts with 16 or more whole digits get the answer any amount over the cap gets, on every
@@ -384,8 +386,8 @@ async fn huge_amounts_get_the_cap_answer() {
             assert_eq!(answers.last().unwrap(), want, "{inputs:?}");
         }
     }
-    assert_eq!(balance(&store, "254700000001"), 250_000);
-    assert!(store.journal().unwrap().is_empty());
+    assert_eq!(balance(&store, "254700000001").await, 250_000);
+    assert!(store.journal_entries().await.unwrap().is_empty());
     gw.shutdown().await;
 }
 

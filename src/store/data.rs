@@ -85,4 +85,15 @@ impl Store {
         self.flush().await?;
         Ok(outcome)
     }
+
+    /// Every journal entry, in transaction order (the cluster's, in cluster mode).
+    ///
+    /// # Errors
+    /// Store or parse errors.
+    pub async fn journal_entries(&self) -> Result<Vec<super::ledger::JournalEntry>, StoreError> {
+        match &self.shared {
+            Some(shared) => shared.journal().await,
+            None => self.journal(),
+        }
+    }
 }

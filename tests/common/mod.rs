@@ -18,8 +18,45 @@ use ussd_gateway::config::Config;
 use ussd_gateway::gateway::{self, Running};
 
 /// A gateway's folder: config, flows, data; removed when dropped.
+///
+/// With `USSD_TEST_BACKEND=redis` in the environment, its gateway keeps everything shared in a
+/// Redis of its own (cluster mode's store, docs/cluster.md) instead of sled: the test command
+/// runs the app suites so too, each on both backends.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// The Redis of a sandbox on the Redis backend.
+    pub redis: Option<redis::Redis>,
+}
+
+/// The store of a stopped sandbox's gateway, as the gateway sees it: its sled folder, sharing
+/// the sandbox's Redis when it has one.
+pub async fn store_of(sb: &Sandbox) -> ussd_gateway::store::Store {
+    let cfg = sb.config();
+    let store = ussd_gateway::store::Store::open(&cfg.store.data_dir, 16, 500).unwrap();
+    match &sb.redis {
+        Some(r) => {
+            let client = ussd_gateway::store::redis::Redis::connect(
+                &ussd_gateway::store::redis::RedisSettings {
+                    urls: vec![r.url()],
+                    cluster: false,
+                    timeout: Duration::from_secs(2),
+                },
+            )
+            .await
+            .unwrap();
+            store.share_records(ussd_gateway::store::shared_records::SharedRecords::new(
+                client,
+                0,
+                Duration::from_secs(3600),
+            ))
+        }
+        None => store,
+    }
+}
+
+/// Whether sandboxes run on the Redis backend (`USSD_TEST_BACKEND=redis`).
+pub fn on_redis() -> bool {
+    std::env::var("USSD_TEST_BACKEND").is_ok_and(|b| b == "redis")
 }
 
 impl Sandbox {
@@ -38,12 +75,21 @@ impl Sandbox {
         } else {
             "[limits]\nhops_per_minute_per_msisdn = 0\n"
         };
+        // A test that sets up its own Redis (the cluster tests) keeps it.
+        let redis = (on_redis() && !extra.contains("[store.redis]")).then(redis::Redis::standalone);
+        let (backend, redis_toml) = match &redis {
+            Some(r) => (
+                "backend = \"redis\"\n",
+                format!("[store.redis]\nurls = [\"{}\"]\n", r.url()),
+            ),
+            None => ("", String::new()),
+        };
         let toml = format!(
-            "flows_dir = \"flows\"\nseed_dir = \"seed\"\nseed_timezone = \"Pacific/Port_Moresby\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\ndata_dir = \"{}\"\nflush_every_ms = 50\n{extra}\n{limits}",
+            "flows_dir = \"flows\"\nseed_dir = \"seed\"\nseed_timezone = \"Pacific/Port_Moresby\"\n[public]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-token\"\n[store]\n{backend}data_dir = \"{}\"\nflush_every_ms = 50\n{extra}\n{limits}\n{redis_toml}",
             dir.path().join("db").display()
         );
         std::fs::write(dir.path().join("gateway.toml"), toml).unwrap();
-        Sandbox { dir }
+        Sandbox { dir, redis }
     }
 
     /// A sandbox using the repository's own config/flows and config/data with `routes` TOML.
