@@ -59,16 +59,33 @@ pub(super) fn spawn(
         voice_number: calling_number,
         ..config.africastalking.clone()
     };
-    let outbox = crate::outbox::spawn_sender_with(
+    let transport: Arc<dyn crate::outbox::Transport> = Arc::new(transport(config));
+    let network = smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>);
+    let mut senders = vec![crate::outbox::spawn_sender_with(
         store.clone(),
-        at,
+        at.clone(),
         crate::outbox::SenderOptions {
-            transport: Some(Arc::new(transport(config))),
+            transport: Some(transport.clone()),
             wake: Some(store.outbox_signal()),
-            network: smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>),
+            network: network.clone(),
         },
         shutdown.clone(),
-    );
+    )];
+    // In cluster mode the cluster's outbox has a sender on every node (each item goes to one);
+    // the node's own keeps its own for what its store's transactions write.
+    let shared = registry.core().cluster.as_ref().map(|c| c.outbox.clone());
+    if let Some(shared) = &shared {
+        senders.push(crate::outbox::spawn_sender_with(
+            shared.clone(),
+            at,
+            crate::outbox::SenderOptions {
+                transport: Some(transport),
+                wake: None,
+                network,
+            },
+            shutdown.clone(),
+        ));
+    }
     let committer = spawn_committer(
         store.clone(),
         Duration::from_millis(config.store.flush_every_ms),
@@ -81,26 +98,33 @@ pub(super) fn spawn(
             crate::metrics::upkeep();
         }
     });
+    senders.push(committer);
     Jobs {
-        awaited: vec![outbox, committer],
+        awaited: senders,
         aborted: vec![
             sweeper,
             purger,
             upkeep,
-            spawn_retention(store.clone(), config.retention.clone()),
+            spawn_retention(store.clone(), config.retention.clone(), shared),
         ],
     }
 }
 
-/// Purges what is past its retention period, every `policy.every_minutes`.
-fn spawn_retention(store: Store, policy: crate::config::RetentionConfig) -> JoinHandle<()> {
+/// Purges what is past its retention period, every `policy.every_minutes`: in the node's own
+/// store, and the cluster's outbox items (`shared`; each node's purge removes only what is
+/// still as it read it, so several at once do no harm).
+fn spawn_retention(
+    store: Store,
+    policy: crate::config::RetentionConfig,
+    shared: Option<crate::store::shared_outbox::SharedOutbox>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick =
             tokio::time::interval(Duration::from_secs(policy.every_minutes.saturating_mul(60)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let store = store.clone();
+            let (store, outbox_days) = (store.clone(), policy.outbox_days);
             let policy = policy.clone();
             let purged = tokio::task::spawn_blocking(move || {
                 crate::retention::purge(&store, &policy, crate::clock::now_ms())
@@ -110,6 +134,15 @@ fn spawn_retention(store: Store, policy: crate::config::RetentionConfig) -> Join
                 Ok(Ok(p)) => tracing::info!(?p, "retention purge"),
                 Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
                 Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+            }
+            if let Some(shared) = &shared {
+                let before = crate::clock::now_ms()
+                    .saturating_sub(outbox_days.saturating_mul(86_400_000));
+                let outbox = crate::store::OutboxBackend::from(shared.clone());
+                match outbox.purge_finished(before).await {
+                    Ok(n) => tracing::info!(outbox = n, "retention purge of the cluster's outbox"),
+                    Err(e) => tracing::error!(error = %e, "retention purge of the cluster's outbox failed"),
+                }
             }
         }
     })

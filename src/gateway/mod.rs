@@ -119,12 +119,13 @@ impl Running {
 /// address that cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shared = match config.store.backend {
-        crate::config::Backend::Redis => Some(connect_redis(&config.store.redis).await?),
+        crate::config::Backend::Redis => Some(connect_redis(&config).await?),
         crate::config::Backend::Sled => None,
     };
     let secret = match &shared {
-        Some(dialogues) => Some(
-            dialogues
+        Some(shared) => Some(
+            shared
+                .dialogues
                 .installation_secret()
                 .await
                 .map_err(|e| anyhow::anyhow!("[store.redis] {e}"))?,
@@ -169,12 +170,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// What cluster mode shares in Redis.
+struct Shared {
+    dialogues: crate::store::shared_dialogues::SharedDialogues,
+    outbox: crate::store::shared_outbox::SharedOutbox,
+}
+
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
 /// confirms, and that the config asks for no more than is built; the error says what to set.
-async fn connect_redis(
-    config: &crate::config::RedisConfig,
-) -> anyhow::Result<crate::store::shared_dialogues::SharedDialogues> {
+async fn connect_redis(full: &Config) -> anyhow::Result<Shared> {
     use crate::store::redis::{Redis, RedisSettings};
+    let config = &full.store.redis;
     let settings = RedisSettings {
         urls: config.urls.clone(),
         cluster: config.cluster,
@@ -190,16 +196,23 @@ async fn connect_redis(
     if !config.dialogues_only {
         anyhow::bail!(
             "[store] backend = \"redis\": Redis answers and is durable, but this version \
-             shares only the dialogues: flow records, the ledger and the outbox stay in each \
-             node's own store (docs/cluster.md). Set [store.redis] dialogues_only = true to \
+             shares only the dialogues and the outbox: flow records and the ledger stay in \
+             each node's own store (docs/cluster.md). Set [store.redis] dialogues_only = true to \
              run so, or use backend = \"sled\""
         );
     }
     tracing::warn!(
-        "cluster mode shares the dialogues only: flow records, the ledger and the outbox stay \
-         in this node's own store"
+        "cluster mode shares the dialogues and the outbox only: flow records and the ledger \
+         stay in this node's own store"
     );
-    Ok(crate::store::shared_dialogues::SharedDialogues::new(redis))
+    let outbox =
+        crate::store::shared_outbox::SharedOutbox::open(redis.clone(), full.outbox.claim_timeout())
+            .await
+            .map_err(|e| anyhow::anyhow!("[store.redis] the shared outbox: {e}"))?;
+    Ok(Shared {
+        dialogues: crate::store::shared_dialogues::SharedDialogues::new(redis),
+        outbox,
+    })
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.
@@ -230,7 +243,7 @@ fn start_sessions(
     config: &Config,
     store: &Store,
     routes: crate::app::RouteTable,
-    shared: Option<crate::store::shared_dialogues::SharedDialogues>,
+    shared: Option<Shared>,
 ) -> anyhow::Result<(Shards, Registry)> {
     let shards_n = match config.sessions.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -257,8 +270,9 @@ fn start_sessions(
         .map(|r| r.deadline)
         .max()
         .unwrap_or_default();
-    let cluster = shared.map(|dialogues| session::core::Cluster {
-        dialogues,
+    let cluster = shared.map(|shared| session::core::Cluster {
+        dialogues: shared.dialogues,
+        outbox: shared.outbox,
         lease: longest + Duration::from_secs(2),
         end_record_ttl: Duration::from_secs(config.retention.end_records_days.max(1) * 86_400),
     });

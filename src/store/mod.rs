@@ -35,11 +35,13 @@ mod format;
 mod gate;
 pub mod ledger;
 mod outbox;
+mod outbox_backend;
 mod pending;
 pub mod records;
 pub mod redis;
 mod resume;
 pub mod shared_dialogues;
+pub mod shared_outbox;
 mod tombstone_index;
 mod write_behind;
 
@@ -48,6 +50,7 @@ use sled::transaction::TransactionError;
 use std::path::Path;
 
 pub use outbox::{Outbox, Stored};
+pub use outbox_backend::{Batch, Claimed, Cursor, Due, OutboxBackend};
 pub use records::Records;
 pub use resume::ResumePoints;
 
@@ -72,6 +75,9 @@ pub enum StoreError {
     /// A transaction was aborted by its own logic.
     #[error("store: {0}")]
     Aborted(String),
+    /// The shared store (cluster mode) failed or did not answer in time.
+    #[error("shared store: {0}")]
+    Shared(#[from] self::redis::RedisError),
 }
 
 /// An error of the database itself (I/O, corruption), as sled said it. Its type stays inside

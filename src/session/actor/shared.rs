@@ -264,7 +264,7 @@ impl SessionActor {
         let Some(cluster) = self.core.cluster.clone() else {
             return Box::pin(fut::ready(true));
         };
-        let (key, store) = (self.key.clone(), self.core.store.clone());
+        let (key, outbox) = (self.key.clone(), self.core.outbox());
         let record_ttl_ms = cluster.end_record_ttl.as_millis() as u64;
         let writes = async move {
             let Some(lease) = lease else {
@@ -327,9 +327,15 @@ impl SessionActor {
                             Err(e) => return Err(e.to_string()),
                         }
                         // The end happened once (under the lease), here: its event goes to
-                        // this node's outbox.
+                        // the cluster's outbox.
                         if let Some(event) = event
-                            && let Err(e) = store.enqueue(event, Some(key.to_string()))
+                            && let Err(e) = crate::outbox::enqueue_on(
+                                &outbox,
+                                event,
+                                None,
+                                Some(key.to_string()),
+                            )
+                            .await
                         {
                             tracing::error!(error = %e, "end event not queued");
                         }
