@@ -99,15 +99,54 @@ pub(super) fn spawn(
         }
     });
     senders.push(committer);
+    let mut aborted = vec![sweeper, purger, upkeep];
+    if let Some(cluster) = &registry.core().cluster {
+        aborted.push(spawn_event_mover(cluster.clone()));
+    }
+    aborted.push(spawn_retention(
+        store.clone(),
+        config.retention.clone(),
+        shared,
+    ));
     Jobs {
         awaited: senders,
-        aborted: vec![
-            sweeper,
-            purger,
-            upkeep,
-            spawn_retention(store.clone(), config.retention.clone(), shared),
-        ],
+        aborted,
     }
+}
+
+/// How often every node looks for end events a node left in the buckets (it died between a
+/// dialogue's end and the move it makes at once).
+const EVENT_MOVES_EVERY: Duration = Duration::from_secs(5);
+
+/// Cluster mode: moves the end events waiting in every bucket into the cluster's outbox, every
+/// [`EVENT_MOVES_EVERY`] (each event once, whichever node moves it).
+fn spawn_event_mover(cluster: crate::session::core::Cluster) -> JoinHandle<()> {
+    use crate::store::shared_dialogues::BUCKETS;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVENT_MOVES_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let mut moved = 0;
+            for bucket in 0..BUCKETS {
+                match cluster
+                    .outbox
+                    .move_waiting_events(&cluster.dialogues, bucket)
+                    .await
+                {
+                    Ok(n) => moved += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "moving end events into the outbox failed");
+                        break;
+                    }
+                }
+            }
+            if moved > 0 {
+                tracing::info!(moved, "end events left by another node moved into the outbox");
+                crate::outbox::notify();
+            }
+        }
+    })
 }
 
 /// Purges what is past its retention period, every `policy.every_minutes`: in the node's own

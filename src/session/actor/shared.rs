@@ -18,6 +18,7 @@ use crate::session::messages::AggregatorEnd;
 use crate::session::state::{AggregatorReport, Dialogue, EndReason, EndRecord, Tombstone};
 use crate::store::StoreError;
 use crate::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
+use crate::store::shared_outbox::EndEvent;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -264,7 +265,7 @@ impl SessionActor {
         let Some(cluster) = self.core.cluster.clone() else {
             return Box::pin(fut::ready(true));
         };
-        let (key, outbox) = (self.key.clone(), self.core.outbox());
+        let key = self.key.clone();
         let record_ttl_ms = cluster.end_record_ttl.as_millis() as u64;
         let writes = async move {
             let Some(lease) = lease else {
@@ -307,13 +308,23 @@ impl SessionActor {
                         started_ms,
                         event,
                     } => {
+                        // The event waits in the bucket, written with the end itself.
+                        let event = event
+                            .map(|effect| {
+                                serde_json::to_vec(&EndEvent {
+                                    session: key.to_string(),
+                                    effect,
+                                })
+                            })
+                            .transpose()
+                            .map_err(|e| e.to_string())?;
                         let ending = Ending {
                             tombstone: &tombstone,
                             tombstone_ttl_ms,
                             record: &record,
                             record_ttl_ms,
                             started_ms,
-                            event: None,
+                            event: event.as_deref(),
                             keep_lease: i + 1 < n,
                         };
                         let t = Instant::now();
@@ -326,18 +337,11 @@ impl SessionActor {
                             }
                             Err(e) => return Err(e.to_string()),
                         }
-                        // The end happened once (under the lease), here: its event goes to
-                        // the cluster's outbox.
-                        if let Some(event) = event
-                            && let Err(e) = crate::outbox::enqueue_on(
-                                &outbox,
-                                event,
-                                None,
-                                Some(key.to_string()),
-                            )
-                            .await
-                        {
-                            tracing::error!(error = %e, "end event not queued");
+                        // The end happened once (under the lease), here: this node moves its
+                        // event into the cluster's outbox now, off the hop's path (every node
+                        // moves what a node that died first left).
+                        if let Some(event) = event {
+                            tokio::spawn(move_end_event(cluster.clone(), key.to_string(), started_ms, event));
                         }
                     }
                 }
@@ -474,6 +478,21 @@ impl SessionActor {
             };
             Box::pin(update.into_actor(act))
         }))
+    }
+}
+
+/// Moves the end event of `key` (started at `started_ms`) from its bucket into the cluster's
+/// outbox and wakes the sender; on failure the event waits for the next node's move.
+async fn move_end_event(cluster: Cluster, key: String, started_ms: u64, event: Vec<u8>) {
+    let record = SharedDialogues::end_record_key(&key, started_ms);
+    let bucket = crate::store::shared_dialogues::bucket(&key);
+    match cluster
+        .outbox
+        .move_end_event(&cluster.dialogues, bucket, &record, &event)
+        .await
+    {
+        Ok(_) => crate::outbox::notify(),
+        Err(e) => tracing::warn!(error = %e, "end event left in its bucket for the next move"),
     }
 }
 
