@@ -306,3 +306,99 @@ async fn requeue_sends_a_failed_item_again_and_purge_removes_only_old_finished_o
         assert_eq!(backend.pending().await.unwrap().len(), 1, "{at}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
+    use ussd_gateway::store::shared_dialogues::{Begun, Ending, SharedDialogues, bucket};
+    use ussd_gateway::store::shared_outbox::EndEvent;
+    for server in Server::both() {
+        let at = server.name();
+        let (urls, cluster) = match &server {
+            Server::Primary(r) => (vec![r.url()], false),
+            Server::Cluster(c) => (c.urls(), true),
+        };
+        let dialogues = SharedDialogues::new(
+            Client::connect(&RedisSettings {
+                urls,
+                cluster,
+                timeout: Duration::from_secs(2),
+            })
+            .await
+            .unwrap(),
+        );
+        let nodes = [
+            server.node(NEVER).await,
+            server.node(NEVER).await,
+            server.node(NEVER).await,
+        ];
+        let mut keys = Vec::new();
+        for i in 0..5 {
+            let key = format!("at:ATUid_end{i}");
+            let Begun::Absent(lease) = dialogues.begin(&key, None, 5000).await.unwrap() else {
+                panic!("{at}: a new dialogue");
+            };
+            let event = serde_json::to_vec(&EndEvent {
+                session: key.clone(),
+                effect: Effect::Event {
+                    url: "http://127.0.0.1:9/events".into(),
+                    fields: vec![("sessionId".into(), key.clone())],
+                },
+            })
+            .unwrap();
+            let ending = Ending {
+                tombstone: b"t",
+                tombstone_ttl_ms: 60_000,
+                record: b"{}",
+                record_ttl_ms: 60_000,
+                started_ms: 1000 + i,
+                event: Some(&event),
+                keep_lease: false,
+            };
+            assert!(dialogues.end(&key, &lease, &ending).await.unwrap(), "{at}");
+            keys.push(key);
+        }
+        // The three nodes move every bucket's events at once, twice over (as after a crash
+        // between a move and the removal from the bucket).
+        let mut moves = Vec::new();
+        for _ in 0..2 {
+            for node in &nodes {
+                for key in &keys {
+                    let (node, dialogues, b) = (node.clone(), dialogues.clone(), bucket(key));
+                    moves.push(tokio::spawn(async move {
+                        node.move_waiting_events(&dialogues, b).await.unwrap()
+                    }));
+                }
+            }
+        }
+        let mut new = 0;
+        for m in moves {
+            new += m.await.unwrap();
+        }
+        assert_eq!(new, 5, "{at}: each event moved in once");
+        let items = nodes[0].items().await.unwrap();
+        let mut sessions: Vec<&str> = items.iter().filter_map(|i| i.session.as_deref()).collect();
+        sessions.sort();
+        assert_eq!(sessions, keys.iter().map(String::as_str).collect::<Vec<_>>(), "{at}");
+        for key in &keys {
+            assert!(
+                dialogues.waiting_events(bucket(key)).await.unwrap().is_empty(),
+                "{at}: nothing left waiting"
+            );
+        }
+        // Moved again after all (a mark outlives the event): still one item each.
+        let record = SharedDialogues::end_record_key(&keys[0], 1000);
+        let event = serde_json::to_vec(&EndEvent {
+            session: keys[0].clone(),
+            effect: Effect::Call {
+                to: "254711000001".into(),
+            },
+        })
+        .unwrap();
+        let again = nodes[1]
+            .move_end_event(&dialogues, bucket(&keys[0]), &record, &event)
+            .await
+            .unwrap();
+        assert!(!again, "{at}");
+        assert_eq!(nodes[0].items().await.unwrap().len(), 5, "{at}");
+    }
+}

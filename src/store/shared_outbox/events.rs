@@ -51,7 +51,7 @@ impl SharedOutbox {
                         MOVE.key(ITEMS)
                             .key(READY)
                             .key(LATER)
-                            .key(format!("ussd:{{tx}}:outbox:moved:{record_key}"))
+                            .key(moved_mark(record_key))
                             .arg(id)
                             .arg(to_json(&item)?)
                             .arg(item.next_attempt_ms)
@@ -91,5 +91,25 @@ impl SharedOutbox {
             }
         }
         Ok(moved)
+    }
+}
+
+/// The key of the mark of the event of end record `record_key` (`ussd:{d:<b>}:end:<session
+/// key>:<started ms>`): `ussd:{tx}:outbox:moved:<session key>:<started ms>`, unique as the
+/// record's key is (a session key's bucket follows from it), and in the outbox's slot.
+fn moved_mark(record_key: &str) -> String {
+    let name = record_key
+        .split_once(":end:")
+        .map_or(record_key, |(_, name)| name);
+    format!("ussd:{{tx}}:outbox:moved:{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_moved_mark_is_in_the_outboxs_slot_and_named_after_the_record() {
+        let record = super::SharedDialogues::end_record_key("at:{x}:end:y", 42);
+        let mark = super::moved_mark(&record);
+        assert_eq!(mark, "ussd:{tx}:outbox:moved:at:{x}:end:y:42");
     }
 }
