@@ -123,7 +123,11 @@ async fn two_senders_racing_deliver_each_item_once() {
         let mut ids = Vec::new();
         for i in 0..40 {
             let node = if i % 2 == 0 { &a } else { &b };
-            ids.push(node.enqueue(sms(&format!("m{i}")), None, None).await.unwrap());
+            ids.push(
+                node.enqueue(sms(&format!("m{i}")), None, None)
+                    .await
+                    .unwrap(),
+            );
         }
         wait_until("every item sent", Duration::from_secs(20), || async {
             for &id in &ids {
@@ -143,9 +147,17 @@ async fn two_senders_racing_deliver_each_item_once() {
         for &id in &ids {
             assert_eq!(a.get(id).await.unwrap().unwrap().attempts, 1, "{at}");
         }
-        assert_eq!(a.unacknowledged().await.unwrap(), 0, "{at}: every entry acknowledged");
+        assert_eq!(
+            a.unacknowledged().await.unwrap(),
+            0,
+            "{at}: every entry acknowledged"
+        );
         let depth = a.promote_due(now_ms(), 10).await.unwrap();
-        assert_eq!((depth.ready, depth.later), (0, 0), "{at}: nothing left queued");
+        assert_eq!(
+            (depth.ready, depth.later),
+            (0, 0),
+            "{at}: nothing left queued"
+        );
     }
 }
 
@@ -179,10 +191,14 @@ async fn a_dead_nodes_items_are_taken_over_after_the_claim_timeout() {
         drop(dead);
 
         let sender = Sender::start(&live, fake.config());
-        wait_until("both sent by the live node", Duration::from_secs(20), || async {
-            status(&live, read_only).await == Status::Sent
-                && status(&live, claimed).await == Status::Sent
-        })
+        wait_until(
+            "both sent by the live node",
+            Duration::from_secs(20),
+            || async {
+                status(&live, read_only).await == Status::Sent
+                    && status(&live, claimed).await == Status::Sent
+            },
+        )
         .await;
         sender.stop().await;
         let first = |m: &str| {
@@ -200,7 +216,10 @@ async fn a_dead_nodes_items_are_taken_over_after_the_claim_timeout() {
             first("claimed") >= lease_until,
             "{at}: an item the dead node claimed waits for its lease too"
         );
-        assert_eq!((received(&fake, "read"), received(&fake, "claimed")), (1, 1));
+        assert_eq!(
+            (received(&fake, "read"), received(&fake, "claimed")),
+            (1, 1)
+        );
         assert_eq!(
             live.get(claimed).await.unwrap().unwrap().attempts,
             2,
@@ -219,7 +238,10 @@ async fn a_reminder_waits_for_its_time_and_voided_items_are_never_sent() {
         // Voided before any sender runs, and voided while waiting for its time.
         let voided_now = node.enqueue(sms("void-now"), None, None).await.unwrap();
         let soon = now_ms() + 3000;
-        let voided_later = node.enqueue(sms("void-later"), Some(soon), None).await.unwrap();
+        let voided_later = node
+            .enqueue(sms("void-later"), Some(soon), None)
+            .await
+            .unwrap();
         for id in [voided_now, voided_later] {
             let void = |i: &mut Item| {
                 i.status = Status::Voided;
@@ -279,20 +301,48 @@ async fn requeue_sends_a_failed_item_again_and_purge_removes_only_old_finished_o
         let failure = Status::Failed {
             reason: "401".into(),
         };
-        assert!(node.insert(&make(failed, failure, Some(now - 5000))).await.unwrap());
-        assert!(!node.insert(&make(failed, Status::Sent, None)).await.unwrap(),
-            "{at}: an id is written once");
-        assert!(node.insert(&make(old_sent, Status::Sent, Some(now - 9000))).await.unwrap());
-        assert!(node.insert(&make(new_sent, Status::Sent, Some(now - 1000))).await.unwrap());
-        let pending = backend.enqueue(sms("pending"), Some(now + 600_000), None).await.unwrap();
+        assert!(
+            node.insert(&make(failed, failure, Some(now - 5000)))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !node
+                .insert(&make(failed, Status::Sent, None))
+                .await
+                .unwrap(),
+            "{at}: an id is written once"
+        );
+        assert!(
+            node.insert(&make(old_sent, Status::Sent, Some(now - 9000)))
+                .await
+                .unwrap()
+        );
+        assert!(
+            node.insert(&make(new_sent, Status::Sent, Some(now - 1000)))
+                .await
+                .unwrap()
+        );
+        let pending = backend
+            .enqueue(sms("pending"), Some(now + 600_000), None)
+            .await
+            .unwrap();
 
-        assert!(!backend.requeue(new_sent).await.unwrap(), "{at}: a sent item stays sent");
-        assert!(!backend.requeue(pending).await.unwrap(), "{at}: a pending one is queued");
+        assert!(
+            !backend.requeue(new_sent).await.unwrap(),
+            "{at}: a sent item stays sent"
+        );
+        assert!(
+            !backend.requeue(pending).await.unwrap(),
+            "{at}: a pending one is queued"
+        );
         assert!(backend.requeue(failed).await.unwrap(), "{at}");
         let sender = Sender::start(&node, fake.config());
-        wait_until("the re-queued item sent", Duration::from_secs(20), || async {
-            status(&node, failed).await == Status::Sent
-        })
+        wait_until(
+            "the re-queued item sent",
+            Duration::from_secs(20),
+            || async { status(&node, failed).await == Status::Sent },
+        )
         .await;
         sender.stop().await;
         assert_eq!(received(&fake, &format!("i{failed}")), 1, "{at}");
@@ -378,10 +428,18 @@ async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
         let items = nodes[0].items().await.unwrap();
         let mut sessions: Vec<&str> = items.iter().filter_map(|i| i.session.as_deref()).collect();
         sessions.sort();
-        assert_eq!(sessions, keys.iter().map(String::as_str).collect::<Vec<_>>(), "{at}");
+        assert_eq!(
+            sessions,
+            keys.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{at}"
+        );
         for key in &keys {
             assert!(
-                dialogues.waiting_events(bucket(key)).await.unwrap().is_empty(),
+                dialogues
+                    .waiting_events(bucket(key))
+                    .await
+                    .unwrap()
+                    .is_empty(),
                 "{at}: nothing left waiting"
             );
         }

@@ -300,3 +300,36 @@ impl Default for RetryConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_timeout_is_checked_against_the_request_timeout_in_cluster_mode() {
+        let at = AtConfig::default();
+        let default = OutboxConfig::default();
+        assert_eq!(default.claim_timeout(), Duration::from_secs(30));
+        assert_eq!(default.validate(&at, true), Ok(()));
+        let short = OutboxConfig {
+            claim_timeout_secs: 10,
+        };
+        let err = short.validate(&at, true).unwrap_err();
+        assert!(err.contains("outbox.claim_timeout_secs"), "{err}");
+        assert!(err.contains("request_timeout_ms"), "{err}");
+        assert_eq!(
+            short.validate(&at, false),
+            Ok(()),
+            "a node alone ignores it"
+        );
+        for bad in [0, 3601] {
+            let c = OutboxConfig {
+                claim_timeout_secs: bad,
+            };
+            assert!(c.validate(&at, false).is_err(), "{bad}");
+        }
+        let parsed: OutboxConfig = toml::from_str("claim_timeout_secs = 45").unwrap();
+        assert_eq!(parsed.claim_timeout_secs, 45);
+        assert!(toml::from_str::<OutboxConfig>("claim_timeout = 45").is_err());
+    }
+}

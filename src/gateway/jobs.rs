@@ -142,7 +142,10 @@ fn spawn_event_mover(cluster: crate::session::core::Cluster) -> JoinHandle<()> {
                 }
             }
             if moved > 0 {
-                tracing::info!(moved, "end events left by another node moved into the outbox");
+                tracing::info!(
+                    moved,
+                    "end events left by another node moved into the outbox"
+                );
                 crate::outbox::notify();
             }
         }
@@ -175,12 +178,14 @@ fn spawn_retention(
                 Err(e) => tracing::error!(error = %e, "retention purge task failed"),
             }
             if let Some(shared) = &shared {
-                let before = crate::clock::now_ms()
-                    .saturating_sub(outbox_days.saturating_mul(86_400_000));
+                let before =
+                    crate::clock::now_ms().saturating_sub(outbox_days.saturating_mul(86_400_000));
                 let outbox = crate::store::OutboxBackend::from(shared.clone());
                 match outbox.purge_finished(before).await {
                     Ok(n) => tracing::info!(outbox = n, "retention purge of the cluster's outbox"),
-                    Err(e) => tracing::error!(error = %e, "retention purge of the cluster's outbox failed"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "retention purge of the cluster's outbox failed")
+                    }
                 }
             }
         }

@@ -125,7 +125,10 @@ async fn run(
         let now = now_ms();
         let busy: HashSet<u64> = in_flight.values().copied().collect();
         let mut sleep_for = poll;
-        match outbox.due(&mut cursor, now, &busy, slots - tasks.len()).await {
+        match outbox
+            .due(&mut cursor, now, &busy, slots - tasks.len())
+            .await
+        {
             Ok(batch) => {
                 crate::metrics::outbox_pending(batch.pending);
                 for due in batch.due {

@@ -14,7 +14,8 @@
 //!   changes one: it is written back as a chunk of one;
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `journal`, `idempotency`, `applied`: the ledger's ([`ledger`], [`applied`]);
-//! - `outbox`: the outbox's items ([`outbox`]);
+//! - `outbox`: the outbox's items ([`outbox`]); in cluster mode the cluster's outbox is in Redis
+//!   ([`shared_outbox`]), and [`OutboxBackend`] is either one to its users;
 //! - `calls`, `call_sessions`: voice call records ([`calls`]);
 //! - `flow_resume`: the flows' resume points ([`resume`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded, the installation secret).

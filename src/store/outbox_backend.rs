@@ -213,11 +213,12 @@ impl OutboxBackend {
                 }
                 // On the blocking pool: it holds the store's scan gate.
                 let (outbox, busy, from) = (store.outbox()?, in_flight.clone(), cursor.watermark);
-                let scan = tokio::task::spawn_blocking(move || {
-                    scan(&outbox, from, now, &busy, limit)
-                })
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Aborted(format!("outbox scan task: {e}"))))?;
+                let scan =
+                    tokio::task::spawn_blocking(move || scan(&outbox, from, now, &busy, limit))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(StoreError::Aborted(format!("outbox scan task: {e}")))
+                        })?;
                 cursor.watermark = scan.watermark;
                 Ok(scan.batch)
             }
@@ -233,12 +234,11 @@ impl OutboxBackend {
     /// Store, Redis or serialisation errors.
     pub async fn claim(&self, due: &Due, claimed: &Item) -> Result<Option<Claimed>, StoreError> {
         match (self, &due.held) {
-            (OutboxBackend::Local(store), Held::Local(raw)) => Ok(store
-                .outbox()?
-                .swap(raw, claimed)?
-                .map(|raw| Claimed {
+            (OutboxBackend::Local(store), Held::Local(raw)) => {
+                Ok(store.outbox()?.swap(raw, claimed)?.map(|raw| Claimed {
                     held: Held::Local(raw),
-                })),
+                }))
+            }
             (OutboxBackend::Shared(shared), Held::Shared(entry, raw)) => {
                 match shared.claim(raw, claimed).await? {
                     Some(raw) => Ok(Some(Claimed {

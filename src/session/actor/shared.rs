@@ -341,7 +341,12 @@ impl SessionActor {
                         // event into the cluster's outbox now, off the hop's path (every node
                         // moves what a node that died first left).
                         if let Some(event) = event {
-                            tokio::spawn(move_end_event(cluster.clone(), key.to_string(), started_ms, event));
+                            tokio::spawn(move_end_event(
+                                cluster.clone(),
+                                key.to_string(),
+                                started_ms,
+                                event,
+                            ));
                         }
                     }
                 }

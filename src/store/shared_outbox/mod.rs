@@ -210,7 +210,9 @@ impl SharedOutbox {
             for (id, json) in slice {
                 match serde_json::from_str::<Item>(&json) {
                     Ok(item) => out.push((item, Raw(json))),
-                    Err(e) => tracing::warn!(%id, error = %e, "outbox item does not parse; skipped"),
+                    Err(e) => {
+                        tracing::warn!(%id, error = %e, "outbox item does not parse; skipped")
+                    }
                 }
             }
             if next == 0 {

@@ -112,4 +112,3 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
 ",
     )
 });
-

@@ -1,0 +1,121 @@
+//! Cluster mode's shared outbox through real `serve` processes (docs/cluster.md, "The
+//! outbox"): a node killed while it was sending its dialogues' end events leaves them to
+//! another node, which sends each once the claim timeout has passed.
+
+mod common;
+
+use common::redis::Redis;
+use common::{At, FakeHttp, Sandbox, eventually};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const STUDENT: &str = "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n";
+const CLAIM_TIMEOUT_SECS: u64 = 3;
+
+/// A node's sandbox on the Redis at `url`, with `extra` config.
+fn node_sandbox(url: &str, extra: &str) -> Sandbox {
+    let sb = Sandbox::with_repo_flows(&format!(
+        "{extra}[store.redis]\nurls = [\"{url}\"]\ndialogues_only = true\n{STUDENT}"
+    ));
+    let path = sb.config_path();
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+    std::fs::write(&path, toml).unwrap();
+    sb
+}
+
+/// A count the test reads from Redis with a script answering an integer.
+fn count(redis: &Redis, script: &str, key: &str) -> String {
+    redis.command(&["EVAL", script, "1", key])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_end_events_are_sent_once_by_another_node() {
+    let primary = Redis::standalone();
+    // The events receiver holds every request until released: the first node dies with its
+    // requests unanswered.
+    let (release, released) = watch::channel(false);
+    let events = FakeHttp::start(move |_| {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|r| *r).await;
+            (200, "OK".to_string())
+        }
+    })
+    .await;
+    let extra = format!(
+        "[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n\
+         [outbox]\nclaim_timeout_secs = {CLAIM_TIMEOUT_SECS}\n\
+         [africastalking]\nrequest_timeout_ms = 2000\n\
+         [africastalking.retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n",
+        events.addr
+    );
+    let (first_sb, second_sb) = (
+        node_sandbox(&primary.url(), &extra),
+        node_sandbox(&primary.url(), &extra),
+    );
+    let first = first_sb.spawn();
+    let at = At::new(first.public);
+    for i in 0..2 {
+        let home = at
+            .hop(&format!("gone-{i}"), "*123#", "+254700000001", "")
+            .await;
+        assert!(home.starts_with("CON Welcome"), "{home}");
+    }
+    // The dialogues end no sooner than the idle timeout after this, and their events are taken
+    // by the first node after that.
+    let answered = Instant::now();
+    // Both dialogues idle out on the first node, which takes their events and sends them.
+    assert!(
+        eventually(20, || async { events.count() == 2 }).await,
+        "both events in flight on the first node (seen: {})",
+        events.count()
+    );
+    first.kill9();
+    release.send(true).unwrap();
+
+    let second = second_sb.spawn();
+    let sent = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do \
+                if string.find(v, '\"state\":\"sent\"', 1, true) then n = n + 1 end end return n";
+    let items = "ussd:{tx}:outbox:items";
+    assert!(
+        eventually(30, || async { count(&primary, sent, items) == ":2\r\n" }).await,
+        "both events sent by the second node (sent: {})",
+        count(&primary, sent, items)
+    );
+    assert!(
+        answered.elapsed() >= Duration::from_secs(1 + CLAIM_TIMEOUT_SECS),
+        "taken over only after the claim timeout ({:?} after the idle timeout)",
+        answered.elapsed() - Duration::from_secs(1)
+    );
+    // Each event reached the receiver twice: once from the node that died before it heard the
+    // answer, once from the node that took it over (at least once), and never again: every
+    // item is sent, every entry acknowledged, nothing waits.
+    let mut sessions: Vec<String> = events
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            s.form
+                .iter()
+                .find(|(k, _)| k == "sessionId")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    sessions.sort();
+    assert_eq!(sessions, ["gone-0", "gone-0", "gone-1", "gone-1"]);
+    let attempts = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do \
+                    n = n + cjson.decode(v).attempts end return n";
+    assert_eq!(
+        count(&primary, attempts, items),
+        ":4\r\n",
+        "two attempts each"
+    );
+    let unacked = "return redis.call('XPENDING', KEYS[1], 'senders')[1]";
+    assert_eq!(count(&primary, unacked, "ussd:{tx}:outbox:ready"), ":0\r\n");
+    let waiting = "return redis.call('ZCARD', KEYS[1])";
+    assert_eq!(count(&primary, waiting, "ussd:{tx}:outbox:later"), ":0\r\n");
+    drop(second);
+}
