@@ -103,15 +103,27 @@ pub fn export(
     out: &mut dyn Write,
 ) -> Result<usize, String> {
     let docs = documents(store, kind).map_err(|e| e.to_string())?;
+    write_documents(&docs, format, out)
+}
+
+/// Writes `docs` to `out` in `format` (as [`export`] does); returns how many.
+///
+/// # Errors
+/// The writer failing.
+pub fn write_documents(
+    docs: &[Value],
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize, String> {
     match format {
         Format::JsonLines => {
-            for d in &docs {
+            for d in docs {
                 writeln!(out, "{d}").map_err(|e| e.to_string())?;
             }
         }
         Format::Csv => {
             let mut columns: Vec<String> = Vec::new();
-            for d in &docs {
+            for d in docs {
                 if let Value::Object(o) = d {
                     for k in o.keys() {
                         if !columns.contains(k) {
@@ -122,7 +134,7 @@ pub fn export(
             }
             let mut w = csv::Writer::from_writer(out);
             w.write_record(&columns).map_err(|e| e.to_string())?;
-            for d in &docs {
+            for d in docs {
                 let row = columns.iter().map(|c| match d.get(c) {
                     None | Some(Value::Null) => String::new(),
                     Some(Value::String(s)) => csv_text(s),

@@ -117,5 +117,57 @@ async fn a_killed_nodes_end_events_are_sent_once_by_another_node() {
     assert_eq!(count(&primary, unacked, "ussd:{tx}:outbox:ready"), ":0\r\n");
     let waiting = "return redis.call('ZCARD', KEYS[1])";
     assert_eq!(count(&primary, waiting, "ussd:{tx}:outbox:later"), ":0\r\n");
-    drop(second);
+
+    // The admin listener of the surviving node shows the cluster's items, exports them, and
+    // refuses to re-queue one already sent.
+    let admin = |method: &'static str, path: &'static str, body: &'static str| {
+        let addr = second.admin;
+        async move {
+            At::new(addr)
+                .request(
+                    method,
+                    path,
+                    &[
+                        ("authorization", "Bearer test-token"),
+                        ("content-type", "application/json"),
+                    ],
+                    body.to_string(),
+                )
+                .await
+        }
+    };
+    let listed = admin("GET", "/admin/outbox", "").await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{listed}");
+    for item in items {
+        assert_eq!(item["kind"], "event");
+        assert_eq!(item["status"]["state"], "sent");
+        assert_eq!(item["attempts"], 2);
+    }
+    let exported = admin("GET", "/admin/export/outbox", "").await;
+    assert_eq!(exported.status, 200, "{exported:?}");
+    let mut sessions: Vec<String> = exported
+        .body
+        .lines()
+        .map(|l| {
+            let doc: serde_json::Value = serde_json::from_str(l).unwrap();
+            doc["session"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    sessions.sort();
+    assert_eq!(
+        sessions,
+        ["http:gone-0", "http:gone-1"],
+        "{}",
+        exported.body
+    );
+    let id = items[0]["id"].as_u64().unwrap();
+    let body: &'static str = Box::leak(format!("{{\"id\": {id}}}").into_boxed_str());
+    let refused = admin("POST", "/admin/outbox/requeue", body).await;
+    assert_eq!(
+        refused.status, 404,
+        "a sent item is not re-queued: {refused:?}"
+    );
 }

@@ -68,6 +68,7 @@ pub(super) fn spawn(
             transport: Some(transport.clone()),
             wake: Some(store.outbox_signal()),
             network: network.clone(),
+            quiet: registry.core().cluster.is_some(),
         },
         shutdown.clone(),
     )];
@@ -82,6 +83,7 @@ pub(super) fn spawn(
                 transport: Some(transport),
                 wake: None,
                 network,
+                quiet: false,
             },
             shutdown.clone(),
         ));

@@ -49,6 +49,9 @@ pub struct SenderOptions {
     pub wake: Option<Arc<Notify>>,
     /// The SMPP side, for the effects that go out over a bind.
     pub network: Option<Arc<dyn super::Network>>,
+    /// Leaves the depth gauge (`ussd_outbox_pending`) to another sender of the process: the
+    /// node's own outbox's beside the cluster's, in cluster mode.
+    pub quiet: bool,
 }
 
 /// Starts the sender on `outbox` (a [`crate::store::Store`] for the node's own, or the
@@ -76,26 +79,25 @@ pub fn spawn_sender_with(
     let wake = super::register_waker();
     let extra = options.wake.unwrap_or_default();
     let network = options.network;
-    tokio::spawn(run(
-        outbox.into(),
+    let ctx = Ctx {
+        outbox: outbox.into(),
         client,
         network,
-        config,
-        wake,
-        extra,
-        shutdown,
-    ))
+        retry: config.retry.clone(),
+        lease: config.timeout(),
+        quiet: options.quiet,
+    };
+    tokio::spawn(run(ctx, config, wake, extra, shutdown))
 }
 
 async fn run(
-    outbox: OutboxBackend,
-    client: AtClient,
-    network: Option<Arc<dyn super::Network>>,
+    ctx: Ctx,
     config: AtConfig,
     wake: Arc<Notify>,
     extra: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let client = &ctx.client;
     if client.is_configured() {
         for url in client.unreachable_hosts() {
             tracing::error!(%url, "AT base URL is https but this build has no TLS connector: its effects will fail");
@@ -108,13 +110,10 @@ async fn run(
     }
     let slots = config.concurrency.max(1);
     let poll = config.poll_interval();
-    let ctx = Arc::new(Ctx {
-        outbox: outbox.clone(),
-        client,
-        network,
-        retry: config.retry.clone(),
-        lease: config.timeout(),
-    });
+    let outbox = ctx.outbox.clone();
+    let quiet = ctx.quiet;
+    let ctx = Arc::new(ctx);
+    let mut failing = false;
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::new();
     let mut cursor = Cursor::default();
@@ -130,7 +129,13 @@ async fn run(
             .await
         {
             Ok(batch) => {
-                crate::metrics::outbox_pending(batch.pending);
+                if failing {
+                    failing = false;
+                    tracing::info!("outbox: looking for due items works again");
+                }
+                if !quiet {
+                    crate::metrics::outbox_pending(batch.pending);
+                }
                 for due in batch.due {
                     let id = due.item.id;
                     let ctx = ctx.clone();
@@ -141,7 +146,12 @@ async fn run(
                     sleep_for = sleep_for.min(Duration::from_millis(at.saturating_sub(now)));
                 }
             }
-            Err(e) => tracing::error!(error = %e, "outbox: looking for due items failed"),
+            // Said once when it starts failing (a store or Redis down), not at every poll.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(error = %e, "outbox: looking for due items failed; retrying");
+            }
+            Err(_) => {}
         }
         tokio::select! {
             changed = shutdown.changed() => {
@@ -178,6 +188,7 @@ struct Ctx {
     network: Option<Arc<dyn super::Network>>,
     retry: RetryConfig,
     lease: Duration,
+    quiet: bool,
 }
 
 impl Ctx {

@@ -201,16 +201,34 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
 /// `GET /admin/export/{ended|calls|outbox|journal}[?format=csv]`: everything kept of that kind,
 /// for billing reconciliation before retention removes it.
 async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
-    use crate::retention::{Format, Kind, export};
+    use crate::retention::{Format, Kind, export, write_documents};
     let kind: Kind = match what.parse() {
         Ok(k) => k,
         Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
     };
     let format = if csv { Format::Csv } else { Format::JsonLines };
-    let store = state.registry.core().store.clone();
+    let core = state.registry.core();
+    // In cluster mode the outbox is the cluster's, read from any node.
+    let shared: Option<Vec<serde_json::Value>> = match (kind, &core.cluster) {
+        (Kind::Outbox, Some(_)) => match core.outbox().list().await {
+            Ok(items) => Some(
+                items
+                    .iter()
+                    .filter_map(|i| serde_json::to_value(i).ok())
+                    .collect(),
+            ),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        },
+        _ => None,
+    };
+    let store = core.store.clone();
     let written = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        export(&store, kind, format, &mut out).map(|_| out)
+        match shared {
+            Some(docs) => write_documents(&docs, format, &mut out),
+            None => export(&store, kind, format, &mut out),
+        }
+        .map(|_| out)
     })
     .await;
     match written {
