@@ -460,3 +460,42 @@ async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
         assert_eq!(nodes[0].items().await.unwrap().len(), 5, "{at}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumers_of_gone_nodes_leave_the_group_unless_they_left_entries() {
+    for server in Server::both() {
+        let at = server.name();
+        let (gone, holding, me) = (
+            server.node(NEVER).await,
+            server.node(NEVER).await,
+            server.node(NEVER).await,
+        );
+        // A node joins the group when it first reads an entry; this one was done with its.
+        gone.enqueue(sms("done"), None, None).await.unwrap();
+        let done = gone.read(10).await.unwrap();
+        assert_eq!(done.len(), 1, "{at}");
+        gone.settle(&done[0], None).await.unwrap();
+        gone.enqueue(sms("held"), None, None).await.unwrap();
+        assert_eq!(holding.read(10).await.unwrap().len(), 1, "{at}");
+        assert!(me.read(10).await.unwrap().is_empty(), "{at}");
+        drop((gone, holding));
+        // Nothing is idle for a day here: none goes.
+        assert_eq!(me.forget_gone_consumers(NEVER).await.unwrap(), 0, "{at}");
+        // The node that read nothing goes; the one holding an entry and this one stay.
+        assert_eq!(
+            me.forget_gone_consumers(Duration::ZERO).await.unwrap(),
+            1,
+            "{at}"
+        );
+        assert_eq!(
+            me.forget_gone_consumers(Duration::ZERO).await.unwrap(),
+            0,
+            "{at}"
+        );
+        assert_eq!(
+            me.unacknowledged().await.unwrap(),
+            1,
+            "{at}: the entry is still held"
+        );
+    }
+}

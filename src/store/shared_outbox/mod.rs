@@ -32,7 +32,7 @@ pub use scripts::ENQUEUE_LUA;
 
 use super::redis::{Redis, RedisError};
 use crate::effect::{Effect, Item, Status};
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoConsumersReply, StreamReadReply};
 use scripts::{ENQUEUE, FINISH, PROMOTE, REMOVE, SETTLE, SWAP};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub const READY: &str = "ussd:{tx}:outbox:ready";
 pub const LATER: &str = "ussd:{tx}:outbox:later";
 /// The consumer group of the senders.
 pub const GROUP: &str = "senders";
+/// A consumer with nothing unacknowledged and idle this long is a node gone for good.
+const GONE_AFTER: Duration = Duration::from_secs(86_400);
 
 /// An item's JSON as read, kept to change the item only if no one else did meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +108,51 @@ impl SharedOutbox {
                 other?;
             }
         }
-        Ok(SharedOutbox {
+        let outbox = SharedOutbox {
             redis,
             consumer: format!("node-{:016x}", rand::random::<u64>()),
             claim_timeout,
-        })
+        };
+        if let Err(e) = outbox.forget_gone_consumers(GONE_AFTER).await {
+            tracing::warn!(error = %e, "outbox: the consumers of gone nodes stay in the group");
+        }
+        Ok(outbox)
+    }
+
+    /// Removes from the group the consumers of nodes gone for good (each process is a consumer
+    /// of its own, so the group would grow with every restart): those with no entry left
+    /// unacknowledged and idle for `idle_at_least` (a live node's sender reads at every poll).
+    /// Returns how many went.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn forget_gone_consumers(
+        &self,
+        idle_at_least: Duration,
+    ) -> Result<usize, RedisError> {
+        let info: StreamInfoConsumersReply = self
+            .redis
+            .query(redis::cmd("XINFO").arg("CONSUMERS").arg(READY).arg(GROUP))
+            .await?;
+        let mut gone = 0;
+        for c in info.consumers {
+            let idle = Duration::from_millis(u64::try_from(c.idle).unwrap_or(u64::MAX));
+            if c.pending > 0 || idle < idle_at_least || c.name == self.consumer {
+                continue;
+            }
+            let _: i64 = self
+                .redis
+                .query(
+                    redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(READY)
+                        .arg(GROUP)
+                        .arg(&c.name),
+                )
+                .await?;
+            gone += 1;
+        }
+        Ok(gone)
     }
 
     /// This node's consumer name in the group.
