@@ -174,9 +174,10 @@ async fn a_dead_nodes_items_are_taken_over_after_the_claim_timeout() {
 
         // The node that dies read both entries, claimed one item (as its sender does, with a
         // lease past its request time) and never acknowledged either.
+        // (Redis counts the claim timeout from the read, which is after `read_at`.)
+        let read_at = now_ms();
         let entries = dead.read(10).await.unwrap();
         assert_eq!(entries.len(), 2, "{at}");
-        let read_at = now_ms();
         let found = dead.fetch(&entries).await.unwrap();
         let (item, raw) = found
             .into_iter()
