@@ -157,6 +157,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if config.store.backend == ussd_gateway::config::Backend::Redis
+                && !config.store.redis.dialogues_only
+            {
+                return seed_cluster(&config, synthetic);
+            }
             let store = match ussd_gateway::store::Store::open(
                 &config.store.data_dir,
                 config.store.cache_mb,
@@ -455,6 +460,42 @@ impl Signals {
                     Err(errors) => tracing::error!("SIGHUP: reload refused: {}", errors.join("; ")),
                 },
             }
+        }
+    }
+}
+
+/// `seed` in cluster mode: into the cluster's Redis.
+fn seed_cluster(config: &ussd_gateway::config::Config, synthetic: Option<u64>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let seeded = runtime.block_on(async {
+        let Some(shared) = ussd_gateway::gateway::shared_records(config).await? else {
+            anyhow::bail!("[store] backend = \"redis\" shares no records");
+        };
+        Ok(ussd_gateway::seed::cluster_replacing(&shared, config, synthetic).await?)
+    });
+    match seeded {
+        Ok((loaded, made)) => {
+            println!(
+                "{loaded} records loaded from {} into the cluster's Redis",
+                config.seed_path().display()
+            );
+            if let Some(n) = synthetic {
+                println!("{n} synthetic subscribers created ({made} records)");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

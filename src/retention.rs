@@ -106,7 +106,7 @@ pub fn export(
     write_documents(&docs, format, out)
 }
 
-/// Writes `docs` to `out` in `format` (as [`export`] does); returns how many.
+/// Writes `docs` to `out` in `format`; answers how many.
 ///
 /// # Errors
 /// The writer failing.

@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::store::records::{RecordBatch, RecordWrite};
+use crate::store::shared_records::SharedRecords;
 use crate::store::{Records, Store, StoreError};
 use crate::txn::valid_collection;
 use serde_json::Value;
@@ -18,11 +19,36 @@ use std::path::Path;
 /// Unreadable or invalid files, or store errors.
 pub fn at_start(store: &Store, config: &Config) -> Result<(), SeedError> {
     let seed_dir = config.seed_path();
-    if store.records().is_empty() && seed_dir.is_dir() {
+    // The cluster's records are seeded once for every node ([`into_cluster`]).
+    if store.shared_records().is_none() && store.records().is_empty() && seed_dir.is_dir() {
         let n = load_dir(store.records(), &seed_dir, &SeedContext::of(config))?;
         tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into an empty store");
     }
     Ok(())
+}
+
+/// The start-up job in cluster mode: the first node to start loads the seed folder's records
+/// into the cluster's store, never replacing a record that is there already.
+///
+/// # Errors
+/// Unreadable or invalid files, or store errors.
+pub async fn into_cluster(store: &Store, config: &Config) -> Result<(), SeedError> {
+    let seed_dir = config.seed_path();
+    let Some(shared) = store.shared_records() else {
+        return Ok(());
+    };
+    if !seed_dir.is_dir() {
+        return Ok(());
+    }
+    let writes = read_dir(&seed_dir, &SeedContext::of(config))?;
+    match shared.seed_once(&writes).await {
+        Ok(Some(n)) => {
+            tracing::info!(records = n, dir = %seed_dir.display(), "sample records loaded into the cluster's store");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(SeedError(e.to_string())),
+    }
 }
 
 /// Loads every `<collection>.yaml` of `dir` (a mapping of id to document) into `records`,
@@ -31,6 +57,19 @@ pub fn at_start(store: &Store, config: &Config) -> Result<(), SeedError> {
 /// # Errors
 /// Unreadable or invalid files (named in the message), or store errors.
 pub fn load_dir(records: &Records, dir: &Path, ctx: &SeedContext) -> Result<usize, SeedError> {
+    let writes = read_dir(dir, ctx)?;
+    records
+        .apply(&writes)
+        .map_err(|e| SeedError(e.to_string()))?;
+    records.flush().map_err(|e| SeedError(e.to_string()))?;
+    Ok(writes.len())
+}
+
+/// The records of every `<collection>.yaml` of `dir`, rendered.
+///
+/// # Errors
+/// Unreadable or invalid files (named in the message).
+pub fn read_dir(dir: &Path, ctx: &SeedContext) -> Result<Vec<RecordWrite>, SeedError> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| SeedError(format!("{}: {e}", dir.display())))?
         .filter_map(Result::ok)
@@ -78,11 +117,7 @@ pub fn load_dir(records: &Records, dir: &Path, ctx: &SeedContext) -> Result<usiz
             });
         }
     }
-    records
-        .apply(&writes)
-        .map_err(|e| SeedError(e.to_string()))?;
-    records.flush().map_err(|e| SeedError(e.to_string()))?;
-    Ok(writes.len())
+    Ok(writes)
 }
 
 /// Creates `n` synthetic subscribers for load tests: each number `254710000000 + i` is a
@@ -93,50 +128,11 @@ pub fn load_dir(records: &Records, dir: &Path, ctx: &SeedContext) -> Result<usiz
 /// # Errors
 /// Store errors.
 pub fn synthetic(records: &Records, n: u64) -> Result<u64, StoreError> {
-    const FIRST: [&str; 8] = [
-        "Amani", "Baraka", "Chege", "Dalia", "Eshe", "Faraji", "Gathoni", "Hamisi",
-    ];
-    const LAST: [&str; 6] = ["Kamau", "Otieno", "Wanjiku", "Mutua", "Achieng", "Njoroge"];
     let mut written = 0;
     let mut batch = RecordBatch::default();
     for i in 0..n {
-        let msisdn = format!("2547{:08}", 10_000_000 + i);
-        let name = format!(
-            "{} {}",
-            FIRST[(i % 8) as usize],
-            LAST[((i / 8) % 6) as usize]
-        );
-        let docs = [
-            (
-                "students",
-                serde_json::json!({
-                    "full_name": name,
-                    "student_id": format!("SYN{i:07}"),
-                    "phone": msisdn,
-                    "results": [
-                        { "course_name": "Data Structures", "course_code": "CS201", "grade": "A", "term": "2024 Term 1" },
-                        { "course_name": "Discrete Mathematics", "course_code": "MA202", "grade": "B+", "term": "2024 Term 1" },
-                        { "course_name": "Calculus I", "course_code": "MA101", "grade": "B", "term": "2023 Term 1" }
-                    ],
-                    "fees": { "term": "2024 Term 1", "amount_due": "45000.00", "amount_paid": "30000.00", "balance": "15000.00" },
-                    "timetable": [
-                        { "day_of_week": "Monday", "course_name": "Data Structures", "start_time": "8:00:00", "end_time": "10:00:00", "venue": "LH 1" }
-                    ],
-                    "missed_exams": []
-                }),
-            ),
-            (
-                "customers",
-                serde_json::json!({ "name": name, "phone": msisdn, "city": "Nairobi", "registered": "2024-01-01T00:00:00Z" }),
-            ),
-            (
-                "wallets",
-                serde_json::json!({ "balance_cents": 100_000_000 }),
-            ),
-            ("loans", serde_json::json!({ "outstanding_cents": 0 })),
-        ];
-        for (collection, doc) in docs {
-            batch.insert(collection, &msisdn, &doc)?;
+        for w in synthetic_subscriber(i) {
+            batch.insert(&w.collection, &w.id, &w.value)?;
             written += 1;
         }
         if batch.len() >= 20_000 {
@@ -146,6 +142,82 @@ pub fn synthetic(records: &Records, n: u64) -> Result<u64, StoreError> {
     records.apply_batch(batch)?;
     records.flush()?;
     Ok(written)
+}
+
+/// The `seed` command in cluster mode: loads the seed folder's records into the cluster's
+/// store, replacing records with the same address, and `synthetic` subscribers if asked.
+/// Answers how many records came from the folder and how many synthetic ones were written.
+///
+/// # Errors
+/// Unreadable or invalid files, or store errors.
+pub async fn cluster_replacing(
+    shared: &SharedRecords,
+    config: &Config,
+    synthetic: Option<u64>,
+) -> Result<(usize, usize), SeedError> {
+    let writes = read_dir(&config.seed_path(), &SeedContext::of(config))?;
+    let err = |e: StoreError| SeedError(e.to_string());
+    let loaded = shared.put_all(&writes, true).await.map_err(err)?;
+    let mut made = 0;
+    let n = synthetic.unwrap_or(0);
+    let mut i = 0;
+    while i < n {
+        let chunk: Vec<RecordWrite> = (i..n.min(i + 5_000))
+            .flat_map(synthetic_subscriber)
+            .collect();
+        made += shared.put_all(&chunk, true).await.map_err(err)?;
+        i += 5_000;
+    }
+    Ok((loaded, made))
+}
+
+/// The records of synthetic subscriber `i` (see [`synthetic`]).
+fn synthetic_subscriber(i: u64) -> [RecordWrite; 4] {
+    const FIRST: [&str; 8] = [
+        "Amani", "Baraka", "Chege", "Dalia", "Eshe", "Faraji", "Gathoni", "Hamisi",
+    ];
+    const LAST: [&str; 6] = ["Kamau", "Otieno", "Wanjiku", "Mutua", "Achieng", "Njoroge"];
+    let msisdn = format!("2547{:08}", 10_000_000 + i);
+    let name = format!(
+        "{} {}",
+        FIRST[(i % 8) as usize],
+        LAST[((i / 8) % 6) as usize]
+    );
+    let docs = [
+        (
+            "students",
+            serde_json::json!({
+                "full_name": name,
+                "student_id": format!("SYN{i:07}"),
+                "phone": msisdn,
+                "results": [
+                    { "course_name": "Data Structures", "course_code": "CS201", "grade": "A", "term": "2024 Term 1" },
+                    { "course_name": "Discrete Mathematics", "course_code": "MA202", "grade": "B+", "term": "2024 Term 1" },
+                    { "course_name": "Calculus I", "course_code": "MA101", "grade": "B", "term": "2023 Term 1" }
+                ],
+                "fees": { "term": "2024 Term 1", "amount_due": "45000.00", "amount_paid": "30000.00", "balance": "15000.00" },
+                "timetable": [
+                    { "day_of_week": "Monday", "course_name": "Data Structures", "start_time": "8:00:00", "end_time": "10:00:00", "venue": "LH 1" }
+                ],
+                "missed_exams": []
+            }),
+        ),
+        (
+            "customers",
+            serde_json::json!({ "name": name, "phone": msisdn, "city": "Nairobi", "registered": "2024-01-01T00:00:00Z" }),
+        ),
+        (
+            "wallets",
+            serde_json::json!({ "balance_cents": 100_000_000 }),
+        ),
+        ("loans", serde_json::json!({ "outstanding_cents": 0 })),
+    ];
+    docs.map(|(collection, value)| RecordWrite {
+        collection: collection.to_string(),
+        id: msisdn.clone(),
+        value,
+        merge: false,
+    })
 }
 
 /// What seed files may use: they are minijinja templates, so sample dates can be relative to

@@ -121,8 +121,7 @@ fn check_refuses_bad_redis_settings() {
 }
 
 /// `serve` with `backend = "redis"` refuses to start on a Redis it cannot reach or that would
-/// forget, saying which; on a good one it says that only the dialogues are shared in this
-/// version, and which key runs it so.
+/// forget, saying which (tests/cluster_apps.rs starts nodes on a good one).
 #[test]
 fn serve_refuses_an_unreachable_or_forgetful_redis() {
     let serve = |url: &str| {
@@ -161,10 +160,4 @@ fn serve_refuses_an_unreachable_or_forgetful_redis() {
     let (code, err) = serve(&primary.url());
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("set `appendonly yes`"), "{err}");
-
-    primary.command(&["CONFIG", "SET", "appendonly", "yes"]);
-    let (code, err) = serve(&primary.url());
-    assert_eq!(code, Some(64), "{err}");
-    assert!(err.contains("shares only the dialogues"), "{err}");
-    assert!(err.contains("dialogues_only = true"), "{err}");
 }

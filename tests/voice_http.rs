@@ -71,7 +71,9 @@ async fn the_microfinance_ivr_over_http() {
     )
     .await;
     assert_eq!((a.status, a.body.as_str()), (200, ""));
-    let records = ussd_gateway::voice::call_records(&gw.registry().core().store).unwrap();
+    let records = ussd_gateway::voice::call_records(&gw.registry().core().store)
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].duration_seconds, Some(42));
 

@@ -359,8 +359,8 @@ fn unknown_number_or_ivr_is_a_polite_say() {
     parse(&expected).unwrap();
 }
 
-#[test]
-fn final_callback_is_recorded_and_stored() {
+#[tokio::test]
+async fn final_callback_is_recorded_and_stored() {
     let body = "isActive=0&sessionId=ATVId_b2be&direction=Inbound&callerNumber=%2B254700000001\
         &destinationNumber=%2B254711000000&durationInSeconds=420&currencyCode=KES&amount=100\
         &hangupCause=NORMAL_CLEARING&callSessionState=Completed&callStartTime=2022-03-01%2B16%3A13%3A56\
@@ -393,13 +393,14 @@ fn final_callback_is_recorded_and_stored() {
     }
 
     let store = Store::temporary().unwrap();
-    store_call_record(&store, &call).unwrap();
+    store_call_record(&store, &call).await.unwrap();
     store_call_record(
         &store,
         &cb("isActive=0&sessionId=ATVId_2&durationInSeconds=5"),
     )
+    .await
     .unwrap();
-    let records = call_records(&store).unwrap();
+    let records = call_records(&store).await.unwrap();
     assert_eq!(records.len(), 2);
     let r = &records[0];
     assert_eq!(r.session_id, "ATVId_b2be");

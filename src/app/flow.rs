@@ -1,9 +1,9 @@
 //! Runs a declarative flow for the session actor: the pure engine decides, this runs its effects.
 //!
 //! The engine ([`crate::flow`]) never does I/O. It answers with a reply, or with an effect to run
-//! first (load a record, save records). Saves are one sled transaction, made durable with a
-//! flush before the engine is resumed, so the reply that confirms a save is never sent before
-//! the save is on disk.
+//! first (load a record, save records). Saves are one transaction, durable (flushed to disk,
+//! or committed in the cluster's Redis) before the engine is resumed, so the reply that
+//! confirms a save is never sent before the save is kept.
 //!
 //! The `http` screens' backend calls run here too (the `backend` submodule), against the
 //! hop's deadline less a margin kept for the flow's fallback screen, and so do resume points
@@ -70,6 +70,10 @@ pub struct FlowApp {
     backend: backend::Backend,
     /// Resume points, when the flow opted in.
     points: Option<resume::Points>,
+    /// A dialogue that started on another version of the flow ends with the apology instead
+    /// of going on (cluster mode: during a rolling upgrade its hops reach nodes of both
+    /// versions, and it must never run on the other one).
+    same_version_only: bool,
 }
 
 impl FlowApp {
@@ -88,10 +92,18 @@ impl FlowApp {
             });
         FlowApp {
             backend: backend::Backend::new(flow.secrets(), client),
+            same_version_only: store.shared_records().is_some(),
             flow,
             store,
             points,
         }
+    }
+
+    /// Ends dialogues that started on another version of the flow (see the field); on by
+    /// default when the store is a cluster's.
+    pub fn same_version_only(mut self, on: bool) -> FlowApp {
+        self.same_version_only = on;
+        self
     }
 
     /// The flow this app runs.
@@ -130,11 +142,11 @@ impl FlowApp {
                     started_ms: tx.started_ms,
                     hop: tx.hop,
                 };
-                let result = match self.store.transact(&key, &ops, Some(dialogue)) {
-                    // Durable before the engine goes on to the reply that confirms it.
-                    Ok(o) => self.store.flush().await.map(|()| o),
-                    Err(e) => Err(e),
-                };
+                // Durable before the engine goes on to the reply that confirms it.
+                let result = self
+                    .store
+                    .transact_confirmed(&key, &ops, Some(dialogue))
+                    .await;
                 crate::metrics::store_write("transact", t.elapsed(), result.is_ok());
                 match result {
                     Ok(o) => EffectOutcome::Transacted {
@@ -147,7 +159,7 @@ impl FlowApp {
                     }
                 }
             }
-            Effect::List { collection } => match self.store.records().scan(&collection) {
+            Effect::List { collection } => match self.store.list_records(&collection).await {
                 Ok(records) => EffectOutcome::Loaded(Some(serde_json::Value::Array(
                     records
                         .into_iter()
@@ -164,7 +176,8 @@ impl FlowApp {
                     EffectOutcome::Failed(e.to_string())
                 }
             },
-            Effect::Load { collection, id } => match self.store.records().get(&collection, &id) {
+            Effect::Load { collection, id } => match self.store.load_record(&collection, &id).await
+            {
                 Ok(found) => EffectOutcome::Loaded(found),
                 Err(e) => {
                     tracing::error!(flow = self.flow.name(), error = %e, "record load failed");
@@ -182,10 +195,7 @@ impl FlowApp {
                     })
                     .collect();
                 let t = std::time::Instant::now();
-                let result = match self.store.records().apply(&writes) {
-                    Ok(()) => self.store.flush().await,
-                    Err(e) => Err(e),
-                };
+                let result = self.store.save_records(&writes).await;
                 crate::metrics::store_write("records", t.elapsed(), result.is_ok());
                 match result {
                     Ok(()) => EffectOutcome::Saved,
@@ -249,17 +259,30 @@ impl App for FlowApp {
             let mut inputs = inputs.into_iter();
             let first = match state {
                 // A dial with inputs typed ahead asks for something specific: no resume.
-                None if inputs.len() == 0 => self
-                    .points
-                    .as_ref()
-                    .and_then(|p| p.find(&point_key))
-                    .and_then(|saved| flow::restore(&self.flow, saved, &ctx))
-                    .unwrap_or_else(|| flow::start(&self.flow, &ctx)),
+                None if inputs.len() == 0 => {
+                    let saved = match &self.points {
+                        Some(p) => p.find(&point_key).await,
+                        None => None,
+                    };
+                    saved
+                        .and_then(|saved| flow::restore(&self.flow, saved, &ctx))
+                        .unwrap_or_else(|| flow::start(&self.flow, &ctx))
+                }
                 None => flow::start(&self.flow, &ctx),
                 Some(AppState::Upstream(_)) => {
                     return Err(AppError::Incompatible("not a flow dialogue".into()));
                 }
                 Some(AppState::Flow(state)) => {
+                    if state.version() != self.flow.version() && self.same_version_only {
+                        crate::metrics::flow_version_mismatch(&env.service_code);
+                        return Err(AppError::Incompatible(format!(
+                            "flow {} is version {} on this node and the dialogue started on \
+                             version {} (a rolling upgrade)",
+                            self.flow.name(),
+                            self.flow.version(),
+                            state.version()
+                        )));
+                    }
                     if state.version() != self.flow.version()
                         && !self.flow.has_screen(state.screen())
                     {
@@ -301,12 +324,14 @@ impl App for FlowApp {
                     // Never with a sensitive input's variable: such a point goes back to the
                     // screen that asked for it, or is not kept.
                     match flow::resume_point(&self.flow, &state) {
-                        Some(point) if point.is_resume_point() => points.save(&point_key, &point),
-                        _ => points.clear(&point_key),
+                        Some(point) if point.is_resume_point() => {
+                            points.save(&point_key, &point).await;
+                        }
+                        _ => points.clear(&point_key).await,
                     }
                 } else if !state.is_resume_offer() {
                     // Ended, or back at a first screen (started afresh): nothing to come back to.
-                    points.clear(&point_key);
+                    points.clear(&point_key).await;
                 }
             }
             Ok(Turn {

@@ -136,7 +136,10 @@ pub fn load_routes(
         let app: Arc<dyn App> = match (&rc.flow, &rc.upstream) {
             // Every routed flow loaded above, or we returned.
             (Some(name), _) => match flows.get(name) {
-                Some(flow) => Arc::new(FlowApp::new(flow.clone(), store.clone(), client.clone())),
+                Some(flow) => Arc::new(
+                    FlowApp::new(flow.clone(), store.clone(), client.clone())
+                        .same_version_only(config.store.backend == crate::config::Backend::Redis),
+                ),
                 None => continue,
             },
             (None, Some(url)) => {

@@ -122,10 +122,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         crate::config::Backend::Redis => Some(connect_redis(&config).await?),
         crate::config::Backend::Sled => None,
     };
-    let secret = match &shared {
-        Some(shared) => Some(
-            shared
-                .dialogues
+    let secret = match shared.as_ref().map(|shared| &shared.dialogues) {
+        Some(dialogues) => Some(
+            dialogues
                 .installation_secret()
                 .await
                 .map_err(|e| anyhow::anyhow!("[store.redis] {e}"))?,
@@ -133,6 +132,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let store = open_store(&config, secret)?;
+    let store = match shared.as_ref().and_then(|shared| shared.records.clone()) {
+        Some(records) => store.share_records(records),
+        None => store,
+    };
+    crate::seed::into_cluster(&store, &config).await?;
     let apps = apps::load(&config, &store)?;
     let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
@@ -173,44 +177,71 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// What cluster mode shares in Redis.
 struct Shared {
     dialogues: crate::store::shared_dialogues::SharedDialogues,
+    /// `None` with `dialogues_only`: each node keeps its own.
+    records: Option<crate::store::shared_records::SharedRecords>,
     outbox: crate::store::shared_outbox::SharedOutbox,
 }
 
+/// The cluster's records, ledger and outbox when `config` shares them in Redis (connected
+/// and checked as `serve` does), for commands that write them (`seed`).
+///
+/// # Errors
+/// Redis unreachable or not durable.
+pub async fn shared_records(
+    config: &Config,
+) -> anyhow::Result<Option<crate::store::shared_records::SharedRecords>> {
+    if config.store.backend != crate::config::Backend::Redis {
+        return Ok(None);
+    }
+    Ok(connect_redis(config).await?.records)
+}
+
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
-/// confirms, and that the config asks for no more than is built; the error says what to set.
-async fn connect_redis(full: &Config) -> anyhow::Result<Shared> {
+/// confirms; the error says what to set. Returns the shared dialogues and outbox, and the
+/// shared records and ledger unless the config keeps those on each node (`dialogues_only`).
+async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
     use crate::store::redis::{Redis, RedisSettings};
-    let config = &full.store.redis;
+    let redis_config = &config.store.redis;
     let settings = RedisSettings {
-        urls: config.urls.clone(),
-        cluster: config.cluster,
-        timeout: Duration::from_millis(config.timeout_ms),
+        urls: redis_config.urls.clone(),
+        cluster: redis_config.cluster,
+        timeout: Duration::from_millis(redis_config.timeout_ms),
     };
+    let urls = redis_config.urls.join(", ");
     let redis = Redis::connect(&settings)
         .await
-        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
+        .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
     redis
-        .check_durability(config.wait_replicas)
+        .check_durability(redis_config.wait_replicas)
         .await
-        .map_err(|e| anyhow::anyhow!("[store.redis] {}: {e}", config.urls.join(", ")))?;
-    if !config.dialogues_only {
-        anyhow::bail!(
-            "[store] backend = \"redis\": Redis answers and is durable, but this version \
-             shares only the dialogues and the outbox: flow records and the ledger stay in \
-             each node's own store (docs/cluster.md). Set [store.redis] dialogues_only = true to \
-             run so, or use backend = \"sled\""
+        .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
+    let records = if redis_config.dialogues_only {
+        tracing::warn!(
+            "[store.redis] dialogues_only: flow records, the ledger and the outbox items their \
+             transactions write stay in this node's own store"
         );
-    }
-    tracing::warn!(
-        "cluster mode shares the dialogues and the outbox only: flow records and the ledger \
-         stay in this node's own store"
-    );
-    let outbox =
-        crate::store::shared_outbox::SharedOutbox::open(redis.clone(), full.outbox.claim_timeout())
-            .await
-            .map_err(|e| anyhow::anyhow!("[store.redis] the shared outbox: {e}"))?;
+        None
+    } else {
+        Some(
+            crate::store::shared_records::SharedRecords::new(
+                redis.clone(),
+                redis_config.wait_replicas,
+                Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
+            )
+            .with_call_records_ttl(Duration::from_secs(
+                config.retention.call_records_days.saturating_mul(86_400),
+            )),
+        )
+    };
+    let outbox = crate::store::shared_outbox::SharedOutbox::open(
+        redis.clone(),
+        config.outbox.claim_timeout(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("[store.redis] the shared outbox: {e}"))?;
     Ok(Shared {
         dialogues: crate::store::shared_dialogues::SharedDialogues::new(redis),
+        records,
         outbox,
     })
 }

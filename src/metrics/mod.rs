@@ -499,6 +499,8 @@ pub const FLOW_HTTP_REQUESTS: &str = "ussd_flow_http_requests_total";
 pub const FLOW_HTTP_SECONDS: &str = "ussd_flow_http_duration_seconds";
 /// Resumes of cut dialogues, by route and outcome (offered, continued, restarted, silent).
 pub const FLOW_RESUMES: &str = "ussd_flow_resumes_total";
+/// Dialogues a node ended because they started on another version of the flow.
+pub const FLOW_VERSION_MISMATCH: &str = "ussd_flow_version_mismatch_total";
 
 /// Describes the flow backend and resume families (once; called when a flow app is built).
 pub fn describe_flow_extras() {
@@ -517,6 +519,10 @@ pub fn describe_flow_extras() {
             FLOW_RESUMES,
             "Cut dialogues offered or taken back where they were, by route and outcome (offered, continued, restarted, silent)"
         );
+        describe_counter!(
+            FLOW_VERSION_MISMATCH,
+            "Dialogues ended with the apology because they started on a flow version this node does not run (a rolling upgrade of a cluster), by route"
+        );
     });
 }
 
@@ -531,4 +537,9 @@ pub fn flow_http(route: &str, outcome: &'static str, took: Option<Duration>) {
 /// A resume point was offered, continued, declined (`restarted`) or taken silently.
 pub fn flow_resume(route: &str, outcome: &'static str) {
     counter!(FLOW_RESUMES, "route" => route.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// A dialogue that started on another version of its flow was ended here.
+pub fn flow_version_mismatch(route: &str) {
+    counter!(FLOW_VERSION_MISMATCH, "route" => route.to_string()).increment(1);
 }

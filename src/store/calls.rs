@@ -19,16 +19,27 @@ const CALL_SESSIONS_TREE: &str = "call_sessions";
 
 impl Store {
     /// Stores `record`, the record of the call `session_id`, unless one for the same call is
-    /// already stored; returns whether it was stored. It reaches disk with the next flush.
+    /// already stored; returns whether it was stored, once it is durable (flushed, or in the
+    /// cluster's Redis).
     ///
     /// # Errors
-    /// sled or serialisation errors.
-    pub fn store_call_once<T: Serialize>(
+    /// Store or serialisation errors.
+    pub async fn store_call_once<T: Serialize>(
         &self,
         session_id: &str,
         record: &T,
     ) -> Result<bool, StoreError> {
         let doc = serde_json::to_vec(record)?;
+        if let Some(shared) = &self.shared {
+            return shared.store_call_once(session_id, &doc).await;
+        }
+        let stored = self.store_call_here(session_id, doc)?;
+        self.flush().await?;
+        Ok(stored)
+    }
+
+    /// [`Store::store_call_once`] on sled, before the flush.
+    fn store_call_here(&self, session_id: &str, doc: Vec<u8>) -> Result<bool, StoreError> {
         let key = self.generate_id()?.to_be_bytes();
         let calls = self.tree(CALLS_TREE)?;
         let sessions = self.tree(CALL_SESSIONS_TREE)?;
@@ -46,11 +57,19 @@ impl Store {
         Ok(stored)
     }
 
-    /// Every stored call record, oldest first.
+    /// Every stored call record, oldest first (the cluster's, in cluster mode).
     ///
     /// # Errors
-    /// sled errors, or a record that no longer parses.
-    pub fn call_records<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+    /// Store errors, or a record that no longer parses.
+    pub async fn call_records<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared
+                .call_documents()
+                .await?
+                .into_iter()
+                .map(|d| Ok(serde_json::from_value(d)?))
+                .collect();
+        }
         let tree = self.tree(CALLS_TREE)?;
         let _gate = self.shared();
         tree.iter()

@@ -22,11 +22,12 @@
 //! Amounts are integer cents. Durability is the caller's: flush before confirming.
 
 use super::format::ledger_keys;
+use super::tx_ops::{TxRun, TxView, apply_all};
 use super::{Store, StoreError};
 use crate::effect;
-use crate::txn::{Address, TxOp};
+use crate::txn::TxOp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
@@ -106,37 +107,58 @@ fn abort(msg: impl Into<String>) -> ConflictableTransactionError<String> {
     ConflictableTransactionError::Abort(msg.into())
 }
 
-fn read(records: &TransactionalTree, key: &str) -> TxResult<Option<Value>> {
-    match records.get(key.as_bytes())? {
-        Some(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).map_err(|e| abort(format!("{key}: {e}")))?,
-        )),
-        None => Ok(None),
+/// The trees of one sled transaction, as [`TxView`] sees them.
+struct SledView<'t> {
+    records: &'t TransactionalTree,
+    journal: &'t TransactionalTree,
+    outbox: &'t TransactionalTree,
+}
+
+impl TxView for SledView<'_> {
+    type Error = ConflictableTransactionError<String>;
+
+    fn abort(message: String) -> Self::Error {
+        abort(message)
     }
-}
 
-fn write(records: &TransactionalTree, key: &str, value: &Value) -> TxResult<()> {
-    let bytes = serde_json::to_vec(value).map_err(|e| abort(e.to_string()))?;
-    records.insert(key.as_bytes(), bytes)?;
-    Ok(())
-}
-
-fn number(doc: &Option<Value>, field: &str) -> TxResult<i64> {
-    match doc.as_ref().and_then(|d| d.get(field)) {
-        None | Some(Value::Null) => Ok(0),
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| abort(format!("field `{field}` is not an integer"))),
+    fn read(&mut self, key: &str) -> TxResult<Option<Value>> {
+        match self.records.get(key.as_bytes())? {
+            Some(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).map_err(|e| abort(format!("{key}: {e}")))?,
+            )),
+            None => Ok(None),
+        }
     }
-}
 
-fn with_field(doc: Option<Value>, field: &str, v: Value) -> Value {
-    let mut obj = match doc {
-        Some(Value::Object(o)) => o,
-        _ => Map::new(),
-    };
-    obj.insert(field.to_string(), v);
-    Value::Object(obj)
+    fn write(&mut self, key: &str, value: &Value) -> TxResult<()> {
+        let bytes = serde_json::to_vec(value).map_err(|e| abort(e.to_string()))?;
+        self.records.insert(key.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    fn journal(&mut self, entry: &JournalEntry) -> TxResult<()> {
+        self.journal.insert(
+            ledger_keys::journal_key(entry.txn, entry.seq),
+            serde_json::to_vec(entry).map_err(|e| abort(e.to_string()))?,
+        )?;
+        Ok(())
+    }
+
+    fn item(&mut self, id: u64) -> TxResult<Option<effect::Item>> {
+        // An item that does not parse is left alone, as one that is gone.
+        Ok(self
+            .outbox
+            .get(id.to_be_bytes())?
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    }
+
+    fn put_item(&mut self, item: &effect::Item) -> TxResult<()> {
+        self.outbox.insert(
+            &item.key(),
+            serde_json::to_vec(item).map_err(|e| abort(e.to_string()))?,
+        )?;
+        Ok(())
+    }
 }
 
 impl Store {
@@ -191,26 +213,23 @@ impl Store {
                     o.replayed = true;
                     return Ok(o);
                 }
-                // First pass: every condition, against the state inside this transaction.
-                // Effects of earlier ops are taken into account by applying as we go, and a
-                // failure aborts with the op's index (nothing is kept).
-                let mut outbox_ids = outbox_ids.iter();
-                for (i, op) in ops.iter().enumerate() {
-                    let failed = apply(
-                        op,
-                        i,
-                        txn,
-                        now,
-                        key,
-                        session,
-                        records,
-                        journal,
-                        outbox_tree,
-                        &mut outbox_ids,
-                    )?;
-                    if failed {
-                        return Err(ConflictableTransactionError::Abort(format!("#failed:{i}")));
-                    }
+                // Every condition, against the state inside this transaction. Effects of
+                // earlier ops are taken into account by applying as we go, and a failure
+                // aborts with the op's index (nothing is kept).
+                let mut view = SledView {
+                    records,
+                    journal,
+                    outbox: outbox_tree,
+                };
+                let run = TxRun {
+                    txn,
+                    now,
+                    key,
+                    session,
+                    outbox_ids: &outbox_ids,
+                };
+                if let Some(i) = apply_all(&mut view, ops, &run)? {
+                    return Err(ConflictableTransactionError::Abort(format!("#failed:{i}")));
                 }
                 let o = TxOutcome {
                     failed_op: None,
@@ -305,184 +324,5 @@ impl Store {
             out.push(serde_json::from_slice(&item?.1)?);
         }
         Ok(out)
-    }
-}
-
-/// Applies one op inside the transaction; `Ok(true)` when its condition failed.
-#[allow(clippy::too_many_arguments)]
-fn apply<'a>(
-    op: &TxOp,
-    i: usize,
-    txn: u64,
-    now: u64,
-    key: &str,
-    session: Option<&str>,
-    records: &TransactionalTree,
-    journal: &TransactionalTree,
-    outbox_tree: &TransactionalTree,
-    outbox_ids: &mut impl Iterator<Item = &'a u64>,
-) -> TxResult<bool> {
-    match op {
-        TxOp::Transfer {
-            from,
-            to,
-            amount_cents,
-            kind,
-        } => {
-            if let Some(from) = from {
-                let k = from.key();
-                let doc = read(records, &k)?;
-                let balance = number(&doc, BALANCE)?;
-                if doc.is_none() || balance < *amount_cents {
-                    return Ok(true);
-                }
-                write(
-                    records,
-                    &k,
-                    &with_field(doc, BALANCE, Value::from(balance - amount_cents)),
-                )?;
-            }
-            if let Some(to) = to {
-                let k = to.key();
-                let doc = read(records, &k)?;
-                if doc.is_none() {
-                    return Ok(true);
-                }
-                let balance = number(&doc, BALANCE)?;
-                let credited = balance
-                    .checked_add(*amount_cents)
-                    .ok_or_else(|| abort("balance overflow"))?;
-                write(
-                    records,
-                    &k,
-                    &with_field(doc, BALANCE, Value::from(credited)),
-                )?;
-            }
-            let entry = JournalEntry {
-                txn,
-                seq: i as u32,
-                kind: kind.clone(),
-                from: from.as_ref().map(Address::key),
-                to: to.as_ref().map(Address::key),
-                amount_cents: *amount_cents,
-                at_ms: now,
-                key: key.to_string(),
-            };
-            journal.insert(
-                ledger_keys::journal_key(txn, i as u32),
-                serde_json::to_vec(&entry).map_err(|e| abort(e.to_string()))?,
-            )?;
-            Ok(false)
-        }
-        TxOp::Add {
-            record,
-            field,
-            amount,
-            min,
-            max,
-        } => {
-            let k = record.key();
-            let doc = read(records, &k)?;
-            let result = number(&doc, field)?
-                .checked_add(*amount)
-                .ok_or_else(|| abort("overflow"))?;
-            if min.is_some_and(|m| result < m) || max.is_some_and(|m| result > m) {
-                return Ok(true);
-            }
-            write(records, &k, &with_field(doc, field, Value::from(result)))?;
-            Ok(false)
-        }
-        TxOp::Require {
-            record,
-            exists,
-            field,
-        } => {
-            let doc = read(records, &record.key())?;
-            if exists.is_some_and(|e| e != doc.is_some()) {
-                return Ok(true);
-            }
-            if let Some((f, want)) = field {
-                let got = doc.as_ref().and_then(|d| d.get(f)).unwrap_or(&Value::Null);
-                if got != want {
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        }
-        TxOp::Put {
-            record,
-            value,
-            merge,
-        } => {
-            let k = record.key();
-            let value = if *merge {
-                let mut current = read(records, &k)?.unwrap_or_else(|| Value::Object(Map::new()));
-                match (&mut current, value) {
-                    (Value::Object(a), Value::Object(b)) => {
-                        for (f, v) in b {
-                            a.insert(f.clone(), v.clone());
-                        }
-                        current
-                    }
-                    (_, v) => v.clone(),
-                }
-            } else {
-                value.clone()
-            };
-            write(records, &k, &value)?;
-            Ok(false)
-        }
-        TxOp::Outbox {
-            effect,
-            not_before_ms,
-            id_into,
-        } => {
-            let id = *outbox_ids
-                .next()
-                .ok_or_else(|| abort("outbox id missing"))?;
-            let item = effect::Item::new(
-                id,
-                effect.clone(),
-                now,
-                *not_before_ms,
-                session.map(str::to_string),
-            );
-            outbox_tree.insert(
-                &item.key(),
-                serde_json::to_vec(&item).map_err(|e| abort(e.to_string()))?,
-            )?;
-            if let Some(target) = id_into {
-                let k = target.record.key();
-                let doc = read(records, &k)?;
-                write(
-                    records,
-                    &k,
-                    &with_field(doc, &target.field, Value::from(id)),
-                )?;
-            }
-            Ok(false)
-        }
-        TxOp::Void { item } => {
-            let Some(id) = item else {
-                return Ok(false);
-            };
-            let key = id.to_be_bytes();
-            let Some(bytes) = outbox_tree.get(key)? else {
-                return Ok(false);
-            };
-            let Ok(mut voided) = serde_json::from_slice::<effect::Item>(&bytes) else {
-                return Ok(false);
-            };
-            if voided.status == effect::Status::Pending {
-                voided.status = effect::Status::Voided;
-                voided.finished_ms = Some(now);
-                voided.last_error = Some(format!("voided by transaction {txn}"));
-                outbox_tree.insert(
-                    &key,
-                    serde_json::to_vec(&voided).map_err(|e| abort(e.to_string()))?,
-                )?;
-            }
-            Ok(false)
-        }
     }
 }

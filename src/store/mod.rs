@@ -30,6 +30,7 @@
 
 mod applied;
 mod calls;
+mod data;
 mod dialogues;
 mod documents;
 mod format;
@@ -41,9 +42,13 @@ mod pending;
 pub mod records;
 pub mod redis;
 mod resume;
+mod shared_calls;
 pub mod shared_dialogues;
+mod shared_ends;
 pub mod shared_outbox;
+pub mod shared_records;
 mod tombstone_index;
+mod tx_ops;
 mod write_behind;
 
 use sled::Tree;
@@ -76,9 +81,9 @@ pub enum StoreError {
     /// A transaction was aborted by its own logic.
     #[error("store: {0}")]
     Aborted(String),
-    /// The shared store (cluster mode) failed or did not answer in time.
-    #[error("shared store: {0}")]
-    Shared(#[from] self::redis::RedisError),
+    /// Redis failed or did not answer in time (cluster mode).
+    #[error("store: {0}")]
+    Redis(#[from] self::redis::RedisError),
 }
 
 /// An error of the database itself (I/O, corruption), as sled said it. Its type stays inside
@@ -122,6 +127,9 @@ pub struct Store {
     gate: Gate,
     /// Fault injection: while set, every write and flush fails (see [`Store::fail_writes`]).
     faults: Faults,
+    /// In cluster mode: the records, the ledger and the outbox are the cluster's, in Redis
+    /// ([`shared_records`]); flows reach them through [`Store::load_record`] and its kin.
+    shared: Option<shared_records::SharedRecords>,
 }
 
 /// The fault-injection switch shared by a store's handles.
@@ -184,6 +192,7 @@ impl Store {
             gate,
             faults,
             db,
+            shared: None,
         })
     }
 

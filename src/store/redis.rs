@@ -9,7 +9,9 @@
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
 use std::time::{Duration, Instant};
 
@@ -200,6 +202,33 @@ impl Redis {
         }
     }
 
+    /// Waits until `replicas` replicas acknowledge every write made so far on the primary
+    /// that owns `key` (Redis's `WAIT`), within most of the timeout; returns how many did.
+    ///
+    /// # Errors
+    /// As [`Redis::query`].
+    pub async fn wait_replicas(&self, key: &str, replicas: u32) -> Result<u32, RedisError> {
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(wait_ms);
+        match self.conn.clone() {
+            Conn::Primary(_) => self.query::<u32>(&cmd).await,
+            Conn::Cluster(mut c) => {
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                self.timed("wait", async move {
+                    let value = c
+                        .route_command(
+                            cmd,
+                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                        )
+                        .await?;
+                    Ok(u32::from_redis_value(value)?)
+                })
+                .await
+            }
+        }
+    }
+
     /// Checks that Redis keeps what the gateway confirms: with no replica to wait for, every
     /// primary must write each change to its append-only file (`appendonly yes`).
     ///
@@ -245,6 +274,7 @@ fn op_name(cmd: &Cmd) -> &'static str {
         Some(b"DEL") => "del",
         Some(b"PING") => "ping",
         Some(b"CONFIG") => "config",
+        Some(b"WAIT") => "wait",
         Some(b"EVALSHA") | Some(b"EVAL") => "script",
         Some(b"XADD") | Some(b"XREADGROUP") | Some(b"XACK") | Some(b"XAUTOCLAIM") => "stream",
         _ => "other",

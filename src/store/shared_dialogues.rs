@@ -39,6 +39,7 @@ struct Keys {
     tomb: String,
     deadlines: String,
     events: String,
+    ended: String,
     prefix: String,
 }
 
@@ -51,6 +52,7 @@ impl Keys {
             tomb: format!("{tag}:tomb:{session}"),
             deadlines: format!("{tag}:deadlines"),
             events: format!("{tag}:events"),
+            ended: format!("{tag}:ended"),
             prefix: tag,
         }
     }
@@ -140,8 +142,9 @@ return 1
     )
 });
 
-/// `KEYS`: live, lease, tomb, deadlines, end record, events. `ARGV`: token, session,
-/// tombstone, its ms, record, its ms, event ('' for none), '1' to keep the lease.
+/// `KEYS`: live, lease, tomb, deadlines, end record, events, the bucket's end records by
+/// time. `ARGV`: token, session, tombstone, its ms, record, its ms, event ('' for none), '1' to
+/// keep the lease, now ms.
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -152,6 +155,8 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[6], KEYS[5], ARGV[7]) end
+redis.call('ZADD', KEYS[7], ARGV[9], KEYS[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', tonumber(ARGV[9]) - tonumber(ARGV[6]))
 return 1
 ",
     )
@@ -197,6 +202,11 @@ impl SharedDialogues {
     /// The dialogues kept in `redis`.
     pub fn new(redis: Redis) -> SharedDialogues {
         SharedDialogues { redis }
+    }
+
+    /// The Redis handle.
+    pub(super) fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     /// The cluster's installation secret: 32 random bytes the first node to ask makes and
@@ -321,6 +331,7 @@ impl SharedDialogues {
                     .key(&keys.deadlines)
                     .key(&record_key)
                     .key(&keys.events)
+                    .key(&keys.ended)
                     .arg(&lease.token)
                     .arg(session)
                     .arg(ending.tombstone)
@@ -328,7 +339,8 @@ impl SharedDialogues {
                     .arg(ending.record)
                     .arg(ending.record_ttl_ms.max(1))
                     .arg(ending.event.unwrap_or_default())
-                    .arg(if ending.keep_lease { "1" } else { "0" }),
+                    .arg(if ending.keep_lease { "1" } else { "0" })
+                    .arg(crate::clock::now_ms()),
             )
             .await?;
         Ok(done == 1)

@@ -78,14 +78,13 @@ fn canonical(raw: &str) -> String {
 }
 
 /// Stores the call record of a (final) callback, unless one for the same session is already
-/// stored. It reaches disk with the store's next background flush; await `Store::flush`
-/// if the answer must wait for it.
+/// stored, and returns once it is durable.
 ///
 /// # Errors
 /// Store or serialisation errors.
-pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreError> {
+pub async fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreError> {
     let record = CallRecord::from_callback(cb, jiff::Timestamp::now());
-    let stored = store.store_call_once(&record.session_id, &record)?;
+    let stored = store.store_call_once(&record.session_id, &record).await?;
     if !stored {
         tracing::debug!(session = ?crate::logsafe::untrusted(&record.session_id), "voice: call record already stored");
     }
@@ -96,8 +95,8 @@ pub fn store_call_record(store: &Store, cb: &VoiceCallback) -> Result<(), StoreE
 ///
 /// # Errors
 /// Store errors, or a record that no longer parses.
-pub fn call_records(store: &Store) -> Result<Vec<CallRecord>, StoreError> {
-    store.call_records()
+pub async fn call_records(store: &Store) -> Result<Vec<CallRecord>, StoreError> {
+    store.call_records().await
 }
 
 #[cfg(test)]
@@ -113,15 +112,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_retried_final_callback_is_stored_once() {
+    #[tokio::test]
+    async fn a_retried_final_callback_is_stored_once() {
         let store = Store::temporary().unwrap();
         let cb = VoiceCallback {
             session_id: "ATVId_1".into(),
             ..VoiceCallback::default()
         };
-        store_call_record(&store, &cb).unwrap();
-        store_call_record(&store, &cb).unwrap();
-        assert_eq!(call_records(&store).unwrap().len(), 1);
+        store_call_record(&store, &cb).await.unwrap();
+        store_call_record(&store, &cb).await.unwrap();
+        assert_eq!(call_records(&store).await.unwrap().len(), 1);
     }
 }

@@ -51,11 +51,11 @@ impl Points {
     }
 
     /// The state saved under `key`, if still within its window.
-    pub(super) fn find(&self, key: &str) -> Option<FlowState> {
-        match self.tree.get::<Point>(key) {
+    pub(super) async fn find(&self, key: &str) -> Option<FlowState> {
+        match self.tree.get::<Point>(key).await {
             Ok(Some(p)) if p.expires_ms > now_ms() => Some(p.state),
             Ok(Some(_)) | Err(StoreError::Codec(_)) => {
-                self.clear(key);
+                self.clear(key).await;
                 None
             }
             Ok(None) => None,
@@ -67,14 +67,14 @@ impl Points {
     }
 
     /// Saves `state` as the point to come back to.
-    pub(super) fn save(&self, key: &str, state: &FlowState) {
+    pub(super) async fn save(&self, key: &str, state: &FlowState) {
         let saved_ms = now_ms();
         let point = Point {
             saved_ms,
             expires_ms: saved_ms.saturating_add(self.window.as_millis() as u64),
             state: state.clone(),
         };
-        if let Err(e) = self.tree.put(key, &point) {
+        if let Err(e) = self.tree.put(key, &point, point.expires_ms).await {
             tracing::error!(error = %e, "resume point write failed");
         }
         if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -84,8 +84,8 @@ impl Points {
     }
 
     /// Removes the point under `key` (the dialogue ended normally).
-    pub(super) fn clear(&self, key: &str) {
-        if let Err(e) = self.tree.remove(key) {
+    pub(super) async fn clear(&self, key: &str) {
+        if let Err(e) = self.tree.remove(key).await {
             tracing::error!(error = %e, "resume point removal failed");
         }
     }
@@ -107,21 +107,25 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn points_expire_and_are_swept() {
+    #[tokio::test]
+    async fn points_expire_and_are_swept() {
         let store = crate::store::Store::temporary().unwrap();
         let tree = store.resume_points().unwrap();
         let points = Points::new(tree.clone(), Duration::from_secs(60));
-        points.save(&key("254700000001", "*1#"), &state());
+        points.save(&key("254700000001", "*1#"), &state()).await;
         assert_eq!(
-            points.find(&key("254700000001", "*1#")).unwrap().screen(),
+            points
+                .find(&key("254700000001", "*1#"))
+                .await
+                .unwrap()
+                .screen(),
             "amount"
         );
-        assert!(points.find(&key("254700000001", "*2#")).is_none());
-        assert!(points.find(&key("254700000002", "*1#")).is_none());
+        assert!(points.find(&key("254700000001", "*2#")).await.is_none());
+        assert!(points.find(&key("254700000002", "*1#")).await.is_none());
         // Nothing is expired now; everything is a minute and a bit from now.
         assert_eq!(sweep(&tree, now_ms()), 0);
         assert_eq!(sweep(&tree, now_ms() + 61_000), 1);
-        assert!(points.find(&key("254700000001", "*1#")).is_none());
+        assert!(points.find(&key("254700000001", "*1#")).await.is_none());
     }
 }

@@ -132,7 +132,10 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 &json!({
                     "dialogues_in_memory": state.registry.live(),
                     "dialogues_persisted": core.store.live_count(),
-                    "dialogues_ended": core.store.ended_count(),
+                    "dialogues_ended": match &core.cluster {
+                        Some(cluster) => cluster.dialogues.ended_count().await.ok(),
+                        None => Some(core.store.ended_count()),
+                    },
                     "tombstones_kept": core.store.tombstone_count(),
                     "routes": routes,
                 }),
@@ -207,30 +210,21 @@ async fn export(state: &AdminState, what: &str, csv: bool) -> Response<Body> {
         Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
     };
     let format = if csv { Format::Csv } else { Format::JsonLines };
-    let core = state.registry.core();
-    // In cluster mode the outbox is the cluster's, read from any node.
-    let shared: Option<Vec<serde_json::Value>> = match (kind, &core.cluster) {
-        (Kind::Outbox, Some(_)) => match core.outbox().list().await {
-            Ok(items) => Some(
-                items
-                    .iter()
-                    .filter_map(|i| serde_json::to_value(i).ok())
-                    .collect(),
-            ),
-            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        },
-        _ => None,
-    };
-    let store = core.store.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        match shared {
-            Some(docs) => write_documents(&docs, format, &mut out),
-            None => export(&store, kind, format, &mut out),
+    let store = state.registry.core().store.clone();
+    let written = match super::cluster_admin::documents(state, kind).await {
+        // The cluster's, in Redis.
+        Some(docs) => Ok(docs.and_then(|docs| {
+            let mut out = Vec::new();
+            write_documents(&docs, format, &mut out).map(|_| out)
+        })),
+        None => {
+            tokio::task::spawn_blocking(move || {
+                let mut out = Vec::new();
+                export(&store, kind, format, &mut out).map(|_| out)
+            })
+            .await
         }
-        .map(|_| out)
-    })
-    .await;
+    };
     match written {
         Ok(Ok(bytes)) => {
             let mut r = text(StatusCode::OK, String::from_utf8_lossy(&bytes).into_owned());

@@ -6,6 +6,7 @@
 //! the requests in flight finish (hyper-util's graceful shutdown).
 
 pub mod admin;
+mod cluster_admin;
 pub mod conn;
 pub mod dialect;
 pub mod events;

@@ -246,14 +246,20 @@ pub async fn journeys(state: &AdminState, query: Option<&str>) -> Response<Body>
         }
     }
     let store = state.registry.core().store.clone();
-    let records = tokio::task::spawn_blocking(move || {
-        store
-            .ended_records::<crate::session::state::EndRecord>()
-            .filter_map(Result::ok)
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default();
+    let records: Vec<crate::session::state::EndRecord> =
+        match super::cluster_admin::end_records(state).await {
+            // The cluster's, in Redis.
+            Some(Ok(records)) => records,
+            Some(Err(e)) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            None => tokio::task::spawn_blocking(move || {
+                store
+                    .ended_records::<crate::session::state::EndRecord>()
+                    .filter_map(Result::ok)
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default(),
+        };
     let (dialogues, screens) =
         crate::session::journey::summarize(&records, route.as_deref(), since_ms);
     let mut recent: Vec<&crate::session::state::EndRecord> = records

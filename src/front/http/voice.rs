@@ -54,12 +54,7 @@ pub async fn handle(
                 cb.amount.as_deref(),
                 &state.cost_currencies,
             );
-            let stored = voice::store_call_record(&state.store, &cb);
-            let flushed = match stored {
-                Ok(()) => state.store.flush().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = flushed {
+            if let Err(e) = voice::store_call_record(&state.store, &cb).await {
                 tracing::error!(error = %e, "call record not stored");
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,

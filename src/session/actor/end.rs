@@ -77,7 +77,10 @@ impl SessionActor {
         record.aggregator = aggregator;
         // A hop that failed may have applied one before failing. (Taken: a new dialogue under
         // the same key, a reused SMPP session, starts with none.)
-        let applied = if std::mem::take(&mut self.transacted) || reason == EndReason::Error {
+        let may_have_applied = std::mem::take(&mut self.transacted) || reason == EndReason::Error;
+        // In a cluster sharing its ledger, the end's write reads them from there.
+        let in_cluster_ledger = self.core.store.shared_records().is_some();
+        let applied = if may_have_applied && !in_cluster_ledger {
             crate::session::applied::look_up(&self.core.store, &self.key, d.started_ms)
         } else {
             Vec::new()
@@ -104,7 +107,12 @@ impl SessionActor {
             "dialogue ended"
         );
         let t = Instant::now();
-        let result = self.write_end(&tomb, &record, notification);
+        let result = self.write_end(
+            &tomb,
+            &record,
+            notification,
+            may_have_applied && in_cluster_ledger,
+        );
         if self.core.cluster.is_none() {
             metrics::store_write("end", t.elapsed(), result.is_ok());
         }

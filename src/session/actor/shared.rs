@@ -86,6 +86,9 @@ enum Op {
         record: Vec<u8>,
         started_ms: u64,
         event: Option<Effect>,
+        /// The dialogue may have applied transactions in the cluster's ledger: its end
+        /// record lists them, read before the end is written.
+        applied: bool,
     },
 }
 
@@ -127,11 +130,13 @@ impl SessionActor {
 
     /// Writes the dialogue's end: into sled's write-behind buffer, or, in a cluster, with the
     /// end that follows the hop.
+    /// `applied`: the dialogue may have applied transactions in the cluster's ledger.
     pub(super) fn write_end(
         &mut self,
         tomb: &Tombstone,
         record: &EndRecord,
         event: Option<Effect>,
+        applied: bool,
     ) -> Result<(), StoreError> {
         if self.core.cluster.is_some() {
             self.shared.ops.push(Op::End {
@@ -140,6 +145,7 @@ impl SessionActor {
                 record: serde_json::to_vec(record)?,
                 started_ms: tomb.started_ms,
                 event,
+                applied,
             });
             return Ok(());
         }
@@ -265,7 +271,7 @@ impl SessionActor {
         let Some(cluster) = self.core.cluster.clone() else {
             return Box::pin(fut::ready(true));
         };
-        let key = self.key.clone();
+        let (key, store) = (self.key.clone(), self.core.store.clone());
         let record_ttl_ms = cluster.end_record_ttl.as_millis() as u64;
         let writes = async move {
             let Some(lease) = lease else {
@@ -307,7 +313,13 @@ impl SessionActor {
                         record,
                         started_ms,
                         event,
+                        applied,
                     } => {
+                        let ledger = store.shared_records().filter(|_| applied);
+                        let record = match ledger {
+                            Some(ledger) => with_applied(ledger, &key, started_ms, record).await,
+                            None => record,
+                        };
                         // The event waits in the bucket, written with the end itself.
                         let event = event
                             .map(|effect| {
@@ -331,7 +343,14 @@ impl SessionActor {
                         let ended = cluster.dialogues.end(&key, &lease, &ending).await;
                         metrics::store_write("end", t.elapsed(), matches!(ended, Ok(true)));
                         match ended {
-                            Ok(true) => version = 0,
+                            Ok(true) => {
+                                version = 0;
+                                if let Some(ledger) = ledger
+                                    && let Err(e) = ledger.forget_applied(&key, started_ms).await
+                                {
+                                    tracing::warn!(error = %e, "applied transactions kept until they expire");
+                                }
+                            }
                             Ok(false) => {
                                 return Err("the lease was lost before the end".to_string());
                             }
@@ -530,4 +549,27 @@ async fn update_record(
             tracing::error!(error = %e, "shared store: end record update failed");
             false
         })
+}
+
+/// The end record `record` listing the transactions the dialogue applied in the cluster's
+/// ledger (as it is when they cannot be read: logged, and the end goes on).
+async fn with_applied(
+    ledger: &crate::store::shared_records::SharedRecords,
+    key: &str,
+    started_ms: u64,
+    record: Vec<u8>,
+) -> Vec<u8> {
+    let applied = match ledger.applied_by(key, started_ms).await {
+        Ok(applied) if !applied.is_empty() => applied,
+        Ok(_) => return record,
+        Err(e) => {
+            tracing::error!(error = %e, "applied transactions not read");
+            return record;
+        }
+    };
+    let Ok(mut parsed) = serde_json::from_slice::<EndRecord>(&record) else {
+        return record;
+    };
+    parsed.note_applied(&applied);
+    serde_json::to_vec(&parsed).unwrap_or(record)
 }
