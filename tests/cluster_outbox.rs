@@ -1,22 +1,24 @@
 //! Cluster mode's shared outbox through real `serve` processes (docs/cluster.md, "The
-//! outbox"): a node killed while it was sending its dialogues' end events leaves them to
-//! another node, which sends each once the claim timeout has passed.
+//! outbox"): the SMS a flow's transactions write on any node reach the AT API once each; a
+//! node killed while it was sending its dialogues' end events leaves them to another node,
+//! which sends each once the claim timeout has passed.
 
 mod common;
+mod outbox_fake;
 
 use common::redis::Redis;
 use common::{At, FakeHttp, Sandbox, eventually};
+use outbox_fake::{FakeAt, SMS};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const STUDENT: &str = "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n";
+const MICRO: &str = "*384*303#";
 const CLAIM_TIMEOUT_SECS: u64 = 3;
 
-/// A node's sandbox on the Redis at `url`, with `extra` config.
+/// A node's sandbox on the Redis at `url`, with `extra` config (which ends with the routes).
 fn node_sandbox(url: &str, extra: &str) -> Sandbox {
-    let sb = Sandbox::with_repo_flows(&format!(
-        "{extra}[store.redis]\nurls = [\"{url}\"]\ndialogues_only = true\n{STUDENT}"
-    ));
+    let sb = Sandbox::with_repo_flows(&format!("[store.redis]\nurls = [\"{url}\"]\n{extra}"));
     let path = sb.config_path();
     let toml = std::fs::read_to_string(&path)
         .unwrap()
@@ -45,10 +47,10 @@ async fn a_killed_nodes_end_events_are_sent_once_by_another_node() {
     })
     .await;
     let extra = format!(
-        "[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n\
+        "dialogues_only = true\n[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n\
          [outbox]\nclaim_timeout_secs = {CLAIM_TIMEOUT_SECS}\n\
          [africastalking]\nrequest_timeout_ms = 2000\n\
-         [africastalking.retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n",
+         [africastalking.retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n{STUDENT}",
         events.addr
     );
     let (first_sb, second_sb) = (
@@ -170,4 +172,61 @@ async fn a_killed_nodes_end_events_are_sent_once_by_another_node() {
         refused.status, 404,
         "a sent item is not re-queued: {refused:?}"
     );
+}
+
+/// The balance SMS of the microfinance app, asked for on three nodes in turn and then, after
+/// one of them was killed, on the other two: each reaches the AT API once, whichever node sent
+/// it, and nothing is left queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_written_on_any_node_reach_the_at_api_once_each() {
+    let primary = Redis::standalone();
+    let fake = FakeAt::start().await;
+    let extra = format!(
+        "[africastalking]\nusername = \"sandbox\"\napi_key = \"test-key-123\"\n\
+         messaging_base_url = \"{0}\"\nvoice_base_url = \"{0}\"\npoll_interval_ms = 50\n\
+         [[routes]]\nservice_code = \"{MICRO}\"\nflow = \"microfinance\"\n",
+        fake.url()
+    );
+    let sandboxes: Vec<Sandbox> = (0..3)
+        .map(|_| node_sandbox(&primary.url(), &extra))
+        .collect();
+    let mut nodes: Vec<_> = sandboxes.iter().map(Sandbox::spawn).collect();
+    let sent = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do \
+                if string.find(v, '\"state\":\"sent\"', 1, true) then n = n + 1 end end return n";
+    let items = "ussd:{tx}:outbox:items";
+    let mut asked = 0;
+    for round in 0..2 {
+        let ats: Vec<At> = nodes.iter().map(|gw| At::new(gw.public)).collect();
+        for i in 0..6 {
+            let session = format!("bal-{round}-{i}");
+            let at = &ats[i % ats.len()];
+            let home = at.hop(&session, MICRO, "+254700000001", "").await;
+            assert!(home.starts_with("CON "), "{home}");
+            // The menu on the next node, as an aggregator with no stickiness sends it.
+            let next = &ats[(i + 1) % ats.len()];
+            let done = next.hop(&session, MICRO, "+254700000001", "7").await;
+            assert!(done.starts_with("END Please wait"), "{done}");
+            asked += 1;
+        }
+        let want = format!(":{asked}\r\n");
+        assert!(
+            eventually(20, || async { count(&primary, sent, items) == want }).await,
+            "every SMS sent (sent: {}, asked: {asked})",
+            count(&primary, sent, items)
+        );
+        if round == 0 {
+            nodes.remove(0).kill9();
+        }
+    }
+    let sms = fake.requests_to(SMS);
+    assert_eq!(sms.len(), asked, "each SMS reached the API once");
+    assert!(sms.iter().all(|r| {
+        r.field("message")
+            .is_some_and(|m| m.starts_with("Confirmed. Your Wallet balance"))
+    }));
+    let attempts = "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do \
+                    n = n + cjson.decode(v).attempts end return n";
+    assert_eq!(count(&primary, attempts, items), format!(":{asked}\r\n"));
+    let unacked = "return redis.call('XPENDING', KEYS[1], 'senders')[1]";
+    assert_eq!(count(&primary, unacked, "ussd:{tx}:outbox:ready"), ":0\r\n");
 }
