@@ -98,6 +98,9 @@ pub struct Config {
     /// (the embedded default), effects are recorded in the outbox and logged as not sent.
     #[serde(default)]
     pub africastalking: outbox::AtConfig,
+    /// The outbox shared by the nodes of a cluster: when a dead node's items are taken over.
+    #[serde(default)]
+    pub outbox: outbox::OutboxConfig,
     /// The outgoing HTTP client: trusted CAs, a client certificate, timeouts, the pool.
     #[serde(default)]
     pub http_client: http_client::HttpClientConfig,
@@ -425,6 +428,8 @@ impl Config {
         self.smpp.validate()?;
         self.http.validate()?;
         self.africastalking.validate()?;
+        self.outbox
+            .validate(&self.africastalking, self.store.backend == Backend::Redis)?;
         self.http_client.validate()?;
         routes::validate(&self.routes)?;
         Ok(())

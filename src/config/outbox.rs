@@ -57,6 +57,58 @@ pub struct AtConfig {
     pub concurrency: usize,
 }
 
+/// `[outbox]`: the outbox shared by the nodes of a cluster (docs/cluster.md); a node alone
+/// needs none of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Cluster mode: how long an item a node took for sending may stay unacknowledged before
+    /// another node takes it over (the node died), in seconds. Longer than one request
+    /// (`[africastalking] request_timeout_ms`), so that a live node is never overtaken. Default
+    /// 30.
+    #[serde(default = "default_claim_timeout_secs")]
+    pub claim_timeout_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            claim_timeout_secs: default_claim_timeout_secs(),
+        }
+    }
+}
+
+fn default_claim_timeout_secs() -> u64 {
+    30
+}
+
+impl OutboxConfig {
+    /// The claim timeout.
+    pub fn claim_timeout(&self) -> Duration {
+        Duration::from_secs(self.claim_timeout_secs)
+    }
+
+    /// Checks values that parse but cannot work, given the AT account's request timeout (which
+    /// the claim timeout must exceed in cluster mode, `shared`).
+    ///
+    /// # Errors
+    /// A one-line message naming the field.
+    pub fn validate(&self, at: &AtConfig, shared: bool) -> Result<(), String> {
+        if self.claim_timeout_secs == 0 || self.claim_timeout_secs > 3600 {
+            return Err("outbox.claim_timeout_secs must be between 1 and 3600".into());
+        }
+        if shared && self.claim_timeout_secs.saturating_mul(1000) <= at.request_timeout_ms {
+            return Err(format!(
+                "outbox.claim_timeout_secs ({} s) must be longer than \
+                 africastalking.request_timeout_ms ({} ms): a node still sending an item would \
+                 have it taken over",
+                self.claim_timeout_secs, at.request_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `[africastalking.retry]`: exponential back-off with jitter, capped, bounded in attempts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,5 +298,38 @@ impl Default for RetryConfig {
             max_backoff_ms: default_max_backoff_ms(),
             max_attempts: default_max_attempts(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_timeout_is_checked_against_the_request_timeout_in_cluster_mode() {
+        let at = AtConfig::default();
+        let default = OutboxConfig::default();
+        assert_eq!(default.claim_timeout(), Duration::from_secs(30));
+        assert_eq!(default.validate(&at, true), Ok(()));
+        let short = OutboxConfig {
+            claim_timeout_secs: 10,
+        };
+        let err = short.validate(&at, true).unwrap_err();
+        assert!(err.contains("outbox.claim_timeout_secs"), "{err}");
+        assert!(err.contains("request_timeout_ms"), "{err}");
+        assert_eq!(
+            short.validate(&at, false),
+            Ok(()),
+            "a node alone ignores it"
+        );
+        for bad in [0, 3601] {
+            let c = OutboxConfig {
+                claim_timeout_secs: bad,
+            };
+            assert!(c.validate(&at, false).is_err(), "{bad}");
+        }
+        let parsed: OutboxConfig = toml::from_str("claim_timeout_secs = 45").unwrap();
+        assert_eq!(parsed.claim_timeout_secs, 45);
+        assert!(toml::from_str::<OutboxConfig>("claim_timeout = 45").is_err());
     }
 }

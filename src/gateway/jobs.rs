@@ -59,16 +59,35 @@ pub(super) fn spawn(
         voice_number: calling_number,
         ..config.africastalking.clone()
     };
-    let outbox = crate::outbox::spawn_sender_with(
+    let transport: Arc<dyn crate::outbox::Transport> = Arc::new(transport(config));
+    let network = smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>);
+    let mut senders = vec![crate::outbox::spawn_sender_with(
         store.clone(),
-        at,
+        at.clone(),
         crate::outbox::SenderOptions {
-            transport: Some(Arc::new(transport(config))),
+            transport: Some(transport.clone()),
             wake: Some(store.outbox_signal()),
-            network: smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>),
+            network: network.clone(),
+            quiet: registry.core().cluster.is_some(),
         },
         shutdown.clone(),
-    );
+    )];
+    // In cluster mode the cluster's outbox has a sender on every node (each item goes to one);
+    // the node's own keeps its own for what its store's transactions write.
+    let shared = registry.core().cluster.as_ref().map(|c| c.outbox.clone());
+    if let Some(shared) = &shared {
+        senders.push(crate::outbox::spawn_sender_with(
+            shared.clone(),
+            at,
+            crate::outbox::SenderOptions {
+                transport: Some(transport),
+                wake: None,
+                network,
+                quiet: false,
+            },
+            shutdown.clone(),
+        ));
+    }
     let committer = spawn_committer(
         store.clone(),
         Duration::from_millis(config.store.flush_every_ms),
@@ -81,26 +100,75 @@ pub(super) fn spawn(
             crate::metrics::upkeep();
         }
     });
+    senders.push(committer);
+    let mut aborted = vec![sweeper, purger, upkeep];
+    if let Some(cluster) = &registry.core().cluster {
+        aborted.push(spawn_event_mover(cluster.clone()));
+    }
+    aborted.push(spawn_retention(
+        store.clone(),
+        config.retention.clone(),
+        shared,
+    ));
     Jobs {
-        awaited: vec![outbox, committer],
-        aborted: vec![
-            sweeper,
-            purger,
-            upkeep,
-            spawn_retention(store.clone(), config.retention.clone()),
-        ],
+        awaited: senders,
+        aborted,
     }
 }
 
-/// Purges what is past its retention period, every `policy.every_minutes`.
-fn spawn_retention(store: Store, policy: crate::config::RetentionConfig) -> JoinHandle<()> {
+/// How often every node looks for end events a node left in the buckets (it died between a
+/// dialogue's end and the move it makes at once).
+const EVENT_MOVES_EVERY: Duration = Duration::from_secs(5);
+
+/// Cluster mode: moves the end events waiting in every bucket into the cluster's outbox, every
+/// [`EVENT_MOVES_EVERY`] (each event once, whichever node moves it).
+fn spawn_event_mover(cluster: crate::session::core::Cluster) -> JoinHandle<()> {
+    use crate::store::shared_dialogues::BUCKETS;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVENT_MOVES_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let mut moved = 0;
+            for bucket in 0..BUCKETS {
+                match cluster
+                    .outbox
+                    .move_waiting_events(&cluster.dialogues, bucket)
+                    .await
+                {
+                    Ok(n) => moved += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "moving end events into the outbox failed");
+                        break;
+                    }
+                }
+            }
+            if moved > 0 {
+                tracing::info!(
+                    moved,
+                    "end events left by another node moved into the outbox"
+                );
+                crate::outbox::notify();
+            }
+        }
+    })
+}
+
+/// Purges what is past its retention period, every `policy.every_minutes`: in the node's own
+/// store, and the cluster's outbox items (`shared`; each node's purge removes only what is
+/// still as it read it, so several at once do no harm).
+fn spawn_retention(
+    store: Store,
+    policy: crate::config::RetentionConfig,
+    shared: Option<crate::store::shared_outbox::SharedOutbox>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick =
             tokio::time::interval(Duration::from_secs(policy.every_minutes.saturating_mul(60)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let store = store.clone();
+            let (store, outbox_days) = (store.clone(), policy.outbox_days);
             let policy = policy.clone();
             let purged = tokio::task::spawn_blocking(move || {
                 crate::retention::purge(&store, &policy, crate::clock::now_ms())
@@ -110,6 +178,17 @@ fn spawn_retention(store: Store, policy: crate::config::RetentionConfig) -> Join
                 Ok(Ok(p)) => tracing::info!(?p, "retention purge"),
                 Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
                 Err(e) => tracing::error!(error = %e, "retention purge task failed"),
+            }
+            if let Some(shared) = &shared {
+                let before =
+                    crate::clock::now_ms().saturating_sub(outbox_days.saturating_mul(86_400_000));
+                let outbox = crate::store::OutboxBackend::from(shared.clone());
+                match outbox.purge_finished(before).await {
+                    Ok(n) => tracing::info!(outbox = n, "retention purge of the cluster's outbox"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "retention purge of the cluster's outbox failed")
+                    }
+                }
             }
         }
     })

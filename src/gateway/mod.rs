@@ -122,7 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         crate::config::Backend::Redis => Some(connect_redis(&config).await?),
         crate::config::Backend::Sled => None,
     };
-    let secret = match shared.as_ref().map(|(dialogues, _)| dialogues) {
+    let secret = match shared.as_ref().map(|shared| &shared.dialogues) {
         Some(dialogues) => Some(
             dialogues
                 .installation_secret()
@@ -132,13 +132,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let store = open_store(&config, secret)?;
-    let store = match shared.as_ref().and_then(|(_, records)| records.clone()) {
+    let store = match shared.as_ref().and_then(|shared| shared.records.clone()) {
         Some(records) => store.share_records(records),
         None => store,
     };
     crate::seed::into_cluster(&store, &config).await?;
     let apps = apps::load(&config, &store)?;
-    let shared = shared.map(|(dialogues, _)| dialogues);
     let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -175,6 +174,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
 }
 
+/// What cluster mode shares in Redis.
+struct Shared {
+    dialogues: crate::store::shared_dialogues::SharedDialogues,
+    /// `None` with `dialogues_only`: each node keeps its own.
+    records: Option<crate::store::shared_records::SharedRecords>,
+    outbox: crate::store::shared_outbox::SharedOutbox,
+}
+
 /// The cluster's records, ledger and outbox when `config` shares them in Redis (connected
 /// and checked as `serve` does), for commands that write them (`seed`).
 ///
@@ -186,19 +193,13 @@ pub async fn shared_records(
     if config.store.backend != crate::config::Backend::Redis {
         return Ok(None);
     }
-    Ok(connect_redis(config).await?.1)
+    Ok(connect_redis(config).await?.records)
 }
 
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
-/// confirms; the error says what to set. Returns the shared dialogues, and the shared
-/// records, ledger and outbox unless the config keeps those on each node
-/// (`dialogues_only`).
-async fn connect_redis(
-    config: &Config,
-) -> anyhow::Result<(
-    crate::store::shared_dialogues::SharedDialogues,
-    Option<crate::store::shared_records::SharedRecords>,
-)> {
+/// confirms; the error says what to set. Returns the shared dialogues and outbox, and the
+/// shared records and ledger unless the config keeps those on each node (`dialogues_only`).
+async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
     use crate::store::redis::{Redis, RedisSettings};
     let redis_config = &config.store.redis;
     let settings = RedisSettings {
@@ -216,8 +217,8 @@ async fn connect_redis(
         .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
     let records = if redis_config.dialogues_only {
         tracing::warn!(
-            "[store.redis] dialogues_only: flow records, the ledger and the outbox stay in \
-             this node's own store"
+            "[store.redis] dialogues_only: flow records, the ledger and the outbox items their \
+             transactions write stay in this node's own store"
         );
         None
     } else {
@@ -232,10 +233,17 @@ async fn connect_redis(
             )),
         )
     };
-    Ok((
-        crate::store::shared_dialogues::SharedDialogues::new(redis),
+    let outbox = crate::store::shared_outbox::SharedOutbox::open(
+        redis.clone(),
+        config.outbox.claim_timeout(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("[store.redis] the shared outbox: {e}"))?;
+    Ok(Shared {
+        dialogues: crate::store::shared_dialogues::SharedDialogues::new(redis),
         records,
-    ))
+        outbox,
+    })
 }
 
 /// Phase 1: the metrics recorder, warnings about the config's security, and the store.
@@ -266,7 +274,7 @@ fn start_sessions(
     config: &Config,
     store: &Store,
     routes: crate::app::RouteTable,
-    shared: Option<crate::store::shared_dialogues::SharedDialogues>,
+    shared: Option<Shared>,
 ) -> anyhow::Result<(Shards, Registry)> {
     let shards_n = match config.sessions.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -293,8 +301,9 @@ fn start_sessions(
         .map(|r| r.deadline)
         .max()
         .unwrap_or_default();
-    let cluster = shared.map(|dialogues| session::core::Cluster {
-        dialogues,
+    let cluster = shared.map(|shared| session::core::Cluster {
+        dialogues: shared.dialogues,
+        outbox: shared.outbox,
         lease: longest + Duration::from_secs(2),
         end_record_ttl: Duration::from_secs(config.retention.end_records_days.max(1) * 86_400),
     });

@@ -7,7 +7,8 @@
 //! never delays a USSD answer. Delivery is at-least-once: see [`sender`] and docs/outbox.md.
 //!
 //! - [`crate::effect`]: the stored model (key = id big-endian, value = JSON of [`Item`]);
-//! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction;
+//! - [`queue`]: enqueue, inspect, re-queue and purge outside a flow's transaction, on either
+//!   backend ([`crate::store::OutboxBackend`]: the node's own store or the cluster's);
 //! - `[africastalking]`, the account, hosts and retry policy, is configured in
 //!   [`crate::config::outbox`];
 //! - [`at`], [`classify`], [`transport`]: requests, what the answers mean, the HTTP client;
@@ -23,7 +24,7 @@ pub use crate::config::outbox::{API_KEY_ENV, AtConfig, RetryConfig, Secret, USER
 pub use crate::effect::{Effect, Item, Status};
 pub use at::AtClient;
 pub use classify::Outcome;
-pub use queue::{enqueue, get, list, pending, purge_finished, requeue};
+pub use queue::{enqueue, enqueue_on, get, list, pending, purge_finished, requeue, requeue_on};
 pub use sender::{SenderOptions, spawn_sender, spawn_sender_with};
 pub use transport::{HttpTransport, HyperTransport, Transport};
 

@@ -1,39 +1,42 @@
-//! The background sender: scans the outbox for due items and delivers them through AT.
+//! The background sender: finds due items in the outbox and delivers them through AT (or the
+//! SMPP side).
 //!
-//! One task per gateway. Each scan starts at a watermark (the oldest item still pending or
-//! recently written), takes the due items (pending, `next_attempt_ms` reached, which for a
-//! reminder is its not-before time) oldest first, and sends at most `concurrency` at once.
+//! One task per gateway, on either backend ([`OutboxBackend`]). On the node's own store each
+//! look scans from a watermark (the oldest item still pending or recently written); on the
+//! cluster's, each look moves what fell due into the stream, takes over the entries a dead node
+//! left unacknowledged past `[outbox] claim_timeout_secs`, and reads new entries for this node
+//! (docs/cluster.md). Either way it takes the due items (pending, `next_attempt_ms` reached,
+//! which for a reminder is its not-before time) and sends at most `concurrency` at once.
 //!
 //! Every delivery follows the same steps, all state in the store:
 //! 1. claim: compare-and-swap the item to `attempts + 1` with `next_attempt_ms` pushed past the
-//!    request timeout and the back-off, so a crash mid-request resends it only after that delay;
+//!    request timeout and the back-off, so a crash mid-request resends it only after that delay
+//!    (and in a cluster, a node that takes the item over before then leaves it waiting);
 //! 2. send (bounded by the request timeout);
 //! 3. record: compare-and-swap the claimed item to its result (sent, pending again with a
-//!    back-off, failed, not sent) and flush, before the slot takes another item.
+//!    back-off, failed, not sent), durably (a flush; in a cluster, one script that also
+//!    acknowledges the stream entry), before the slot takes another item.
 //!
 //! So an item marked sent is never sent again; an item whose answer was lost to a crash between
-//! 2 and 3 is sent again after the restart (at-least-once). The sender wakes on
-//! [`super::notify`], on an extra `Notify` the integrator passes (the ledger's signal), on a
-//! finished delivery, when the next item falls due, and at the poll interval otherwise.
+//! 2 and 3 is sent again after the restart, or by another node (at-least-once). The sender
+//! wakes on [`super::notify`], on an extra `Notify` the integrator passes (the ledger's signal),
+//! on a finished delivery, when the next item falls due, and at the poll interval otherwise.
 //! Shutdown stops taking items, lets the requests in flight finish (at most the request
 //! timeout) and records them.
 
 use super::at::AtClient;
 use super::classify::Outcome;
-use super::queue;
 use super::transport::{HttpTransport, Transport};
 use crate::clock::now_ms;
 use crate::config::outbox::{AtConfig, RetryConfig};
-use crate::effect::{Item, Status};
-use crate::store::{Outbox, Store, StoreError, Stored};
+use crate::effect::Status;
+use crate::store::{Cursor, Due, OutboxBackend, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-/// A full rescan (from the first id) happens at least this often.
-const FULL_SCAN_EVERY: Duration = Duration::from_secs(300);
 /// The longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -46,21 +49,25 @@ pub struct SenderOptions {
     pub wake: Option<Arc<Notify>>,
     /// The SMPP side, for the effects that go out over a bind.
     pub network: Option<Arc<dyn super::Network>>,
+    /// Leaves the depth gauge (`ussd_outbox_pending`) to another sender of the process: the
+    /// node's own outbox's beside the cluster's, in cluster mode.
+    pub quiet: bool,
 }
 
-/// Starts the sender with the plain-HTTP transport; it runs until `shutdown` turns true (or
-/// its sender is dropped), then finishes the requests in flight and returns.
+/// Starts the sender on `outbox` (a [`crate::store::Store`] for the node's own, or the
+/// cluster's) with the plain-HTTP transport; it runs until `shutdown` turns true (or its
+/// sender is dropped), then finishes the requests in flight and returns.
 pub fn spawn_sender(
-    store: Store,
+    outbox: impl Into<OutboxBackend>,
     config: AtConfig,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    spawn_sender_with(store, config, SenderOptions::default(), shutdown)
+    spawn_sender_with(outbox, config, SenderOptions::default(), shutdown)
 }
 
 /// As [`spawn_sender`], with a transport of choice (TLS) and an extra wake-up signal.
 pub fn spawn_sender_with(
-    store: Store,
+    outbox: impl Into<OutboxBackend>,
     config: AtConfig,
     options: SenderOptions,
     shutdown: watch::Receiver<bool>,
@@ -72,25 +79,25 @@ pub fn spawn_sender_with(
     let wake = super::register_waker();
     let extra = options.wake.unwrap_or_default();
     let network = options.network;
-    tokio::spawn(run(store, client, network, config, wake, extra, shutdown))
+    let ctx = Ctx {
+        outbox: outbox.into(),
+        client,
+        network,
+        retry: config.retry.clone(),
+        lease: config.timeout(),
+        quiet: options.quiet,
+    };
+    tokio::spawn(run(ctx, config, wake, extra, shutdown))
 }
 
 async fn run(
-    store: Store,
-    client: AtClient,
-    network: Option<Arc<dyn super::Network>>,
+    ctx: Ctx,
     config: AtConfig,
     wake: Arc<Notify>,
     extra: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let outbox = match store.outbox() {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "outbox sender cannot open its tree; not started");
-            return;
-        }
-    };
+    let client = &ctx.client;
     if client.is_configured() {
         for url in client.unreachable_hosts() {
             tracing::error!(%url, "AT base URL is https but this build has no TLS connector: its effects will fail");
@@ -103,51 +110,48 @@ async fn run(
     }
     let slots = config.concurrency.max(1);
     let poll = config.poll_interval();
-    let ctx = Arc::new(Ctx {
-        store,
-        outbox: outbox.clone(),
-        client,
-        network,
-        retry: config.retry.clone(),
-        lease: config.timeout(),
-    });
+    let outbox = ctx.outbox.clone();
+    let quiet = ctx.quiet;
+    let ctx = Arc::new(ctx);
+    let mut failing = false;
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, u64> = HashMap::new();
-    let mut watermark = 0u64;
-    let mut last_full = Instant::now();
+    let mut cursor = Cursor::default();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if last_full.elapsed() >= FULL_SCAN_EVERY {
-            watermark = 0;
-            last_full = Instant::now();
-        }
         let now = now_ms();
         let busy: HashSet<u64> = in_flight.values().copied().collect();
         let mut sleep_for = poll;
-        // On the blocking pool (it holds the store's scan gate).
-        let scanned = {
-            let (outbox, free) = (outbox.clone(), slots - tasks.len());
-            tokio::task::spawn_blocking(move || queue::scan(&outbox, watermark, now, &busy, free))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Aborted(format!("outbox scan task: {e}"))))
-        };
-        match scanned {
-            Ok(scan) => {
-                crate::metrics::outbox_pending(scan.pending);
-                watermark = scan.watermark;
-                for (item, raw) in scan.due {
-                    let id = item.id;
+        match outbox
+            .due(&mut cursor, now, &busy, slots - tasks.len())
+            .await
+        {
+            Ok(batch) => {
+                if failing {
+                    failing = false;
+                    tracing::info!("outbox: looking for due items works again");
+                }
+                if !quiet {
+                    crate::metrics::outbox_pending(batch.pending);
+                }
+                for due in batch.due {
+                    let id = due.item.id;
                     let ctx = ctx.clone();
-                    let handle = tasks.spawn(async move { ctx.deliver(item, raw).await });
+                    let handle = tasks.spawn(async move { ctx.deliver(due).await });
                     in_flight.insert(handle.id(), id);
                 }
-                if let Some(at) = scan.next_due_ms {
+                if let Some(at) = batch.next_due_ms {
                     sleep_for = sleep_for.min(Duration::from_millis(at.saturating_sub(now)));
                 }
             }
-            Err(e) => tracing::error!(error = %e, "outbox scan failed"),
+            // Said once when it starts failing (a store or Redis down), not at every poll.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(error = %e, "outbox: looking for due items failed; retrying");
+            }
+            Err(_) => {}
         }
         tokio::select! {
             changed = shutdown.changed() => {
@@ -179,24 +183,25 @@ async fn run(
 }
 
 struct Ctx {
-    store: Store,
-    outbox: Outbox,
+    outbox: OutboxBackend,
     client: AtClient,
     network: Option<Arc<dyn super::Network>>,
     retry: RetryConfig,
     lease: Duration,
+    quiet: bool,
 }
 
 impl Ctx {
-    async fn deliver(&self, item: Item, raw: Stored) {
-        let kind = item.effect.kind();
-        let id = item.id;
-        if let Err(e) = self.try_deliver(item, raw).await {
+    async fn deliver(&self, due: Due) {
+        let kind = due.item.effect.kind();
+        let id = due.item.id;
+        if let Err(e) = self.try_deliver(due).await {
             tracing::error!(id, kind, error = %e, "outbox item could not be updated");
         }
     }
 
-    async fn try_deliver(&self, item: Item, raw: Stored) -> Result<(), StoreError> {
+    async fn try_deliver(&self, due: Due) -> Result<(), StoreError> {
+        let item = &due.item;
         let kind = item.effect.kind();
         let to = item.effect.masked_recipient();
         let attempt = item.attempts.saturating_add(1);
@@ -204,7 +209,7 @@ impl Ctx {
         claimed.attempts = attempt;
         claimed.next_attempt_ms =
             now_ms().saturating_add(millis(self.lease + self.retry.backoff(attempt)));
-        let Some(claimed_raw) = self.outbox.swap(&raw, &claimed)? else {
+        let Some(claim) = self.outbox.claim(&due, &claimed).await? else {
             tracing::debug!(
                 id = item.id,
                 "outbox item changed under the sender; skipped"
@@ -268,13 +273,13 @@ impl Ctx {
         }
         let attempted = label != "not_sent";
         crate::metrics::outbox_delivery(kind, label, attempted.then_some(took));
-        if self.outbox.swap(&claimed_raw, &done)?.is_none() {
+        if !self.outbox.record(&claim, &done).await? {
             tracing::warn!(
                 id = item.id,
                 "outbox item changed while in flight; result not recorded"
             );
         }
-        self.store.flush().await
+        Ok(())
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Cluster {
     pub lease: Duration,
     /// How long end records are kept (`[retention] end_records_days`): Redis expires them.
     pub end_record_ttl: Duration,
+    /// The shared outbox, in Redis.
+    pub outbox: crate::store::shared_outbox::SharedOutbox,
 }
 
 /// What every actor shares: the store, the routes in force, the settings and the registry map.
@@ -160,5 +162,14 @@ impl Core {
             live: DashMap::new(),
             by_subscriber: DashMap::new(),
         })
+    }
+
+    /// The outbox effects decided outside a flow's transaction go to: the cluster's in cluster
+    /// mode, else the node's own store's.
+    pub fn outbox(&self) -> crate::store::OutboxBackend {
+        match &self.cluster {
+            Some(cluster) => cluster.outbox.clone().into(),
+            None => self.store.clone().into(),
+        }
     }
 }

@@ -14,7 +14,8 @@
 //!   changes one: it is written back as a chunk of one;
 //! - `records`: the documents flows read and write, keyed `collection/id` (see [`records`]);
 //! - `journal`, `idempotency`, `applied`: the ledger's ([`ledger`], [`applied`]);
-//! - `outbox`: the outbox's items ([`outbox`]);
+//! - `outbox`: the outbox's items ([`outbox`]); in cluster mode the cluster's outbox is in Redis
+//!   ([`shared_outbox`]), and [`OutboxBackend`] is either one to its users;
 //! - `calls`, `call_sessions`: voice call records ([`calls`]);
 //! - `flow_resume`: the flows' resume points ([`resume`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded, the installation secret).
@@ -36,6 +37,7 @@ mod format;
 mod gate;
 pub mod ledger;
 mod outbox;
+mod outbox_backend;
 mod pending;
 pub mod records;
 pub mod redis;
@@ -43,6 +45,7 @@ mod resume;
 mod shared_calls;
 pub mod shared_dialogues;
 mod shared_ends;
+pub mod shared_outbox;
 pub mod shared_records;
 mod tombstone_index;
 mod tx_ops;
@@ -53,6 +56,7 @@ use sled::transaction::TransactionError;
 use std::path::Path;
 
 pub use outbox::{Outbox, Stored};
+pub use outbox_backend::{Batch, Claimed, Cursor, Due, OutboxBackend};
 pub use records::Records;
 pub use resume::ResumePoints;
 

@@ -47,32 +47,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Writes one outbox item for `effect`, due now, outside any transaction, and wakes the
-    /// sender: for an effect decided outside the store's own transactions (the end event of a
-    /// dialogue ended in cluster mode's shared store).
-    ///
-    /// # Errors
-    /// sled or serialisation errors, or a store that refuses writes; nothing is written then.
-    pub fn enqueue(
-        &self,
-        effect: crate::effect::Effect,
-        session: Option<String>,
-    ) -> Result<(), StoreError> {
-        super::check_writable(&self.faults)?;
-        let item = crate::effect::Item::new(
-            self.generate_id()?,
-            effect,
-            crate::clock::now_ms(),
-            None,
-            session,
-        );
-        self.outbox()?.insert(&item)?;
-        self.outbox_written.notify_one();
-        Ok(())
-    }
-}
-
 impl Outbox {
     /// Writes `item` under its key, outside any transaction.
     ///

@@ -458,6 +458,12 @@ impl SharedDialogues {
         Ok(out)
     }
 
+    /// The key of the end record of `session` started at `started_ms` (also its end event's
+    /// name in its bucket's `events`).
+    pub fn end_record_key(session: &str, started_ms: u64) -> String {
+        Keys::of(session).end_record(session, started_ms)
+    }
+
     /// The end record kept for `session` started at `started_ms`, if any.
     ///
     /// # Errors

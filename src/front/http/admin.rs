@@ -163,7 +163,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             let format = req.uri().query().unwrap_or_default().contains("format=csv");
             export(&state, &p["/admin/export/".len()..], format).await
         }
-        (&Method::GET, "/admin/outbox") => outbox(&state),
+        (&Method::GET, "/admin/outbox") => outbox(&state).await,
         (&Method::GET, "/admin/ui/graph") => super::ui::graph(&state, req.uri().query()),
         (&Method::GET, "/admin/journeys") => super::ui::journeys(&state, req.uri().query()).await,
         (
@@ -179,7 +179,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
             };
             match path.as_str() {
                 "/admin/dialogues/end" => end_dialogue(&state, &args).await,
-                "/admin/outbox/requeue" => requeue(&state, &args),
+                "/admin/outbox/requeue" => requeue(&state, &args).await,
                 "/admin/ui/hop" => super::ui::hop(&state, &args).await,
                 _ => push(&state, &args).await,
             }
@@ -332,9 +332,8 @@ async fn end_dialogue(state: &AdminState, args: &serde_json::Value) -> Response<
 }
 
 /// Outbox items, pending first, recipients masked.
-fn outbox(state: &AdminState) -> Response<Body> {
-    let store = &state.registry.core().store;
-    let mut items = match crate::outbox::list(store) {
+async fn outbox(state: &AdminState) -> Response<Body> {
+    let mut items = match state.registry.core().outbox().list().await {
         Ok(items) => items,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     };
@@ -358,11 +357,11 @@ fn outbox(state: &AdminState) -> Response<Body> {
     json(StatusCode::OK, &json!({ "items": out }))
 }
 
-fn requeue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
+async fn requeue(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
     let Some(id) = args.get("id").and_then(|i| i.as_u64()) else {
         return text(StatusCode::BAD_REQUEST, "missing \"id\"\n");
     };
-    match crate::outbox::requeue(&state.registry.core().store, id) {
+    match crate::outbox::requeue_on(&state.registry.core().outbox(), id).await {
         Ok(true) => {
             state.registry.core().store.outbox_signal().notify_one();
             json(StatusCode::OK, &json!({ "requeued": id }))

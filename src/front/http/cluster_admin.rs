@@ -1,6 +1,6 @@
 //! What the admin listener reads from the cluster's Redis in cluster mode (docs/cluster.md):
-//! the end records, journal and call records every node shares, instead of the node's own
-//! store. `None` where the node's own store holds the answer.
+//! the end records, journal, call records and outbox items every node shares, instead of the
+//! node's own store. `None` where the node's own store holds the answer.
 
 use super::admin::AdminState;
 use crate::retention::Kind;
@@ -42,7 +42,17 @@ pub async fn documents(state: &AdminState, kind: Kind) -> Option<Result<Vec<Valu
             let shared = core.store.shared_records()?;
             shared.call_documents().await.map_err(|e| e.to_string())
         }
-        Kind::Outbox => return None,
+        Kind::Outbox => core
+            .outbox()
+            .list()
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|i| serde_json::to_value(i).map_err(|e| e.to_string()))
+                    .collect()
+            }),
     })
 }
 

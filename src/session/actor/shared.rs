@@ -18,6 +18,7 @@ use crate::session::messages::AggregatorEnd;
 use crate::session::state::{AggregatorReport, Dialogue, EndReason, EndRecord, Tombstone};
 use crate::store::StoreError;
 use crate::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
+use crate::store::shared_outbox::EndEvent;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -319,13 +320,23 @@ impl SessionActor {
                             Some(ledger) => with_applied(ledger, &key, started_ms, record).await,
                             None => record,
                         };
+                        // The event waits in the bucket, written with the end itself.
+                        let event = event
+                            .map(|effect| {
+                                serde_json::to_vec(&EndEvent {
+                                    session: key.to_string(),
+                                    effect,
+                                })
+                            })
+                            .transpose()
+                            .map_err(|e| e.to_string())?;
                         let ending = Ending {
                             tombstone: &tombstone,
                             tombstone_ttl_ms,
                             record: &record,
                             record_ttl_ms,
                             started_ms,
-                            event: None,
+                            event: event.as_deref(),
                             keep_lease: i + 1 < n,
                         };
                         let t = Instant::now();
@@ -345,12 +356,16 @@ impl SessionActor {
                             }
                             Err(e) => return Err(e.to_string()),
                         }
-                        // The end happened once (under the lease), here: its event goes to
-                        // this node's outbox.
-                        if let Some(event) = event
-                            && let Err(e) = store.enqueue(event, Some(key.to_string()))
-                        {
-                            tracing::error!(error = %e, "end event not queued");
+                        // The end happened once (under the lease), here: this node moves its
+                        // event into the cluster's outbox now, off the hop's path (every node
+                        // moves what a node that died first left).
+                        if let Some(event) = event {
+                            tokio::spawn(move_end_event(
+                                cluster.clone(),
+                                key.to_string(),
+                                started_ms,
+                                event,
+                            ));
                         }
                     }
                 }
@@ -487,6 +502,21 @@ impl SessionActor {
             };
             Box::pin(update.into_actor(act))
         }))
+    }
+}
+
+/// Moves the end event of `key` (started at `started_ms`) from its bucket into the cluster's
+/// outbox and wakes the sender; on failure the event waits for the next node's move.
+async fn move_end_event(cluster: Cluster, key: String, started_ms: u64, event: Vec<u8>) {
+    let record = SharedDialogues::end_record_key(&key, started_ms);
+    let bucket = crate::store::shared_dialogues::bucket(&key);
+    match cluster
+        .outbox
+        .move_end_event(&cluster.dialogues, bucket, &record, &event)
+        .await
+    {
+        Ok(_) => crate::outbox::notify(),
+        Err(e) => tracing::warn!(error = %e, "end event left in its bucket for the next move"),
     }
 }
 
