@@ -107,17 +107,7 @@ async fn the_dental_walk_through() {
     );
 
     // A confirmation SMS at once and a reminder the day before the appointment.
-    let items: Vec<Item> = gw
-        .registry()
-        .core()
-        .store
-        .outbox()
-        .unwrap()
-        .documents()
-        .unwrap()
-        .into_iter()
-        .map(|doc| serde_json::from_value(doc).unwrap())
-        .collect();
+    let items: Vec<Item> = common::outbox_items(&gw).await;
     assert_eq!(items.len(), 2);
     assert_eq!(
         items[0].effect,
@@ -305,14 +295,15 @@ async fn cancelling_voids_the_reminder() {
         booked[4].starts_with("CON Appointment confirmed!"),
         "{booked:?}"
     );
-    let store = gw.registry().core().store.clone();
-    let reminder = |store: &ussd_gateway::store::Store| {
-        store
-            .outbox()
-            .unwrap()
-            .documents()
-            .unwrap()
-            .into_iter()
+    let documents = || async {
+        common::outbox_items(&gw)
+            .await
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let reminder = |docs: Vec<serde_json::Value>| {
+        docs.into_iter()
             .find(|d| {
                 d["effect"]["message"]
                     .as_str()
@@ -320,20 +311,17 @@ async fn cancelling_voids_the_reminder() {
             })
             .unwrap()
     };
-    assert_eq!(reminder(&store)["status"]["state"], "pending");
+    assert_eq!(reminder(documents().await)["status"]["state"], "pending");
     let cancelled = walk(&at, "c", JOHN, &["3", "1", "1"]).await;
     assert_eq!(
         cancelled[3],
         "CON Appointment cancelled successfully!\n1. Back to Main Menu"
     );
-    let voided = reminder(&store);
+    let voided = reminder(documents().await);
     assert_eq!(voided["status"]["state"], "voided", "{voided}");
     // Nothing else was voided: the booking's confirmation stays as the sender left it.
-    let others: Vec<_> = store
-        .outbox()
-        .unwrap()
-        .documents()
-        .unwrap()
+    let others: Vec<_> = documents()
+        .await
         .into_iter()
         .filter(|d| d["status"]["state"] == "voided")
         .collect();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{At, Sandbox};
-use ussd_gateway::outbox::{Effect, Item};
+use ussd_gateway::outbox::Effect;
 use ussd_gateway::store::Store;
 
 const CODE: &str = "*384*303#";
@@ -23,17 +23,6 @@ async fn balance(store: &Store, phone: &str) -> i64 {
     store.load_record("wallets", phone).await.unwrap().unwrap()["balance_cents"]
         .as_i64()
         .unwrap()
-}
-
-fn outbox(store: &Store) -> Vec<Item> {
-    store
-        .outbox()
-        .unwrap()
-        .documents()
-        .unwrap()
-        .into_iter()
-        .map(|doc| serde_json::from_value(doc).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +162,11 @@ async fn every_microfinance_screen() {
 
     // The effects went to the outbox with the right recipients (the founding app's airtime bug
     // sent airtime for another number to the caller).
-    let effects: Vec<Effect> = outbox(&store).into_iter().map(|i| i.effect).collect();
+    let effects: Vec<Effect> = common::outbox_items(&gw)
+        .await
+        .into_iter()
+        .map(|i| i.effect)
+        .collect();
     assert_eq!(effects.len(), 5, "{effects:?}");
     assert_eq!(
         effects[0],
@@ -450,8 +443,11 @@ async fn sms_times_are_east_africa_time() {
     let gw = sb.start().await;
     let at = At::new(gw.public_addr);
     walk(&at, "tz", AMINA, &["7"]).await;
-    let store = gw.registry().core().store.clone();
-    let effects: Vec<Effect> = outbox(&store).into_iter().map(|i| i.effect).collect();
+    let effects: Vec<Effect> = common::outbox_items(&gw)
+        .await
+        .into_iter()
+        .map(|i| i.effect)
+        .collect();
     assert_eq!(
         effects,
         [Effect::Sms {

@@ -54,6 +54,17 @@ pub async fn store_of(sb: &Sandbox) -> ussd_gateway::store::Store {
     }
 }
 
+/// Every outbox item of an in-process gateway, oldest first: its own store's, or the
+/// cluster's (on the Redis backend).
+pub async fn outbox_items(gw: &Running) -> Vec<ussd_gateway::outbox::Item> {
+    let core = gw.registry().core();
+    let backend: ussd_gateway::store::OutboxBackend = match &core.cluster {
+        Some(cluster) => cluster.outbox.clone().into(),
+        None => core.store.clone().into(),
+    };
+    backend.list().await.unwrap()
+}
+
 /// Whether sandboxes run on the Redis backend (`USSD_TEST_BACKEND=redis`).
 pub fn on_redis() -> bool {
     std::env::var("USSD_TEST_BACKEND").is_ok_and(|b| b == "redis")

@@ -59,15 +59,10 @@ fn idem_key(key: &str) -> String {
     format!("{TAG}:idem:{key}")
 }
 
-/// The shared outbox's keys: the items by id, the stream of ids ready to send, and the ids
-/// not due yet by when they are.
-pub const OUTBOX_ITEMS: &str = "ussd:{tx}:outbox:items";
-/// See [`OUTBOX_ITEMS`].
-pub const OUTBOX_READY: &str = "ussd:{tx}:outbox:ready";
-/// See [`OUTBOX_ITEMS`].
-pub const OUTBOX_LATER: &str = "ussd:{tx}:outbox:later";
-/// The counter every id in cluster mode comes from.
-pub const IDS: &str = "ussd:{tx}:ids";
+/// The shared outbox's keys, which a transaction writes its items into.
+pub use super::shared_outbox::{
+    IDS, ITEMS as OUTBOX_ITEMS, LATER as OUTBOX_LATER, READY as OUTBOX_READY,
+};
 pub(super) const JOURNAL: &str = "ussd:{tx}:journal";
 /// Set by the first node that seeds the sample records.
 const SEEDED: &str = "ussd:{tx}:seeded";
