@@ -97,6 +97,11 @@ fn main() -> ExitCode {
                 ExportFormat::Jsonl => Format::JsonLines,
                 ExportFormat::Csv => Format::Csv,
             };
+            if config.store.backend == ussd_gateway::config::Backend::Redis {
+                if let Some(code) = export_cluster(&config, kind, format) {
+                    return code;
+                }
+            }
             let store = match ussd_gateway::store::Store::open(
                 &config.store.data_dir,
                 config.store.cache_mb,
@@ -498,4 +503,51 @@ fn seed_cluster(config: &ussd_gateway::config::Config, synthetic: Option<u64>) -
             ExitCode::FAILURE
         }
     }
+}
+
+/// `export` in cluster mode: what the cluster keeps, read from its Redis; `None` for what
+/// each node keeps in its own store (journal and call records with `dialogues_only`).
+fn export_cluster(
+    config: &ussd_gateway::config::Config,
+    kind: ussd_gateway::retention::Kind,
+    format: ussd_gateway::retention::Format,
+) -> Option<ExitCode> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Some(ExitCode::FAILURE);
+        }
+    };
+    let docs = runtime.block_on(async {
+        let shared = match ussd_gateway::gateway::shared(config).await {
+            Ok(Some(shared)) => shared,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let outbox = shared.outbox.clone().into();
+        ussd_gateway::retention::cluster_documents(
+            &shared.dialogues,
+            shared.records.as_ref(),
+            &outbox,
+            kind,
+        )
+        .await
+    })?;
+    let mut out = std::io::stdout().lock();
+    let written =
+        docs.and_then(|docs| ussd_gateway::retention::write_documents(&docs, format, &mut out));
+    Some(match written {
+        Ok(n) => {
+            eprintln!("{n} records (the cluster's, from Redis)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    })
 }

@@ -139,7 +139,7 @@ async fn deposits_spread_over_three_nodes_are_applied_once_each() {
     }
     // Any node's admin listener reads the cluster's: the journal, end records, journeys; here
     // a fresh node's, which answered none of these dialogues.
-    let (_sb, fresh) = node(&[primary.url()], false, |_| ());
+    let (fresh_sb, fresh) = node(&[primary.url()], false, |_| ());
     let admin = At::new(fresh.admin);
     let get = |path: &'static str| {
         let admin = admin.clone();
@@ -169,6 +169,19 @@ async fn deposits_spread_over_three_nodes_are_applied_once_each() {
     let journeys: serde_json::Value =
         serde_json::from_str(&get("/admin/journeys?route=*384*303%23").await).unwrap();
     assert_eq!(journeys["dialogues"], 3, "{journeys}");
+    // So does the `export` command, beside a running node (whose own store it never opens).
+    for (what, lines) in [("journal", 3), ("ended", sessions.len())] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
+            .args(["export", what, "--config"])
+            .arg(fresh_sb.config_path())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{what}: {said}");
+        assert!(said.contains("the cluster's, from Redis"), "{what}: {said}");
+        let exported = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(exported.lines().count(), lines, "{what}: {exported}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

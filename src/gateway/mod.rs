@@ -175,11 +175,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 }
 
 /// What cluster mode shares in Redis.
-struct Shared {
-    dialogues: crate::store::shared_dialogues::SharedDialogues,
+#[derive(Debug)]
+pub struct Shared {
+    /// The dialogues, their tombstones and end records.
+    pub dialogues: crate::store::shared_dialogues::SharedDialogues,
     /// `None` with `dialogues_only`: each node keeps its own.
-    records: Option<crate::store::shared_records::SharedRecords>,
-    outbox: crate::store::shared_outbox::SharedOutbox,
+    pub records: Option<crate::store::shared_records::SharedRecords>,
+    /// The outbox.
+    pub outbox: crate::store::shared_outbox::SharedOutbox,
+}
+
+/// What `config` shares in Redis, connected and checked as `serve` does, or `None` on one
+/// node (sled), for commands that read it (`export`).
+///
+/// # Errors
+/// Redis unreachable or not durable.
+pub async fn shared(config: &Config) -> anyhow::Result<Option<Shared>> {
+    if config.store.backend != crate::config::Backend::Redis {
+        return Ok(None);
+    }
+    Ok(Some(connect_redis(config).await?))
 }
 
 /// The cluster's records, ledger and outbox when `config` shares them in Redis (connected

@@ -11,49 +11,14 @@ use serde_json::Value;
 pub async fn documents(state: &AdminState, kind: Kind) -> Option<Result<Vec<Value>, String>> {
     let core = state.registry.core();
     let cluster = core.cluster.as_ref()?;
-    Some(match kind {
-        Kind::Ended => cluster
-            .dialogues
-            .end_records()
-            .await
-            .map_err(|e| e.to_string())
-            .map(|raw| {
-                let mut docs: Vec<Value> = raw
-                    .iter()
-                    .filter_map(|r| serde_json::from_slice(r).ok())
-                    .collect();
-                docs.sort_by_key(|d| d.get("ended_ms").and_then(Value::as_u64));
-                docs
-            }),
-        Kind::Journal => {
-            let ledger = core.store.shared_records()?;
-            ledger
-                .journal()
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|entries| {
-                    entries
-                        .iter()
-                        .map(|e| serde_json::to_value(e).map_err(|e| e.to_string()))
-                        .collect()
-                })
-        }
-        Kind::Calls => {
-            let shared = core.store.shared_records()?;
-            shared.call_documents().await.map_err(|e| e.to_string())
-        }
-        Kind::Outbox => core
-            .outbox()
-            .list()
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|items| {
-                items
-                    .iter()
-                    .map(|i| serde_json::to_value(i).map_err(|e| e.to_string()))
-                    .collect()
-            }),
-    })
+    let outbox = core.outbox();
+    crate::retention::cluster_documents(
+        &cluster.dialogues,
+        core.store.shared_records(),
+        &outbox,
+        kind,
+    )
+    .await
 }
 
 /// The cluster's end records, or `None` when they are the node's own.
