@@ -256,15 +256,9 @@ fn main() -> ExitCode {
                 ca_file,
                 dialect,
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            let runtime = match current_thread() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             let mut out = std::io::stdout();
             match runtime.block_on(dial::run(&opts, &mut out)) {
@@ -471,15 +465,9 @@ impl Signals {
 
 /// `seed` in cluster mode: into the cluster's Redis.
 fn seed_cluster(config: &ussd_gateway::config::Config, synthetic: Option<u64>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let runtime = match current_thread() {
+        Ok(rt) => rt,
+        Err(code) => return code,
     };
     let seeded = runtime.block_on(async {
         let Some(shared) = ussd_gateway::gateway::shared_records(config).await? else {
@@ -512,15 +500,9 @@ fn export_cluster(
     kind: ussd_gateway::retention::Kind,
     format: ussd_gateway::retention::Format,
 ) -> Option<ExitCode> {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Some(ExitCode::FAILURE);
-        }
+    let runtime = match current_thread() {
+        Ok(rt) => rt,
+        Err(code) => return Some(code),
     };
     let docs = runtime.block_on(async {
         let shared = match ussd_gateway::gateway::shared(config).await {
@@ -550,4 +532,15 @@ fn export_cluster(
             ExitCode::FAILURE
         }
     })
+}
+
+/// A single-threaded runtime for a command's few async calls, or the failure to report.
+fn current_thread() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        })
 }

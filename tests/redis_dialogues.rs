@@ -4,49 +4,15 @@
 
 mod common;
 
-use common::redis::{Redis, RedisCluster};
+use common::redis::Server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use ussd_gateway::store::redis::{Redis as Client, RedisSettings};
 use ussd_gateway::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
 
-/// Redis as a node connects to it, kept alive as long as the test needs it.
-enum Server {
-    Primary(Redis),
-    Cluster(RedisCluster),
-}
-
-impl Server {
-    fn both() -> [Server; 2] {
-        [
-            Server::Primary(Redis::standalone()),
-            Server::Cluster(RedisCluster::start()),
-        ]
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Server::Primary(_) => "primary",
-            Server::Cluster(_) => "cluster",
-        }
-    }
-
-    /// A new node's handle: a connection of its own.
-    async fn node(&self) -> SharedDialogues {
-        let (urls, cluster) = match self {
-            Server::Primary(r) => (vec![r.url()], false),
-            Server::Cluster(c) => (c.urls(), true),
-        };
-        let redis = Client::connect(&RedisSettings {
-            urls,
-            cluster,
-            timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap();
-        SharedDialogues::new(redis)
-    }
+/// A new node's handle: a connection of its own.
+async fn node(server: &Server) -> SharedDialogues {
+    SharedDialogues::new(server.client().await)
 }
 
 const LEASE_MS: u64 = 5_000;
@@ -64,7 +30,7 @@ fn leased(begun: Begun) -> Lease {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialogue_moves_between_nodes_and_ends_once() {
     for server in Server::both() {
-        let (a, b) = (server.node().await, server.node().await);
+        let (a, b) = (node(&server).await, node(&server).await);
         let at = server.name();
         let key = "at:ATUid_move";
 
@@ -147,7 +113,7 @@ async fn a_dialogue_moves_between_nodes_and_ends_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_writes_nothing() {
     for server in Server::both() {
-        let (a, b) = (server.node().await, server.node().await);
+        let (a, b) = (node(&server).await, node(&server).await);
         let at = server.name();
         let key = "at:ATUid_stall";
         let stalled = leased(a.begin(key, None, 50).await.unwrap());
@@ -203,7 +169,7 @@ async fn racing_nodes_never_both_apply_a_hop() {
         let committed = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for _ in 0..3 {
-            let node = server.node().await;
+            let node = node(&server).await;
             let (key, committed) = (key.clone(), committed.clone());
             tasks.push(tokio::spawn(async move {
                 let mut mine = 0;
@@ -241,7 +207,7 @@ async fn racing_nodes_never_both_apply_a_hop() {
         for t in tasks {
             t.await.unwrap();
         }
-        let node = server.node().await;
+        let node = node(&server).await;
         match node.begin(&key, None, LEASE_MS).await.unwrap() {
             Begun::Live(l, state) => {
                 assert_eq!(l.version, 60, "{at}");
@@ -260,9 +226,9 @@ async fn an_idle_dialogue_is_claimed_by_one_node() {
     for server in Server::both() {
         let at = server.name();
         let nodes = [
-            server.node().await,
-            server.node().await,
-            server.node().await,
+            node(&server).await,
+            node(&server).await,
+            node(&server).await,
         ];
         let (idle, busy) = ("at:ATUid_idle", "at:ATUid_fresh");
         let l = leased(nodes[0].begin(idle, None, LEASE_MS).await.unwrap());

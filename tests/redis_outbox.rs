@@ -7,7 +7,7 @@
 mod common;
 mod outbox_fake;
 
-use common::redis::{Redis, RedisCluster};
+use common::redis::Server;
 use outbox_fake::{FakeAt, SMS};
 use std::future::Future;
 use std::time::Duration;
@@ -18,41 +18,11 @@ use ussd_gateway::store::OutboxBackend;
 use ussd_gateway::store::redis::{Redis as Client, RedisSettings};
 use ussd_gateway::store::shared_outbox::SharedOutbox;
 
-enum Server {
-    Primary(Redis),
-    Cluster(RedisCluster),
-}
-
-impl Server {
-    fn both() -> [Server; 2] {
-        [
-            Server::Primary(Redis::standalone()),
-            Server::Cluster(RedisCluster::start()),
-        ]
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Server::Primary(_) => "primary",
-            Server::Cluster(_) => "cluster",
-        }
-    }
-
-    /// A new node's outbox: a connection and a consumer of its own.
-    async fn node(&self, claim_timeout: Duration) -> SharedOutbox {
-        let (urls, cluster) = match self {
-            Server::Primary(r) => (vec![r.url()], false),
-            Server::Cluster(c) => (c.urls(), true),
-        };
-        let redis = Client::connect(&RedisSettings {
-            urls,
-            cluster,
-            timeout: Duration::from_secs(2),
-        })
+/// A new node's outbox: a connection and a consumer of its own.
+async fn node(server: &Server, claim_timeout: Duration) -> SharedOutbox {
+    SharedOutbox::open(server.client().await, claim_timeout)
         .await
-        .unwrap();
-        SharedOutbox::open(redis, claim_timeout).await.unwrap()
-    }
+        .unwrap()
 }
 
 /// Long enough never to fire in a test that does not wait for it.
@@ -114,7 +84,7 @@ async fn two_senders_racing_deliver_each_item_once() {
     for server in Server::both() {
         let at = server.name();
         let fake = FakeAt::start().await;
-        let (a, b) = (server.node(NEVER).await, server.node(NEVER).await);
+        let (a, b) = (node(&server, NEVER).await, node(&server, NEVER).await);
         assert_ne!(a.consumer(), b.consumer());
         let (sa, sb) = (
             Sender::start(&a, fake.config()),
@@ -167,8 +137,8 @@ async fn a_dead_nodes_items_are_taken_over_after_the_claim_timeout() {
         let at = server.name();
         let fake = FakeAt::start().await;
         let claim_timeout = Duration::from_millis(1500);
-        let dead = server.node(claim_timeout).await;
-        let live = server.node(claim_timeout).await;
+        let dead = node(&server, claim_timeout).await;
+        let live = node(&server, claim_timeout).await;
         let read_only = dead.enqueue(sms("read"), None, None).await.unwrap();
         let claimed = dead.enqueue(sms("claimed"), None, None).await.unwrap();
 
@@ -235,7 +205,7 @@ async fn a_reminder_waits_for_its_time_and_voided_items_are_never_sent() {
     for server in Server::both() {
         let at = server.name();
         let fake = FakeAt::start().await;
-        let node = server.node(NEVER).await;
+        let node = node(&server, NEVER).await;
         // Voided before any sender runs, and voided while waiting for its time.
         let voided_now = node.enqueue(sms("void-now"), None, None).await.unwrap();
         let soon = now_ms() + 3000;
@@ -284,7 +254,7 @@ async fn requeue_sends_a_failed_item_again_and_purge_removes_only_old_finished_o
     for server in Server::both() {
         let at = server.name();
         let fake = FakeAt::start().await;
-        let node = server.node(NEVER).await;
+        let node = node(&server, NEVER).await;
         let backend = OutboxBackend::from(node.clone());
         let now = now_ms();
         let make = |id: u64, status: Status, finished: Option<u64>| {
@@ -378,9 +348,9 @@ async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
             .unwrap(),
         );
         let nodes = [
-            server.node(NEVER).await,
-            server.node(NEVER).await,
-            server.node(NEVER).await,
+            node(&server, NEVER).await,
+            node(&server, NEVER).await,
+            node(&server, NEVER).await,
         ];
         let mut keys = Vec::new();
         for i in 0..5 {
@@ -467,9 +437,9 @@ async fn the_consumers_of_gone_nodes_leave_the_group_unless_they_left_entries() 
     for server in Server::both() {
         let at = server.name();
         let (gone, holding, me) = (
-            server.node(NEVER).await,
-            server.node(NEVER).await,
-            server.node(NEVER).await,
+            node(&server, NEVER).await,
+            node(&server, NEVER).await,
+            node(&server, NEVER).await,
         );
         // A node joins the group when it first reads an entry; this one was done with its.
         gone.enqueue(sms("done"), None, None).await.unwrap();

@@ -5,56 +5,20 @@
 
 mod common;
 
-use common::redis::{Redis, RedisCluster};
+use common::redis::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
 use ussd_gateway::effect::{Effect, Item, Status};
 use ussd_gateway::store::ledger::TxDialogue;
 use ussd_gateway::store::records::RecordWrite;
-use ussd_gateway::store::redis::{Redis as Client, RedisSettings};
 use ussd_gateway::store::shared_records::{
     OUTBOX_ITEMS, OUTBOX_LATER, OUTBOX_READY, SharedRecords,
 };
 use ussd_gateway::txn::{Address, FieldAddress, TxOp};
 
-enum Server {
-    Primary(Redis),
-    Cluster(RedisCluster),
-}
-
-impl Server {
-    fn both() -> [Server; 2] {
-        [
-            Server::Primary(Redis::standalone()),
-            Server::Cluster(RedisCluster::start()),
-        ]
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Server::Primary(_) => "primary",
-            Server::Cluster(_) => "cluster",
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let (urls, cluster) = match self {
-            Server::Primary(r) => (vec![r.url()], false),
-            Server::Cluster(c) => (c.urls(), true),
-        };
-        Client::connect(&RedisSettings {
-            urls,
-            cluster,
-            timeout: Duration::from_secs(2),
-        })
-        .await
-        .unwrap()
-    }
-
-    /// A new node's handle: a connection of its own.
-    async fn node(&self) -> SharedRecords {
-        SharedRecords::new(self.client().await, 0, Duration::from_secs(3600))
-    }
+/// A new node's handle: a connection of its own.
+async fn node(server: &Server) -> SharedRecords {
+    SharedRecords::new(server.client().await, 0, Duration::from_secs(3600))
 }
 
 fn account(id: &str) -> Address {
@@ -92,7 +56,7 @@ async fn balance(node: &SharedRecords, id: &str) -> i64 {
 async fn records_saved_on_one_node_are_read_and_merged_on_another() {
     for server in Server::both() {
         let name = server.name();
-        let (a, b) = (server.node().await, server.node().await);
+        let (a, b) = (node(&server).await, node(&server).await);
         a.apply(&[
             put(
                 "students",
@@ -130,7 +94,7 @@ async fn records_saved_on_one_node_are_read_and_merged_on_another() {
 async fn a_transaction_applies_once_and_a_retry_gets_the_same_outcome() {
     for server in Server::both() {
         let name = server.name();
-        let (a, b) = (server.node().await, server.node().await);
+        let (a, b) = (node(&server).await, node(&server).await);
         a.apply(&[
             put("wallets", "alice", json!({"balance_cents": 1_000}), false),
             put("wallets", "bob", json!({"balance_cents": 0}), false),
@@ -203,9 +167,9 @@ async fn nodes_racing_on_one_account_never_overdraw_it() {
     for server in Server::both() {
         let name = server.name();
         let nodes = [
-            server.node().await,
-            server.node().await,
-            server.node().await,
+            node(&server).await,
+            node(&server).await,
+            node(&server).await,
         ];
         nodes[0]
             .apply(&[
@@ -248,7 +212,7 @@ async fn nodes_racing_on_one_account_never_overdraw_it() {
 async fn outbox_items_are_written_with_their_transaction_and_voided_by_a_later_one() {
     for server in Server::both() {
         let name = server.name();
-        let node = server.node().await;
+        let node = node(&server).await;
         let redis = server.client().await;
         let booking = Address {
             collection: "bookings".into(),
@@ -333,7 +297,7 @@ async fn outbox_items_are_written_with_their_transaction_and_voided_by_a_later_o
 async fn sample_records_are_seeded_once_and_never_replace_a_flow_write() {
     for server in Server::both() {
         let name = server.name();
-        let (a, b) = (server.node().await, server.node().await);
+        let (a, b) = (node(&server).await, node(&server).await);
         let seed = [
             put("wallets", "alice", json!({"balance_cents": 100}), false),
             put("wallets", "bob", json!({"balance_cents": 200}), false),
@@ -366,10 +330,10 @@ async fn call_records_and_resume_points_are_the_clusters() {
         // Two nodes, each with its own sled store, sharing the cluster's Redis.
         let a = Store::temporary()
             .unwrap()
-            .share_records(server.node().await);
+            .share_records(node(&server).await);
         let b = Store::temporary()
             .unwrap()
-            .share_records(server.node().await);
+            .share_records(node(&server).await);
         // AT posts the final callback of one call twice, to two nodes.
         let call = json!({"session_id": "ATVId_1", "duration_seconds": 42});
         assert!(a.store_call_once("ATVId_1", &call).await.unwrap(), "{name}");

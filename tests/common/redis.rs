@@ -202,3 +202,43 @@ fn complete(reply: &[u8]) -> bool {
         _ => true,
     }
 }
+
+/// The Redis a test's nodes share: a standalone primary or a Cluster of three primaries,
+/// running as long as the test keeps it. Cluster mode's properties hold on both.
+pub enum Server {
+    Primary(Redis),
+    Cluster(RedisCluster),
+}
+
+impl Server {
+    /// One of each, started.
+    pub fn both() -> [Server; 2] {
+        [
+            Server::Primary(Redis::standalone()),
+            Server::Cluster(RedisCluster::start()),
+        ]
+    }
+
+    /// For assertion messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Server::Primary(_) => "primary",
+            Server::Cluster(_) => "cluster",
+        }
+    }
+
+    /// A node's connection of its own, as `serve` makes it (a 2 s timeout).
+    pub async fn client(&self) -> ussd_gateway::store::redis::Redis {
+        let (urls, cluster) = match self {
+            Server::Primary(r) => (vec![r.url()], false),
+            Server::Cluster(c) => (c.urls(), true),
+        };
+        ussd_gateway::store::redis::Redis::connect(&ussd_gateway::store::redis::RedisSettings {
+            urls,
+            cluster,
+            timeout: Duration::from_secs(2),
+        })
+        .await
+        .unwrap()
+    }
+}
