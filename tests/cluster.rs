@@ -19,22 +19,13 @@ const WALKS: &[(&str, &[&str])] = &[
     ("+254700000001", &["5"]),
 ];
 
-/// A node's sandbox on the Redis at `urls`, with `extra` config.
+/// A node's sandbox on the Redis at `urls`, with `extra` config (tables).
 fn node_sandbox(urls: &[String], cluster: bool, extra: &str) -> Sandbox {
-    let urls = urls
-        .iter()
-        .map(|u| format!("\"{u}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sb = Sandbox::with_repo_flows(&format!(
-        "{extra}[store.redis]\nurls = [{urls}]\ncluster = {cluster}\ndialogues_only = true\n{STUDENT}"
-    ));
-    let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-    std::fs::write(&path, toml).unwrap();
-    sb
+    Sandbox::cluster_node(
+        urls,
+        cluster,
+        &format!("dialogues_only = true\n{extra}{STUDENT}"),
+    )
 }
 
 /// `n` nodes (each its own process and data folder) on one Redis.

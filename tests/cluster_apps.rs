@@ -24,19 +24,7 @@ fn nodes(n: usize, urls: &[String], cluster: bool) -> Vec<(Sandbox, ChildGateway
 
 /// One node on the Redis at `urls`; `prepare` may change its sandbox first.
 fn node(urls: &[String], cluster: bool, prepare: impl Fn(&Sandbox)) -> (Sandbox, ChildGateway) {
-    let list = urls
-        .iter()
-        .map(|u| format!("\"{u}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sb = Sandbox::with_repo_flows(&format!(
-        "[store.redis]\nurls = [{list}]\ncluster = {cluster}\n{ROUTES}"
-    ));
-    let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-    std::fs::write(&path, toml).unwrap();
+    let sb = Sandbox::cluster_node(urls, cluster, ROUTES);
     prepare(&sb);
     let gw = sb.spawn();
     (sb, gw)
@@ -261,15 +249,8 @@ async fn a_dialogue_is_never_run_on_another_version_of_its_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_command_fills_the_clusters_store() {
     let primary = Redis::standalone();
-    let sb = Sandbox::with_repo_flows(&format!(
-        "[store.redis]\nurls = [\"{}\"]\n{ROUTES}",
-        primary.url()
-    ));
+    let sb = Sandbox::cluster_node(&[primary.url()], false, ROUTES);
     let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-    std::fs::write(&path, toml).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
         .args(["seed", "--config"])
         .arg(&path)

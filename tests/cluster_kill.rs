@@ -24,16 +24,15 @@ const CODE: &str = "*384*303#";
 const EACH: usize = 6;
 
 fn node(redis: &Redis, at: &FakeAt, seed: bool) -> (Sandbox, ChildGateway) {
-    let sb = Sandbox::with_repo_flows(&format!(
-        "[store.redis]\nurls = [\"{}\"]\n[africastalking]\nusername = \"sandbox\"\napi_key = \"test-key\"\nmessaging_base_url = \"{}\"\npoll_interval_ms = 50\n[[routes]]\nservice_code = \"*384*303#\"\nflow = \"microfinance\"\n",
-        redis.url(),
-        at.url()
-    ));
+    let sb = Sandbox::cluster_node(
+        &[redis.url()],
+        false,
+        &format!(
+            "[africastalking]\nusername = \"sandbox\"\napi_key = \"test-key\"\nmessaging_base_url = \"{}\"\npoll_interval_ms = 50\n[[routes]]\nservice_code = \"*384*303#\"\nflow = \"microfinance\"\n",
+            at.url()
+        ),
+    );
     let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-    std::fs::write(&path, toml).unwrap();
     if seed {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ussd-gateway"))
             .args(["seed", "--config"])

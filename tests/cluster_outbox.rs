@@ -18,13 +18,7 @@ const CLAIM_TIMEOUT_SECS: u64 = 3;
 
 /// A node's sandbox on the Redis at `url`, with `extra` config (which ends with the routes).
 fn node_sandbox(url: &str, extra: &str) -> Sandbox {
-    let sb = Sandbox::with_repo_flows(&format!("[store.redis]\nurls = [\"{url}\"]\n{extra}"));
-    let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
-    std::fs::write(&path, toml).unwrap();
-    sb
+    Sandbox::cluster_node(&[url.to_string()], false, extra)
 }
 
 /// A count the test reads from Redis with a script answering an integer.

@@ -103,6 +103,26 @@ impl Sandbox {
         Sandbox { dir, redis }
     }
 
+    /// A cluster node's sandbox: the repository's flows and data, `[store] backend = "redis"`
+    /// on the Redis at `urls` (a Redis Cluster's seed nodes when `cluster`), and `extra` TOML
+    /// after its `[store.redis]` (more of its keys first, then other tables).
+    pub fn cluster_node(urls: &[String], cluster: bool, extra: &str) -> Sandbox {
+        let list = urls
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sb = Sandbox::with_repo_flows(&format!(
+            "[store.redis]\nurls = [{list}]\ncluster = {cluster}\n{extra}"
+        ));
+        let path = sb.config_path();
+        let toml = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("[store]\n", "[store]\nbackend = \"redis\"\n");
+        std::fs::write(&path, toml).unwrap();
+        sb
+    }
+
     /// A sandbox using the repository's own config/flows and config/data with `routes` TOML.
     pub fn with_repo_flows(extra: &str) -> Sandbox {
         let sb = Sandbox::new(extra, &[]);
