@@ -2,7 +2,7 @@
 -- synthetic subscribers. Run with one connection per thread (-t N -c N): wrk then sends each
 -- thread's next request only after the previous answer, so a dialogue's hops stay in order.
 -- Environment: USSD_SUBSCRIBERS (default 10000), USSD_CODE (default *123#),
--- USSD_INPUTS (default "1,1").
+-- USSD_INPUTS (default "1,1"; "" for first hops only, each dialogue then abandoned).
 local counter = 0
 local threads = {}
 
@@ -20,6 +20,7 @@ function init(args)
     table.insert(inputs, s)
   end
   session = 0
+  seq = 0
   hop = 0
   text = ""
   phone = ""
@@ -40,8 +41,17 @@ function request()
     session = session + 1
     -- A new dial supersedes the same number's live dialogue: threads never share a number
     -- (thread t dials t, t + 1024, t + 2048, ...; up to 1024 threads).
-    local span = math.max(1, math.floor(subscribers / 1024)) * 1024
-    phone = string.format("2547%08d", 10000000 + (id + 1024 * math.random(0, span / 1024 - 1)) % span)
+    if #inputs == 0 then
+      -- First hops only: a thread's connections share its state, so its requests overlap;
+      -- each thread dials its own numbers in turn (thread t: t, t + T, t + 2T, ... with T =
+      -- USSD_THREADS), a number again only once all of the thread's others were dialled.
+      local stride = tonumber(os.getenv("USSD_THREADS") or "1024")
+      seq = seq + 1
+      phone = string.format("2547%08d", 10000000 + (id + stride * seq) % subscribers)
+    else
+      local span = math.max(1, math.floor(subscribers / 1024)) * 1024
+      phone = string.format("2547%08d", 10000000 + (id + 1024 * math.random(0, span / 1024 - 1)) % span)
+    end
     text = ""
   elseif hop == 1 then
     text = inputs[1]
@@ -54,7 +64,9 @@ function request()
 end
 
 function response(status, headers, body)
-  local want = (hop == #inputs) and "END " or "CON "
+  -- With no inputs (USSD_INPUTS=""), each dialogue is its first hop only, left on the home
+  -- menu (CON) and abandoned: the next request dials a new one.
+  local want = (hop == #inputs and #inputs > 0) and "END " or "CON "
   if status ~= 200 or string.sub(body, 1, 4) ~= want then
     bad = bad + 1
   end
