@@ -35,6 +35,7 @@ async fn records(urls: Vec<String>, cluster: bool) -> SharedRecords {
         urls,
         cluster,
         timeout: Duration::from_secs(2),
+        sentinel_master: None,
     })
     .await
     .unwrap();

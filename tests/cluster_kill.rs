@@ -182,6 +182,7 @@ async fn a_node_killed_under_load_loses_no_dialogue_no_transaction_and_no_sms() 
         urls: vec![redis.url()],
         cluster: false,
         timeout: Duration::from_secs(2),
+        sentinel_master: None,
     })
     .await
     .unwrap();

@@ -343,6 +343,7 @@ async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
                 urls,
                 cluster,
                 timeout: Duration::from_secs(2),
+                sentinel_master: None,
             })
             .await
             .unwrap(),

@@ -13,6 +13,7 @@ fn settings(urls: Vec<String>, cluster: bool) -> RedisSettings {
         urls,
         cluster,
         timeout: Duration::from_secs(2),
+        sentinel_master: None,
     }
 }
 
@@ -101,6 +102,14 @@ fn check_refuses_bad_redis_settings() {
         (
             "timeout_ms = 0",
             "store.redis.timeout_ms must be between 1 and 60000",
+        ),
+        (
+            "cluster = true\nsentinel_master = \"gateway\"",
+            "a Redis Cluster fails over by itself",
+        ),
+        (
+            "sentinel_master = \"\"",
+            "store.redis.sentinel_master must be the name given to `sentinel monitor`",
         ),
     ] {
         let sb = Sandbox::new(&format!("[store.redis]\n{redis}\n"), &[]);

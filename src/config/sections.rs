@@ -185,6 +185,11 @@ pub struct RedisConfig {
     /// Whether `urls` name a Redis Cluster's seed nodes. Default false.
     #[serde(default)]
     pub cluster: bool,
+    /// The name of the primary that the Sentinels at `urls` watch (`sentinel monitor <name>
+    /// ...`): the node asks them which server is the primary, and again after a failover.
+    /// Unset (the default): `urls` names the primary itself.
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
     /// Replicas that must acknowledge a confirmed transaction (`WAIT`) before its reply. With
     /// 0 (the default) every primary must run with `appendonly yes`.
     #[serde(default)]
@@ -224,7 +229,22 @@ impl RedisConfig {
                 "store.redis.urls: {bad:?} is not a redis:// or rediss:// URL"
             ));
         }
-        if !self.cluster && self.urls.len() > 1 {
+        if let Some(master) = &self.sentinel_master {
+            if self.cluster {
+                return Err(
+                    "store.redis.sentinel_master names a Sentinel-watched primary: a Redis \
+                     Cluster fails over by itself (unset one of cluster and sentinel_master)"
+                        .into(),
+                );
+            }
+            if master.is_empty() || master.chars().any(|c| c.is_whitespace()) {
+                return Err(
+                    "store.redis.sentinel_master must be the name given to `sentinel monitor`"
+                        .into(),
+                );
+            }
+        }
+        if !self.cluster && self.sentinel_master.is_none() && self.urls.len() > 1 {
             return Err(
                 "store.redis.urls names several servers: set store.redis.cluster = true for a \
                  Redis Cluster's seed nodes, or name the one primary (use Sentinel or a \

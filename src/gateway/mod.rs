@@ -221,6 +221,7 @@ async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
         urls: redis_config.urls.clone(),
         cluster: redis_config.cluster,
         timeout: Duration::from_millis(redis_config.timeout_ms),
+        sentinel_master: redis_config.sentinel_master.clone(),
     };
     let urls = redis_config.urls.join(", ");
     let redis = Redis::connect(&settings)

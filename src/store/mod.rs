@@ -41,6 +41,7 @@ mod outbox_backend;
 mod pending;
 pub mod records;
 pub mod redis;
+mod redis_sentinel;
 mod resume;
 mod shared_calls;
 pub mod shared_dialogues;

@@ -7,6 +7,7 @@
 //! timeout (a hop never waits on Redis past its deadline), timed into
 //! `ussd_redis_duration_seconds` and counted in `ussd_redis_errors_total` when it fails.
 
+use super::redis_sentinel::Sentinels;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
@@ -18,12 +19,15 @@ use std::time::{Duration, Instant};
 /// Where Redis is and how long a call may take (from `[store.redis]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// One primary's URL, or a Cluster's seed nodes.
+    /// One primary's URL, or a Cluster's seed nodes, or the Sentinels that watch the primary.
     pub urls: Vec<String>,
     /// Whether `urls` seed a Redis Cluster.
     pub cluster: bool,
     /// One call at most.
     pub timeout: Duration,
+    /// The name of the primary the Sentinels at `urls` watch (`None`: `urls` names the
+    /// primary itself).
+    pub sentinel_master: Option<String>,
 }
 
 /// Why Redis did not answer as it should.
@@ -43,10 +47,13 @@ pub enum RedisError {
 /// A handle on Redis: cheap to clone, shared by every task.
 #[derive(Clone)]
 pub struct Redis {
-    conn: Conn,
+    /// Replaced when Sentinel names another primary.
+    conn: std::sync::Arc<std::sync::RwLock<Conn>>,
     timeout: Duration,
     /// Whether the last call succeeded (`/ready` reads it).
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// With Sentinel: the Sentinels, asked again after a failed call.
+    sentinels: Option<std::sync::Arc<Sentinels>>,
 }
 
 #[derive(Clone)]
@@ -57,9 +64,10 @@ enum Conn {
 
 impl std::fmt::Debug for Redis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.conn {
-            Conn::Primary(_) => "primary",
-            Conn::Cluster(_) => "cluster",
+        let kind = match (&self.conn(), &self.sentinels) {
+            (Conn::Primary(_), None) => "primary",
+            (Conn::Primary(_), Some(_)) => "primary (Sentinel)",
+            (Conn::Cluster(_), _) => "cluster",
         };
         f.debug_struct("Redis")
             .field("kind", &kind)
@@ -75,35 +83,69 @@ impl Redis {
     /// Bad URLs, or no node answering within the timeout.
     pub async fn connect(config: &RedisSettings) -> Result<Redis, RedisError> {
         let timeout = config.timeout;
+        let sentinels = config
+            .sentinel_master
+            .as_ref()
+            .map(|m| std::sync::Arc::new(Sentinels::new(config.urls.clone(), m.clone())));
         let connecting = async {
-            if config.cluster {
-                let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .build()?;
-                Ok::<_, redis::RedisError>(Conn::Cluster(client.get_async_connection().await?))
-            } else {
-                let url = config.urls.first().map(String::as_str).unwrap_or_default();
-                let client = redis::Client::open(url)?;
-                let manager = client
-                    .get_connection_manager_with_config(
-                        ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(timeout))
-                            .set_response_timeout(Some(timeout)),
-                    )
-                    .await?;
-                Ok(Conn::Primary(manager))
+            if let Some(sentinels) = &sentinels {
+                let (_, manager) = sentinels.connect(timeout).await?;
+                return Ok(Conn::Primary(manager));
             }
+            let direct = async {
+                if config.cluster {
+                    let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                        .connection_timeout(timeout)
+                        .response_timeout(timeout)
+                        .build()?;
+                    Ok::<_, redis::RedisError>(Conn::Cluster(client.get_async_connection().await?))
+                } else {
+                    let url = config.urls.first().map(String::as_str).unwrap_or_default();
+                    let client = redis::Client::open(url)?;
+                    let manager = client
+                        .get_connection_manager_with_config(
+                            ConnectionManagerConfig::new()
+                                .set_connection_timeout(Some(timeout))
+                                .set_response_timeout(Some(timeout)),
+                        )
+                        .await?;
+                    Ok(Conn::Primary(manager))
+                }
+            };
+            Ok::<_, RedisError>(direct.await?)
         };
         let conn = tokio::time::timeout(timeout.saturating_mul(3), connecting)
             .await
             .map_err(|_| RedisError::Timeout(timeout.saturating_mul(3)))??;
         crate::metrics::redis_up(true, false);
         Ok(Redis {
-            conn,
+            conn: std::sync::Arc::new(std::sync::RwLock::new(conn)),
             timeout,
             up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            sentinels,
         })
+    }
+
+    /// The connection in use.
+    fn conn(&self) -> Conn {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// After a failed call, with Sentinel: asks the Sentinels (in the background) whether
+    /// another server is the primary now, and switches to it if so.
+    fn follow_primary(&self) {
+        let Some(sentinels) = self.sentinels.clone() else {
+            return;
+        };
+        if !sentinels.should_ask() {
+            return;
+        }
+        let (conn, timeout) = (self.conn.clone(), self.timeout);
+        tokio::spawn(async move {
+            if let Some(manager) = sentinels.ask(timeout).await {
+                *conn.write().unwrap_or_else(|e| e.into_inner()) = Conn::Primary(manager);
+            }
+        });
     }
 
     /// Whether Redis answered the last call made to it (a node whose Redis does not answer
@@ -131,7 +173,7 @@ impl Redis {
     /// The command failed, or no answer within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         self.timed(op_name(cmd), async {
-            match self.conn.clone() {
+            match self.conn() {
                 Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
             }
@@ -151,7 +193,7 @@ impl Redis {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         self.timed(op, async {
-            match self.conn.clone() {
+            match self.conn() {
                 Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }
@@ -174,6 +216,9 @@ impl Redis {
         };
         crate::metrics::redis_call(op, started.elapsed(), result.is_ok());
         self.note(result.is_ok());
+        if result.is_err() {
+            self.follow_primary();
+        }
         result
     }
 
@@ -183,7 +228,7 @@ impl Redis {
     /// # Errors
     /// As [`Redis::query`].
     pub async fn on_every_primary(&self, cmd: &Cmd) -> Result<Vec<Value>, RedisError> {
-        match self.conn.clone() {
+        match self.conn() {
             Conn::Primary(_) => Ok(vec![self.query::<Value>(cmd).await?]),
             Conn::Cluster(mut c) => {
                 let routed = c.route_command(
@@ -211,7 +256,7 @@ impl Redis {
         let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(replicas).arg(wait_ms);
-        match self.conn.clone() {
+        match self.conn() {
             Conn::Primary(_) => self.query::<u32>(&cmd).await,
             Conn::Cluster(mut c) => {
                 let route = Route::with_key(key.as_bytes(), SlotAddr::Master);

@@ -40,6 +40,7 @@ pub async fn store_of(sb: &Sandbox) -> ussd_gateway::store::Store {
                     urls: vec![r.url()],
                     cluster: false,
                     timeout: Duration::from_secs(2),
+                    sentinel_master: None,
                 },
             )
             .await

@@ -85,6 +85,102 @@ impl Drop for Redis {
     }
 }
 
+impl Redis {
+    /// A replica of `primary` (`--replicaof`), which a Sentinel may promote.
+    pub fn replica_of(primary: &Redis) -> Redis {
+        Redis::start(&["--replicaof", "127.0.0.1", &primary.port.to_string()])
+    }
+
+    /// Whether this replica holds everything its primary wrote so far (replication offsets).
+    pub fn caught_up_with(&self, primary: &Redis) -> bool {
+        let offset = |info: &str, key: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+        };
+        let p = primary.command(&["INFO", "replication"]);
+        let r = self.command(&["INFO", "replication"]);
+        offset(&r, "master_link_status:").as_deref() == Some("up")
+            && offset(&p, "master_repl_offset:").is_some()
+            && offset(&p, "master_repl_offset:") == offset(&r, "slave_repl_offset:")
+    }
+}
+
+/// A Sentinel (`redis-server <config> --sentinel`) watching one primary under the name
+/// `gateway`, on loopback, quick to fail over (the primary is down after 500 ms), stopped
+/// (kill -9) and removed when dropped.
+pub struct Sentinel {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    /// The name the primary is watched under.
+    pub const MASTER: &'static str = "gateway";
+
+    pub fn watching(primary: &Redis) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port_with_bus();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n\
+                 sentinel monitor {m} 127.0.0.1 {p} 1\n\
+                 sentinel down-after-milliseconds {m} 500\n\
+                 sentinel failover-timeout {m} 5000\n\
+                 sentinel parallel-syncs {m} 1\n",
+                dir.path().display(),
+                m = Sentinel::MASTER,
+                p = primary.port,
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .args(["--sentinel", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("redis-server runs in Sentinel mode");
+        let sentinel = Sentinel {
+            port,
+            child,
+            _dir: dir,
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while sentinel.primary_port().is_none() {
+            assert!(Instant::now() < until, "the Sentinel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sentinel
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port of the server the Sentinel names as the primary now.
+    pub fn primary_port(&self) -> Option<u16> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        TcpStream::connect(addr).ok()?;
+        let answer = command(
+            addr,
+            &["SENTINEL", "get-master-addr-by-name", Sentinel::MASTER],
+        );
+        // *2 $9 127.0.0.1 $5 <port>
+        answer.lines().nth(4).and_then(|p| p.trim().parse().ok())
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A Redis Cluster of three primaries (no replicas), every slot covered.
 pub struct RedisCluster {
     pub nodes: Vec<Redis>,
@@ -237,6 +333,7 @@ impl Server {
             urls,
             cluster,
             timeout: Duration::from_secs(2),
+            sentinel_master: None,
         })
         .await
         .unwrap()
