@@ -162,9 +162,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            if config.store.backend == ussd_gateway::config::Backend::Redis
-                && !config.store.redis.dialogues_only
-            {
+            if config.store.backend == ussd_gateway::config::Backend::Redis {
                 return seed_cluster(&config, synthetic);
             }
             let store = match ussd_gateway::store::Store::open(
@@ -470,10 +468,10 @@ fn seed_cluster(config: &ussd_gateway::config::Config, synthetic: Option<u64>) -
         Err(code) => return code,
     };
     let seeded = runtime.block_on(async {
-        let Some(shared) = ussd_gateway::gateway::shared_records(config).await? else {
-            anyhow::bail!("[store] backend = \"redis\" shares no records");
+        let Some(shared) = ussd_gateway::gateway::shared(config).await? else {
+            anyhow::bail!("[store] backend is not \"redis\"");
         };
-        Ok(ussd_gateway::seed::cluster_replacing(&shared, config, synthetic).await?)
+        Ok(ussd_gateway::seed::cluster_replacing(&shared.records, config, synthetic).await?)
     });
     match seeded {
         Ok((loaded, made)) => {
@@ -493,8 +491,7 @@ fn seed_cluster(config: &ussd_gateway::config::Config, synthetic: Option<u64>) -
     }
 }
 
-/// `export` in cluster mode: what the cluster keeps, read from its Redis; `None` for what
-/// each node keeps in its own store (journal and call records with `dialogues_only`).
+/// `export` in cluster mode: what the cluster keeps, read from its Redis.
 fn export_cluster(
     config: &ussd_gateway::config::Config,
     kind: ussd_gateway::retention::Kind,
@@ -511,13 +508,15 @@ fn export_cluster(
             Err(e) => return Some(Err(e.to_string())),
         };
         let outbox = shared.outbox.clone().into();
-        ussd_gateway::retention::cluster_documents(
-            &shared.dialogues,
-            shared.records.as_ref(),
-            &outbox,
-            kind,
+        Some(
+            ussd_gateway::retention::cluster_documents(
+                &shared.dialogues,
+                &shared.records,
+                &outbox,
+                kind,
+            )
+            .await,
         )
-        .await
     })?;
     let mut out = std::io::stdout().lock();
     let written =

@@ -198,22 +198,21 @@ pub fn purge(store: &Store, config: &RetentionConfig, now_ms: u64) -> Result<Pur
     Ok(purged)
 }
 
-/// Every document of `kind` a cluster keeps in Redis (`records`: `None` with
-/// `dialogues_only`, whose journal and call records each node keeps), or `None` when each node
-/// keeps its own. End records come bucket by bucket and are put in the order they ended.
+/// Every document of `kind` a cluster keeps in Redis. End records come bucket by bucket and
+/// are put in the order they ended.
 pub async fn cluster_documents(
     dialogues: &crate::store::shared_dialogues::SharedDialogues,
-    records: Option<&crate::store::shared_records::SharedRecords>,
+    records: &crate::store::shared_records::SharedRecords,
     outbox: &crate::store::OutboxBackend,
     kind: Kind,
-) -> Option<Result<Vec<Value>, String>> {
+) -> Result<Vec<Value>, String> {
     fn values<T: serde::Serialize>(r: Result<Vec<T>, StoreError>) -> Result<Vec<Value>, String> {
         r.map_err(|e| e.to_string())?
             .iter()
             .map(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
             .collect()
     }
-    Some(match kind {
+    match kind {
         Kind::Ended => dialogues
             .end_records()
             .await
@@ -226,8 +225,8 @@ pub async fn cluster_documents(
                 docs.sort_by_key(|d| d.get("ended_ms").and_then(Value::as_u64));
                 docs
             }),
-        Kind::Journal => values(records?.journal().await),
-        Kind::Calls => records?.call_documents().await.map_err(|e| e.to_string()),
+        Kind::Journal => values(records.journal().await),
+        Kind::Calls => records.call_documents().await.map_err(|e| e.to_string()),
         Kind::Outbox => values(outbox.list().await),
-    })
+    }
 }

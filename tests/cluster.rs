@@ -21,11 +21,7 @@ const WALKS: &[(&str, &[&str])] = &[
 
 /// A node's sandbox on the Redis at `urls`, with `extra` config (tables).
 fn node_sandbox(urls: &[String], cluster: bool, extra: &str) -> Sandbox {
-    Sandbox::cluster_node(
-        urls,
-        cluster,
-        &format!("dialogues_only = true\n{extra}{STUDENT}"),
-    )
+    Sandbox::cluster_node(urls, cluster, &format!("{extra}{STUDENT}"))
 }
 
 /// `n` nodes (each its own process and data folder) on one Redis.
@@ -194,10 +190,9 @@ async fn a_node_answers_busy_while_redis_is_down_and_recovers_by_itself() {
     let sb = node_sandbox(&[primary.url()], false, "");
     // A short Redis timeout, so that a dead Redis is noticed quickly.
     let path = sb.config_path();
-    let toml = std::fs::read_to_string(&path).unwrap().replace(
-        "dialogues_only = true\n",
-        "dialogues_only = true\ntimeout_ms = 300\n",
-    );
+    let toml = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[store.redis]\n", "[store.redis]\ntimeout_ms = 300\n");
     std::fs::write(&path, toml).unwrap();
     let busy = sb.config().limits.busy_text;
     let gw = sb.spawn();

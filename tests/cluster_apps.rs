@@ -17,7 +17,7 @@ const DENTAL: &str = "*675#";
 const AMINA: &str = "+254700000001";
 const APOLOGY: &str = "END Sorry, the service is unavailable right now. Please try again later.";
 
-/// `n` nodes on the Redis at `urls`, sharing everything (no `dialogues_only`).
+/// `n` nodes on the Redis at `urls`.
 fn nodes(n: usize, urls: &[String], cluster: bool) -> Vec<(Sandbox, ChildGateway)> {
     (0..n).map(|_| node(urls, cluster, |_| ())).collect()
 }

@@ -41,7 +41,7 @@ async fn a_killed_nodes_end_events_are_sent_once_by_another_node() {
     })
     .await;
     let extra = format!(
-        "dialogues_only = true\n[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n\
+        "[sessions]\nidle_timeout_secs = 1\n[events]\nurl = \"http://{}/events\"\n\
          [outbox]\nclaim_timeout_secs = {CLAIM_TIMEOUT_SECS}\n\
          [africastalking]\nrequest_timeout_ms = 2000\n\
          [africastalking.retry]\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n{STUDENT}",

@@ -173,7 +173,7 @@ async fn node_smpp_spreads_a_dialogue_over_two_nodes_of_a_cluster() {
     let redis = common::redis::Redis::standalone();
     let spawn_node = || {
         let sb = Sandbox::with_repo_flows(&format!(
-            "[store.redis]\nurls = [\"{}\"]\ndialogues_only = true\n[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"gw\"\npassword = \"secret\"\n",
+            "[store.redis]\nurls = [\"{}\"]\n[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"node\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"gw\"\npassword = \"secret\"\n",
             redis.url()
         ));
         let path = sb.config_path();

@@ -197,11 +197,6 @@ pub struct RedisConfig {
     /// One Redis call at most, in milliseconds. Default 1000.
     #[serde(default = "default_redis_timeout_ms")]
     pub timeout_ms: u64,
-    /// Run cluster mode as far as it is built: the dialogues and the outbox are shared, while
-    /// flow records and the ledger stay in each node's own store. `serve` refuses the Redis
-    /// backend without it. Default false.
-    #[serde(default)]
-    pub dialogues_only: bool,
 }
 
 fn default_redis_urls() -> Vec<String> {

@@ -61,33 +61,22 @@ pub(super) fn spawn(
     };
     let transport: Arc<dyn crate::outbox::Transport> = Arc::new(transport(config));
     let network = smpp.map(|s| Arc::new(s.pusher()) as Arc<dyn crate::outbox::Network>);
+    // The node's own outbox, or in cluster mode the cluster's, which every node sends from
+    // (each item goes to one).
+    let backend: crate::store::OutboxBackend = match &registry.core().cluster {
+        Some(cluster) => cluster.outbox.clone().into(),
+        None => store.clone().into(),
+    };
     let mut senders = vec![crate::outbox::spawn_sender_with(
-        store.clone(),
-        at.clone(),
+        backend,
+        at,
         crate::outbox::SenderOptions {
-            transport: Some(transport.clone()),
+            transport: Some(transport),
             wake: Some(store.outbox_signal()),
-            network: network.clone(),
-            quiet: registry.core().cluster.is_some(),
+            network,
         },
         shutdown.clone(),
     )];
-    // In cluster mode the cluster's outbox has a sender on every node (each item goes to one);
-    // the node's own keeps its own for what its store's transactions write.
-    let shared = registry.core().cluster.as_ref().map(|c| c.outbox.clone());
-    if let Some(shared) = &shared {
-        senders.push(crate::outbox::spawn_sender_with(
-            shared.clone(),
-            at,
-            crate::outbox::SenderOptions {
-                transport: Some(transport),
-                wake: None,
-                network,
-                quiet: false,
-            },
-            shutdown.clone(),
-        ));
-    }
     let committer = spawn_committer(
         store.clone(),
         Duration::from_millis(config.store.flush_every_ms),
@@ -108,7 +97,7 @@ pub(super) fn spawn(
     aborted.push(spawn_retention(
         store.clone(),
         config.retention.clone(),
-        shared,
+        registry.core().cluster.as_ref().map(|c| c.outbox.clone()),
     ));
     Jobs {
         awaited: senders,

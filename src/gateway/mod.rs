@@ -132,7 +132,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let store = open_store(&config, secret)?;
-    let store = match shared.as_ref().and_then(|shared| shared.records.clone()) {
+    let store = match shared.as_ref().map(|shared| shared.records.clone()) {
         Some(records) => store.share_records(records),
         None => store,
     };
@@ -179,14 +179,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 pub struct Shared {
     /// The dialogues, their tombstones and end records.
     pub dialogues: crate::store::shared_dialogues::SharedDialogues,
-    /// `None` with `dialogues_only`: each node keeps its own.
-    pub records: Option<crate::store::shared_records::SharedRecords>,
+    /// Flow records, the ledger, call records and resume points.
+    pub records: crate::store::shared_records::SharedRecords,
     /// The outbox.
     pub outbox: crate::store::shared_outbox::SharedOutbox,
 }
 
 /// What `config` shares in Redis, connected and checked as `serve` does, or `None` on one
-/// node (sled), for commands that read it (`export`).
+/// node (sled), for the commands that read or write it (`export`, `seed`).
 ///
 /// # Errors
 /// Redis unreachable or not durable.
@@ -197,23 +197,8 @@ pub async fn shared(config: &Config) -> anyhow::Result<Option<Shared>> {
     Ok(Some(connect_redis(config).await?))
 }
 
-/// The cluster's records, ledger and outbox when `config` shares them in Redis (connected
-/// and checked as `serve` does), for commands that write them (`seed`).
-///
-/// # Errors
-/// Redis unreachable or not durable.
-pub async fn shared_records(
-    config: &Config,
-) -> anyhow::Result<Option<crate::store::shared_records::SharedRecords>> {
-    if config.store.backend != crate::config::Backend::Redis {
-        return Ok(None);
-    }
-    Ok(connect_redis(config).await?.records)
-}
-
 /// Connects to the Redis of `[store.redis]` and checks that it keeps what the gateway
-/// confirms; the error says what to set. Returns the shared dialogues and outbox, and the
-/// shared records and ledger unless the config keeps those on each node (`dialogues_only`).
+/// confirms; the error says what to set. Returns what the nodes share there.
 async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
     use crate::store::redis::{Redis, RedisSettings};
     let redis_config = &config.store.redis;
@@ -231,24 +216,14 @@ async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
         .check_durability(redis_config.wait_replicas)
         .await
         .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;
-    let records = if redis_config.dialogues_only {
-        tracing::warn!(
-            "[store.redis] dialogues_only: flow records, the ledger and the outbox items their \
-             transactions write stay in this node's own store"
-        );
-        None
-    } else {
-        Some(
-            crate::store::shared_records::SharedRecords::new(
-                redis.clone(),
-                redis_config.wait_replicas,
-                Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
-            )
-            .with_call_records_ttl(Duration::from_secs(
-                config.retention.call_records_days.saturating_mul(86_400),
-            )),
-        )
-    };
+    let records = crate::store::shared_records::SharedRecords::new(
+        redis.clone(),
+        redis_config.wait_replicas,
+        Duration::from_secs(config.retention.idempotency_days.saturating_mul(86_400)),
+    )
+    .with_call_records_ttl(Duration::from_secs(
+        config.retention.call_records_days.saturating_mul(86_400),
+    ));
     let outbox = crate::store::shared_outbox::SharedOutbox::open(
         redis.clone(),
         config.outbox.claim_timeout(),

@@ -49,9 +49,6 @@ pub struct SenderOptions {
     pub wake: Option<Arc<Notify>>,
     /// The SMPP side, for the effects that go out over a bind.
     pub network: Option<Arc<dyn super::Network>>,
-    /// Leaves the depth gauge (`ussd_outbox_pending`) to another sender of the process: the
-    /// node's own outbox's beside the cluster's, in cluster mode.
-    pub quiet: bool,
 }
 
 /// Starts the sender on `outbox` (a [`crate::store::Store`] for the node's own, or the
@@ -85,7 +82,6 @@ pub fn spawn_sender_with(
         network,
         retry: config.retry.clone(),
         lease: config.timeout(),
-        quiet: options.quiet,
     };
     tokio::spawn(run(ctx, config, wake, extra, shutdown))
 }
@@ -111,7 +107,6 @@ async fn run(
     let slots = config.concurrency.max(1);
     let poll = config.poll_interval();
     let outbox = ctx.outbox.clone();
-    let quiet = ctx.quiet;
     let ctx = Arc::new(ctx);
     let mut failing = false;
     let mut tasks: JoinSet<()> = JoinSet::new();
@@ -133,9 +128,7 @@ async fn run(
                     failing = false;
                     tracing::info!("outbox: looking for due items works again");
                 }
-                if !quiet {
-                    crate::metrics::outbox_pending(batch.pending);
-                }
+                crate::metrics::outbox_pending(batch.pending);
                 for due in batch.due {
                     let id = due.item.id;
                     let ctx = ctx.clone();
@@ -188,7 +181,6 @@ struct Ctx {
     network: Option<Arc<dyn super::Network>>,
     retry: RetryConfig,
     lease: Duration,
-    quiet: bool,
 }
 
 impl Ctx {

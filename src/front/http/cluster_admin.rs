@@ -11,14 +11,9 @@ use serde_json::Value;
 pub async fn documents(state: &AdminState, kind: Kind) -> Option<Result<Vec<Value>, String>> {
     let core = state.registry.core();
     let cluster = core.cluster.as_ref()?;
+    let records = core.store.shared_records()?;
     let outbox = core.outbox();
-    crate::retention::cluster_documents(
-        &cluster.dialogues,
-        core.store.shared_records(),
-        &outbox,
-        kind,
-    )
-    .await
+    Some(crate::retention::cluster_documents(&cluster.dialogues, records, &outbox, kind).await)
 }
 
 /// The cluster's end records, or `None` when they are the node's own.
