@@ -265,7 +265,7 @@ async fn a_live_state_left_behind_by_a_cut_commit_does_not_end_twice() {
     at.hop("c1", "*384*1#", PHONE, "x").await;
     gw.shutdown().await;
     let live = {
-        let store = ussd_gateway::store::Store::open(&data_dir, 8, 50).unwrap();
+        let store = common::open_released(&data_dir, 8, 50);
         store.live::<serde_json::Value>("http:c1").unwrap().unwrap()
     };
     let gw = sb.start().await;
@@ -276,7 +276,7 @@ async fn a_live_state_left_behind_by_a_cut_commit_does_not_end_twice() {
     );
     gw.shutdown().await;
     {
-        let store = ussd_gateway::store::Store::open(&data_dir, 8, 50).unwrap();
+        let store = common::open_released(&data_dir, 8, 50);
         // The state the end replaced, back on disk as if its removal had been cut off.
         store.put_live("http:c1", live.clone()).unwrap();
         // And a live dialogue under a key whose tombstone is an earlier dialogue's.

@@ -28,11 +28,30 @@ pub struct Sandbox {
     pub redis: Option<redis::Redis>,
 }
 
+/// Opens the sled store at `path` once the gateway that had it has let it go: an in-process
+/// gateway's shutdown drops its last handle, but sled's I/O threads may hold the folder's
+/// lock a moment longer (polled every 10 ms, for at most 10 s).
+pub fn open_released(path: &Path, cache_mb: u64, flush_ms: u64) -> ussd_gateway::store::Store {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match ussd_gateway::store::Store::open(path, cache_mb, flush_ms) {
+            Ok(store) => return store,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+}
+
 /// The store of a stopped sandbox's gateway, as the gateway sees it: its sled folder, sharing
 /// the sandbox's Redis when it has one.
 pub async fn store_of(sb: &Sandbox) -> ussd_gateway::store::Store {
     let cfg = sb.config();
-    let store = ussd_gateway::store::Store::open(&cfg.store.data_dir, 16, 500).unwrap();
+    let store = open_released(&cfg.store.data_dir, 16, 500);
     match &sb.redis {
         Some(r) => {
             let client = ussd_gateway::store::redis::Redis::connect(

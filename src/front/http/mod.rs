@@ -206,6 +206,9 @@ pub async fn serve<H, F>(
     // through it the store). One served on a shard is tracked by a stand-in task here, which
     // ends when the connection does and, when aborted, makes the connection stop.
     let mut connections = tokio::task::JoinSet::new();
+    // Tells the stand-ins of connections served on shards to stop them, and to wait until
+    // they are gone (and with them their handles on the store) before `serve` returns.
+    let (stop_all, stopping) = watch::channel(false);
     // At most `max_connections` open at once: past it a new connection is told 503 and
     // closed at once (counted and logged), so a flood of clients cannot exhaust file
     // descriptors or memory, and the refusal is seen rather than left in the kernel's backlog.
@@ -302,8 +305,15 @@ pub async fn serve<H, F>(
                             drop(done);
                         });
                         if spawned {
+                            let mut stopping = stopping.clone();
                             connections.spawn(async move {
-                                let _keep_serving = stop;
+                                let mut finished = finished;
+                                tokio::select! {
+                                    _ = &mut finished => return,
+                                    _ = stopping.changed() => {}
+                                }
+                                // Stop serving, and wait until the shard's task is done.
+                                drop(stop);
                                 let _ = finished.await;
                             });
                         }
@@ -322,6 +332,22 @@ pub async fn serve<H, F>(
         .is_err()
     {
         tracing::warn!("requests still in flight after the grace period");
+    }
+    // The connections were told to close after their answers; those on shards are also told
+    // to stop, and each is waited for until it is gone, with its handles on the store (what is
+    // left after another grace period is aborted).
+    let _ = stop_all.send(true);
+    let drained = async {
+        while let Some(joined) = connections.join_next().await {
+            if let Err(e) = joined
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "a connection task panicked");
+            }
+        }
+    };
+    if tokio::time::timeout(limits.grace, drained).await.is_err() {
+        tracing::warn!("connections still open after the grace period: closed");
     }
     connections.shutdown().await;
 }
