@@ -73,13 +73,7 @@ async fn a_dialogue_that_timed_out_continues_on_redial() {
         eventually(10, || async { registry.live() == 0 }).await,
         "timed out"
     );
-    let ended = gw
-        .registry()
-        .core()
-        .store
-        .ended_records::<serde_json::Value>()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
+    let ended = common::end_records(&gw).await;
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["reason"], "idle_timeout", "{:?}", ended[0]);
 

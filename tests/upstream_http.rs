@@ -215,13 +215,7 @@ async fn misbehaving_upstreams() {
             "{outcome} not counted"
         );
     }
-    let ended: Vec<serde_json::Value> = gw
-        .registry()
-        .core()
-        .store
-        .ended_records()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ended = common::end_records(&gw).await;
     assert!(ended.iter().all(|r| r["reason"] == "error"));
     assert!(
         ended
@@ -274,20 +268,13 @@ async fn received_events_end_dialogues_and_are_recorded() {
     let a = post(event("ev1", "Incomplete")).await;
     assert_eq!((a.status, a.body.as_str()), (200, "OK"));
     // Ended at once: its live state is gone and its end record written before the 200.
-    let store = gw.registry().core().store.clone();
-    assert_eq!(store.live_count(), 0, "ended at once");
-    assert_eq!(store.ended_count(), 1);
+    assert_eq!(common::live_count(&gw).await, 0, "ended at once");
+    assert_eq!(common::end_records(&gw).await.len(), 1);
     // A dialogue that ended by END gets AT's report attached.
     at.hop("ev2", "*123#", "+254700000001", "").await;
     at.hop("ev2", "*123#", "+254700000001", "6").await;
     assert_eq!(post(event("ev2", "Failed")).await.status, 200);
-    let records: Vec<serde_json::Value> = gw
-        .registry()
-        .core()
-        .store
-        .ended_records()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let records = common::end_records(&gw).await;
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["reason"], "abort");
     assert_eq!(records[0]["aggregator"]["status"], "Incomplete");

@@ -85,6 +85,34 @@ pub async fn outbox_items(gw: &Running) -> Vec<ussd_gateway::outbox::Item> {
     backend.list().await.unwrap()
 }
 
+/// Every end record an in-process gateway keeps, in the order the dialogues ended: its own
+/// store's, or the cluster's (on the Redis backend).
+pub async fn end_records(gw: &Running) -> Vec<serde_json::Value> {
+    let core = gw.registry().core();
+    let mut records: Vec<serde_json::Value> = match &core.cluster {
+        Some(cluster) => cluster
+            .dialogues
+            .end_records()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect(),
+        None => core.store.ended_records().map(Result::unwrap).collect(),
+    };
+    records.sort_by_key(|r| r["ended_ms"].as_u64());
+    records
+}
+
+/// How many live dialogues an in-process gateway keeps (its store's, or the cluster's).
+pub async fn live_count(gw: &Running) -> usize {
+    let core = gw.registry().core();
+    match &core.cluster {
+        Some(cluster) => cluster.dialogues.live_states().await.unwrap().len(),
+        None => core.store.live_count(),
+    }
+}
+
 /// Whether sandboxes run on the Redis backend (`USSD_TEST_BACKEND=redis`).
 pub fn on_redis() -> bool {
     std::env::var("USSD_TEST_BACKEND").is_ok_and(|b| b == "redis")
