@@ -155,6 +155,18 @@ async fn deposits_spread_over_three_nodes_are_applied_once_each() {
     }
     let status = common::status(fresh.admin).await;
     assert_eq!(status["dialogues_ended"], sessions.len(), "{status}");
+    assert_eq!(
+        status["dialogues_persisted"], 0,
+        "every dialogue ended: {status}"
+    );
+    // A dialogue left waiting is counted from the cluster's Redis (no node keeps one in sled).
+    let home = At::new(fresh.public).hop("left", MICRO, AMINA, "").await;
+    assert!(
+        home.starts_with("CON Welcome to Nerd Microfinance"),
+        "{home}"
+    );
+    let status = common::status(fresh.admin).await;
+    assert_eq!(status["dialogues_persisted"], 1, "{status}");
     let journeys: serde_json::Value =
         serde_json::from_str(&get("/admin/journeys?route=*384*303%23").await).unwrap();
     assert_eq!(journeys["dialogues"], 3, "{journeys}");

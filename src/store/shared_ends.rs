@@ -43,6 +43,22 @@ impl SharedDialogues {
         Ok(out)
     }
 
+    /// How many live dialogues the cluster keeps (each bucket's sweep index).
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn live_count(&self) -> Result<usize, RedisError> {
+        let mut n = 0;
+        for b in 0..BUCKETS {
+            let c: usize = self
+                .redis()
+                .query(redis::cmd("ZCARD").arg(format!("ussd:{{d:{b}}}:deadlines")))
+                .await?;
+            n += c;
+        }
+        Ok(n)
+    }
+
     /// How many end records the cluster keeps (those expired in the last moments may still
     /// count until a listing forgets them).
     ///

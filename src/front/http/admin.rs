@@ -131,12 +131,20 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 StatusCode::OK,
                 &json!({
                     "dialogues_in_memory": state.registry.live(),
-                    "dialogues_persisted": core.store.live_count(),
+                    // In cluster mode: the cluster's, from Redis (tombstones there are not
+                    // counted: they expire by themselves).
+                    "dialogues_persisted": match &core.cluster {
+                        Some(cluster) => cluster.dialogues.live_count().await.ok(),
+                        None => Some(core.store.live_count()),
+                    },
                     "dialogues_ended": match &core.cluster {
                         Some(cluster) => cluster.dialogues.ended_count().await.ok(),
                         None => Some(core.store.ended_count()),
                     },
-                    "tombstones_kept": core.store.tombstone_count(),
+                    "tombstones_kept": match &core.cluster {
+                        Some(_) => None,
+                        None => Some(core.store.tombstone_count()),
+                    },
                     "routes": routes,
                 }),
             )
