@@ -16,22 +16,13 @@ pub async fn documents(state: &AdminState, kind: Kind) -> Option<Result<Vec<Valu
     Some(crate::retention::cluster_documents(&cluster.dialogues, records, &outbox, kind).await)
 }
 
-/// The cluster's end records, or `None` when they are the node's own.
+/// The cluster's end records, in the order they ended, or `None` when they are the node's
+/// own.
 pub async fn end_records(state: &AdminState) -> Option<Result<Vec<EndRecord>, String>> {
-    let cluster = state.registry.core().cluster.as_ref()?;
-    Some(
-        cluster
-            .dialogues
-            .end_records()
-            .await
-            .map_err(|e| e.to_string())
-            .map(|raw| {
-                let mut records: Vec<EndRecord> = raw
-                    .iter()
-                    .filter_map(|r| serde_json::from_slice(r).ok())
-                    .collect();
-                records.sort_by_key(|r| r.ended_ms);
-                records
-            }),
-    )
+    let docs = documents(state, Kind::Ended).await?;
+    Some(docs.map(|docs| {
+        docs.into_iter()
+            .filter_map(|d| serde_json::from_value(d).ok())
+            .collect()
+    }))
 }
