@@ -120,6 +120,59 @@ fn in_sled(db: &Path, needle: &str) -> Vec<String> {
     found
 }
 
+/// Every key of the Redis at `url` (the sandbox's, on the Redis backend) whose name or value
+/// holds `needle`: strings, hashes, sets, sorted sets and streams, all of them.
+fn in_redis(url: &str, needle: &str) -> Vec<String> {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    let mut found = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE").arg(&key).query(&mut conn).unwrap();
+        let value: redis::Value = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(&key).query(&mut conn).unwrap(),
+            "hash" => redis::cmd("HGETALL").arg(&key).query(&mut conn).unwrap(),
+            "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut conn).unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query(&mut conn)
+                .unwrap(),
+            "stream" => redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query(&mut conn)
+                .unwrap(),
+            _ => redis::Value::Nil,
+        };
+        let text = format!("{key}: {value:?}");
+        // Bulk strings print as byte lists: look at their text too.
+        let bytes = redis_text(&value);
+        if text.contains(needle) || bytes.contains(needle) {
+            found.push(format!("{key}: {bytes}"));
+        }
+    }
+    found
+}
+
+/// The text of every bulk string in `value`, joined.
+fn redis_text(value: &redis::Value) -> String {
+    match value {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().map(redis_text).collect::<Vec<_>>().join(" ")
+        }
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| format!("{} {}", redis_text(k), redis_text(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
 async fn export(admin: std::net::SocketAddr, csv: bool) -> String {
     let path = if csv {
         "/admin/export/ended?format=csv"
@@ -279,14 +332,14 @@ async fn a_pin_is_kept_nowhere_after_the_dialogue_over_http_and_smpp() {
     let leaks: Vec<&str> = log.lines().filter(|l| l.contains(PIN)).collect();
     assert!(leaks.is_empty(), "{leaks:#?}");
 
-    // Every tree of the store: the amount typed beside the PIN is there (the scan finds what
-    // is kept), the PIN nowhere.
-    let db = sb.dir.path().join("db");
-    assert!(
-        !in_sled(&db, AMOUNT).is_empty(),
-        "the scan finds the amount"
-    );
-    let leaks = in_sled(&db, PIN);
+    // Every tree of the store (or every key of the cluster's Redis, on the Redis backend):
+    // the amount typed beside the PIN is there (the scan finds what is kept), the PIN nowhere.
+    let scan = |needle: &str| match &sb.redis {
+        Some(r) => in_redis(&r.url(), needle),
+        None => in_sled(&sb.dir.path().join("db"), needle),
+    };
+    assert!(!scan(AMOUNT).is_empty(), "the scan finds the amount");
+    let leaks = scan(PIN);
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
 
@@ -314,13 +367,49 @@ async fn after_a_crash_the_live_state_holds_the_pin_only_where_the_flow_needs_it
 
     let db = sb.dir.path().join("db");
     {
-        let db = sled::open(&db).unwrap();
-        let sessions = db.open_tree("sessions").unwrap();
-        let live = sessions
-            .get("http:c1")
-            .unwrap()
-            .expect("the live state was committed");
-        let mut live: serde_json::Value = serde_json::from_slice(&live).unwrap();
+        // The dialogue's live state and its resume point, as the store keeps them: in sled, or
+        // in the cluster's Redis on the Redis backend.
+        let (mut live, point): (serde_json::Value, serde_json::Value) = match &sb.redis {
+            Some(r) => {
+                let mut conn = redis::Client::open(r.url())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                let bucket = ussd_gateway::store::shared_dialogues::bucket("http:c1");
+                let live: Option<String> = redis::cmd("HGET")
+                    .arg(format!("ussd:{{d:{bucket}}}:live:http:c1"))
+                    .arg("s")
+                    .query(&mut conn)
+                    .unwrap();
+                let points: Vec<String> = redis::cmd("KEYS")
+                    .arg("ussd:resume:*")
+                    .query(&mut conn)
+                    .unwrap();
+                let point: String = redis::cmd("GET")
+                    .arg(points.first().expect("a resume point"))
+                    .query(&mut conn)
+                    .unwrap();
+                (
+                    serde_json::from_str(&live.expect("the live state was committed")).unwrap(),
+                    serde_json::from_str(&point).unwrap(),
+                )
+            }
+            None => {
+                let db = sled::open(&db).unwrap();
+                let live = db
+                    .open_tree("sessions")
+                    .unwrap()
+                    .get("http:c1")
+                    .unwrap()
+                    .expect("the live state was committed");
+                let points = db.open_tree("flow_resume").unwrap();
+                let (_, point) = points.iter().next().expect("a resume point").unwrap();
+                (
+                    serde_json::from_slice(&live).unwrap(),
+                    serde_json::from_slice(&point).unwrap(),
+                )
+            }
+        };
         assert_eq!(live["seen_text"], format!("1*{AMOUNT}*xxxx"));
         assert_eq!(live["app"]["vars"]["pin"], PIN, "the flow still has it");
         live["app"]["vars"]["pin"] = serde_json::Value::Null;
@@ -328,9 +417,6 @@ async fn after_a_crash_the_live_state_holds_the_pin_only_where_the_flow_needs_it
         assert!(!rest.contains(PIN), "{rest}");
         assert!(rest.contains(AMOUNT));
         // The resume point goes back to the PIN screen, without the PIN.
-        let points = db.open_tree("flow_resume").unwrap();
-        let (_, point) = points.iter().next().expect("a resume point").unwrap();
-        let point: serde_json::Value = serde_json::from_slice(&point).unwrap();
         assert_eq!(point["state"]["screen"], "pin", "{point}");
         assert_eq!(point["state"]["vars"]["amount"], AMOUNT, "{point}");
         assert!(!point.to_string().contains(PIN), "{point}");
@@ -348,10 +434,11 @@ async fn after_a_crash_the_live_state_holds_the_pin_only_where_the_flow_needs_it
         format!("END Sent {AMOUNT}.")
     );
     assert!(gw.signal("TERM").success());
-    assert!(
-        !in_sled(&db, AMOUNT).is_empty(),
-        "the scan finds the amount"
-    );
-    let leaks = in_sled(&db, PIN);
+    let scan = |needle: &str| match &sb.redis {
+        Some(r) => in_redis(&r.url(), needle),
+        None => in_sled(&db, needle),
+    };
+    assert!(!scan(AMOUNT).is_empty(), "the scan finds the amount");
+    let leaks = scan(PIN);
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
