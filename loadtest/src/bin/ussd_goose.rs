@@ -3,7 +3,9 @@
 //! Scenarios (pick with `--scenarios`): `studentwalk` dials `*123#` as a synthetic student and
 //! reads the current term's results (3 hops, END); `microfinancedeposit` dials `*384*303#` as a
 //! synthetic customer and deposits KES 100 (4 hops, the last one a ledger transaction flushed
-//! to disk before it is confirmed). Subscribers are drawn from the `USSD_SUBSCRIBERS` (default
+//! to disk before it is confirmed); `firsthop` dials `*123#` and leaves the dialogue on its
+//! home menu (one hop, CON: an abandoned dialogue). Subscribers are drawn from the
+//! `USSD_SUBSCRIBERS` (default
 //! 10000) numbers `ussd-gateway seed --synthetic N` creates, no two users
 //! on the same number (up to 4096 users).
 //!
@@ -35,7 +37,7 @@ fn subscribers() -> u64 {
 }
 
 /// One dialogue: POSTs each cumulative `text` in turn; every hop but the last must answer
-/// `CON `, the last `END `.
+/// `CON `, the last `END ` (with no inputs, the first hop is left at its `CON `).
 async fn dialogue(
     user: &mut GooseUser,
     name: &str,
@@ -77,7 +79,11 @@ async fn dialogue(
             .set_request_builder(builder)
             .build();
         let mut goose = user.request(request).await?;
-        let want = if i == inputs.len() { "END " } else { "CON " };
+        let want = if i == inputs.len() && !inputs.is_empty() {
+            "END "
+        } else {
+            "CON "
+        };
         match goose.response {
             Ok(r) => {
                 let body = r.text().await.unwrap_or_default();
@@ -101,6 +107,10 @@ async fn student_walk(user: &mut GooseUser) -> TransactionResult {
     dialogue(user, "student", "*123#", &["1", "1"]).await
 }
 
+async fn first_hop(user: &mut GooseUser) -> TransactionResult {
+    dialogue(user, "first", "*123#", &[]).await
+}
+
 async fn microfinance_deposit(user: &mut GooseUser) -> TransactionResult {
     dialogue(user, "deposit", "*384*303#", &["2", "100", "1"]).await
 }
@@ -111,6 +121,10 @@ async fn main() -> Result<(), GooseError> {
         .register_scenario(
             scenario!("StudentWalk")
                 .register_transaction(transaction!(student_walk).set_name("student walk")),
+        )
+        .register_scenario(
+            scenario!("FirstHop")
+                .register_transaction(transaction!(first_hop).set_name("first hop")),
         )
         .register_scenario(
             scenario!("MicrofinanceDeposit")
