@@ -7,6 +7,9 @@
 //! (b) node-smpp plays an ESME binding to the gateway's listener, with a wrong password first.
 //! (c) node-smpp plays one SMSC to which two gateway nodes of a cluster (on one Redis) bind
 //!     with the same account, and delivers a dialogue's messages alternately on the two binds.
+//! (d) node-smpp cuts one node's connection between a message and its reply, and refuses that
+//!     node's binds from then on: the reply, and a push asked of that node, go out on the
+//!     other node's connection.
 //!
 //! Skipped, with a message, only when `node` is not installed.
 
@@ -221,4 +224,83 @@ async fn node_smpp_spreads_a_dialogue_over_two_nodes_of_a_cluster() {
         let prefix = if last { "END " } else { "CON " };
         assert_eq!(http[i], format!("{prefix}{}", s["text"].as_str().unwrap()));
     }
+}
+
+/// One node's connection is cut right after it acknowledged a subscriber's first message: the
+/// first screen still reaches the SMSC, on the other node's connection of the bind (the node
+/// that has none hands it over through the cluster); and a push asked of the node whose binds
+/// the SMSC now refuses goes out the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_gets_a_reply_and_a_push_through_the_other_nodes_bind() {
+    let args = ["*123#", "254700000001", "1", "2", "98"].map(String::from);
+    let Some((_child, mut lines)) = node("smsc_relay.js", &args) else {
+        return;
+    };
+    let port = json_line(&mut lines).await["port"].as_u64().unwrap();
+    let redis = common::redis::Redis::standalone();
+    let spawn_node = |system_id: &str| {
+        let sb = Sandbox::cluster_node(
+            &[redis.url()],
+            false,
+            &format!(
+                "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{system_id}\"\npassword = \"secret\"\n"
+            ),
+        );
+        let gw = sb.spawn();
+        (sb, gw)
+    };
+    let (_sb1, gw1) = spawn_node("gw1");
+    let (_sb2, gw2) = spawn_node("gw2");
+    let record = json_line(&mut lines).await;
+    assert_eq!(record["event"], "ended", "{record}");
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 4, "{record}");
+    assert!(
+        screens[0]["text"].as_str().unwrap().starts_with(HOME),
+        "the first screen arrived: {record}"
+    );
+    assert!(screens[3]["end"].as_bool().unwrap(), "{record}");
+    assert_eq!(
+        record["answered_by"],
+        serde_json::json!(["gw2", "gw2", "gw2", "gw2"]),
+        "every screen came back on the connection left: {record}"
+    );
+    // The first screen went out once: not on the cut connection as well.
+    assert_eq!(record["ignored_on_cut"], 0, "{record}");
+
+    // gw1 has no connection (the SMSC refuses its binds): a push asked of it goes through gw2.
+    let push = common::At::new(gw1.admin)
+        .request(
+            "POST",
+            "/admin/push",
+            &[
+                ("authorization", "Bearer test-token"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"msisdn":"254700000002","text":"Results are out"}"#.to_string(),
+        )
+        .await;
+    assert_eq!(push.status, 200, "{push:?}");
+    let pushed = json_line(&mut lines).await;
+    assert_eq!(pushed["event"], "push", "{pushed}");
+    assert_eq!(pushed["by"], "gw2", "{pushed}");
+    assert_eq!(pushed["screen"]["text"], "Results are out", "{pushed}");
+    assert_eq!(pushed["screen"]["destination_addr"], "254700000002", "{pushed}");
+    let metrics = common::At::new(gw1.admin)
+        .request(
+            "GET",
+            "/metrics",
+            &[("authorization", "Bearer test-token")],
+            String::new(),
+        )
+        .await;
+    assert!(
+        metrics
+            .body
+            .contains("ussd_smpp_relayed_total{bind=\"op\",way=\"out\",outcome=\"sent\"} 2"),
+        "node 1 relayed the first screen and the push: {}",
+        metrics.body
+    );
+    assert!(gw1.signal("TERM").success());
+    assert!(gw2.signal("TERM").success());
 }

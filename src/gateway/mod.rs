@@ -183,6 +183,8 @@ pub struct Shared {
     pub records: crate::store::shared_records::SharedRecords,
     /// The outbox.
     pub outbox: crate::store::shared_outbox::SharedOutbox,
+    /// Messages for another node's SMPP connection.
+    pub relay: crate::store::shared_relay::SharedRelay,
 }
 
 /// What `config` shares in Redis, connected and checked as `serve` does, or `None` on one
@@ -231,6 +233,7 @@ async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
     .await
     .map_err(|e| anyhow::anyhow!("[store.redis] the shared outbox: {e}"))?;
     Ok(Shared {
+        relay: crate::store::shared_relay::SharedRelay::new(redis.clone()),
         dialogues: crate::store::shared_dialogues::SharedDialogues::new(redis),
         records,
         outbox,
@@ -295,6 +298,7 @@ fn start_sessions(
     let cluster = shared.map(|shared| session::core::Cluster {
         dialogues: shared.dialogues,
         outbox: shared.outbox,
+        relay: shared.relay,
         lease: longest + Duration::from_secs(2),
         end_record_ttl: Duration::from_secs(config.retention.end_records_days.max(1) * 86_400),
     });

@@ -21,6 +21,9 @@ pub const SMPP_PDUS: &str = "ussd_smpp_pdus_total";
 pub const SMPP_WINDOW: &str = "ussd_smpp_window_in_use";
 /// SMPP reconnection attempts, by ESME bind.
 pub const SMPP_RECONNECTS: &str = "ussd_smpp_reconnects_total";
+/// Cluster mode: messages sent through another node's connection of a bind, by bind, way
+/// (`out`: this node asked; `in`: this node sent another's) and outcome.
+pub const SMPP_RELAYED: &str = "ussd_smpp_relayed_total";
 /// Binds refused by the SMPP listener, by reason.
 pub const SMPP_BIND_FAILURES: &str = "ussd_smpp_bind_failures_total";
 /// The reasons of [`SMPP_BIND_FAILURES`].
@@ -70,6 +73,10 @@ pub(super) fn describe() {
         "SMPP requests in flight without a response, by bind (or listener peer)"
     );
     describe_counter!(SMPP_RECONNECTS, "SMPP reconnection attempts, by ESME bind");
+    describe_counter!(
+        SMPP_RELAYED,
+        "Cluster mode: SMPP messages sent through another node's connection of the bind, by bind, way (out: asked by this node, in: sent for another) and outcome (sent, failed, unanswered)"
+    );
     describe_counter!(
         SMPP_BIND_FAILURES,
         "Binds (and connections) refused by the SMPP listener, by reason"
@@ -125,6 +132,12 @@ pub fn smpp_peer_connections(peer: &str, delta: f64) {
 /// [`SMPP_BIND_FAILURE_REASONS`].
 pub fn smpp_bind_failure(reason: &'static str) {
     counter!(SMPP_BIND_FAILURES, "reason" => reason).increment(1);
+}
+
+/// A message relayed `way` ("out" or "in") for `bind`, with its outcome.
+pub fn smpp_relayed(bind: &str, way: &'static str, outcome: &'static str) {
+    counter!(SMPP_RELAYED, "bind" => bind.to_string(), "way" => way, "outcome" => outcome)
+        .increment(1);
 }
 
 /// A reconnection attempt of `bind`.

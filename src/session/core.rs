@@ -114,6 +114,8 @@ pub struct Cluster {
     pub end_record_ttl: Duration,
     /// The shared outbox, in Redis.
     pub outbox: crate::store::shared_outbox::SharedOutbox,
+    /// Messages for another node's SMPP connection, in Redis.
+    pub relay: crate::store::shared_relay::SharedRelay,
 }
 
 /// What every actor shares: the store, the routes in force, the settings and the registry map.

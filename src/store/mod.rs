@@ -18,6 +18,7 @@
 //!   ([`shared_outbox`]), and [`OutboxBackend`] is either one to its users;
 //! - `calls`, `call_sessions`: voice call records ([`calls`]);
 //! - `flow_resume`: the flows' resume points ([`resume`]);
+//! - in cluster mode, messages for another node's SMPP connection ([`shared_relay`]);
 //! - `meta`: small bookkeeping (whether sample data was loaded, the installation secret).
 //!
 //! The store's operations on dialogues are in [`dialogues`]; how every value is laid out in
@@ -48,6 +49,7 @@ pub mod shared_dialogues;
 mod shared_ends;
 pub mod shared_outbox;
 pub mod shared_records;
+pub mod shared_relay;
 mod tombstone_index;
 mod tx_ops;
 mod write_behind;

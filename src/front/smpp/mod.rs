@@ -16,6 +16,7 @@
 //! the config reference are in docs/smpp.md.
 
 pub mod conn;
+mod relay;
 pub mod ussd;
 pub mod wire;
 
@@ -40,7 +41,7 @@ use wire::{encoding, message};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a network-initiated message was not sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum SmppError {
     /// No bind by that name.
     #[error("no SMPP bind named {0:?}")]
@@ -51,6 +52,9 @@ pub enum SmppError {
     /// The MSISDN or the text cannot be sent.
     #[error("invalid message: {0}")]
     Invalid(String),
+    /// The connection closed before the peer answered.
+    #[error("SMPP link closed before the answer")]
+    Closed,
     /// The connection failed or the peer did not answer.
     #[error("SMPP link: {0}")]
     Link(String),
@@ -130,6 +134,8 @@ impl SmppFront {
         };
         let mut tasks = Vec::new();
         let mut binds = Vec::new();
+        // Every bind's and listener peer's USSD side, for the cluster's relay.
+        let mut sides = Vec::new();
         crate::metrics::smpp_binds_configured(config.binds.len());
         for b in &config.binds {
             crate::metrics::smpp_bind_registered(&b.name);
@@ -143,15 +149,18 @@ impl SmppFront {
                 ussd(&b.name, &b.profile, Role::Esme)?,
             ));
             tasks.extend(esme::spawn(&bind, &stop_rx));
+            sides.push(bind.ussd.clone());
             binds.push(bind);
         }
         let mut listener_addr = None;
         if let Some(l) = &config.listener {
             let mut peers = HashMap::new();
             for p in &l.peers {
+                let side = ussd(&p.system_id, &p.profile, Role::Smsc)?;
+                sides.push(side.clone());
                 let peer = listener::Peer {
                     password: p.password.clone(),
-                    ussd: ussd(&p.system_id, &p.profile, Role::Smsc)?,
+                    ussd: side,
                     allow_from: p.allow_from.clone(),
                     max_binds: p.max_binds,
                 };
@@ -164,6 +173,7 @@ impl SmppFront {
             listener_addr = Some(addr);
             tasks.push(task);
         }
+        tasks.extend(relay::spawn_taker(sides, stop_rx.clone()));
         {
             let stop = stop.clone();
             tokio::spawn(async move {
@@ -244,10 +254,12 @@ impl Pusher {
                 .iter()
                 .find(|b| b.cfg.name == name)
                 .ok_or_else(|| SmppError::UnknownBind(name.to_string())),
+            // None up here: the first one, which another node of a cluster may hold.
             None => self
                 .binds
                 .iter()
                 .find(|b| b.is_up())
+                .or_else(|| self.binds.first())
                 .ok_or(SmppError::NotBound),
         }
     }
@@ -388,7 +400,7 @@ fn outcome(r: Result<(), SmppError>, detail: &str) -> crate::outbox::Outcome {
         Ok(()) => Outcome::Sent {
             detail: detail.to_string(),
         },
-        Err(e @ (SmppError::NotBound | SmppError::Link(_))) => Outcome::Transient {
+        Err(e @ (SmppError::NotBound | SmppError::Closed | SmppError::Link(_))) => Outcome::Transient {
             reason: e.to_string(),
             retry_after: None,
         },
@@ -425,7 +437,8 @@ mod tests {
     fn a_bind_down_or_a_busy_smsc_is_retried_a_refusal_is_not() {
         let transient = |e| matches!(outcome(Err(e), ""), Outcome::Transient { .. });
         assert!(transient(SmppError::NotBound));
-        assert!(transient(SmppError::Link("closed".into())));
+        assert!(transient(SmppError::Link("timeout".into())));
+        assert!(transient(SmppError::Closed));
         assert!(transient(SmppError::Refused(u32::from(
             CommandStatus::EsmeRthrottled
         ))));

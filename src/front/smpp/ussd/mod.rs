@@ -221,11 +221,15 @@ impl Ussd {
     /// As SMSC, a hop that came on a connection that cannot carry its answer (a transmitter)
     /// while the peer has no receiver or transceiver bound is refused with ESME_RINVBNDSTS,
     /// and the dialogue it belongs to, if live, is ended: its answer could not go anywhere.
-    /// (As ESME the hop is taken: the bind's transmitter may be bound and not yet listed.)
+    /// (As ESME the hop is taken: the bind's transmitter may be bound and not yet listed. In
+    /// a cluster it is taken too: another node may hold a receiver of the peer.)
     pub fn take(self: &Arc<Self>, m: &UssdMessage, came_on: Option<Link>) -> CommandStatus {
         match self.decide(m) {
             Ok(Decision::Hop(hop, _))
-                if self.role == Role::Smsc && came_on.is_none() && self.outlet.open() == 0 =>
+                if self.role == Role::Smsc
+                    && came_on.is_none()
+                    && self.outlet.open() == 0
+                    && !self.relays() =>
             {
                 tracing::warn!(bind = %self.bind, "USSD on a transmitter, and no receiver or transceiver of the peer bound to answer it; refused");
                 let (registry, key) = (self.registry.clone(), hop.key);
@@ -278,7 +282,11 @@ impl Ussd {
         // connection loop gets round to listing a new connection (the peer may send its first
         // deliver_sm right behind the bind_resp).
         let sent = match self.pdu(&reply) {
-            Ok(pdu) => self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await,
+            Ok(pdu) => match self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await {
+                // The connection is gone: another node of the cluster may hold one.
+                Err(e) if e.relayable() => self.relay(super::relay::Carried::Ussd, &reply).await,
+                sent => sent,
+            },
             Err(e) => Err(super::SmppError::Invalid(e.to_string())),
         };
         if let Err(e) = sent {
@@ -293,22 +301,46 @@ impl Ussd {
     }
 
     /// Sends a message towards the network side, in this profile's carrier, and checks the
-    /// response status.
+    /// response status; in a cluster, through another node's connection of the bind when this
+    /// node has none.
     ///
     /// # Errors
     /// No connection is up, the message does not fit, or the peer refused or did not answer.
     pub async fn send(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
+        match self.send_here(m).await {
+            Err(e) if e.relayable() => self.relay(super::relay::Carried::Ussd, m).await,
+            sent => sent,
+        }
+    }
+
+    /// [`Ussd::send`] on this node's connections only.
+    ///
+    /// # Errors
+    /// As [`Ussd::send`].
+    pub async fn send_here(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
         let pdu = self
             .pdu(m)
             .map_err(|e| super::SmppError::Invalid(e.to_string()))?;
         self.send_pdu(pdu).await
     }
 
-    /// Sends a plain SMS (a submit_sm without USSD TLVs; long texts in message_payload).
+    /// Sends a plain SMS (a submit_sm without USSD TLVs; long texts in message_payload), in a
+    /// cluster through another node when this one holds no connection of the bind.
     ///
     /// # Errors
     /// As [`Ussd::send`].
     pub async fn send_sms(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
+        match self.send_sms_here(m).await {
+            Err(e) if e.relayable() => self.relay(super::relay::Carried::Sms, m).await,
+            sent => sent,
+        }
+    }
+
+    /// [`Ussd::send_sms`] on this node's connections only.
+    ///
+    /// # Errors
+    /// As [`Ussd::send`].
+    pub async fn send_sms_here(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
         let pdu = crate::front::smpp::wire::sm::to_sms_submit_sm(m)
             .map_err(|e| super::SmppError::Invalid(e.to_string()))?;
         self.send_pdu(pdu).await
@@ -325,10 +357,10 @@ impl Ussd {
             Some(link) => link,
             None => self.outlet.pick().ok_or(SmppError::NotBound)?,
         };
-        let resp = link
-            .request_retrying(pdu)
-            .await
-            .map_err(|e| SmppError::Link(e.to_string()))?;
+        let resp = link.request_retrying(pdu).await.map_err(|e| match e {
+            crate::front::smpp::conn::link::LinkError::Closed => SmppError::Closed,
+            e => SmppError::Link(e.to_string()),
+        })?;
         match resp.status() {
             CommandStatus::EsmeRok => Ok(()),
             status => Err(SmppError::Refused(u32::from(status))),

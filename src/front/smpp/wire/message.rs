@@ -11,7 +11,7 @@ use rusmpp::types::COctetString;
 use rusmpp::values::{DataCoding, EsmClass, Npi, ServiceType, Ton};
 
 /// An SMPP address with its type of number and numbering plan.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Address {
     /// type_of_number.
     pub ton: u8,
@@ -42,7 +42,7 @@ impl Address {
 }
 
 /// A USSD message in any carrier PDU.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct UssdMessage {
     /// service_type.
     pub service_type: String,
