@@ -285,7 +285,10 @@ async fn node_smpp_gets_a_reply_and_a_push_through_the_other_nodes_bind() {
     assert_eq!(pushed["event"], "push", "{pushed}");
     assert_eq!(pushed["by"], "gw2", "{pushed}");
     assert_eq!(pushed["screen"]["text"], "Results are out", "{pushed}");
-    assert_eq!(pushed["screen"]["destination_addr"], "254700000002", "{pushed}");
+    assert_eq!(
+        pushed["screen"]["destination_addr"], "254700000002",
+        "{pushed}"
+    );
     let metrics = common::At::new(gw1.admin)
         .request(
             "GET",

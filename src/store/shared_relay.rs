@@ -102,7 +102,11 @@ impl SharedRelay {
         for entry in entries.unwrap_or_default() {
             match serde_json::from_str::<Relayed>(&entry) {
                 Ok(r) if r.until >= now => out.push(r),
-                Ok(r) => tracing::warn!(bind, late_ms = now - r.until, "relayed message past its deadline; dropped"),
+                Ok(r) => tracing::warn!(
+                    bind,
+                    late_ms = now - r.until,
+                    "relayed message past its deadline; dropped"
+                ),
                 Err(e) => tracing::warn!(bind, error = %e, "relayed message unreadable; dropped"),
             }
         }

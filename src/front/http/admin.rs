@@ -415,7 +415,9 @@ async fn push(state: &AdminState, args: &serde_json::Value) -> Response<Body> {
                 SmppError::UnknownBind(_) => StatusCode::NOT_FOUND,
                 SmppError::NotBound => StatusCode::SERVICE_UNAVAILABLE,
                 SmppError::Invalid(_) => StatusCode::BAD_REQUEST,
-                SmppError::Closed | SmppError::Link(_) | SmppError::Refused(_) => StatusCode::BAD_GATEWAY,
+                SmppError::Closed | SmppError::Link(_) | SmppError::Refused(_) => {
+                    StatusCode::BAD_GATEWAY
+                }
             };
             text(status, format!("{e}\n"))
         }

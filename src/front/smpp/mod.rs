@@ -400,10 +400,12 @@ fn outcome(r: Result<(), SmppError>, detail: &str) -> crate::outbox::Outcome {
         Ok(()) => Outcome::Sent {
             detail: detail.to_string(),
         },
-        Err(e @ (SmppError::NotBound | SmppError::Closed | SmppError::Link(_))) => Outcome::Transient {
-            reason: e.to_string(),
-            retry_after: None,
-        },
+        Err(e @ (SmppError::NotBound | SmppError::Closed | SmppError::Link(_))) => {
+            Outcome::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            }
+        }
         Err(SmppError::Refused(status))
             if [
                 CommandStatus::EsmeRthrottled,

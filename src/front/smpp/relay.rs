@@ -114,7 +114,9 @@ impl Ussd {
                     .await
                     .unwrap_or(Err(SmppError::Link("deadline passed".into())))
             }
-            Err(e) => Err(SmppError::Invalid(format!("unreadable relayed message: {e}"))),
+            Err(e) => Err(SmppError::Invalid(format!(
+                "unreadable relayed message: {e}"
+            ))),
         };
         let outcome = if sent.is_ok() { "sent" } else { "failed" };
         crate::metrics::smpp_relayed(&self.bind, "in", outcome);
