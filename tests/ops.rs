@@ -578,9 +578,12 @@ fn host_path(service: &serde_json::Value, container: &str) -> Option<std::path::
 }
 
 #[test]
-fn compose_has_one_gateway_node_with_prometheus_and_grafana_provisioned() {
-    let compose: serde_json::Value =
+fn compose_has_three_nodes_on_redis_behind_a_balancer_with_prometheus_and_grafana_provisioned() {
+    let mut yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&std::fs::read_to_string(repo("compose.yaml")).unwrap()).unwrap();
+    // The nodes share their settings through a YAML anchor and merge keys, as compose reads them.
+    yaml.apply_merge().unwrap();
+    let compose: serde_json::Value = serde_json::to_value(&yaml).unwrap();
     let mut names: Vec<&str> = compose["services"]
         .as_object()
         .unwrap()
@@ -588,14 +591,17 @@ fn compose_has_one_gateway_node_with_prometheus_and_grafana_provisioned() {
         .map(String::as_str)
         .collect();
     names.sort_unstable();
-    // One node and no Redis until the cluster mode exists (docs/operations.md).
-    assert_eq!(names, ["gateway", "grafana", "prometheus"]);
-    let gateway = service(&compose, "gateway");
+    assert_eq!(
+        names,
+        ["gateway-1", "gateway-2", "gateway-3", "grafana", "lb", "prometheus", "redis"]
+    );
+    let nodes = ["gateway-1", "gateway-2", "gateway-3"];
+    let gateway = service(&compose, "gateway-1");
     let env = gateway["environment"].as_object().unwrap();
     let env_of = |k: &str| env[k].as_str().unwrap().to_string();
 
     // Every named volume is declared; every bind mount's source is in the repository.
-    for name in ["gateway", "prometheus", "grafana"] {
+    for name in nodes.iter().chain(&["lb", "prometheus", "grafana"]) {
         for (host, _) in mounts(service(&compose, name)) {
             match host.strip_prefix("./") {
                 Some(path) => assert!(repo(path).exists(), "{name}: {host} missing"),
@@ -605,29 +611,63 @@ fn compose_has_one_gateway_node_with_prometheus_and_grafana_provisioned() {
         let health = service(&compose, name)["healthcheck"]["test"].to_string();
         assert!(health.contains("http://127.0.0.1:"), "{name}: {health}");
     }
-    // The gateway: health on its public listener; data on a named volume at its data_dir.
+    // Redis keeps what the nodes confirm (append-only file), on a volume, with a health check
+    // the nodes wait for.
+    let redis = service(&compose, "redis");
+    let command = redis["command"].to_string();
+    assert!(command.contains(r#""--appendonly","yes""#), "{command}");
+    assert!(
+        mounts(redis)
+            .iter()
+            .any(|(host, target)| host == "redis-data" && target == "/data")
+    );
+    assert!(redis["healthcheck"]["test"].to_string().contains("ping"));
+
+    // The nodes: the same configuration, on the cluster's Redis; health on the public listener;
+    // each its own data volume at its data_dir; none published (the balancer is).
     let public_port = env_of("USSD_GATEWAY__PUBLIC__LISTEN")
         .rsplit(':')
         .next()
         .unwrap()
         .to_string();
-    let health = gateway["healthcheck"]["test"].to_string();
-    assert!(
-        health.contains(&format!("127.0.0.1:{public_port}/health")),
-        "{health}"
-    );
     let data = env_of("USSD_GATEWAY__STORE__DATA_DIR");
-    assert!(
-        mounts(gateway)
-            .iter()
-            .any(|(host, target)| !host.starts_with('.') && data.starts_with(target.as_str())),
-        "{data} is not on a volume"
+    assert_eq!(env_of("USSD_GATEWAY__STORE__BACKEND"), "redis");
+    assert_eq!(
+        env_of("USSD_GATEWAY__STORE__REDIS__URLS"),
+        r#"["redis://redis:6379"]"#
     );
-    assert!(
-        gateway["ports"]
-            .to_string()
-            .contains(&format!("{public_port}:{public_port}"))
-    );
+    let mut volumes = std::collections::BTreeSet::new();
+    for name in nodes {
+        let node = service(&compose, name);
+        assert_eq!(node["environment"], gateway["environment"], "{name}");
+        assert_eq!(
+            node["depends_on"]["redis"]["condition"], "service_healthy",
+            "{name}"
+        );
+        let health = node["healthcheck"]["test"].to_string();
+        assert!(
+            health.contains(&format!("127.0.0.1:{public_port}/health")),
+            "{name}: {health}"
+        );
+        let volume = mounts(node)
+            .into_iter()
+            .find(|(host, target)| !host.starts_with('.') && data.starts_with(target.as_str()))
+            .unwrap_or_else(|| panic!("{name}: {data} is not on a volume"));
+        assert!(volumes.insert(volume.0), "{name} shares a data volume");
+        assert!(node.get("ports").is_none(), "{name} is reached through lb");
+    }
+
+    // The balancer: published, its config the one that sends to every node's public port.
+    let lb = service(&compose, "lb");
+    assert!(lb["ports"].to_string().contains(&format!("{public_port}:")));
+    let nginx = std::fs::read_to_string(host_path(lb, "/etc/nginx/nginx.conf").unwrap()).unwrap();
+    for name in nodes {
+        assert!(
+            nginx.contains(&format!("server {name}:{public_port} ")),
+            "{name} not in the balancer:\n{nginx}"
+        );
+    }
+    assert!(nginx.contains("proxy_pass http://gateway;"), "{nginx}");
 
     // Prometheus scrapes the gateway's admin listener, with the alert rules.
     let prometheus = service(&compose, "prometheus");
@@ -644,10 +684,12 @@ fn compose_has_one_gateway_node_with_prometheus_and_grafana_provisioned() {
         .next()
         .unwrap()
         .to_string();
-    assert!(
-        scrape.contains(&format!("\"gateway:{admin_port}\"")),
-        "{scrape}"
-    );
+    for name in nodes {
+        assert!(
+            scrape.contains(&format!("\"{name}:{admin_port}\"")),
+            "{scrape}"
+        );
+    }
     assert!(config.with_file_name("alerts.yml").exists());
 
     // Grafana: the datasource the dashboard names, on the Prometheus service; the dashboards
