@@ -335,3 +335,69 @@ async fn a_dialogue_has_one_log_id_on_every_node() {
     assert_eq!(a.status, 200, "{a:?}");
     assert!(listed(0).await.is_empty(), "ended for the whole cluster");
 }
+
+/// A subscriber dials again on another node while their dialogue is live on the first (the
+/// network abandoned it without telling us): the older one ends at once as an abort, as on one
+/// node, whichever node holds it; another number's dialogue goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_dial_on_another_node_supersedes_the_live_dialogue() {
+    let primary = Redis::standalone();
+    let nodes = nodes(2, &[primary.url()], false, "");
+    let (a, b) = (At::new(nodes[0].1.public), At::new(nodes[1].1.public));
+    let amina = "+254700000001";
+    assert!(
+        a.hop("sup-old", "*123#", amina, "")
+            .await
+            .starts_with("CON ")
+    );
+    assert!(
+        a.hop("sup-old", "*123#", amina, "1")
+            .await
+            .starts_with("CON ")
+    );
+    assert!(
+        a.hop("sup-other", "*123#", "+254700000002", "")
+            .await
+            .starts_with("CON ")
+    );
+    assert!(
+        b.hop("sup-new", "*123#", amina, "")
+            .await
+            .starts_with("CON ")
+    );
+    let admin = nodes[1].1.admin;
+    let ended = || async move {
+        let a = At::new(admin)
+            .request(
+                "GET",
+                "/admin/export/ended",
+                &[("authorization", "Bearer test-token")],
+                "",
+            )
+            .await;
+        a.body
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(10, || async { !ended().await.is_empty() }).await,
+        "the older dialogue ended"
+    );
+    let records = ended().await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["session"], "http:sup-old");
+    assert_eq!(records[0]["reason"], "abort");
+    // The new dialogue and the other number's go on, on either node.
+    assert!(
+        a.hop("sup-new", "*123#", amina, "1")
+            .await
+            .starts_with("CON ")
+    );
+    assert!(
+        b.hop("sup-other", "*123#", "+254700000002", "1")
+            .await
+            .starts_with("CON ")
+    );
+    assert_eq!(ended().await.len(), 1);
+}

@@ -593,7 +593,15 @@ fn compose_has_three_nodes_on_redis_behind_a_balancer_with_prometheus_and_grafan
     names.sort_unstable();
     assert_eq!(
         names,
-        ["gateway-1", "gateway-2", "gateway-3", "grafana", "lb", "prometheus", "redis"]
+        [
+            "gateway-1",
+            "gateway-2",
+            "gateway-3",
+            "grafana",
+            "lb",
+            "prometheus",
+            "redis"
+        ]
     );
     let nodes = ["gateway-1", "gateway-2", "gateway-3"];
     let gateway = service(&compose, "gateway-1");

@@ -27,6 +27,7 @@ pub(super) fn spawn(
     registry: &Registry,
     store: &Store,
     smpp: Option<&Arc<SmppFront>>,
+    started: Option<tokio::sync::mpsc::Receiver<crate::session::core::Started>>,
     shutdown: &watch::Receiver<bool>,
 ) -> Jobs {
     // Tombstones are purged only after the start-up sweep has read them: one may be all that
@@ -94,6 +95,9 @@ pub(super) fn spawn(
     if let Some(cluster) = &registry.core().cluster {
         aborted.push(spawn_event_mover(cluster.clone()));
     }
+    if let Some(started) = started {
+        aborted.push(spawn_superseder(registry.clone(), started));
+    }
     aborted.push(spawn_retention(
         store.clone(),
         config.retention.clone(),
@@ -103,6 +107,37 @@ pub(super) fn spawn(
         awaited: senders,
         aborted,
     }
+}
+
+/// Cluster mode: each new dialogue names itself its subscriber's latest on its route in the
+/// shared index, and the one named before (any node's) ends as an abort, as on one node.
+fn spawn_superseder(
+    registry: Registry,
+    mut started: tokio::sync::mpsc::Receiver<crate::session::core::Started>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(s) = started.recv().await {
+            let Some(cluster) = registry.core().cluster.clone() else {
+                return;
+            };
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                let before = cluster
+                    .dialogues
+                    .supersede(s.msisdn.as_str(), &s.service_code, &s.key)
+                    .await;
+                match before {
+                    Ok(Some(older)) => {
+                        if registry.abort(older.into()).await {
+                            crate::metrics::superseded();
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(error = %e, "supersede index not updated"),
+                }
+            });
+        }
+    })
 }
 
 /// How often every node looks for end events a node left in the buckets (it died between a

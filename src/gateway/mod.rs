@@ -138,7 +138,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     crate::seed::into_cluster(&store, &config).await?;
     let apps = apps::load(&config, &store)?;
-    let (shards, registry) = start_sessions(&config, &store, apps.routes, shared)?;
+    let (shards, registry, started) = start_sessions(&config, &store, apps.routes, shared)?;
     let listeners = bind(&config).await?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let served = serve(
@@ -156,6 +156,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         &registry,
         &store,
         served.smpp.as_ref(),
+        started,
         &shutdown_rx,
     );
     let mut tasks = served.tasks;
@@ -269,7 +270,7 @@ fn start_sessions(
     store: &Store,
     routes: crate::app::RouteTable,
     shared: Option<Shared>,
-) -> anyhow::Result<(Shards, Registry)> {
+) -> anyhow::Result<(Shards, Registry, Option<SupersedeQueue>)> {
     let shards_n = match config.sessions.shards {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -295,7 +296,10 @@ fn start_sessions(
         .map(|r| r.deadline)
         .max()
         .unwrap_or_default();
+    let (started, queue) = tokio::sync::mpsc::channel(SUPERSEDE_QUEUE);
+    let queue = shared.is_some().then_some(queue);
     let cluster = shared.map(|shared| session::core::Cluster {
+        started,
         dialogues: shared.dialogues,
         outbox: shared.outbox,
         relay: shared.relay,
@@ -310,8 +314,14 @@ fn start_sessions(
         cluster,
     );
     let registry = Registry::new(core, &shards);
-    Ok((shards, registry))
+    Ok((shards, registry, queue))
 }
+
+/// Cluster mode: the new dialogues waiting for the supersede job.
+type SupersedeQueue = tokio::sync::mpsc::Receiver<session::core::Started>;
+
+/// How many new dialogues may wait for the supersede job.
+const SUPERSEDE_QUEUE: usize = 10_000;
 
 /// The two listeners, bound.
 struct Listeners {

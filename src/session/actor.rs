@@ -246,8 +246,18 @@ impl SessionActor {
                 // The same number dialling the same code again while its previous dialogue is
                 // live: the network has abandoned that one without telling us. It ends now, as
                 // an abort (a flow that opted in may then offer to resume it).
+                // In a cluster, the older dialogue may be any node's: the index is shared.
+                if let Some(cluster) = &self.core.cluster {
+                    cluster.started(crate::session::core::Started {
+                        msisdn: dialogue.msisdn.clone(),
+                        service_code: route.service_code.clone(),
+                        key: self.key.clone(),
+                    });
+                }
                 let subscriber = subscriber_key(&dialogue.msisdn, &route.service_code);
-                if let Some(previous) = self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
+                if self.core.cluster.is_none()
+                    && let Some(previous) =
+                        self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
                     && previous != self.key
                     && let Some(addr) = self.core.live.get(&previous).and_then(|a| a.upgrade())
                 {

@@ -116,6 +116,31 @@ pub struct Cluster {
     pub outbox: crate::store::shared_outbox::SharedOutbox,
     /// Messages for another node's SMPP connection, in Redis.
     pub relay: crate::store::shared_relay::SharedRelay,
+    /// New dialogues, for the supersede index the whole cluster shares (a job of the node
+    /// reads them: [`Started`]).
+    pub started: tokio::sync::mpsc::Sender<Started>,
+}
+
+/// A dialogue a subscriber started on a route (cluster mode): it supersedes the same
+/// subscriber's dialogue on that route, whichever node holds that one.
+#[derive(Debug)]
+pub struct Started {
+    /// The subscriber.
+    pub msisdn: crate::msisdn::Msisdn,
+    /// The route.
+    pub service_code: Arc<str>,
+    /// The new dialogue.
+    pub key: crate::hop::SessionKey,
+}
+
+impl Cluster {
+    /// Hands a new dialogue to the supersede job; with the job's queue full (Redis slow), the
+    /// older dialogue is left to its idle timeout.
+    pub fn started(&self, started: Started) {
+        if self.started.try_send(started).is_err() {
+            tracing::debug!("supersede queue full: an older dialogue is left to its idle timeout");
+        }
+    }
 }
 
 /// What every actor shares: the store, the routes in force, the settings and the registry map.

@@ -50,6 +50,7 @@ mod shared_ends;
 pub mod shared_outbox;
 pub mod shared_records;
 pub mod shared_relay;
+mod shared_subscribers;
 mod tombstone_index;
 mod tx_ops;
 mod write_behind;
