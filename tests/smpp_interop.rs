@@ -10,6 +10,8 @@
 //! (d) node-smpp cuts one node's connection between a message and its reply, and refuses that
 //!     node's binds from then on: the reply, and a push asked of that node, go out on the
 //!     other node's connection.
+//! (e) node-smpp answers a dialogue one node opened (a network-initiated USSR) through the
+//!     other node only: the last screen still comes as a notification (USSN).
 //!
 //! Skipped, with a message, only when `node` is not installed.
 
@@ -304,6 +306,64 @@ async fn node_smpp_gets_a_reply_and_a_push_through_the_other_nodes_bind() {
         "node 1 relayed the first screen and the push: {}",
         metrics.body
     );
+    assert!(gw1.signal("TERM").success());
+    assert!(gw2.signal("TERM").success());
+}
+
+/// A dialogue node 1 opens (`/admin/push` with a service code) is answered through node 2
+/// only: its screens come back from node 2, and the last is a USSN (op 3), as when one node
+/// opens and ends it, not a reply to a request the subscriber never made (op 17).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_gets_a_network_initiated_dialogue_ended_as_a_notification_by_the_other_node() {
+    let args = ["254700000001", "1", "2", "98"].map(String::from);
+    let Some((_child, mut lines)) = node("smsc_initiated.js", &args) else {
+        return;
+    };
+    let port = json_line(&mut lines).await["port"].as_u64().unwrap();
+    let redis = common::redis::Redis::standalone();
+    let spawn_node = |system_id: &str| {
+        let sb = Sandbox::cluster_node(
+            &[redis.url()],
+            false,
+            &format!(
+                "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{system_id}\"\npassword = \"secret\"\nsource_addr = \"123\"\n"
+            ),
+        );
+        let gw = sb.spawn();
+        (sb, gw)
+    };
+    let (_sb1, gw1) = spawn_node("gw1");
+    let (_sb2, gw2) = spawn_node("gw2");
+    assert_eq!(json_line(&mut lines).await["event"], "bound");
+    let push = common::At::new(gw1.admin)
+        .request(
+            "POST",
+            "/admin/push",
+            &[
+                ("authorization", "Bearer test-token"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"msisdn":"254700000001","service_code":"*123#"}"#.to_string(),
+        )
+        .await;
+    assert_eq!(push.status, 200, "{push:?}");
+    assert!(push.body.contains(r#""dialogue":true"#), "{}", push.body);
+    let record = json_line(&mut lines).await;
+    assert_eq!(record["event"], "ended", "{record}");
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 4, "{record}");
+    assert!(
+        screens[0]["text"].as_str().unwrap().starts_with(HOME),
+        "{record}"
+    );
+    assert_eq!(screens[0]["op"], 2, "opened with a USSR request: {record}");
+    assert_eq!(
+        record["came_on"],
+        serde_json::json!(["gw1", "gw2", "gw2", "gw2"]),
+        "{record}"
+    );
+    assert_eq!(screens[1]["op"], 2, "{record}");
+    assert_eq!(screens[3]["op"], 3, "ended with a USSN by node 2: {record}");
     assert!(gw1.signal("TERM").success());
     assert!(gw2.signal("TERM").success());
 }

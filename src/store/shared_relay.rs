@@ -7,7 +7,10 @@
 //!   `{"id", "until", "body"}`; a node with a live connection of the bind pops them (`RPOP`,
 //!   so each goes to one node), drops those past `until` (ms since the epoch: a reply nobody
 //!   took in time must never reach a subscriber late), sends the others and answers;
-//! - `ussd:{relay}:r:<id>`: the answer to one request, kept a minute; the requester polls it.
+//! - `ussd:{relay}:r:<id>`: the answer to one request, kept a minute; the requester polls it;
+//! - `ussd:init:{<session key>}`: a dialogue the network side opened (a network-initiated
+//!   USSR), which ends with a notification rather than a reply, whichever node answers its
+//!   last hop; kept at most [`INITIATED_TTL_MS`].
 //!
 //! The body is opaque here (the SMPP front puts its message in it). A node that pops a request
 //! and dies before sending it loses that message: the requester then sees no answer in time
@@ -19,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const QUEUE: &str = "ussd:{relay}:q:";
+const INITIATED: &str = "ussd:init:";
+/// Longer than any idle timeout a USSD centre allows.
+pub const INITIATED_TTL_MS: u64 = 600_000;
 const ANSWER: &str = "ussd:{relay}:r:";
 /// How long an answer is kept for its requester.
 const ANSWER_TTL_MS: u64 = 60_000;
@@ -125,5 +131,29 @@ impl SharedRelay {
             .arg(ANSWER_TTL_MS);
         self.redis.query::<()>(&set).await?;
         Ok(())
+    }
+
+    /// Notes that the network side opened the dialogue `key`.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn mark_initiated(&self, key: &str) -> Result<(), StoreError> {
+        let mut set = redis::cmd("SET");
+        set.arg(format!("{INITIATED}{{{key}}}"))
+            .arg(1)
+            .arg("PX")
+            .arg(INITIATED_TTL_MS);
+        self.redis.query::<()>(&set).await?;
+        Ok(())
+    }
+
+    /// Whether the network side opened the dialogue `key`, forgetting it.
+    ///
+    /// # Errors
+    /// Redis failed.
+    pub async fn take_initiated(&self, key: &str) -> Result<bool, StoreError> {
+        let mut get = redis::cmd("GETDEL");
+        get.arg(format!("{INITIATED}{{{key}}}"));
+        Ok(self.redis.query::<Option<String>>(&get).await?.is_some())
     }
 }

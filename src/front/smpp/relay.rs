@@ -57,6 +57,48 @@ impl Ussd {
         self.registry.core().cluster.as_ref().map(|c| &c.relay)
     }
 
+    /// Notes, for every node of a cluster, that the network side opened the dialogue `key`
+    /// (so that it ends with a notification whichever node answers its last hop).
+    pub(super) async fn note_initiated(&self, key: &str) {
+        if let Some(relay) = self.shared_relay()
+            && let Err(e) = relay.mark_initiated(key).await
+        {
+            tracing::warn!(bind = %self.bind, error = %e, "network-initiated dialogue not noted in the cluster");
+        }
+    }
+
+    /// Whether the network side opened the dialogue `key`, which is ending: this node's note,
+    /// or in a cluster the one the node that opened it left.
+    pub(super) async fn initiated_ended(&self, key: &crate::hop::SessionKey) -> bool {
+        if self.lock_initiated().remove(key).is_some() {
+            self.forget_shared_initiated(key);
+            return true;
+        }
+        match self.shared_relay() {
+            Some(relay) => relay.take_initiated(key).await.unwrap_or_else(|e| {
+                tracing::warn!(bind = %self.bind, error = %e, "network-initiated note unreadable: ending as a reply");
+                false
+            }),
+            None => false,
+        }
+    }
+
+    /// Forgets that the network side opened the dialogue `key` (it ended).
+    pub(super) fn forget_initiated(&self, key: &crate::hop::SessionKey) {
+        if self.lock_initiated().remove(key).is_some() {
+            self.forget_shared_initiated(key);
+        }
+    }
+
+    fn forget_shared_initiated(&self, key: &str) {
+        if let Some(relay) = self.shared_relay().cloned() {
+            let key = key.to_string();
+            tokio::spawn(async move {
+                let _ = relay.take_initiated(&key).await;
+            });
+        }
+    }
+
     /// Whether a message this node cannot send may go through another node (cluster mode).
     pub(super) fn relays(&self) -> bool {
         self.shared_relay().is_some()

@@ -233,7 +233,7 @@ impl Ussd {
             {
                 tracing::warn!(bind = %self.bind, "USSD on a transmitter, and no receiver or transceiver of the peer bound to answer it; refused");
                 let (registry, key) = (self.registry.clone(), hop.key);
-                self.lock_initiated().remove(&key);
+                self.forget_initiated(&key);
                 tokio::spawn(async move {
                     if registry.abort(key.clone()).await {
                         tracing::info!(session = %crate::session::log_id(&key), "dialogue ended: its answer could not be delivered");
@@ -248,7 +248,7 @@ impl Ussd {
             }
             Ok(Decision::Abort(key)) => {
                 let registry = self.registry.clone();
-                self.lock_initiated().remove(&key);
+                self.forget_initiated(&key);
                 tokio::spawn(async move {
                     let ended = registry.abort(key.clone()).await;
                     tracing::debug!(session = %crate::session::log_id(&key), ended, "SMPP abort");
@@ -271,7 +271,7 @@ impl Ussd {
         reply.data_coding = dc;
         reply.body = body;
         // A dialogue the network side opened (USSR) ends with a notification (USSN).
-        let initiated = r.end && self.lock_initiated().remove(&key).is_some();
+        let initiated = r.end && self.initiated_ended(&key).await;
         reply.op = Some(if initiated {
             self.profile.push_op
         } else {
@@ -294,7 +294,7 @@ impl Ussd {
             // The subscriber never sees this screen, so cannot answer it: end the dialogue now
             // rather than leave it live until its idle timeout.
             if !r.end {
-                self.lock_initiated().remove(&key);
+                self.forget_initiated(&key);
                 self.registry.abort(key).await;
             }
         }
@@ -384,7 +384,7 @@ impl Ussd {
         .into()
     }
 
-    fn lock_initiated(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Instant>> {
+    pub(super) fn lock_initiated(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Instant>> {
         self.initiated
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -444,12 +444,15 @@ impl Ussd {
             umr: (p.identity == Identity::UserMessageReference).then_some(umr),
         };
         if !r.end {
-            let mut initiated = self.lock_initiated();
-            initiated.retain(|_, at| at.elapsed() < INITIATED_MEMORY);
-            initiated.insert(key.clone(), Instant::now());
+            {
+                let mut initiated = self.lock_initiated();
+                initiated.retain(|_, at| at.elapsed() < INITIATED_MEMORY);
+                initiated.insert(key.clone(), Instant::now());
+            }
+            self.note_initiated(&key).await;
         }
         if let Err(e) = self.send(&m).await {
-            self.lock_initiated().remove(&key);
+            self.forget_initiated(&key);
             if !r.end {
                 self.registry.abort(key).await;
             }
