@@ -57,6 +57,21 @@ impl fmt::Display for Untrusted<'_> {
     }
 }
 
+/// `url` as logs and errors may show it: its password replaced by `***`
+/// (`redis://:pw@host:6379` reads `redis://:***@host:6379`).
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +112,28 @@ mod tests {
             format!("\"{}\"...(+6 bytes)", "é".repeat(MAX_CHARS))
         );
         assert_eq!(shown(""), r#""""#);
+    }
+
+    #[test]
+    fn a_urls_password_is_not_shown() {
+        assert_eq!(
+            redacted_url("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+        assert_eq!(
+            redacted_url("rediss://gw:p@ss@redis:6380/0"),
+            "rediss://gw:***@redis:6380/0"
+        );
+        assert_eq!(
+            redacted_url(r#"["redis://:pw@a:1"]"#),
+            r#"["redis://:***@a:1"]"#
+        );
+        for kept in [
+            "redis://127.0.0.1:6379",
+            "redis://gw@redis:6379",
+            "0.0.0.0:8080",
+        ] {
+            assert_eq!(redacted_url(kept), kept);
+        }
     }
 }

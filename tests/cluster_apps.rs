@@ -36,6 +36,7 @@ async fn records(urls: Vec<String>, cluster: bool) -> SharedRecords {
         cluster,
         timeout: Duration::from_secs(2),
         sentinel_master: None,
+        credentials: Default::default(),
     })
     .await
     .unwrap();

@@ -183,6 +183,7 @@ async fn a_node_killed_under_load_loses_no_dialogue_no_transaction_and_no_sms() 
         cluster: false,
         timeout: Duration::from_secs(2),
         sentinel_master: None,
+        credentials: Default::default(),
     })
     .await
     .unwrap();

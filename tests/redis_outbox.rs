@@ -344,6 +344,7 @@ async fn an_end_event_moved_by_several_nodes_becomes_one_item() {
                 cluster,
                 timeout: Duration::from_secs(2),
                 sentinel_master: None,
+                credentials: Default::default(),
             })
             .await
             .unwrap(),

@@ -14,6 +14,7 @@ fn settings(urls: Vec<String>, cluster: bool) -> RedisSettings {
         cluster,
         timeout: Duration::from_secs(2),
         sentinel_master: None,
+        credentials: Default::default(),
     }
 }
 

@@ -217,7 +217,7 @@ pub(super) fn layer(
             let shown = if secret(&key) {
                 "***".to_string()
             } else {
-                value.to_string()
+                crate::logsafe::redacted_url(value)
             };
             layered.overrides.push(Override {
                 key,

@@ -190,6 +190,15 @@ pub struct RedisConfig {
     /// Unset (the default): `urls` names the primary itself.
     #[serde(default)]
     pub sentinel_master: Option<String>,
+    /// The user the gateway logs in as on the Redis servers that hold its data (the primary,
+    /// the one Sentinel names, or every node of a Cluster): Redis 6 ACLs. Unset: `default`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Their password (`requirepass`, or the ACL user's), best from a file
+    /// (`password_file`, or `USSD_GATEWAY__STORE__REDIS__PASSWORD_FILE`). A URL's own
+    /// password wins for that URL; the Sentinels' own go in their URLs.
+    #[serde(default)]
+    pub password: Option<String>,
     /// Replicas that must acknowledge a confirmed transaction (`WAIT`) before its reply. With
     /// 0 (the default) every primary must run with `appendonly yes`.
     #[serde(default)]

@@ -210,8 +210,17 @@ async fn connect_redis(config: &Config) -> anyhow::Result<Shared> {
         cluster: redis_config.cluster,
         timeout: Duration::from_millis(redis_config.timeout_ms),
         sentinel_master: redis_config.sentinel_master.clone(),
+        credentials: crate::store::redis::Credentials {
+            username: redis_config.username.clone(),
+            password: redis_config.password.clone(),
+        },
     };
-    let urls = redis_config.urls.join(", ");
+    let urls = redis_config
+        .urls
+        .iter()
+        .map(|u| crate::logsafe::redacted_url(u))
+        .collect::<Vec<_>>()
+        .join(", ");
     let redis = Redis::connect(&settings)
         .await
         .map_err(|e| anyhow::anyhow!("[store.redis] {urls}: {e}"))?;

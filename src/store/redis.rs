@@ -28,6 +28,44 @@ pub struct RedisSettings {
     /// The name of the primary the Sentinels at `urls` watch (`None`: `urls` names the
     /// primary itself).
     pub sentinel_master: Option<String>,
+    /// The user and password to log in with on the servers that hold the data, where their
+    /// URL carries none.
+    pub credentials: Credentials,
+}
+
+/// A user and password for Redis (`AUTH`); empty: none.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// The ACL user (`None`: `default`).
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// `info` with these credentials, where it has none of its own.
+    pub(super) fn apply(&self, info: redis::ConnectionInfo) -> redis::ConnectionInfo {
+        let mut settings = info.redis_settings().clone();
+        if settings.password().is_some() {
+            return info;
+        }
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password);
+        }
+        info.set_redis_settings(settings)
+    }
 }
 
 /// Why Redis did not answer as it should.
@@ -83,10 +121,13 @@ impl Redis {
     /// Bad URLs, or no node answering within the timeout.
     pub async fn connect(config: &RedisSettings) -> Result<Redis, RedisError> {
         let timeout = config.timeout;
-        let sentinels = config
-            .sentinel_master
-            .as_ref()
-            .map(|m| std::sync::Arc::new(Sentinels::new(config.urls.clone(), m.clone())));
+        let sentinels = config.sentinel_master.as_ref().map(|m| {
+            std::sync::Arc::new(Sentinels::new(
+                config.urls.clone(),
+                m.clone(),
+                config.credentials.clone(),
+            ))
+        });
         let connecting = async {
             if let Some(sentinels) = &sentinels {
                 let (_, manager) = sentinels.connect(timeout).await?;
@@ -94,14 +135,26 @@ impl Redis {
             }
             let direct = async {
                 if config.cluster {
-                    let client = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
-                        .connection_timeout(timeout)
-                        .response_timeout(timeout)
-                        .build()?;
+                    let mut builder =
+                        redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                            .connection_timeout(timeout)
+                            .response_timeout(timeout);
+                    if let Some(user) = &config.credentials.username {
+                        builder = builder.username(user.clone());
+                    }
+                    if let Some(password) = &config.credentials.password {
+                        builder = builder.password(password.clone());
+                    }
+                    let client = builder.build()?;
                     Ok::<_, redis::RedisError>(Conn::Cluster(client.get_async_connection().await?))
                 } else {
                     let url = config.urls.first().map(String::as_str).unwrap_or_default();
-                    let client = redis::Client::open(url)?;
+                    use redis::IntoConnectionInfo;
+                    let client =
+                        redis::Client::open(config.credentials.apply(url.into_connection_info()?))?;
+                    // One plain connection first: the connection manager retries a refused
+                    // login until the timeout, and its error would not say why.
+                    drop(client.get_multiplexed_async_connection().await?);
                     let manager = client
                         .get_connection_manager_with_config(
                             ConnectionManagerConfig::new()

@@ -3,7 +3,7 @@
 //! call fails (the primary died, or came back as a replica and refuses writes), switching its
 //! connection once Sentinel names another (docs/cluster.md, "What each failure loses").
 
-use super::redis::RedisError;
+use super::redis::{Credentials, RedisError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,8 @@ const ASK_EVERY: Duration = Duration::from_millis(250);
 pub(super) struct Sentinels {
     urls: Vec<String>,
     master: String,
+    /// The primary's (and any replica's) user and password.
+    credentials: Credentials,
     /// The primary's address as last named (`host:port`).
     current: Mutex<String>,
     /// A question is on its way.
@@ -26,10 +28,11 @@ pub(super) struct Sentinels {
 }
 
 impl Sentinels {
-    pub(super) fn new(urls: Vec<String>, master: String) -> Sentinels {
+    pub(super) fn new(urls: Vec<String>, master: String, credentials: Credentials) -> Sentinels {
         Sentinels {
             urls,
             master,
+            credentials,
             current: Mutex::new(String::new()),
             asking: AtomicBool::new(false),
             last: Mutex::new(None),
@@ -77,7 +80,7 @@ impl Sentinels {
         timeout: Duration,
     ) -> Result<(String, ConnectionManager), RedisError> {
         let address = self.primary(timeout).await?;
-        let manager = manager(&address, timeout).await?;
+        let manager = manager(&address, &self.credentials, timeout).await?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = address.clone();
         Ok((address, manager))
     }
@@ -115,7 +118,7 @@ impl Sentinels {
             }
         };
         let conn = match moved {
-            Some((was, address)) => match manager(&address, timeout).await {
+            Some((was, address)) => match manager(&address, &self.credentials, timeout).await {
                 Ok(conn) => {
                     tracing::warn!(from = %was, to = %address, "redis: Sentinel names another primary; switched to it");
                     Some(conn)
@@ -135,8 +138,14 @@ impl Sentinels {
 }
 
 /// A connection manager (which reconnects by itself) to `address`.
-async fn manager(address: &str, timeout: Duration) -> Result<ConnectionManager, RedisError> {
-    let client = redis::Client::open(format!("redis://{address}"))?;
+async fn manager(
+    address: &str,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<ConnectionManager, RedisError> {
+    use redis::IntoConnectionInfo;
+    let info = format!("redis://{address}").into_connection_info()?;
+    let client = redis::Client::open(credentials.apply(info))?;
     let connecting = client.get_connection_manager_with_config(
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))

@@ -60,6 +60,7 @@ pub async fn store_of(sb: &Sandbox) -> ussd_gateway::store::Store {
                     cluster: false,
                     timeout: Duration::from_secs(2),
                     sentinel_master: None,
+                    credentials: Default::default(),
                 },
             )
             .await

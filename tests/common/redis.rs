@@ -13,6 +13,8 @@ pub struct Redis {
     child: Child,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// `requirepass` (and `masterauth`), when started with one.
+    password: Option<String>,
 }
 
 impl Redis {
@@ -22,17 +24,31 @@ impl Redis {
         Redis::start(&[])
     }
 
+    /// A standalone primary that asks for `password` (`requirepass`, and `masterauth` for
+    /// when it becomes a replica).
+    pub fn with_password(password: &str) -> Redis {
+        Redis::start_with(&[], Some(password))
+    }
+
     /// A server with `extra` arguments (`--cluster-enabled yes`, ...).
     fn start(extra: &[&str]) -> Redis {
+        Redis::start_with(extra, None)
+    }
+
+    fn start_with(extra: &[&str], password: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port_with_bus();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(pw) = password {
+            extra.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
+        }
         let child = spawn(port, dir.path(), &extra);
         let redis = Redis {
             port,
             child,
             dir,
             extra,
+            password: password.map(String::from),
         };
         redis.wait_ready(Duration::from_secs(10));
         redis
@@ -58,7 +74,7 @@ impl Redis {
 
     /// Sends one command (its words) and returns the raw RESP answer.
     pub fn command(&self, words: &[&str]) -> String {
-        command(self.addr(), words)
+        command_as(self.addr(), self.password.as_deref(), words)
     }
 
     /// kill -9: the server is gone as a crash leaves it.
@@ -88,7 +104,10 @@ impl Drop for Redis {
 impl Redis {
     /// A replica of `primary` (`--replicaof`), which a Sentinel may promote.
     pub fn replica_of(primary: &Redis) -> Redis {
-        Redis::start(&["--replicaof", "127.0.0.1", &primary.port.to_string()])
+        Redis::start_with(
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+            primary.password.as_deref(),
+        )
     }
 
     /// Whether this replica holds everything its primary wrote so far (replication offsets).
@@ -130,10 +149,15 @@ impl Sentinel {
                  sentinel monitor {m} 127.0.0.1 {p} 1\n\
                  sentinel down-after-milliseconds {m} 500\n\
                  sentinel failover-timeout {m} 5000\n\
-                 sentinel parallel-syncs {m} 1\n",
+                 sentinel parallel-syncs {m} 1\n{auth}",
                 dir.path().display(),
                 m = Sentinel::MASTER,
                 p = primary.port,
+                auth = primary
+                    .password
+                    .as_ref()
+                    .map(|pw| format!("sentinel auth-pass {} {pw}\n", Sentinel::MASTER))
+                    .unwrap_or_default(),
             ),
         )
         .unwrap();
@@ -259,8 +283,22 @@ fn free_port_with_bus() -> u16 {
 /// One RESP command over a fresh connection: the first reply, raw (good enough for the
 /// simple and bulk-string answers tests read).
 pub fn command(addr: SocketAddr, words: &[&str]) -> String {
+    command_as(addr, None, words)
+}
+
+/// [`command`], after `AUTH password` when there is one.
+pub fn command_as(addr: SocketAddr, password: Option<&str>, words: &[&str]) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    if let Some(pw) = password {
+        let ok = exchange(&mut s, &["AUTH", pw]);
+        assert_eq!(ok, "+OK\r\n", "AUTH");
+    }
+    exchange(&mut s, words)
+}
+
+/// One command and its first reply on `s`.
+fn exchange(s: &mut TcpStream, words: &[&str]) -> String {
     let mut req = format!("*{}\r\n", words.len());
     for w in words {
         req.push_str(&format!("${}\r\n{w}\r\n", w.len()));
@@ -334,6 +372,7 @@ impl Server {
             cluster,
             timeout: Duration::from_secs(2),
             sentinel_master: None,
+            credentials: Default::default(),
         })
         .await
         .unwrap()
