@@ -110,32 +110,38 @@ pub(super) fn spawn(
 }
 
 /// Cluster mode: each new dialogue names itself its subscriber's latest on its route in the
-/// shared index, and the one named before (any node's) ends as an abort, as on one node.
+/// shared index, and the one named before (any node's) ends as an abort, as on one node. The
+/// dialogues started meanwhile go to Redis together, in one round trip.
 fn spawn_superseder(
     registry: Registry,
     mut started: tokio::sync::mpsc::Receiver<crate::session::core::Started>,
 ) -> JoinHandle<()> {
+    /// At most this many new dialogues in one round trip.
+    const AT_ONCE: usize = 256;
     tokio::spawn(async move {
-        while let Some(s) = started.recv().await {
+        let mut batch = Vec::with_capacity(AT_ONCE);
+        while started.recv_many(&mut batch, AT_ONCE).await > 0 {
             let Some(cluster) = registry.core().cluster.clone() else {
                 return;
             };
-            let registry = registry.clone();
-            tokio::spawn(async move {
-                let before = cluster
-                    .dialogues
-                    .supersede(s.msisdn.as_str(), &s.service_code, &s.key)
-                    .await;
-                match before {
-                    Ok(Some(older)) => {
-                        if registry.abort(older.into()).await {
-                            crate::metrics::superseded();
-                        }
+            let keys: Vec<(&str, &str, &str)> = batch
+                .iter()
+                .map(|s| (s.msisdn.as_str(), &*s.service_code, &*s.key))
+                .collect();
+            match cluster.dialogues.supersede(&keys).await {
+                Ok(before) => {
+                    for older in before.into_iter().flatten() {
+                        let registry = registry.clone();
+                        tokio::spawn(async move {
+                            if registry.abort(older.into()).await {
+                                crate::metrics::superseded();
+                            }
+                        });
                     }
-                    Ok(None) => {}
-                    Err(e) => tracing::debug!(error = %e, "supersede index not updated"),
                 }
-            });
+                Err(e) => tracing::debug!(error = %e, "supersede index not updated"),
+            }
+            batch.clear();
         }
     })
 }

@@ -234,6 +234,26 @@ impl Redis {
         .await
     }
 
+    /// Runs the commands of `pipe` in one round trip per server (on the nodes their keys
+    /// belong to, in a Cluster), answering each command's reply in order. `op` names it in the
+    /// metrics.
+    ///
+    /// # Errors
+    /// As [`Redis::query`].
+    pub async fn pipeline<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
+        self.timed(op, async {
+            match self.conn() {
+                Conn::Primary(mut c) => pipe.query_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => pipe.query_async::<T>(&mut c).await,
+            }
+        })
+        .await
+    }
+
     /// Runs a Lua script (by its SHA, loading it on the node first if it does not know it):
     /// on the node of its keys' slot, in a Cluster, so the keys must share a hash tag. `op`
     /// names it in the metrics (a fixed set, never a key).

@@ -12,24 +12,30 @@ const PREFIX: &str = "ussd:sub:";
 const SUBSCRIBER_TTL_MS: u64 = 3_600_000;
 
 impl SharedDialogues {
-    /// Names `session` the latest dialogue of `msisdn` on `service_code`, and answers the one
-    /// named before, if it is another.
+    /// For each new dialogue (`msisdn`, `service_code`, `session`): names it the latest of its
+    /// subscriber on its route, and answers the one named before, if another. One round trip
+    /// for all of them (per server, in a Cluster).
     ///
     /// # Errors
     /// Redis failed.
     pub async fn supersede(
         &self,
-        msisdn: &str,
-        service_code: &str,
-        session: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let mut set = redis::cmd("SET");
-        set.arg(format!("{PREFIX}{{{msisdn}}}:{service_code}"))
-            .arg(session)
-            .arg("PX")
-            .arg(SUBSCRIBER_TTL_MS)
-            .arg("GET");
-        let before: Option<String> = self.redis().query(&set).await?;
-        Ok(before.filter(|b| b != session))
+        started: &[(&str, &str, &str)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut pipe = redis::pipe();
+        for (msisdn, service_code, session) in started {
+            pipe.cmd("SET")
+                .arg(format!("{PREFIX}{{{msisdn}}}:{service_code}"))
+                .arg(*session)
+                .arg("PX")
+                .arg(SUBSCRIBER_TTL_MS)
+                .arg("GET");
+        }
+        let before: Vec<Option<String>> = self.redis().pipeline("supersede", &pipe).await?;
+        Ok(before
+            .into_iter()
+            .zip(started)
+            .map(|(b, (_, _, session))| b.filter(|b| b != session))
+            .collect())
     }
 }
