@@ -125,6 +125,9 @@ const REDIS_ONLY: &[&str] = &[
     "ussd_redis_duration_seconds_bucket",
     "ussd_redis_duration_seconds_count",
     "ussd_redis_errors_total",
+    // Counted from their first event, which happens only in a cluster.
+    "ussd_smpp_relayed_total",
+    "ussd_flow_version_mismatch_total",
 ];
 
 /// The names the dashboards and alerts read that are missing from `scrape`.
