@@ -10,6 +10,9 @@
 //! (d) node-smpp cuts one node's connection between a message and its reply, and refuses that
 //!     node's binds from then on: the reply, and a push asked of that node, go out on the
 //!     other node's connection.
+//! (f) node-smpp as an aggregator bound to two nodes' listeners, a receiver on one and a
+//!     transmitter on the other: the screens of what it submits on the transmitter come back
+//!     on the receiver, through the other node.
 //! (e) node-smpp answers a dialogue one node opened (a network-initiated USSR) through the
 //!     other node only: the last screen still comes as a notification (USSN).
 //!
@@ -364,6 +367,73 @@ async fn node_smpp_gets_a_network_initiated_dialogue_ended_as_a_notification_by_
     );
     assert_eq!(screens[1]["op"], 2, "{record}");
     assert_eq!(screens[3]["op"], 3, "ended with a USSN by node 2: {record}");
+    assert!(gw1.signal("TERM").success());
+    assert!(gw2.signal("TERM").success());
+}
+
+/// An aggregator (node-smpp as the ESME) binds a receiver to node 1's listener and a
+/// transmitter to node 2's, and submits a dialogue on the transmitter: node 2 takes each
+/// message (it has no receiver of the peer, but the cluster has), and every screen comes back
+/// on the receiver, through node 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_as_an_aggregator_split_over_two_nodes_listeners() {
+    let redis = common::redis::Redis::standalone();
+    let spawn_node = || {
+        let sb = Sandbox::cluster_node(
+            &[redis.url()],
+            false,
+            "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[smpp.listener]\nlisten = \"127.0.0.1:0\"\n[[smpp.listener.peers]]\nsystem_id = \"aggregator\"\npassword = \"pw\"\n",
+        );
+        let (gw, log) = sb.spawn_logged("info");
+        (sb, gw, log)
+    };
+    let (_sb1, gw1, log1) = spawn_node();
+    let (_sb2, gw2, log2) = spawn_node();
+    let rx = log1
+        .addr("SMPP listener listening")
+        .await
+        .port()
+        .to_string();
+    let tx = log2
+        .addr("SMPP listener listening")
+        .await
+        .port()
+        .to_string();
+    let args = [
+        &rx,
+        &tx,
+        "aggregator",
+        "pw",
+        "*123#",
+        "254700000001",
+        "1",
+        "2",
+        "98",
+    ]
+    .map(|s| s.to_string());
+    let Some((_child, mut lines)) = node("esme_split.js", &args) else {
+        return;
+    };
+    let record = json_line(&mut lines).await;
+    assert_eq!(
+        record["bound"],
+        serde_json::json!([["receiver", 0], ["transmitter", 0]]),
+        "{record}"
+    );
+    assert_eq!(
+        record["submit_statuses"],
+        serde_json::json!([0, 0, 0, 0]),
+        "{record}"
+    );
+    let screens = record["screens"].as_array().unwrap();
+    assert_eq!(screens.len(), 4, "{record}");
+    assert!(texts(&record)[0].starts_with(HOME), "{record}");
+    assert_eq!(screens[3]["end"], true, "{record}");
+    assert_eq!(
+        record["came_on"],
+        serde_json::json!(["receiver", "receiver", "receiver", "receiver"]),
+        "{record}"
+    );
     assert!(gw1.signal("TERM").success());
     assert!(gw2.signal("TERM").success());
 }
