@@ -6,7 +6,7 @@ mod common;
 use common::Sandbox;
 use common::redis::{Redis, RedisCluster};
 use std::time::Duration;
-use ussd_gateway::store::redis::{Redis as Client, RedisError, RedisSettings};
+use ussd_gateway::store::redis::{Credentials, Redis as Client, RedisError, RedisSettings};
 
 fn settings(urls: Vec<String>, cluster: bool) -> RedisSettings {
     RedisSettings {
@@ -170,4 +170,25 @@ fn serve_refuses_an_unreachable_or_forgetful_redis() {
     let (code, err) = serve(&primary.url());
     assert_eq!(code, Some(64), "{err}");
     assert!(err.contains("set `appendonly yes`"), "{err}");
+}
+
+/// A Cluster whose nodes ask for a password: the node logs in to every one of them with
+/// `[store.redis] password` (keys of every node's slots), and without it cannot connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_password_is_logged_in_to() {
+    let cluster = RedisCluster::with_password("cluster-pw-123");
+    let with = RedisSettings {
+        credentials: Credentials {
+            username: None,
+            password: Some("cluster-pw-123".into()),
+        },
+        ..settings(cluster.urls(), true)
+    };
+    let client = Client::connect(&with).await.unwrap();
+    for key in ["a", "b", "c", "d", "e", "f"] {
+        assert_eq!(set_get(&client, key).await, format!("v-{key}"));
+    }
+    client.check_durability(0).await.unwrap();
+    let without = Client::connect(&settings(cluster.urls(), true)).await;
+    assert!(without.is_err(), "connected without the password");
 }

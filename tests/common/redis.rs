@@ -213,11 +213,29 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts three cluster-enabled servers and joins them with `redis-cli --cluster create`.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(None)
+    }
+
+    /// As [`RedisCluster::start`], every node asking for `password`.
+    pub fn with_password(password: &str) -> RedisCluster {
+        RedisCluster::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> RedisCluster {
         let nodes: Vec<Redis> = (0..3)
-            .map(|_| Redis::start(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            .map(|_| {
+                Redis::start_with(
+                    &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+                    password,
+                )
+            })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
-        let out = Command::new("redis-cli")
+        let mut cli = Command::new("redis-cli");
+        if let Some(pw) = password {
+            cli.env("REDISCLI_AUTH", pw);
+        }
+        let out = cli
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
