@@ -84,6 +84,9 @@ fn default_max_connections() -> usize {
 fn default_hops_per_minute() -> u32 {
     60
 }
+fn default_passivate_after_ms() -> u64 {
+    5_000
+}
 fn default_max_live() -> usize {
     2_000_000
 }
@@ -267,6 +270,12 @@ pub struct SessionsConfig {
     /// Actor shards (one Arbiter thread each). 0 means one per core.
     #[serde(default)]
     pub shards: usize,
+    /// A dialogue waiting this long for its next hop gives up its actor (about 2 KB) once its
+    /// state is in the store, keeping only its deadline; its next hop resumes it from the
+    /// store as after a restart, and its idle timeout still ends it on time. 0 switches it
+    /// off. Default 5000 ms.
+    #[serde(default = "default_passivate_after_ms")]
+    pub passivate_after_ms: u64,
     /// On SIGTERM, how long hops in flight may take to finish before the gateway stops
     /// anyway. Default 10 s.
     #[serde(default = "default_grace_secs")]

@@ -29,6 +29,11 @@ thread_local! {
     static CURRENT_SHARD: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
+/// The index of the shard whose thread this is, if it is one.
+pub(super) fn current_shard() -> Option<usize> {
+    CURRENT_SHARD.get().map(|(_, i)| i)
+}
+
 /// The actix side: a System on its own thread with one Arbiter per shard.
 #[derive(Debug)]
 pub struct Shards {
@@ -117,12 +122,19 @@ pub struct Registry {
 impl Registry {
     /// A registry over `core`, running actors on `shards`.
     pub fn new(core: Arc<Core>, shards: &Shards) -> Registry {
-        Registry {
+        let registry = Registry {
             core,
             shards: Arc::new(shards.handles.clone()),
             set: shards.set,
             next: Arc::new(AtomicUsize::new(0)),
+        };
+        // Each shard runs the wheel of the dialogues passivated on it.
+        if registry.core.passive.start(shards.handles.len()) {
+            for (i, shard) in shards.handles.iter().enumerate() {
+                shard.spawn(super::passive::run(registry.clone(), i));
+            }
         }
+        registry
     }
 
     /// Runs `task` on a shard's thread, the shards taken in turn: the HTTP front serves each
@@ -147,17 +159,28 @@ impl Registry {
         self.core.live.len()
     }
 
+    /// How many deadlines of passivated dialogues are kept ([`super::passive`]): the live
+    /// dialogues without an actor (a dialogue resumed and passivated again counts once per
+    /// passivation until its older deadlines come due).
+    pub fn passivated(&self) -> usize {
+        self.core.passive.len()
+    }
+
     /// Ends, as aborted, every live dialogue whose key starts with `prefix` (all dialogues of
     /// an SMPP bind whose connection was lost: the network side has dropped them). Returns how
     /// many ended.
     pub async fn abort_prefix(&self, prefix: &str) -> usize {
-        let keys: Vec<SessionKey> = self
+        let mut keys: Vec<SessionKey> = self
             .core
             .live
             .iter()
             .filter(|e| e.key().starts_with(prefix))
             .map(|e| e.key().clone())
             .collect();
+        // And those passivated (each once: one may be resident again too).
+        keys.extend(self.core.passive.keys_with_prefix(prefix));
+        keys.sort_unstable();
+        keys.dedup();
         let mut ended = 0;
         for key in keys {
             if self.abort(key).await {
@@ -310,6 +333,7 @@ pub(crate) fn test_registry(store: crate::store::Store, shards: &Shards) -> Regi
         tombstone_ttl: Duration::from_secs(60),
         events: None,
         fixed_now: None,
+        passivate_after: Duration::ZERO,
     };
     Registry::new(
         Core::new(store, RouteTable::new(Vec::new()), settings, Limits::none()),

@@ -49,6 +49,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `key`'s live state is in sled as last written: no write of it waits for a
+    /// commit or is being committed. A dialogue whose actor is passivated (`session::passive`)
+    /// is read back from here by its next message, as after a restart.
+    pub fn live_settled(&self, key: &str) -> bool {
+        !self.dialogues.live_waits(key)
+    }
+
     /// Removes a live dialogue without an end record if sled's document for it is still one
     /// that `stale` says so of (a compare-and-swap: a newer state written meanwhile stays),
     /// after a commit of what waits.

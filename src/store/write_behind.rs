@@ -339,6 +339,11 @@ impl Dialogues {
         Ok(WaitingEnd::NotWaiting)
     }
 
+    /// Whether a write of `key`'s live state waits for a commit, or is being committed.
+    pub(super) fn live_waits(&self, key: &str) -> bool {
+        self.slots().find(|p| p.live.get(key)).is_some()
+    }
+
     /// Whether an end of `key` waits for a commit, or is being committed.
     pub(super) fn end_waits(&self, key: &str) -> bool {
         self.slots().find(|p| p.latest_end.get(key)).is_some()

@@ -45,8 +45,9 @@ struct Args {
     /// The code dialled.
     #[arg(long, default_value = "*123#")]
     code: String,
-    /// Seconds the dialogues are left idle before the resident set is read: the last group
-    /// commit and the allocator's return of freed pages are done by then.
+    /// Seconds the dialogues are left idle, after the config's `passivate_after_ms`, before
+    /// the resident set is read: the last group commit, the passivation and the allocator's
+    /// return of freed pages are done by then.
     #[arg(long, default_value_t = 3)]
     idle_secs: u64,
     /// Then restart on the same store and time the first hop.
@@ -162,23 +163,29 @@ fn main() -> anyhow::Result<()> {
         }
         let took = started.elapsed();
         let at_once = rss_bytes().unwrap_or(0);
-        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-        let live = gw.registry().live();
+        // Idle dialogues give up their actors after `[sessions] passivate_after_ms`: the
+        // resident set is read `--idle-secs` after that.
+        let passivate = Duration::from_millis(config.sessions.passivate_after_ms);
+        tokio::time::sleep(passivate + Duration::from_secs(args.idle_secs)).await;
+        let (resident, passivated) = (gw.registry().live(), gw.registry().passivated());
+        let live = resident + passivated;
         let after = rss_bytes().unwrap_or(0);
         println!(
-            "opened {} dialogues in {:.1} s ({:.0}/s), {} failed; live {}",
+            "opened {} dialogues in {:.1} s ({:.0}/s), {} failed; live {} ({} with an actor, {} passivated)",
             args.n,
             took.as_secs_f64(),
             args.n as f64 / took.as_secs_f64(),
             failed.load(Ordering::Relaxed),
-            live
+            live,
+            resident,
+            passivated
         );
         println!(
-            "RSS: {:.0} MiB before, {:.0} MiB with {} live dialogues idle for {} s: {:.0} MiB for them ({:.0} bytes each)",
+            "RSS: {:.0} MiB before, {:.0} MiB with {} live dialogues idle for {:.1} s: {:.0} MiB for them ({:.0} bytes each)",
             mib(before),
             mib(after),
             live,
-            args.idle_secs,
+            (passivate + Duration::from_secs(args.idle_secs)).as_secs_f64(),
             mib(after.saturating_sub(before)),
             after.saturating_sub(before) as f64 / live.max(1) as f64
         );
