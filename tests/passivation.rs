@@ -192,3 +192,30 @@ async fn a_new_dial_supersedes_a_passivated_dialogue() {
     );
     gw.shutdown().await;
 }
+
+/// On one node passivated dialogues count against `max_live_dialogues` as resident ones do: at
+/// the limit a new dialogue is refused, and a passivated one goes on. (In a cluster only
+/// dialogues with an actor count: a passivated one is not told from a new one there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passivated_dialogues_count_against_the_live_dialogue_limit() {
+    let sb = sandbox(
+        60,
+        "[limits]\nhops_per_minute_per_msisdn = 0\nmax_live_dialogues = 1\nbusy_text = \"Busy\"\n",
+    );
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    assert_eq!(at.hop("l1", CODE, PHONE, "").await, "CON Say something");
+    assert!(passivated(&gw, 1).await, "the idle dialogue kept its actor");
+    if !common::on_redis() {
+        assert_eq!(
+            at.hop("l2", CODE, "+254700000002", "").await,
+            "END Busy",
+            "a new dialogue past the limit"
+        );
+    }
+    assert_eq!(
+        at.hop("l1", CODE, PHONE, "go").await,
+        "CON #1 254700000001: go\n1. Again\n2. Stop"
+    );
+    gw.shutdown().await;
+}

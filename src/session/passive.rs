@@ -29,6 +29,7 @@ use crate::hop::SessionKey;
 use futures_util::StreamExt;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub(crate) struct Passive {
     after: Option<Duration>,
     /// One per shard, made when the registry starts the shards' loops ([`Passive::start`]).
     wheels: OnceLock<Box<[Wheel]>>,
+    /// Deadlines kept in all wheels (read on every hop, for `max_live_dialogues`).
+    held: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +71,7 @@ impl Passive {
         Passive {
             after: (!after.is_zero()).then_some(after),
             wheels: OnceLock::new(),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -112,6 +116,7 @@ impl Passive {
             inner.due.push(Reverse((deadline_ms, key)));
             earlier
         };
+        self.held.fetch_add(1, Ordering::Relaxed);
         if earlier {
             wheel.wake.notify_one();
         }
@@ -132,9 +137,7 @@ impl Passive {
     /// How many deadlines are kept (a dialogue resumed and passivated again has one per
     /// passivation until the older ones come due).
     pub(crate) fn len(&self) -> usize {
-        self.wheels
-            .get()
-            .map_or(0, |w| w.iter().map(|w| Self::lock(w).due.len()).sum())
+        self.held.load(Ordering::Relaxed)
     }
 
     /// The keys kept that start with `prefix` (each once).
@@ -160,7 +163,7 @@ impl Passive {
 
     /// Takes what is to be done now: the aborts, and the entries due at `now_ms` (at most
     /// [`BATCH`]); and when the next entry is due.
-    fn take(wheel: &Wheel, now_ms: u64) -> (Vec<SessionKey>, Vec<SessionKey>, Option<u64>) {
+    fn take(&self, wheel: &Wheel, now_ms: u64) -> (Vec<SessionKey>, Vec<SessionKey>, Option<u64>) {
         let mut inner = Self::lock(wheel);
         let aborts = std::mem::take(&mut inner.aborts);
         let mut due = Vec::new();
@@ -172,6 +175,7 @@ impl Passive {
                 due.push(key);
             }
         }
+        self.held.fetch_sub(due.len(), Ordering::Relaxed);
         let next = inner.due.peek().map(|Reverse((at, _))| *at);
         // A wave of expiries leaves room for a million: it goes when it is mostly empty.
         if inner.due.capacity() > 4 * BATCH && inner.due.len() < inner.due.capacity() / 4 {
@@ -184,17 +188,12 @@ impl Passive {
 /// Runs shard `shard`'s wheel, forever (it stops with the shard): aborts at once, expiries at
 /// their deadlines, through `registry` (an actor started on this shard for each).
 pub(super) async fn run(registry: Registry, shard: usize) {
-    let Some(wheel) = registry
-        .core()
-        .passive
-        .wheels
-        .get()
-        .and_then(|w| w.get(shard))
-    else {
+    let passive = &registry.core().passive;
+    let Some(wheel) = passive.wheels.get().and_then(|w| w.get(shard)) else {
         return;
     };
     loop {
-        let (aborts, due, next) = Passive::take(wheel, now_ms());
+        let (aborts, due, next) = passive.take(wheel, now_ms());
         if !aborts.is_empty() || !due.is_empty() {
             let r = &registry;
             futures_util::stream::iter(aborts)

@@ -203,7 +203,16 @@ impl Registry {
             tracing::warn!(msisdn = %hop.msisdn.masked(), "hop refused: too many hops from one number");
             return Ok(Reply::end(&limits.busy_text));
         }
-        if self.core.live.len() >= limits.max_live && !self.core.live.contains_key(&hop.key) {
+        // On one node passivated dialogues count too; in a cluster they are not told from new
+        // ones without a round trip, and a live one must never be refused: only actors count.
+        let passivated = match self.core.cluster {
+            None => self.core.passive.len(),
+            Some(_) => 0,
+        };
+        if self.core.live.len() + passivated >= limits.max_live
+            && !self.core.live.contains_key(&hop.key)
+            && !self.passivated_here(&hop.key)
+        {
             crate::metrics::limited("live_dialogues");
             tracing::warn!("new dialogue refused: live dialogue limit reached");
             return Ok(Reply::end(&limits.busy_text));
@@ -222,6 +231,14 @@ impl Registry {
                 Err(HopError::Unavailable("actor system is stopping".into()))
             }
         }
+    }
+
+    /// Whether `key` is a live dialogue of this node (one node) whose actor is passivated:
+    /// read only at the live dialogue limit (a look into sled).
+    fn passivated_here(&self, key: &str) -> bool {
+        self.core.passive.len() > 0
+            && self.core.cluster.is_none()
+            && self.core.store.live_exists(key).unwrap_or(false)
     }
 
     /// Sends `msg` to the actor of `key` (spawning it if needed), again to a fresh actor when
