@@ -219,3 +219,36 @@ async fn passivated_dialogues_count_against_the_live_dialogue_limit() {
     );
     gw.shutdown().await;
 }
+
+/// A dialogue passivated before a flow reload finishes on the version it started with, as a
+/// resident one does; new dialogues get the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passivated_dialogue_keeps_its_flow_version_across_a_reload() {
+    let sb = sandbox(60, "");
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    assert_eq!(at.hop("v1", CODE, PHONE, "").await, "CON Say something");
+    assert!(passivated(&gw, 1).await, "the idle dialogue kept its actor");
+    std::fs::write(
+        sb.dir.path().join("flows/echo.yaml"),
+        ECHO.replace("Say something", "Tell me"),
+    )
+    .unwrap();
+    let a = At::new(gw.admin_addr)
+        .request(
+            "POST",
+            "/admin/reload",
+            &[("authorization", "Bearer test-token")],
+            "",
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(at.hop("v2", CODE, "+254700000003", "").await, "CON Tell me");
+    at.hop("v1", CODE, PHONE, "x").await;
+    assert_eq!(
+        at.hop("v1", CODE, PHONE, "x*1").await,
+        "CON Say something",
+        "the passivated dialogue moved to the new version"
+    );
+    gw.shutdown().await;
+}

@@ -57,8 +57,8 @@ pub struct LimitsConfig {
     /// (0 switches the limit off). Default 60.
     #[serde(default = "default_hops_per_minute")]
     pub hops_per_minute_per_msisdn: u32,
-    /// Live dialogues in memory at most; past it, new dialogues get `busy_text` and live ones
-    /// keep working. Default 2000000.
+    /// Live dialogues at most (with an actor, or passivated on one node); past it, new
+    /// dialogues get `busy_text` and live ones keep working. Default 2000000.
     #[serde(default = "default_max_live")]
     pub max_live_dialogues: usize,
     /// What a refused hop is told.

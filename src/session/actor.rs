@@ -155,7 +155,10 @@ impl SessionActor {
             self.transacted = true;
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
-                Some(route) => self.route = Some(route.clone()),
+                // Passivated before a reload: the route (and flow version) it started on.
+                Some(route) => {
+                    self.route = Some(self.core.passive.route_for(route, &d.app_version))
+                }
                 None => tracing::warn!(route = %d.route, "resumed dialogue's route is gone"),
             }
             self.dialogue = Some(Arc::new(d));
@@ -554,6 +557,10 @@ impl SessionActor {
             // Not committed yet (commits are failing, or one is slow): wait again.
             self.arm_idle(ctx, Duration::from_millis(remaining));
             return;
+        }
+        // The route first: its next message may come as soon as the deadline is held.
+        if let Some(route) = &self.route {
+            self.core.passive.keep_route(route, deadline);
         }
         if self.core.passive.hold(deadline, self.key.clone()) {
             ctx.stop();

@@ -22,13 +22,18 @@
 //!   with its idle timer armed ignores the message (its timer ends it).
 //! - A newer dialogue of the same number on the same code supersedes a passivated one through
 //!   the wheel too: it is aborted as a resident one is.
+//! - A resident dialogue keeps the route (and the flow version) it started on across reloads;
+//!   a passivated one finds it again here ([`Passive::route_for`]): each route version that
+//!   dialogues were passivated on is kept until the last of their deadlines has passed.
 
 use super::registry::Registry;
+use crate::app::Route;
 use crate::clock::now_ms;
 use crate::hop::SessionKey;
 use futures_util::StreamExt;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -48,6 +53,9 @@ pub(crate) struct Passive {
     wheels: OnceLock<Box<[Wheel]>>,
     /// Deadlines kept in all wheels (read on every hop, for `max_live_dialogues`).
     held: AtomicUsize,
+    /// The routes dialogues were passivated on, by service code and app version, each with
+    /// the latest deadline of those dialogues: a reload may have replaced them since.
+    routes: Mutex<HashMap<(Arc<str>, Arc<str>), (Arc<Route>, u64)>>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +80,7 @@ impl Passive {
             after: (!after.is_zero()).then_some(after),
             wheels: OnceLock::new(),
             held: AtomicUsize::new(0),
+            routes: Mutex::default(),
         }
     }
 
@@ -121,6 +130,34 @@ impl Passive {
             wheel.wake.notify_one();
         }
         true
+    }
+
+    /// Keeps `route` (the one a dialogue being passivated runs on, with its app's version)
+    /// until `deadline_ms` at least, and lets go of those no passivated dialogue needs.
+    pub(crate) fn keep_route(&self, route: &Arc<Route>, deadline_ms: u64) {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (route.service_code.clone(), route.app.version());
+        match routes.get_mut(&key) {
+            Some((_, until)) => *until = (*until).max(deadline_ms),
+            None => {
+                let now = now_ms();
+                routes.retain(|_, (_, until)| *until >= now);
+                routes.insert(key, (route.clone(), deadline_ms));
+            }
+        }
+    }
+
+    /// The route a resumed dialogue runs on: the one of `current`'s service code that it was
+    /// passivated on if `app_version` is not `current`'s (a reload came since), else `current`.
+    pub(crate) fn route_for(&self, current: &Arc<Route>, app_version: &str) -> Arc<Route> {
+        if *current.app.version() == *app_version {
+            return current.clone();
+        }
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (current.service_code.clone(), Arc::from(app_version));
+        routes
+            .get(&key)
+            .map_or_else(|| current.clone(), |(route, _)| route.clone())
     }
 
     /// Aborts the passivated dialogue `key` soon (a newer dialogue supersedes it). Answers
