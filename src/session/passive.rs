@@ -44,6 +44,9 @@ const AT_ONCE: usize = 64;
 /// Entries a wheel takes out at a time (then it lets its shard run other work).
 const BATCH: usize = 4_096;
 
+/// A route's service code and its app's version.
+type RouteVersion = (Arc<str>, Arc<str>);
+
 /// The passivated dialogues' deadlines, one wheel per shard.
 #[derive(Debug)]
 pub(crate) struct Passive {
@@ -55,7 +58,7 @@ pub(crate) struct Passive {
     held: AtomicUsize,
     /// The routes dialogues were passivated on, by service code and app version, each with
     /// the latest deadline of those dialogues: a reload may have replaced them since.
-    routes: Mutex<HashMap<(Arc<str>, Arc<str>), (Arc<Route>, u64)>>,
+    routes: Mutex<HashMap<RouteVersion, (Arc<Route>, u64)>>,
 }
 
 #[derive(Debug, Default)]
