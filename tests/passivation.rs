@@ -252,3 +252,34 @@ async fn a_passivated_dialogue_keeps_its_flow_version_across_a_reload() {
     );
     gw.shutdown().await;
 }
+
+/// The dialogues of a lost SMPP bind are ended by key prefix (`Registry::abort_prefix`):
+/// passivated ones too, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialogues_ended_by_key_prefix_include_passivated_ones() {
+    let sb = sandbox(60, "");
+    let gw = sb.start().await;
+    let at = At::new(gw.public_addr);
+    assert_eq!(at.hop("lost-1", CODE, PHONE, "").await, "CON Say something");
+    assert_eq!(
+        at.hop("lost-2", CODE, "+254700000002", "").await,
+        "CON Say something"
+    );
+    assert!(
+        passivated(&gw, 2).await,
+        "the idle dialogues kept their actors"
+    );
+    assert_eq!(
+        at.hop("lost-2", CODE, "+254700000002", "a").await,
+        "CON #1 254700000002: a\n1. Again\n2. Stop"
+    );
+    // lost-1 passivated; lost-2 resumed by its hop (its first deadline still kept).
+    assert_eq!(gw.registry().abort_prefix("http:lost-").await, 2);
+    let records = end_records(&gw).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["reason"] == "abort"),
+        "{records:?}"
+    );
+    gw.shutdown().await;
+}
