@@ -85,7 +85,7 @@ fn default_hops_per_minute() -> u32 {
     60
 }
 fn default_passivate_after_ms() -> u64 {
-    5_000
+    30_000
 }
 fn default_max_live() -> usize {
     2_000_000
@@ -273,7 +273,9 @@ pub struct SessionsConfig {
     /// A dialogue waiting this long for its next hop gives up its actor (about 2 KB) once its
     /// state is in the store, keeping only its deadline; its next hop resumes it from the
     /// store as after a restart, and its idle timeout still ends it on time. 0 switches it
-    /// off. Default 5000 ms.
+    /// off. Default 30000 ms: longer than a subscriber takes to read a screen and answer, so
+    /// that mostly dialogues walked away from are passivated (a resumed hop reads and parses
+    /// the state, about twice a resident hop's work), well within the idle timeout.
     #[serde(default = "default_passivate_after_ms")]
     pub passivate_after_ms: u64,
     /// On SIGTERM, how long hops in flight may take to finish before the gateway stops

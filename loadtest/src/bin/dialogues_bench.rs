@@ -58,6 +58,11 @@ struct Args {
     /// 1,000,000 with the default `tombstone_secs` of 300.
     #[arg(long, default_value_t = 0)]
     ended: u64,
+    /// After the resident set is read, send each dialogue one more hop with this input (its
+    /// second hop: on a passivated dialogue it resumes the dialogue from the store), and
+    /// report the rate.
+    #[arg(long)]
+    next_input: Option<String>,
 }
 
 /// The session key of the `i`-th dialogue ended with `--ended`.
@@ -193,6 +198,38 @@ fn main() -> anyhow::Result<()> {
             "RSS as the last one opened (transient buffers still held): {:.0} MiB",
             mib(at_once)
         );
+        if let Some(input) = &args.next_input {
+            let started = Instant::now();
+            let next = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..args.concurrency {
+                let (registry, next, failed) = (gw.registry().clone(), next.clone(), failed.clone());
+                let (code, input, n) = (args.code.clone(), input.clone(), args.n);
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        if registry.hop(hop(i, &code, &input)).await.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await?;
+            }
+            let took = started.elapsed();
+            println!(
+                "second hops: {} in {:.1} s ({:.0}/s), {} failed in all; {} with an actor after them",
+                args.n,
+                took.as_secs_f64(),
+                args.n as f64 / took.as_secs_f64(),
+                failed.load(Ordering::Relaxed),
+                gw.registry().live()
+            );
+        }
         if !args.restart {
             gw.shutdown().await;
             return Ok(());
