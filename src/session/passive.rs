@@ -44,6 +44,9 @@ const AT_ONCE: usize = 64;
 /// Entries a wheel takes out at a time (then it lets its shard run other work).
 const BATCH: usize = 4_096;
 
+/// How often shard 0's wheel looks whether the registry's map of actors can shrink.
+const TIDY_EVERY: Duration = Duration::from_secs(10);
+
 /// A route's service code and its app's version.
 type RouteVersion = (Arc<str>, Arc<str>);
 
@@ -232,6 +235,7 @@ pub(super) async fn run(registry: Registry, shard: usize) {
     let Some(wheel) = passive.wheels.get().and_then(|w| w.get(shard)) else {
         return;
     };
+    let mut tidied = tokio::time::Instant::now();
     loop {
         let (aborts, due, next) = passive.take(wheel, now_ms());
         if !aborts.is_empty() || !due.is_empty() {
@@ -248,15 +252,28 @@ pub(super) async fn run(registry: Registry, shard: usize) {
                 .await;
             continue;
         }
-        match next {
-            Some(at) => {
-                let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = wheel.wake.notified() => {}
-                }
-            }
-            None => wheel.wake.notified().await,
+        let wait = next.map_or(TIDY_EVERY, |at| {
+            Duration::from_millis(at.saturating_sub(now_ms())).min(TIDY_EVERY)
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wheel.wake.notified() => {}
         }
+        if shard == 0 && tidied.elapsed() >= TIDY_EVERY {
+            tidied = tokio::time::Instant::now();
+            tidy(&registry.core().live);
+        }
+    }
+}
+
+/// Gives back the room of the registry's map of actors when a wave of passivations has left
+/// it mostly empty (a hash table keeps its largest size: about 50 bytes a slot).
+fn tidy<K, V>(live: &dashmap::DashMap<K, V>)
+where
+    K: Eq + std::hash::Hash,
+{
+    let (len, capacity) = (live.len(), live.capacity());
+    if capacity > 4 * len + 4 * BATCH {
+        live.shrink_to_fit();
     }
 }
