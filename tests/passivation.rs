@@ -77,7 +77,7 @@ async fn a_passivated_dialogue_resumes_with_its_state_on_its_next_hop() {
 async fn a_passivated_dialogue_times_out_once_with_its_end_record_and_event() {
     let events = FakeHttp::start(|_| async { (200, "OK".to_string()) }).await;
     let sb = sandbox(
-        1,
+        2,
         &format!("[events]\nurl = \"http://{}/events\"\n", events.addr),
     );
     let gw = sb.start().await;
