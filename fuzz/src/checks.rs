@@ -152,6 +152,7 @@ fn smpp_harness() -> &'static SmppHarness {
                     tombstone_ttl: std::time::Duration::from_secs(60),
                     events: None,
                     fixed_now: None,
+                    passivate_after: std::time::Duration::ZERO,
                 };
                 let limits = Limits {
                     per_msisdn: None,

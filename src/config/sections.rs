@@ -57,8 +57,8 @@ pub struct LimitsConfig {
     /// (0 switches the limit off). Default 60.
     #[serde(default = "default_hops_per_minute")]
     pub hops_per_minute_per_msisdn: u32,
-    /// Live dialogues in memory at most; past it, new dialogues get `busy_text` and live ones
-    /// keep working. Default 2000000.
+    /// Live dialogues at most (with an actor, or passivated on one node); past it, new
+    /// dialogues get `busy_text` and live ones keep working. Default 2000000.
     #[serde(default = "default_max_live")]
     pub max_live_dialogues: usize,
     /// What a refused hop is told.
@@ -83,6 +83,9 @@ fn default_max_connections() -> usize {
 }
 fn default_hops_per_minute() -> u32 {
     60
+}
+fn default_passivate_after_ms() -> u64 {
+    30_000
 }
 fn default_max_live() -> usize {
     2_000_000
@@ -276,6 +279,14 @@ pub struct SessionsConfig {
     /// Actor shards (one Arbiter thread each). 0 means one per core.
     #[serde(default)]
     pub shards: usize,
+    /// A dialogue waiting this long for its next hop gives up its actor (about 2 KB) once its
+    /// state is in the store, keeping only its deadline; its next hop resumes it from the
+    /// store as after a restart, and its idle timeout still ends it on time. 0 switches it
+    /// off. Default 30000 ms: longer than a subscriber takes to read a screen and answer, so
+    /// that mostly dialogues walked away from are passivated (a resumed hop reads and parses
+    /// the state, about twice a resident hop's work), well within the idle timeout.
+    #[serde(default = "default_passivate_after_ms")]
+    pub passivate_after_ms: u64,
     /// On SIGTERM, how long hops in flight may take to finish before the gateway stops
     /// anyway. Default 10 s.
     #[serde(default = "default_grace_secs")]

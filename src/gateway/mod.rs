@@ -291,6 +291,7 @@ fn start_sessions(
         timeout_text: config.ussd.timeout_text.clone(),
         tombstone_ttl: Duration::from_secs(config.sessions.tombstone_secs),
         fixed_now: config.clock.fixed.as_ref().map(|_| config.now()),
+        passivate_after: Duration::from_millis(config.sessions.passivate_after_ms),
         events: config
             .events
             .url

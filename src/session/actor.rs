@@ -155,7 +155,10 @@ impl SessionActor {
             self.transacted = true;
             let routes = self.core.routes.load();
             match routes.get(&d.route) {
-                Some(route) => self.route = Some(route.clone()),
+                // Passivated before a reload: the route (and flow version) it started on.
+                Some(route) => {
+                    self.route = Some(self.core.passive.route_for(route, &d.app_version))
+                }
                 None => tracing::warn!(route = %d.route, "resumed dialogue's route is gone"),
             }
             self.dialogue = Some(Arc::new(d));
@@ -259,10 +262,19 @@ impl SessionActor {
                     && let Some(previous) =
                         self.core.by_subscriber.get(&subscriber).map(|k| k.clone())
                     && previous != self.key
-                    && let Some(addr) = self.core.live.get(&previous).and_then(|a| a.upgrade())
                 {
-                    metrics::superseded();
-                    addr.do_send(Abort);
+                    match self.core.live.get(&previous).and_then(|a| a.upgrade()) {
+                        Some(addr) => {
+                            metrics::superseded();
+                            addr.do_send(Abort);
+                        }
+                        // Indexed with no actor: passivated ([`super::passive`]).
+                        None => {
+                            if self.core.passive.abort_soon(previous) {
+                                metrics::superseded();
+                            }
+                        }
+                    }
                 }
                 let env = self.env(&dialogue, &route, limit);
                 self.dialogue = Some(Arc::new(dialogue));
@@ -479,12 +491,19 @@ impl SessionActor {
             return (reply, "error");
         }
         let timeout = Duration::from_millis(d.idle_timeout_ms);
-        // Indexed once per actor (after a restart the first hop this actor answers does it).
+        // Indexed once per actor (after a restart, or a passivation, the first hop this actor
+        // answers does it, unless a newer dialogue of the number has taken its place since).
         if !self.indexed {
             self.indexed = true;
-            self.core
-                .by_subscriber
-                .insert(subscriber_key(&d.msisdn, &d.route), self.key.clone());
+            let subscriber = subscriber_key(&d.msisdn, &d.route);
+            if d.hops <= 1 {
+                self.core.by_subscriber.insert(subscriber, self.key.clone());
+            } else {
+                self.core
+                    .by_subscriber
+                    .entry(subscriber)
+                    .or_insert_with(|| self.key.clone());
+            }
         }
         self.arm_idle(ctx, timeout);
         (turn.reply, "con")
@@ -501,21 +520,63 @@ impl SessionActor {
         }
     }
 
-    /// (Re)starts the idle timer: when it fires, the dialogue ends as timed out.
+    /// (Re)starts the idle timer: when it fires, the dialogue ends as timed out; or, when
+    /// passivation comes first ([`super::passive`]), its actor is passivated then.
     fn arm_idle(&mut self, ctx: &mut Context<Self>, timeout: Duration) {
         if let Some(h) = self.idle.take() {
             ctx.cancel_future(h);
         }
-        self.idle = Some(ctx.run_later(timeout, |act, ctx| {
-            act.idle = None;
-            if let Some(cluster) = act.core.cluster.clone() {
-                // Ended by this node only if no other node answered it since.
-                ctx.wait(act.expire_in_cluster(cluster).map(|_, _, _| ()));
-                return;
-            }
-            act.end_now(EndReason::IdleTimeout, None);
+        let passivate = self.core.passive.after().filter(|after| *after < timeout);
+        self.idle = Some(
+            ctx.run_later(passivate.unwrap_or(timeout), move |act, ctx| {
+                act.idle = None;
+                if passivate.is_some() {
+                    act.passivate(ctx);
+                } else {
+                    act.timed_out(ctx);
+                }
+            }),
+        );
+    }
+
+    /// The idle timeout has passed: the dialogue ends.
+    fn timed_out(&mut self, ctx: &mut Context<Self>) {
+        if let Some(cluster) = self.core.cluster.clone() {
+            // Ended by this node only if no other node answered it since.
+            ctx.wait(self.expire_in_cluster(cluster).map(|_, _, _| ()));
+            return;
+        }
+        self.end_now(EndReason::IdleTimeout, None);
+        ctx.stop();
+    }
+
+    /// The dialogue has waited `passivate_after`: its actor stops, its deadline kept in the
+    /// shard's wheel, once its state is in the store as last written (on one node, once the
+    /// write-behind buffer has committed it; in a cluster it was written before the answer).
+    fn passivate(&mut self, ctx: &mut Context<Self>) {
+        let Some(deadline) = self.dialogue.as_ref().map(|d| d.idle_deadline_ms()) else {
             ctx.stop();
-        }));
+            return;
+        };
+        let remaining = deadline.saturating_sub(now_ms());
+        if remaining == 0 {
+            self.timed_out(ctx);
+            return;
+        }
+        if self.core.cluster.is_none() && !self.core.store.live_settled(&self.key) {
+            // Not committed yet (commits are failing, or one is slow): wait again.
+            self.arm_idle(ctx, Duration::from_millis(remaining));
+            return;
+        }
+        // The route first: its next message may come as soon as the deadline is held.
+        if let Some(route) = &self.route {
+            self.core.passive.keep_route(route, deadline);
+        }
+        if self.core.passive.hold(deadline, self.key.clone()) {
+            ctx.stop();
+        } else {
+            self.arm_idle(ctx, Duration::from_millis(remaining));
+        }
     }
 }
 

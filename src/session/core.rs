@@ -51,6 +51,9 @@ pub struct Settings {
     pub events: Option<Arc<dyn EndEvents>>,
     /// A fixed time for flows (demos and golden tests); `None` is the real clock.
     pub fixed_now: Option<jiff::Timestamp>,
+    /// How long a waiting dialogue keeps its actor before it is passivated
+    /// ([`super::passive`]); zero: never.
+    pub passivate_after: Duration,
 }
 
 /// Reports ended dialogues to the operator's receiver, in the receiver's format: the session
@@ -164,6 +167,8 @@ pub struct Core {
     pub(crate) by_subscriber: DashMap<SubscriberKey, SessionKey>,
     /// Cluster mode: the shared dialogues; `None` on one node (sled only).
     pub cluster: Option<Cluster>,
+    /// The deadlines of the dialogues whose actors are passivated.
+    pub(crate) passive: super::passive::Passive,
 }
 
 impl Core {
@@ -182,6 +187,7 @@ impl Core {
     ) -> Arc<Core> {
         Arc::new(Core {
             cluster,
+            passive: super::passive::Passive::new(settings.passivate_after),
             store,
             routes: ArcSwap::from_pointee(routes),
             settings,

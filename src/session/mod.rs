@@ -8,6 +8,8 @@
 //!   what to do with a hop, a pure function of the loaded state (tested without actix).
 //! - [`state`] is what is persisted: live state, tombstones, end-of-session records.
 //! - [`mask`] keeps sensitive inputs (PINs) out of all of it but the flow's own variables.
+//! - [`passive`] keeps only the deadline of a dialogue idle for a while: its actor stops, and
+//!   its next message resumes it from the store as after a restart.
 //! - [`sweep`] ends dialogues that a crash left behind, once their idle timeout has passed.
 //! - [`applied`] puts the transactions a dialogue applied in its end record.
 
@@ -17,6 +19,7 @@ pub mod core;
 pub mod journey;
 pub mod mask;
 pub mod messages;
+pub(crate) mod passive;
 mod plan;
 pub mod registry;
 pub mod state;

@@ -56,6 +56,7 @@ fn settings() -> Settings {
         tombstone_ttl: Duration::from_secs(60),
         events: None,
         fixed_now: None,
+        passivate_after: Duration::ZERO,
     }
 }
 

@@ -29,6 +29,11 @@ thread_local! {
     static CURRENT_SHARD: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
 }
 
+/// The index of the shard whose thread this is, if it is one.
+pub(super) fn current_shard() -> Option<usize> {
+    CURRENT_SHARD.get().map(|(_, i)| i)
+}
+
 /// The actix side: a System on its own thread with one Arbiter per shard.
 #[derive(Debug)]
 pub struct Shards {
@@ -117,12 +122,19 @@ pub struct Registry {
 impl Registry {
     /// A registry over `core`, running actors on `shards`.
     pub fn new(core: Arc<Core>, shards: &Shards) -> Registry {
-        Registry {
+        let registry = Registry {
             core,
             shards: Arc::new(shards.handles.clone()),
             set: shards.set,
             next: Arc::new(AtomicUsize::new(0)),
+        };
+        // Each shard runs the wheel of the dialogues passivated on it.
+        if registry.core.passive.start(shards.handles.len()) {
+            for (i, shard) in shards.handles.iter().enumerate() {
+                shard.spawn(super::passive::run(registry.clone(), i));
+            }
         }
+        registry
     }
 
     /// Runs `task` on a shard's thread, the shards taken in turn: the HTTP front serves each
@@ -147,17 +159,28 @@ impl Registry {
         self.core.live.len()
     }
 
+    /// How many deadlines of passivated dialogues are kept ([`super::passive`]): the live
+    /// dialogues without an actor (a dialogue resumed and passivated again counts once per
+    /// passivation until its older deadlines come due).
+    pub fn passivated(&self) -> usize {
+        self.core.passive.len()
+    }
+
     /// Ends, as aborted, every live dialogue whose key starts with `prefix` (all dialogues of
     /// an SMPP bind whose connection was lost: the network side has dropped them). Returns how
     /// many ended.
     pub async fn abort_prefix(&self, prefix: &str) -> usize {
-        let keys: Vec<SessionKey> = self
+        let mut keys: Vec<SessionKey> = self
             .core
             .live
             .iter()
             .filter(|e| e.key().starts_with(prefix))
             .map(|e| e.key().clone())
             .collect();
+        // And those passivated (each once: one may be resident again too).
+        keys.extend(self.core.passive.keys_with_prefix(prefix));
+        keys.sort_unstable();
+        keys.dedup();
         let mut ended = 0;
         for key in keys {
             if self.abort(key).await {
@@ -180,7 +203,16 @@ impl Registry {
             tracing::warn!(msisdn = %hop.msisdn.masked(), "hop refused: too many hops from one number");
             return Ok(Reply::end(&limits.busy_text));
         }
-        if self.core.live.len() >= limits.max_live && !self.core.live.contains_key(&hop.key) {
+        // On one node passivated dialogues count too; in a cluster they are not told from new
+        // ones without a round trip, and a live one must never be refused: only actors count.
+        let passivated = match self.core.cluster {
+            None => self.core.passive.len(),
+            Some(_) => 0,
+        };
+        if self.core.live.len() + passivated >= limits.max_live
+            && !self.core.live.contains_key(&hop.key)
+            && !self.passivated_here(&hop.key)
+        {
             crate::metrics::limited("live_dialogues");
             tracing::warn!("new dialogue refused: live dialogue limit reached");
             return Ok(Reply::end(&limits.busy_text));
@@ -199,6 +231,14 @@ impl Registry {
                 Err(HopError::Unavailable("actor system is stopping".into()))
             }
         }
+    }
+
+    /// Whether `key` is a live dialogue of this node (one node) whose actor is passivated:
+    /// read only at the live dialogue limit (a look into sled).
+    fn passivated_here(&self, key: &str) -> bool {
+        self.core.passive.len() > 0
+            && self.core.cluster.is_none()
+            && self.core.store.live_exists(key).unwrap_or(false)
     }
 
     /// Sends `msg` to the actor of `key` (spawning it if needed), again to a fresh actor when
@@ -310,6 +350,7 @@ pub(crate) fn test_registry(store: crate::store::Store, shards: &Shards) -> Regi
         tombstone_ttl: Duration::from_secs(60),
         events: None,
         fixed_now: None,
+        passivate_after: Duration::ZERO,
     };
     Registry::new(
         Core::new(store, RouteTable::new(Vec::new()), settings, Limits::none()),

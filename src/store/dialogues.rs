@@ -49,6 +49,24 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `key`'s live state is in sled as last written: no write of it waits for a
+    /// commit or is being committed. A dialogue whose actor is passivated (`session::passive`)
+    /// is read back from here by its next message, as after a restart.
+    pub fn live_settled(&self, key: &str) -> bool {
+        self.dialogues.live_waits(key).is_none()
+    }
+
+    /// Whether `key` has a live state (waiting for a commit, or in sled), without reading it.
+    ///
+    /// # Errors
+    /// sled errors.
+    pub fn live_exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self.dialogues.live_waits(key) {
+            Some(written) => Ok(written),
+            None => Ok(self.dialogues.sessions.contains_key(key)?),
+        }
+    }
+
     /// Removes a live dialogue without an end record if sled's document for it is still one
     /// that `stale` says so of (a compare-and-swap: a newer state written meanwhile stays),
     /// after a commit of what waits.

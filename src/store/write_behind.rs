@@ -339,6 +339,14 @@ impl Dialogues {
         Ok(WaitingEnd::NotWaiting)
     }
 
+    /// What waits for `key`'s live state, if anything does (waiting for a commit, or being
+    /// committed): `Some(true)` a state, `Some(false)` its removal.
+    pub(super) fn live_waits(&self, key: &str) -> Option<bool> {
+        self.slots()
+            .find(|p| p.live.get(key))
+            .map(|state| state.is_some())
+    }
+
     /// Whether an end of `key` waits for a commit, or is being committed.
     pub(super) fn end_waits(&self, key: &str) -> bool {
         self.slots().find(|p| p.latest_end.get(key)).is_some()

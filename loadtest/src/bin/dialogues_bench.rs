@@ -45,8 +45,9 @@ struct Args {
     /// The code dialled.
     #[arg(long, default_value = "*123#")]
     code: String,
-    /// Seconds the dialogues are left idle before the resident set is read: the last group
-    /// commit and the allocator's return of freed pages are done by then.
+    /// Seconds the dialogues are left idle, after the config's `passivate_after_ms`, before
+    /// the resident set is read: the last group commit, the passivation and the allocator's
+    /// return of freed pages are done by then.
     #[arg(long, default_value_t = 3)]
     idle_secs: u64,
     /// Then restart on the same store and time the first hop.
@@ -57,6 +58,11 @@ struct Args {
     /// 1,000,000 with the default `tombstone_secs` of 300.
     #[arg(long, default_value_t = 0)]
     ended: u64,
+    /// After the resident set is read, send each dialogue one more hop with this input (its
+    /// second hop: on a passivated dialogue it resumes the dialogue from the store), and
+    /// report the rate.
+    #[arg(long)]
+    next_input: Option<String>,
 }
 
 /// The session key of the `i`-th dialogue ended with `--ended`.
@@ -162,23 +168,29 @@ fn main() -> anyhow::Result<()> {
         }
         let took = started.elapsed();
         let at_once = rss_bytes().unwrap_or(0);
-        tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
-        let live = gw.registry().live();
+        // Idle dialogues give up their actors after `[sessions] passivate_after_ms`: the
+        // resident set is read `--idle-secs` after that.
+        let passivate = Duration::from_millis(config.sessions.passivate_after_ms);
+        tokio::time::sleep(passivate + Duration::from_secs(args.idle_secs)).await;
+        let (resident, passivated) = (gw.registry().live(), gw.registry().passivated());
+        let live = resident + passivated;
         let after = rss_bytes().unwrap_or(0);
         println!(
-            "opened {} dialogues in {:.1} s ({:.0}/s), {} failed; live {}",
+            "opened {} dialogues in {:.1} s ({:.0}/s), {} failed; live {} ({} with an actor, {} passivated)",
             args.n,
             took.as_secs_f64(),
             args.n as f64 / took.as_secs_f64(),
             failed.load(Ordering::Relaxed),
-            live
+            live,
+            resident,
+            passivated
         );
         println!(
-            "RSS: {:.0} MiB before, {:.0} MiB with {} live dialogues idle for {} s: {:.0} MiB for them ({:.0} bytes each)",
+            "RSS: {:.0} MiB before, {:.0} MiB with {} live dialogues idle for {:.1} s: {:.0} MiB for them ({:.0} bytes each)",
             mib(before),
             mib(after),
             live,
-            args.idle_secs,
+            (passivate + Duration::from_secs(args.idle_secs)).as_secs_f64(),
             mib(after.saturating_sub(before)),
             after.saturating_sub(before) as f64 / live.max(1) as f64
         );
@@ -186,6 +198,38 @@ fn main() -> anyhow::Result<()> {
             "RSS as the last one opened (transient buffers still held): {:.0} MiB",
             mib(at_once)
         );
+        if let Some(input) = &args.next_input {
+            let started = Instant::now();
+            let next = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..args.concurrency {
+                let (registry, next, failed) = (gw.registry().clone(), next.clone(), failed.clone());
+                let (code, input, n) = (args.code.clone(), input.clone(), args.n);
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        if registry.hop(hop(i, &code, &input)).await.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await?;
+            }
+            let took = started.elapsed();
+            println!(
+                "second hops: {} in {:.1} s ({:.0}/s), {} failed in all; {} with an actor after them",
+                args.n,
+                took.as_secs_f64(),
+                args.n as f64 / took.as_secs_f64(),
+                failed.load(Ordering::Relaxed),
+                gw.registry().live()
+            );
+        }
         if !args.restart {
             gw.shutdown().await;
             return Ok(());

@@ -131,6 +131,7 @@ pub async fn handle(req: http::Request<Incoming>, state: AdminState) -> Response
                 StatusCode::OK,
                 &json!({
                     "dialogues_in_memory": state.registry.live(),
+                    "dialogues_passivated": state.registry.passivated(),
                     // In cluster mode: the cluster's, from Redis (tombstones there are not
                     // counted: they expire by themselves).
                     "dialogues_persisted": match &core.cluster {

@@ -242,6 +242,11 @@ impl Handler<Expire> for SessionActor {
     type Result = Answer<bool>;
 
     fn handle(&mut self, _: Expire, ctx: &mut Self::Context) -> Self::Result {
+        if self.idle.is_some() {
+            // Its own timer ends it (a sweep's or a passivation wheel's deadline that a hop
+            // has moved since).
+            return Answer::Now(false);
+        }
         if let Some(cluster) = self.core.cluster.clone() {
             return Answer::Later(self.expire_in_cluster(cluster));
         }
@@ -261,8 +266,14 @@ impl SessionActor {
             return false;
         };
         if d.idle_deadline_ms() > now_ms() {
-            // A dialogue resumed into memory by this check keeps its own timer from here on.
-            self.keep_timer(ctx);
+            if self.core.passive.after().is_some() {
+                // Not due: a hop moved its deadline since, and its actor, passivated again,
+                // left its new deadline in a wheel ([`crate::session::passive`]).
+                ctx.stop();
+            } else {
+                // A dialogue resumed into memory by this check keeps its own timer from here on.
+                self.keep_timer(ctx);
+            }
             return false;
         }
         self.end_now(EndReason::IdleTimeout, None);

@@ -171,7 +171,10 @@ impl SessionActor {
                 match serde_json::from_slice::<Dialogue>(&bytes) {
                     Ok(d) => {
                         if self.route.as_ref().map(|r| &*r.service_code) != Some(&*d.route) {
-                            self.route = self.core.routes.load().get(&d.route).cloned();
+                            self.route = self.core.routes.load().get(&d.route).map(|r| {
+                                // Passivated here before a reload: the version it started on.
+                                self.core.passive.route_for(r, &d.app_version)
+                            });
                             if self.route.is_none() {
                                 tracing::warn!(route = %d.route, "shared dialogue's route is not on this node");
                             }
