@@ -32,6 +32,11 @@ pub fn bucket(session: &str) -> u32 {
     h % BUCKETS
 }
 
+/// The key of `session`'s live state.
+pub(super) fn live_key(session: &str) -> String {
+    Keys::of(session).live
+}
+
 /// The keys of one dialogue.
 struct Keys {
     live: String,

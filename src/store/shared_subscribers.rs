@@ -13,8 +13,9 @@ const SUBSCRIBER_TTL_MS: u64 = 3_600_000;
 
 impl SharedDialogues {
     /// For each new dialogue (`msisdn`, `service_code`, `session`): names it the latest of its
-    /// subscriber on its route, and answers the one named before, if another. One round trip
-    /// for all of them (per server, in a Cluster).
+    /// subscriber on its route, and answers the one named before if it is another and still
+    /// live. One round trip for all of them (per server, in a Cluster), and one more to ask
+    /// which of the older dialogues are live (most have ended by themselves).
     ///
     /// # Errors
     /// Redis failed.
@@ -32,10 +33,30 @@ impl SharedDialogues {
                 .arg("GET");
         }
         let before: Vec<Option<String>> = self.redis().pipeline("supersede", &pipe).await?;
-        Ok(before
+        let older: Vec<Option<String>> = before
             .into_iter()
             .zip(started)
             .map(|(b, (_, _, session))| b.filter(|b| b != session))
+            .collect();
+        if older.iter().all(Option::is_none) {
+            return Ok(older);
+        }
+        let mut exists = redis::pipe();
+        for key in older.iter().flatten() {
+            exists
+                .cmd("EXISTS")
+                .arg(super::shared_dialogues::live_key(key));
+        }
+        let mut live: Vec<bool> = self
+            .redis()
+            .pipeline::<Vec<bool>>("supersede", &exists)
+            .await?
+            .into_iter()
+            .rev()
+            .collect();
+        Ok(older
+            .into_iter()
+            .map(|o| o.filter(|_| live.pop().unwrap_or(false)))
             .collect())
     }
 }
