@@ -283,3 +283,47 @@ async fn dialogues_ended_by_key_prefix_include_passivated_ones() {
     );
     gw.shutdown().await;
 }
+
+/// The scrape shows a passivated dialogue where an operator looks for it: out of
+/// `ussd_dialogues_live` (actors) and in `ussd_dialogues_passivated`, and back in the first
+/// once its next hop resumes it. A process of its own: its gauges are not shared with the other
+/// tests of this file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrape_counts_passivated_dialogues_apart_from_actors() {
+    let sb = sandbox(60, "");
+    let gw = sb.spawn();
+    let at = At::new(gw.public);
+    assert_eq!(at.hop("m1", CODE, PHONE, "").await, "CON Say something");
+    let gauges = || async {
+        let body = At::new(gw.admin)
+            .request("GET", "/metrics", &[], "")
+            .await
+            .body;
+        let value = |name: &str| {
+            body.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        };
+        (
+            value("ussd_dialogues_live"),
+            value("ussd_dialogues_passivated"),
+        )
+    };
+    assert!(
+        eventually(15, || async { gauges().await == (Some(0.0), Some(1.0)) }).await,
+        "passivated, not an actor: {:?}",
+        gauges().await
+    );
+    assert_eq!(
+        at.hop("m1", CODE, PHONE, "hi").await,
+        "CON #1 254700000001: hi\n1. Again\n2. Stop"
+    );
+    // Resumed (an actor again), then passivated again: two deadlines until the first passes.
+    assert!(
+        eventually(15, || async {
+            matches!(gauges().await, (Some(0.0), Some(n)) if n >= 1.0)
+        })
+        .await,
+        "{:?}",
+        gauges().await
+    );
+}

@@ -83,13 +83,17 @@ pub(super) fn spawn(
         Duration::from_millis(config.store.flush_every_ms),
         shutdown.clone(),
     );
-    let upkeep = tokio::spawn(async {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            crate::metrics::upkeep();
-        }
-    });
+    let upkeep = {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                crate::metrics::upkeep();
+                crate::metrics::passivated(registry.passivated());
+            }
+        })
+    };
     senders.push(committer);
     let mut aborted = vec![sweeper, purger, upkeep];
     if let Some(cluster) = &registry.core().cluster {

@@ -26,6 +26,8 @@ pub const HOPS: &str = "ussd_hops_total";
 pub const HOP_SECONDS: &str = "ussd_hop_duration_seconds";
 /// Dialogues with an actor in memory.
 pub const LIVE: &str = "ussd_dialogues_live";
+/// Live dialogues whose actor is passivated (their state in the store, their deadline kept).
+pub const PASSIVATED: &str = "ussd_dialogues_passivated";
 /// Dialogues ended, by reason.
 pub const ENDED: &str = "ussd_dialogues_ended_total";
 /// Dialogue duration by end reason, seconds.
@@ -111,6 +113,11 @@ pub fn render() -> String {
     handle.render()
 }
 
+/// How many live dialogues are passivated now (the upkeep job sets it every 5 s).
+pub fn passivated(n: usize) {
+    gauge!(PASSIVATED).set(n as f64);
+}
+
 /// Runs the exporter's periodic upkeep (drains histogram buffers).
 pub fn upkeep() {
     install().run_upkeep();
@@ -127,6 +134,10 @@ fn describe() {
         "Hop latency from the front's point of view"
     );
     describe_gauge!(LIVE, "Dialogues with an actor in memory");
+    describe_gauge!(
+        PASSIVATED,
+        "Live dialogues whose actor was passivated after [sessions] passivate_after_ms (state in the store, deadline kept): live in all = ussd_dialogues_live + this"
+    );
     describe_counter!(
         ENDED,
         "Dialogues ended, by reason (end, idle_timeout, abort, error)"
@@ -190,6 +201,7 @@ fn describe() {
     }
     // Families the dashboard reads exist from start-up, at zero.
     gauge!(LIVE).set(0.0);
+    gauge!(PASSIVATED).set(0.0);
     gauge!(BUILD_INFO, "version" => crate::VERSION, "commit" => crate::COMMIT).set(1.0);
     for reason in ["end", "idle_timeout", "abort", "error"] {
         counter!(ENDED, "reason" => reason).absolute(0);
