@@ -231,6 +231,39 @@ async fn node_smpp_spreads_a_dialogue_over_two_nodes_of_a_cluster() {
     }
 }
 
+/// A node of a cluster on `redis`, serving the student app and bound as `system_id` to the
+/// SMSC at `port` through a bind named `op` (the same bind on every node).
+fn bound_node(
+    redis: &common::redis::Redis,
+    port: u64,
+    system_id: &str,
+) -> (Sandbox, common::ChildGateway) {
+    let sb = Sandbox::cluster_node(
+        &[redis.url()],
+        false,
+        &format!(
+            "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{system_id}\"\npassword = \"secret\"\nsource_addr = \"123\"\n"
+        ),
+    );
+    let gw = sb.spawn();
+    (sb, gw)
+}
+
+/// `POST /admin/push` with `body` on the admin listener at `admin`.
+async fn admin_push(admin: std::net::SocketAddr, body: &str) -> common::Answer {
+    common::At::new(admin)
+        .request(
+            "POST",
+            "/admin/push",
+            &[
+                ("authorization", "Bearer test-token"),
+                ("content-type", "application/json"),
+            ],
+            body.to_string(),
+        )
+        .await
+}
+
 /// One node's connection is cut right after it acknowledged a subscriber's first message: the
 /// first screen still reaches the SMSC, on the other node's connection of the bind (the node
 /// that has none hands it over through the cluster); and a push asked of the node whose binds
@@ -243,19 +276,8 @@ async fn node_smpp_gets_a_reply_and_a_push_through_the_other_nodes_bind() {
     };
     let port = json_line(&mut lines).await["port"].as_u64().unwrap();
     let redis = common::redis::Redis::standalone();
-    let spawn_node = |system_id: &str| {
-        let sb = Sandbox::cluster_node(
-            &[redis.url()],
-            false,
-            &format!(
-                "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{system_id}\"\npassword = \"secret\"\n"
-            ),
-        );
-        let gw = sb.spawn();
-        (sb, gw)
-    };
-    let (_sb1, gw1) = spawn_node("gw1");
-    let (_sb2, gw2) = spawn_node("gw2");
+    let (_sb1, gw1) = bound_node(&redis, port, "gw1");
+    let (_sb2, gw2) = bound_node(&redis, port, "gw2");
     let record = json_line(&mut lines).await;
     assert_eq!(record["event"], "ended", "{record}");
     let screens = record["screens"].as_array().unwrap();
@@ -274,17 +296,11 @@ async fn node_smpp_gets_a_reply_and_a_push_through_the_other_nodes_bind() {
     assert_eq!(record["ignored_on_cut"], 0, "{record}");
 
     // gw1 has no connection (the SMSC refuses its binds): a push asked of it goes through gw2.
-    let push = common::At::new(gw1.admin)
-        .request(
-            "POST",
-            "/admin/push",
-            &[
-                ("authorization", "Bearer test-token"),
-                ("content-type", "application/json"),
-            ],
-            r#"{"msisdn":"254700000002","text":"Results are out"}"#.to_string(),
-        )
-        .await;
+    let push = admin_push(
+        gw1.admin,
+        r#"{"msisdn":"254700000002","text":"Results are out"}"#,
+    )
+    .await;
     assert_eq!(push.status, 200, "{push:?}");
     let pushed = json_line(&mut lines).await;
     assert_eq!(pushed["event"], "push", "{pushed}");
@@ -324,31 +340,14 @@ async fn node_smpp_gets_a_network_initiated_dialogue_ended_as_a_notification_by_
     };
     let port = json_line(&mut lines).await["port"].as_u64().unwrap();
     let redis = common::redis::Redis::standalone();
-    let spawn_node = |system_id: &str| {
-        let sb = Sandbox::cluster_node(
-            &[redis.url()],
-            false,
-            &format!(
-                "[[routes]]\nservice_code = \"*123#\"\nflow = \"student\"\n[[smpp.binds]]\nname = \"op\"\nhost = \"127.0.0.1\"\nport = {port}\nsystem_id = \"{system_id}\"\npassword = \"secret\"\nsource_addr = \"123\"\n"
-            ),
-        );
-        let gw = sb.spawn();
-        (sb, gw)
-    };
-    let (_sb1, gw1) = spawn_node("gw1");
-    let (_sb2, gw2) = spawn_node("gw2");
+    let (_sb1, gw1) = bound_node(&redis, port, "gw1");
+    let (_sb2, gw2) = bound_node(&redis, port, "gw2");
     assert_eq!(json_line(&mut lines).await["event"], "bound");
-    let push = common::At::new(gw1.admin)
-        .request(
-            "POST",
-            "/admin/push",
-            &[
-                ("authorization", "Bearer test-token"),
-                ("content-type", "application/json"),
-            ],
-            r#"{"msisdn":"254700000001","service_code":"*123#"}"#.to_string(),
-        )
-        .await;
+    let push = admin_push(
+        gw1.admin,
+        r#"{"msisdn":"254700000001","service_code":"*123#"}"#,
+    )
+    .await;
     assert_eq!(push.status, 200, "{push:?}");
     assert!(push.body.contains(r#""dialogue":true"#), "{}", push.body);
     let record = json_line(&mut lines).await;

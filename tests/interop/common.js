@@ -30,6 +30,26 @@ function screen(pdu) {
   };
 }
 
+// The fields of a subscriber's USSD message (a deliver_sm from an SMSC, a submit_sm from an
+// aggregator): from <msisdn> to <destination>, the text in GSM's default alphabet as latin1,
+// ussd_service_op <op> and its_session_info <its> (two octets).
+function ussd(msisdn, destination, message, op, its) {
+  return {
+    service_type: 'USSD',
+    source_addr_ton: 1,
+    source_addr_npi: 1,
+    source_addr: msisdn,
+    dest_addr_ton: 0,
+    dest_addr_npi: 0,
+    destination_addr: destination,
+    esm_class: 0,
+    data_coding: 0,
+    short_message: Buffer.from(message, 'latin1'),
+    ussd_service_op: op,
+    its_session_info: Buffer.from(its),
+  };
+}
+
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
@@ -42,4 +62,4 @@ function deadline(ms, out) {
   }, ms);
 }
 
-module.exports = { text, screen, emit, deadline };
+module.exports = { text, screen, ussd, emit, deadline };

@@ -7,7 +7,7 @@
 // and prints the record as one JSON line.
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [port, systemId, password, code, msisdn, ...inputs] = process.argv.slice(2);
 const url = 'smpp://127.0.0.1:' + port;
@@ -38,20 +38,8 @@ function run() {
   });
   let step = 0;
   const send = (message, op) => {
-    session.submit_sm({
-      service_type: 'USSD',
-      source_addr_ton: 1,
-      source_addr_npi: 1,
-      source_addr: msisdn,
-      dest_addr_ton: 0,
-      dest_addr_npi: 0,
-      destination_addr: '123',
-      esm_class: 0,
-      data_coding: 0,
-      short_message: Buffer.from(message, 'latin1'),
-      ussd_service_op: op,
-      its_session_info: Buffer.from([0x11, step * 2]),
-    }, (resp) => out.submit_statuses.push(resp.command_status));
+    session.submit_sm(ussd(msisdn, '123', message, op, [0x11, step * 2]),
+      (resp) => out.submit_statuses.push(resp.command_status));
   };
   session.on('deliver_sm', (pdu) => {
     session.send(pdu.response());

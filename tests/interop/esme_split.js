@@ -9,7 +9,7 @@
 // the last screen: each screen with the bind it came on.
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [rxPort, txPort, systemId, password, code, msisdn, ...inputs] = process.argv.slice(2);
 const out = { bound: [], submit_statuses: [], screens: [], came_on: [] };
@@ -35,20 +35,8 @@ const rx = smpp.connect({ url: 'smpp://127.0.0.1:' + rxPort, auto_enquire_link_p
 });
 
 function send(message, op) {
-  tx.submit_sm({
-    service_type: 'USSD',
-    source_addr_ton: 1,
-    source_addr_npi: 1,
-    source_addr: msisdn,
-    dest_addr_ton: 0,
-    dest_addr_npi: 0,
-    destination_addr: '123',
-    esm_class: 0,
-    data_coding: 0,
-    short_message: Buffer.from(message, 'latin1'),
-    ussd_service_op: op,
-    its_session_info: Buffer.from([0x12, step * 2]),
-  }, (resp) => out.submit_statuses.push(resp.command_status));
+  tx.submit_sm(ussd(msisdn, '123', message, op, [0x12, step * 2]),
+    (resp) => out.submit_statuses.push(resp.command_status));
 }
 
 rx.on('deliver_sm', (pdu) => {

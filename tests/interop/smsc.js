@@ -7,7 +7,7 @@
 // the gateway unbinds, prints the whole record and exits 0.
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [code, msisdn, ...inputs] = process.argv.slice(2);
 const out = { bind: null, screens: [], submit_seqs: [], unbound: false };
@@ -49,20 +49,8 @@ const server = smpp.createServer((session) => {
 function dial(session, expect) {
   let step = 0;
   const send = (message, op) => {
-    session.deliver_sm({
-      service_type: 'USSD',
-      source_addr_ton: 1,
-      source_addr_npi: 1,
-      source_addr: msisdn,
-      dest_addr_ton: 0,
-      dest_addr_npi: 0,
-      destination_addr: '123',
-      esm_class: 0,
-      data_coding: 0,
-      short_message: Buffer.from(message, 'latin1'),
-      ussd_service_op: op,
-      its_session_info: Buffer.from([0x2a, step * 2]),
-    }, (resp) => { out.deliver_sm_resp = resp.command_status; });
+    session.deliver_sm(ussd(msisdn, '123', message, op, [0x2a, step * 2]),
+      (resp) => { out.deliver_sm_resp = resp.command_status; });
     expect((pdu) => {
       const s = screen(pdu);
       out.screens.push(s);

@@ -10,7 +10,7 @@
 // screen and the system_id it came on when one ends the dialogue (op 3 or 17, or the end bit).
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [msisdn, ...inputs] = process.argv.slice(2);
 const out = { screens: [], came_on: [] };
@@ -39,20 +39,7 @@ const server = smpp.createServer((session) => {
     }
     const next = inputs[step];
     step += 1;
-    bound.gw2.deliver_sm({
-      service_type: 'USSD',
-      source_addr_ton: 1,
-      source_addr_npi: 1,
-      source_addr: msisdn,
-      dest_addr_ton: 0,
-      dest_addr_npi: 0,
-      destination_addr: s.source_addr,
-      esm_class: 0,
-      data_coding: 0,
-      short_message: Buffer.from(next, 'latin1'),
-      ussd_service_op: 18,
-      its_session_info: Buffer.from([s.its[0], 0]),
-    });
+    bound.gw2.deliver_sm(ussd(msisdn, s.source_addr, next, 18, [s.its[0], 0]));
   });
   session.on('unbind', (pdu) => {
     session.send(pdu.response());

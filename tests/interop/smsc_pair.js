@@ -10,7 +10,7 @@
 // whole record (each screen with the bind it came back on) and exits 0.
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [code, msisdn, ...inputs] = process.argv.slice(2);
 const out = { binds: 0, screens: [], delivered_on: [], answered_on: [], unbound: 0 };
@@ -58,20 +58,7 @@ const server = smpp.createServer((session) => {
 function send(message, op) {
   const on = step % 2;
   out.delivered_on.push(on);
-  sessions[on].deliver_sm({
-    service_type: 'USSD',
-    source_addr_ton: 1,
-    source_addr_npi: 1,
-    source_addr: msisdn,
-    dest_addr_ton: 0,
-    dest_addr_npi: 0,
-    destination_addr: '123',
-    esm_class: 0,
-    data_coding: 0,
-    short_message: Buffer.from(message, 'latin1'),
-    ussd_service_op: op,
-    its_session_info: Buffer.from([0x2a, step * 2]),
-  });
+  sessions[on].deliver_sm(ussd(msisdn, '123', message, op, [0x2a, step * 2]));
 }
 
 server.listen(0, '127.0.0.1', () => emit({ port: server.address().port }));

@@ -11,7 +11,7 @@
 // part of the dialogue (a push) is printed as {"event":"push", ...}, and it exits 0.
 'use strict';
 const smpp = require('smpp');
-const { screen, emit, deadline } = require('./common');
+const { screen, ussd, emit, deadline } = require('./common');
 
 const [code, msisdn, ...inputs] = process.argv.slice(2);
 const out = { screens: [], answered_by: [], refused_binds: 0, ignored_on_cut: 0 };
@@ -69,20 +69,7 @@ const server = smpp.createServer((session) => {
 
 function send(to, message, op) {
   const session = bound[to];
-  session.deliver_sm({
-    service_type: 'USSD',
-    source_addr_ton: 1,
-    source_addr_npi: 1,
-    source_addr: msisdn,
-    dest_addr_ton: 0,
-    dest_addr_npi: 0,
-    destination_addr: '123',
-    esm_class: 0,
-    data_coding: 0,
-    short_message: Buffer.from(message, 'latin1'),
-    ussd_service_op: op,
-    its_session_info: Buffer.from([0x2b, step * 2]),
-  }, () => {
+  session.deliver_sm(ussd(msisdn, '123', message, op, [0x2b, step * 2]), () => {
     // The first message is acknowledged: cut gw1 before its answer can come back on it.
     if (to === 'gw1' && !cut) {
       cut = session;
