@@ -123,16 +123,21 @@ fn spawn_superseder(
     /// At most this many new dialogues in one round trip.
     const AT_ONCE: usize = 256;
     tokio::spawn(async move {
+        let Some(dialogues) = registry
+            .core()
+            .cluster
+            .as_ref()
+            .map(|c| c.dialogues.clone())
+        else {
+            return;
+        };
         let mut batch = Vec::with_capacity(AT_ONCE);
         while started.recv_many(&mut batch, AT_ONCE).await > 0 {
-            let Some(cluster) = registry.core().cluster.clone() else {
-                return;
-            };
             let keys: Vec<(&str, &str, &str)> = batch
                 .iter()
                 .map(|s| (s.msisdn.as_str(), &*s.service_code, &*s.key))
                 .collect();
-            match cluster.dialogues.supersede(&keys).await {
+            match dialogues.supersede(&keys).await {
                 Ok(before) => {
                     for older in before.into_iter().flatten() {
                         let registry = registry.clone();

@@ -306,10 +306,10 @@ fn start_sessions(
         .map(|r| r.deadline)
         .max()
         .unwrap_or_default();
-    let (started, queue) = tokio::sync::mpsc::channel(SUPERSEDE_QUEUE);
+    let (new_dialogues, queue) = tokio::sync::mpsc::channel(SUPERSEDE_QUEUE);
     let queue = shared.is_some().then_some(queue);
     let cluster = shared.map(|shared| session::core::Cluster {
-        started,
+        new_dialogues,
         dialogues: shared.dialogues,
         outbox: shared.outbox,
         relay: shared.relay,

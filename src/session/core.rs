@@ -121,7 +121,7 @@ pub struct Cluster {
     pub relay: crate::store::shared_relay::SharedRelay,
     /// New dialogues, for the supersede index the whole cluster shares (a job of the node
     /// reads them: [`Started`]).
-    pub started: tokio::sync::mpsc::Sender<Started>,
+    pub new_dialogues: tokio::sync::mpsc::Sender<Started>,
 }
 
 /// A dialogue a subscriber started on a route (cluster mode): it supersedes the same
@@ -140,7 +140,7 @@ impl Cluster {
     /// Hands a new dialogue to the supersede job; with the job's queue full (Redis slow), the
     /// older dialogue is left to its idle timeout.
     pub fn started(&self, started: Started) {
-        if self.started.try_send(started).is_err() {
+        if self.new_dialogues.try_send(started).is_err() {
             tracing::debug!("supersede queue full: an older dialogue is left to its idle timeout");
         }
     }

@@ -46,7 +46,7 @@ struct Envelope {
 impl SmppError {
     /// Whether another node's connection might carry the message: this node has none, or its
     /// connection closed before the peer answered.
-    pub fn relayable(&self) -> bool {
+    fn relayable(&self) -> bool {
         matches!(self, SmppError::NotBound | SmppError::Closed)
     }
 }
@@ -70,8 +70,7 @@ impl Ussd {
     /// Whether the network side opened the dialogue `key`, which is ending: this node's note,
     /// or in a cluster the one the node that opened it left.
     pub(super) async fn initiated_ended(&self, key: &crate::hop::SessionKey) -> bool {
-        if self.lock_initiated().remove(key).is_some() {
-            self.forget_shared_initiated(key);
+        if self.forget_initiated(key) {
             return true;
         }
         match self.shared_relay() {
@@ -83,25 +82,36 @@ impl Ussd {
         }
     }
 
-    /// Forgets that the network side opened the dialogue `key` (it ended).
-    pub(super) fn forget_initiated(&self, key: &crate::hop::SessionKey) {
-        if self.lock_initiated().remove(key).is_some() {
-            self.forget_shared_initiated(key);
-        }
-    }
-
-    fn forget_shared_initiated(&self, key: &str) {
-        if let Some(relay) = self.shared_relay().cloned() {
+    /// Forgets that the network side opened the dialogue `key` (it ended), here and in the
+    /// cluster; answers whether this node had noted it.
+    pub(super) fn forget_initiated(&self, key: &crate::hop::SessionKey) -> bool {
+        let noted = self.lock_initiated().remove(key).is_some();
+        if noted && let Some(relay) = self.shared_relay().cloned() {
             let key = key.to_string();
             tokio::spawn(async move {
                 let _ = relay.take_initiated(&key).await;
             });
         }
+        noted
     }
 
     /// Whether a message this node cannot send may go through another node (cluster mode).
     pub(super) fn relays(&self) -> bool {
         self.shared_relay().is_some()
+    }
+
+    /// `sent`, the outcome of sending `m` here; or, when this node had no connection for it
+    /// (or lost it before the answer), the outcome of sending it through another node.
+    pub(super) async fn or_relay(
+        &self,
+        sent: Result<(), SmppError>,
+        carried: Carried,
+        m: &UssdMessage,
+    ) -> Result<(), SmppError> {
+        match sent {
+            Err(e) if e.relayable() => self.relay(carried, m).await,
+            sent => sent,
+        }
     }
 
     /// Sends `m` through another node's connection of this bind (cluster mode), and waits for
@@ -110,7 +120,7 @@ impl Ussd {
     /// # Errors
     /// No node holding the bind sent it within [`RELAY_WAIT`], Redis failed, or the sending
     /// node's peer refused it.
-    pub(super) async fn relay(&self, carried: Carried, m: &UssdMessage) -> Result<(), SmppError> {
+    async fn relay(&self, carried: Carried, m: &UssdMessage) -> Result<(), SmppError> {
         let Some(relay) = self.shared_relay() else {
             return Err(SmppError::NotBound);
         };

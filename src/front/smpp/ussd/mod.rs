@@ -282,11 +282,11 @@ impl Ussd {
         // connection loop gets round to listing a new connection (the peer may send its first
         // deliver_sm right behind the bind_resp).
         let sent = match self.pdu(&reply) {
-            Ok(pdu) => match self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await {
-                // The connection is gone: another node of the cluster may hold one.
-                Err(e) if e.relayable() => self.relay(super::relay::Carried::Ussd, &reply).await,
-                sent => sent,
-            },
+            Ok(pdu) => {
+                let sent = self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await;
+                self.or_relay(sent, super::relay::Carried::Ussd, &reply)
+                    .await
+            }
             Err(e) => Err(super::SmppError::Invalid(e.to_string())),
         };
         if let Err(e) = sent {
@@ -307,10 +307,8 @@ impl Ussd {
     /// # Errors
     /// No connection is up, the message does not fit, or the peer refused or did not answer.
     pub async fn send(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
-        match self.send_here(m).await {
-            Err(e) if e.relayable() => self.relay(super::relay::Carried::Ussd, m).await,
-            sent => sent,
-        }
+        let sent = self.send_here(m).await;
+        self.or_relay(sent, super::relay::Carried::Ussd, m).await
     }
 
     /// [`Ussd::send`] on this node's connections only.
@@ -330,10 +328,8 @@ impl Ussd {
     /// # Errors
     /// As [`Ussd::send`].
     pub async fn send_sms(&self, m: &UssdMessage) -> Result<(), super::SmppError> {
-        match self.send_sms_here(m).await {
-            Err(e) if e.relayable() => self.relay(super::relay::Carried::Sms, m).await,
-            sent => sent,
-        }
+        let sent = self.send_sms_here(m).await;
+        self.or_relay(sent, super::relay::Carried::Sms, m).await
     }
 
     /// [`Ussd::send_sms`] on this node's connections only.
