@@ -58,8 +58,20 @@ impl fmt::Display for Untrusted<'_> {
 }
 
 /// `url` as logs and errors may show it: its password replaced by `***`
-/// (`redis://:pw@host:6379` reads `redis://:***@host:6379`).
+/// (`redis://:pw@host:6379` reads `redis://:***@host:6379`; a Unix socket's
+/// `redis+unix:///run/redis.sock?pass=pw` reads `...?pass=***`).
 pub fn redacted_url(url: &str) -> String {
+    if let Some((path, query)) = url.split_once('?') {
+        let query = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((key @ ("pass" | "password"), _)) => format!("{key}=***"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        return format!("{}?{query}", redacted_url(path));
+    }
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -123,6 +135,10 @@ mod tests {
         assert_eq!(
             redacted_url("rediss://gw:p@ss@redis:6380/0"),
             "rediss://gw:***@redis:6380/0"
+        );
+        assert_eq!(
+            redacted_url("redis+unix:///run/redis.sock?db=1&pass=s3cret&user=gw"),
+            "redis+unix:///run/redis.sock?db=1&pass=***&user=gw"
         );
         assert_eq!(
             redacted_url(r#"["redis://:pw@a:1"]"#),

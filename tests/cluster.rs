@@ -241,7 +241,7 @@ async fn a_node_answers_busy_while_redis_is_down_and_recovers_by_itself() {
     for needle in [
         "ussd_redis_up 1",
         "ussd_redis_duration_seconds_bucket{op=\"begin\"",
-        "ussd_redis_duration_seconds_count{op=\"commit\"}",
+        "ussd_redis_duration_seconds_count{op=\"keep_if\"}",
         "ussd_redis_errors_total{op=\"begin\"}",
     ] {
         assert!(scrape.contains(needle), "{needle} not in\n{scrape}");
@@ -400,4 +400,97 @@ async fn a_new_dial_on_another_node_supersedes_the_live_dialogue() {
             .starts_with("CON ")
     );
     assert_eq!(ended().await.len(), 1);
+}
+
+/// A node answers the hops of a dialogue it holds in one Redis call each, on its own copy
+/// (docs/cluster.md, "One round trip for most hops"). A copy another node has made stale is
+/// answered again on the current state and counted once; a hop with a transaction runs it
+/// once, under the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_on_its_copy_in_one_call_and_a_stale_copy_again() {
+    const MICRO: &str = "[clock]\nfixed = \"2026-01-05T08:00:00+10:00\"\n[[routes]]\nservice_code = \"*384*303#\"\nflow = \"microfinance\"\n";
+    let primary = Redis::standalone();
+    let nodes = nodes(2, &[primary.url()], false, MICRO);
+    let (a, b) = (At::new(nodes[0].1.public), At::new(nodes[1].1.public));
+    let admin = nodes[0].1.admin;
+    let amina = "+254700000001";
+    let count = |what: &'static str| async move { common::metric(admin, what).await };
+    const BEGIN: &str = "ussd_redis_duration_seconds_count{op=\"begin\"}";
+    const KEEP: &str = "ussd_redis_duration_seconds_count{op=\"keep_if\"}";
+    const END: &str = "ussd_redis_duration_seconds_count{op=\"end_if\"}";
+    const RIGHT: &str = "ussd_cluster_guesses_total{outcome=\"right\"}";
+    const WRONG: &str = "ussd_cluster_guesses_total{outcome=\"wrong\"}";
+    const EFFECTS: &str = "ussd_cluster_guesses_total{outcome=\"effects\"}";
+    const HOPS: &str = "ussd_hops_total{front=\"http\",dialect=\"africastalking\",route=\"*123#\"";
+
+    // One node, the whole walk: a guess each, no begin.
+    let walk = a.walk("sticky", "*123#", amina, &["1", "1"]).await;
+    assert!(walk[2].starts_with("END Current Term Results:"), "{walk:?}");
+    assert_eq!(
+        (count(BEGIN).await, count(KEEP).await, count(END).await),
+        (0.0, 2.0, 1.0),
+        "dial and menu kept on a guess, the end too: one call a hop"
+    );
+    assert_eq!(count(RIGHT).await, 3.0);
+
+    // Node A holds version 1; node B answers the next hop (version 2); A's guess is wrong.
+    assert!(
+        a.hop("stale", "*123#", amina, "")
+            .await
+            .starts_with("CON Welcome")
+    );
+    assert_eq!(
+        b.hop("stale", "*123#", amina, "1").await,
+        "CON View Results\n1. Current Term\n2. Previous Terms"
+    );
+    let end = a.hop("stale", "*123#", amina, "1*1").await;
+    assert_eq!(end, walk[2], "answered on the current state, not A's copy");
+    assert_eq!(count(WRONG).await, 1.0);
+    let hops = At::new(admin)
+        .request("GET", "/metrics", &[], "")
+        .await
+        .body;
+    let on_a: f64 = hops
+        .lines()
+        .filter(|l| l.starts_with(HOPS))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(on_a, 5.0, "the stale hop counted once: {hops}");
+
+    // A deposit on one node: its confirming hop reaches the transaction, so it is answered
+    // under the lease, and the deposit is applied once.
+    let micro = "*384*303#";
+    let deposit = a.walk("deposit", micro, amina, &["2", "100.50", "1"]).await;
+    assert!(deposit[3].ends_with("Balance: KES 2,600.50"), "{deposit:?}");
+    assert!(count(EFFECTS).await >= 1.0);
+    let again = a.walk("deposit-2", micro, amina, &["2", "1", "1"]).await;
+    assert!(
+        again[3].ends_with("Balance: KES 2,601.50"),
+        "one deposit each: {again:?}"
+    );
+}
+
+/// A node reaches a Redis on its machine over the Unix socket (docs/cluster.md), and shares its
+/// dialogues with a node that reaches the same Redis over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reaches_a_local_redis_over_its_unix_socket() {
+    let primary = Redis::with_unix_socket();
+    let (by_socket, by_tcp) = (
+        node_sandbox(&[primary.unix_url()], false, ""),
+        node_sandbox(&[primary.url()], false, ""),
+    );
+    let (s, t) = (by_socket.spawn(), by_tcp.spawn());
+    let (s, t) = (At::new(s.public), At::new(t.public));
+    let amina = "+254700000001";
+    assert!(
+        s.hop("unix", "*123#", amina, "")
+            .await
+            .starts_with("CON Welcome")
+    );
+    assert_eq!(
+        t.hop("unix", "*123#", amina, "1").await,
+        "CON View Results\n1. Current Term\n2. Previous Terms"
+    );
+    let end = s.hop("unix", "*123#", amina, "1*1").await;
+    assert!(end.starts_with("END Current Term Results:"), "{end}");
 }

@@ -128,6 +128,7 @@ const REDIS_ONLY: &[&str] = &[
     // Counted from their first event, which happens only in a cluster.
     "ussd_smpp_relayed_total",
     "ussd_flow_version_mismatch_total",
+    "ussd_cluster_guesses_total",
 ];
 
 /// The names the dashboards and alerts read that are missing from `scrape`.

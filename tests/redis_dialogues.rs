@@ -291,3 +291,109 @@ async fn an_idle_dialogue_is_claimed_by_one_node() {
         );
     }
 }
+
+/// Writes on a guess (docs/cluster.md, "One round trip for most hops"): a right guess writes
+/// in one call; a wrong one writes nothing and begins instead (the lease taken, the current
+/// state handed back), so the node answers the hop again on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
+    use ussd_gateway::store::shared_dialogues::Guessed;
+    for server in Server::both() {
+        let (a, b) = (node(&server).await, node(&server).await);
+        let at = server.name();
+        let key = "smpp:op:guess";
+
+        // A dial on node A: nothing is kept, as guessed.
+        assert_eq!(
+            a.keep_if(key, 0, b"hop 1", u64::MAX / 2, LEASE_MS)
+                .await
+                .unwrap(),
+            Guessed::Done,
+            "{at}"
+        );
+        // The same dial retried on node B, guessing nothing is kept: wrong, it gets version 1
+        // and the lease.
+        let lease = match b
+            .keep_if(key, 0, b"hop 1 again", u64::MAX / 2, LEASE_MS)
+            .await
+            .unwrap()
+        {
+            Guessed::Wrong(Begun::Live(l, state)) => {
+                assert_eq!((l.version, state.as_slice()), (1, &b"hop 1"[..]), "{at}");
+                l
+            }
+            other => panic!("{at}: a wrong guess begins, got {other:?}"),
+        };
+        // While B holds the lease, A's right guess of version 1 must not write.
+        assert_eq!(
+            a.keep_if(key, 1, b"hop 2 on A", u64::MAX / 2, LEASE_MS)
+                .await
+                .unwrap(),
+            Guessed::Wrong(Begun::Busy),
+            "{at}: a leased dialogue is never written on a guess"
+        );
+        assert_eq!(
+            b.commit(key, &lease, b"hop 2", u64::MAX / 2).await.unwrap(),
+            Some(2)
+        );
+        // A guesses its stale version 1: it gets version 2, leased.
+        let lease = match a
+            .keep_if(key, 1, b"hop 3 on a stale copy", u64::MAX / 2, LEASE_MS)
+            .await
+            .unwrap()
+        {
+            Guessed::Wrong(Begun::Live(l, state)) => {
+                assert_eq!((l.version, state.as_slice()), (2, &b"hop 2"[..]), "{at}");
+                l
+            }
+            other => panic!("{at}: a stale guess gets the current state, got {other:?}"),
+        };
+        a.release(key, &lease).await.unwrap();
+        // B's copy is current: its end on a guess is done at once.
+        let ending = Ending {
+            tombstone: b"END bye",
+            tombstone_ttl_ms: 60_000,
+            record: b"{\"reason\":\"end\"}",
+            record_ttl_ms: 86_400_000,
+            started_ms: 1_700_000_000_001,
+            event: None,
+            keep_lease: false,
+        };
+        assert_eq!(
+            b.end_if(key, 2, &ending, LEASE_MS).await.unwrap(),
+            Guessed::Done,
+            "{at}"
+        );
+        assert_eq!(
+            b.end_record(key, 1_700_000_000_001)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"{\"reason\":\"end\"}"[..]),
+            "{at}"
+        );
+        // A dial guessing nothing is kept finds the tombstone: nothing written.
+        match a.end_if(key, 0, &ending, LEASE_MS).await.unwrap() {
+            Guessed::Wrong(Begun::Ended(l, tomb)) => {
+                assert_eq!(tomb, b"END bye", "{at}");
+                a.release(key, &l).await.unwrap();
+            }
+            other => panic!("{at}: the tombstone is kept, got {other:?}"),
+        }
+        // A wrong guess holds the lease it took until it lets it go.
+        assert!(
+            matches!(
+                a.keep_if(key, 0, b"new", u64::MAX / 2, LEASE_MS)
+                    .await
+                    .unwrap(),
+                Guessed::Wrong(Begun::Ended(..))
+            ),
+            "{at}"
+        );
+        assert_eq!(
+            b.begin(key, None, LEASE_MS).await.unwrap(),
+            Begun::Busy,
+            "{at}"
+        );
+    }
+}

@@ -94,7 +94,11 @@ fn check_refuses_bad_redis_settings() {
         ("urls = []", "store.redis.urls must name at least one Redis"),
         (
             "urls = [\"http://x\"]",
-            "is not a redis:// or rediss:// URL",
+            "is not a redis://, rediss:// or redis+unix:// URL",
+        ),
+        (
+            "urls = [\"redis+unix:///run/redis.sock\"]\ncluster = true",
+            "a Unix socket (redis+unix://) reaches one Redis on this machine",
         ),
         (
             "urls = [\"redis://a:1\", \"redis://b:1\"]",

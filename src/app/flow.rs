@@ -56,6 +56,8 @@ impl TxKeys<'_> {
 /// What the effects of one hop share besides the engine context.
 struct HopRun<'a> {
     tx: TxKeys<'a>,
+    /// Answered tentatively: only reads may run ([`HopEnv::tentative`]).
+    tentative: bool,
     /// When backend calls must have given up.
     calls_deadline: Instant,
     /// The route's service code (metric label).
@@ -121,6 +123,10 @@ impl FlowApp {
             match step {
                 Step::Reply { state, reply } => return Ok((state, reply)),
                 Step::Effect { state, effect } => {
+                    if run.tentative && !matches!(effect, Effect::Load { .. } | Effect::List { .. })
+                    {
+                        return Err(AppError::Tentative);
+                    }
                     let outcome = self.effect(effect, run).await;
                     step = flow::resume(&self.flow, state, outcome, ctx);
                 }
@@ -226,6 +232,11 @@ impl App for FlowApp {
         Some(self.flow.graph())
     }
 
+    fn answers_tentatively(&self) -> bool {
+        // A flow keeping resume points writes one on every hop.
+        self.points.is_none()
+    }
+
     fn hop(
         self: Arc<Self>,
         state: Option<AppState>,
@@ -248,9 +259,13 @@ impl App for FlowApp {
                     hop: env.hop,
                     n: 0,
                 },
+                tentative: env.tentative,
                 calls_deadline: calls_deadline(env.deadline),
                 route: &env.service_code,
             };
+            if env.tentative && self.points.is_some() {
+                return Err(AppError::Tentative);
+            }
             let point_key = resume::key(env.msisdn.as_str(), &env.service_code);
             // Which inputs are typed on a sensitive screen: known from the screen each one
             // reaches, before it is handed in.
@@ -274,6 +289,10 @@ impl App for FlowApp {
                 }
                 Some(AppState::Flow(state)) => {
                     if state.version() != self.flow.version() && self.same_version_only {
+                        if env.tentative {
+                            // Counted, and ended, once it is known to be the current state.
+                            return Err(AppError::Tentative);
+                        }
                         crate::metrics::flow_version_mismatch(&env.service_code);
                         return Err(AppError::Incompatible(format!(
                             "flow {} is version {} on this node and the dialogue started on \

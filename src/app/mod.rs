@@ -55,6 +55,12 @@ pub struct HopEnv {
     pub started_ms: u64,
     /// The time the flow sees (the fixed clock of demos and tests, else now).
     pub now: jiff::Timestamp,
+    /// The hop is answered on the node's copy of the dialogue before the cluster has said it
+    /// is the current one (docs/cluster.md, "One round trip for most hops"): the app must
+    /// change nothing outside the dialogue's state (no save, transaction, backend call or
+    /// resume point). It answers [`AppError::Tentative`] instead, and the hop is answered
+    /// again under the dialogue's lease. Reads are allowed.
+    pub tentative: bool,
 }
 
 /// The outcome of one hop.
@@ -108,6 +114,10 @@ pub enum AppError {
     /// A persisted state cannot be continued by this app (changed flow, other kind of app).
     #[error("cannot resume: {0}")]
     Incompatible(String),
+    /// A hop answered tentatively ([`HopEnv::tentative`]) reached an effect: nothing was
+    /// changed, and the hop is answered again under the dialogue's lease.
+    #[error("the hop has effects: it is answered under the dialogue's lease")]
+    Tentative,
     /// An upstream app did not answer usefully (timeout, bad status, malformed body, saturated,
     /// circuit open); the subscriber gets the route's apology.
     #[error("upstream: {reason}")]
@@ -146,6 +156,12 @@ pub trait App: Send + Sync + 'static {
     /// Whether an input may be sensitive (a flow with a `sensitive` input screen): when a hop
     /// fails and no [`Turn`] says which of its inputs were, the actor masks them all.
     fn may_take_sensitive(&self) -> bool {
+        false
+    }
+
+    /// Whether the app can answer a hop tentatively ([`HopEnv::tentative`]): only then does a
+    /// node of a cluster answer its hops on a guess.
+    fn answers_tentatively(&self) -> bool {
         false
     }
 

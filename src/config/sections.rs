@@ -227,14 +227,22 @@ impl RedisConfig {
         if self.urls.is_empty() {
             return Err("store.redis.urls must name at least one Redis".into());
         }
+        let unix = |u: &String| u.starts_with("redis+unix://") || u.starts_with("unix://");
         if let Some(bad) = self
             .urls
             .iter()
-            .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+            .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://") || unix(u)))
         {
             return Err(format!(
-                "store.redis.urls: {bad:?} is not a redis:// or rediss:// URL"
+                "store.redis.urls: {bad:?} is not a redis://, rediss:// or redis+unix:// URL"
             ));
+        }
+        if (self.cluster || self.sentinel_master.is_some()) && self.urls.iter().any(unix) {
+            return Err(
+                "store.redis.urls: a Unix socket (redis+unix://) reaches one Redis on this \
+                 machine: not a Redis Cluster's nodes or Sentinels"
+                    .into(),
+            );
         }
         if let Some(master) = &self.sentinel_master {
             if self.cluster {

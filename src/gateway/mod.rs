@@ -310,6 +310,7 @@ fn start_sessions(
     let queue = shared.is_some().then_some(queue);
     let cluster = shared.map(|shared| session::core::Cluster {
         new_dialogues,
+        guesses: Default::default(),
         dialogues: shared.dialogues,
         outbox: shared.outbox,
         relay: shared.relay,

@@ -69,6 +69,9 @@ pub const REDIS_ERRORS: &str = "ussd_redis_errors_total";
 pub const REDIS_UP: &str = "ussd_redis_up";
 /// Times Redis answered again after failing (the connection came back).
 pub const REDIS_RECONNECTS: &str = "ussd_redis_reconnects_total";
+/// Hops a node of a cluster answered on a guess of the dialogue's version, by outcome (right:
+/// kept in one round trip; wrong, effects: answered again under the lease).
+pub const CLUSTER_GUESSES: &str = "ussd_cluster_guesses_total";
 /// Hops refused by a limit, by limit.
 pub const LIMITED: &str = "ussd_limited_total";
 /// Build information (value 1): version and git commit.
@@ -370,6 +373,11 @@ pub fn upstream_cut(route: &str) {
     counter!(UPSTREAM_CUT, "route" => route.to_string()).increment(1);
 }
 
+/// A hop answered on a guess, by `outcome` (right, wrong, effects).
+pub fn cluster_guess(outcome: &'static str) {
+    counter!(CLUSTER_GUESSES, "outcome" => outcome).increment(1);
+}
+
 /// A live dialogue was superseded by a new one from the same number on the same code.
 pub fn superseded() {
     counter!(ENDED_SUPERSEDED).increment(1);
@@ -430,6 +438,10 @@ fn describe_more() {
     describe_counter!(
         REDIS_RECONNECTS,
         "Cluster mode: times Redis answered again after failing"
+    );
+    describe_counter!(
+        CLUSTER_GUESSES,
+        "Cluster mode: hops answered on a guess of the dialogue's version, by outcome (right: one round trip; wrong, effects: answered again under the lease)"
     );
     describe_counter!(
         SESSION_MISMATCH,

@@ -14,11 +14,12 @@
 //! reply. One answer, computed once.
 
 use super::core::{Core, subscriber_key};
+use super::counts::{Count, Counts};
 use super::mask::{self, HopText, InputsAt};
 use super::messages::Abort;
 use super::plan::{self, Known, Plan};
 use super::state::{Dialogue, EndReason, Tombstone};
-use crate::app::{App, AppError, AppState, HopEnv, Route, Sensitive, Turn};
+use crate::app::{App, AppState, HopEnv, Route, Sensitive};
 use crate::clock::now_ms;
 use crate::hop::{Hop, Reply, SessionKey};
 use crate::metrics;
@@ -30,7 +31,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod end;
+mod guess;
 mod hop;
+mod ops;
 mod shared;
 
 pub use shared::Answer;
@@ -57,6 +60,8 @@ pub struct SessionActor {
     transacted: bool,
     /// Cluster mode: the shared state's version, the lease, the hop's writes ([`shared`]).
     shared: shared::Shared,
+    /// What the hop being answered counts (held in a cluster until its writes are done).
+    counts: Counts,
 }
 
 impl std::fmt::Debug for SessionActor {
@@ -111,6 +116,7 @@ impl SessionActor {
     pub fn new(key: SessionKey, core: Arc<Core>) -> Self {
         SessionActor {
             log_id: super::log_id(&key),
+            counts: Counts::new(core.cluster.is_some()),
             key,
             core,
             loaded: false,
@@ -166,16 +172,16 @@ impl SessionActor {
         Ok(())
     }
 
-    /// Plans `hop` over the loaded state ([`plan::plan`]) and carries the plan out, up to the
-    /// app call.
-    fn decide(&mut self, hop: Hop) -> Step {
+    /// Counts `c` (in a cluster, once the hop's writes are done).
+    fn count(&mut self, c: Count) {
+        self.counts.add(c, self.core.cluster.as_ref());
+    }
+
+    /// Plans `hop` over the loaded state ([`plan::plan`]): `None` if the state cannot be read.
+    fn plan(&mut self, hop: Hop) -> Option<Plan> {
         if let Err(e) = self.load() {
             tracing::error!(error = %e, "store read failed");
-            return Step::Answer {
-                reply: Reply::end(&self.core.settings.apology_text),
-                stop: true,
-                outcome: "error",
-            };
+            return None;
         }
         let now = now_ms();
         let tombstone = if plan::wants_tombstone(&hop, self.dialogue.as_deref()) {
@@ -191,7 +197,19 @@ impl SessionActor {
             settings: &self.core.settings,
             now_ms: now,
         };
-        match plan::plan(hop, known) {
+        Some(plan::plan(hop, known))
+    }
+
+    /// Carries `plan` out, up to the app call (`None`: the state could not be read).
+    fn carry_out(&mut self, plan: Option<Plan>) -> Step {
+        let Some(plan) = plan else {
+            return Step::Answer {
+                reply: Reply::end(&self.core.settings.apology_text),
+                stop: true,
+                outcome: "error",
+            };
+        };
+        match plan {
             Plan::Answer {
                 reply,
                 stop,
@@ -250,12 +268,12 @@ impl SessionActor {
                 // live: the network has abandoned that one without telling us. It ends now, as
                 // an abort (a flow that opted in may then offer to resume it).
                 // In a cluster, the older dialogue may be any node's: the index is shared.
-                if let Some(cluster) = &self.core.cluster {
-                    cluster.started(crate::session::core::Started {
+                if self.core.cluster.is_some() {
+                    self.count(Count::Started(crate::session::core::Started {
                         msisdn: dialogue.msisdn.clone(),
                         service_code: route.service_code.clone(),
                         key: self.key.clone(),
-                    });
+                    }));
                 }
                 let subscriber = subscriber_key(&dialogue.msisdn, &route.service_code);
                 if self.core.cluster.is_none()
@@ -341,6 +359,7 @@ impl SessionActor {
                 .settings
                 .fixed_now
                 .unwrap_or_else(jiff::Timestamp::now),
+            tentative: self.shared.tentative,
         }
     }
 
@@ -410,103 +429,6 @@ impl SessionActor {
             Some(r) if r.app.may_take_sensitive() => Sensitive::ALL,
             _ => Sensitive::NONE,
         }
-    }
-
-    /// Records the outcome of the app call and answers.
-    fn finish(
-        &mut self,
-        outcome: Result<Result<Turn, AppError>, tokio::time::error::Elapsed>,
-        text: HopText,
-        ctx: &mut Context<Self>,
-    ) -> (Reply, &'static str) {
-        let turn = match outcome {
-            Ok(Ok(turn)) => {
-                self.transacted |= turn.transacted;
-                turn
-            }
-            Ok(Err(e)) => {
-                tracing::error!(session = %self.log_id, error = %e, "app failed; dialogue ends");
-                let reply = e
-                    .apology()
-                    .map(Reply::end)
-                    .unwrap_or_else(|| Reply::end(&self.core.settings.apology_text));
-                let reply = self.end_with(
-                    EndReason::Error,
-                    Some(text),
-                    reply,
-                    Some(e.to_string()),
-                    None,
-                );
-                stop_after_reply(ctx);
-                return (reply, "error");
-            }
-            Err(_) => {
-                tracing::error!(session = %self.log_id, "hop deadline passed; dialogue ends");
-                let reply = Reply::end(&self.core.settings.apology_text);
-                let reply = self.end_with(
-                    EndReason::Error,
-                    Some(text),
-                    reply,
-                    Some("hop deadline passed".into()),
-                    None,
-                );
-                stop_after_reply(ctx);
-                return (reply, "error");
-            }
-        };
-        let Some(d) = self.dialogue.as_mut().map(Arc::make_mut) else {
-            // unreachable in practice: plan() only runs the app with a dialogue in place.
-            stop_after_reply(ctx);
-            return (Reply::end(&self.core.settings.apology_text), "error");
-        };
-        if let crate::app::AppState::Flow(f) = &turn.state {
-            super::journey::arrive(d, f.screen_arc(), now_ms());
-        }
-        d.app = Some(turn.state);
-        d.last_reply = turn.reply.clone();
-        d.hops += 1;
-        d.last_hop_ms = now_ms();
-        self.keep_text(text, turn.sensitive);
-        if turn.reply.end {
-            let reply = turn.reply;
-            if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
-                tracing::error!(session = %self.log_id, error = %e, "store write failed at END");
-            }
-            stop_after_reply(ctx);
-            return (reply, "end");
-        }
-        let Some(d) = self.dialogue.clone() else {
-            stop_after_reply(ctx);
-            return (Reply::end(&self.core.settings.apology_text), "error");
-        };
-        let t = Instant::now();
-        let written = self.write_live(Arc::clone(&d));
-        if self.core.cluster.is_none() {
-            metrics::store_write("session", t.elapsed(), written.is_ok());
-        }
-        if let Err(e) = written {
-            tracing::error!(session = %self.log_id, error = %e, "store write failed; dialogue ends");
-            let reply = self.end_now(EndReason::Error, None);
-            stop_after_reply(ctx);
-            return (reply, "error");
-        }
-        let timeout = Duration::from_millis(d.idle_timeout_ms);
-        // Indexed once per actor (after a restart, or a passivation, the first hop this actor
-        // answers does it, unless a newer dialogue of the number has taken its place since).
-        if !self.indexed {
-            self.indexed = true;
-            let subscriber = subscriber_key(&d.msisdn, &d.route);
-            if d.hops <= 1 {
-                self.core.by_subscriber.insert(subscriber, self.key.clone());
-            } else {
-                self.core
-                    .by_subscriber
-                    .entry(subscriber)
-                    .or_insert_with(|| self.key.clone());
-            }
-        }
-        self.arm_idle(ctx, timeout);
-        (turn.reply, "con")
     }
 
     /// Arms the idle timer for the time the live dialogue has left, unless it is armed: the

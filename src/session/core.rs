@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// A subscriber on a route, as the supersede index keys it: the canonical MSISDN as a number
@@ -122,6 +123,53 @@ pub struct Cluster {
     /// New dialogues, for the supersede index the whole cluster shares (a job of the node
     /// reads them: [`Started`]).
     pub new_dialogues: tokio::sync::mpsc::Sender<Started>,
+    /// How this node's hops answered on a guess fared.
+    pub guesses: Arc<Guesses>,
+}
+
+/// How this node's hops answered on a guess fared (`actor::guess`). A wrong guess answers
+/// its hop twice, so guessing pauses for [`Guesses::PAUSE`] hops when most of the last
+/// [`Guesses::WINDOW`] were not answered in one round trip: hops spread over the nodes with
+/// no stickiness, or routes whose hops mostly have effects.
+#[derive(Debug, Default)]
+pub struct Guesses {
+    tried: AtomicU32,
+    missed: AtomicU32,
+    pause: AtomicI64,
+}
+
+impl Guesses {
+    /// The hops whose outcomes are weighed together.
+    pub const WINDOW: u32 = 256;
+    /// The hops answered without a guess after a bad window.
+    pub const PAUSE: i64 = 4096;
+
+    /// Whether to answer the next hop on a guess.
+    pub fn worth_trying(&self) -> bool {
+        self.pause.load(Ordering::Relaxed) <= 0 || self.pause.fetch_sub(1, Ordering::Relaxed) <= 0
+    }
+
+    /// A hop answered on a guess was kept in one round trip (`right`), answered again on the
+    /// state the cluster handed back (`wrong`), or answered again under the lease since it
+    /// had effects (`effects`).
+    pub fn settled(&self, outcome: &'static str) {
+        crate::metrics::cluster_guess(outcome);
+        let tried = self.tried.fetch_add(1, Ordering::Relaxed) + 1;
+        if outcome != "right" {
+            self.missed.fetch_add(1, Ordering::Relaxed);
+        }
+        if tried >= Self::WINDOW
+            && self
+                .tried
+                .compare_exchange(tried, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let missed = self.missed.swap(0, Ordering::Relaxed);
+            if missed * 2 > tried {
+                self.pause.store(Self::PAUSE, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// A dialogue a subscriber started on a route (cluster mode): it supersedes the same
@@ -204,5 +252,30 @@ impl Core {
             Some(cluster) => cluster.outbox.clone().into(),
             None => self.store.clone().into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Guesses;
+
+    #[test]
+    fn guessing_pauses_after_a_window_of_mostly_misses_and_resumes() {
+        let g = Guesses::default();
+        // Right half the time and more: never paused.
+        for i in 0..Guesses::WINDOW * 4 {
+            assert!(g.worth_trying());
+            g.settled(if i % 2 == 0 { "right" } else { "wrong" });
+        }
+        assert!(g.worth_trying());
+        // A window mostly wrong or with effects: the next PAUSE hops are not guessed.
+        for i in 0..Guesses::WINDOW {
+            g.settled(if i % 3 == 0 { "effects" } else { "wrong" });
+        }
+        let skipped = (0..Guesses::PAUSE * 2)
+            .take_while(|_| !g.worth_trying())
+            .count() as i64;
+        assert_eq!(skipped, Guesses::PAUSE);
+        assert!(g.worth_trying());
     }
 }

@@ -4,6 +4,7 @@
 //! as they happen (`ussd_screen_arrivals_total`, `ussd_screen_exits_total`), so a screen's
 //! drop-off is a PromQL query; `GET /admin/journeys` sums the end records.
 
+use super::counts::Count;
 use super::state::{Dialogue, EndReason};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -22,15 +23,22 @@ pub struct JourneyStep {
 }
 
 /// The dialogue `d` shows `screen` from `now_ms`: a new step unless it is the screen already
-/// on display (a menu shown again after a wrong key, the next page of the same screen).
-pub fn arrive(d: &mut Dialogue, screen: &Arc<str>, now_ms: u64) {
+/// on display (a menu shown again after a wrong key, the next page of the same screen). Returns
+/// what the hop counts ([`Count`]s, counted once the hop is kept): the screen left and the one
+/// arrived at.
+pub fn arrive(d: &mut Dialogue, screen: &Arc<str>, now_ms: u64) -> [Option<Count>; 2] {
     if d.journey.last().is_some_and(|(s, _)| s == screen) {
-        return;
+        return [None, None];
     }
-    if let Some((left, _)) = d.journey.last() {
-        crate::metrics::screen_exit(&d.route, left, "next");
-    }
-    crate::metrics::screen_arrival(&d.route, screen);
+    let left = d.journey.last().map(|(left, _)| Count::Exit {
+        route: d.route.clone(),
+        screen: left.clone(),
+        outcome: "next",
+    });
+    let arrived = Count::Arrival {
+        route: d.route.clone(),
+        screen: screen.clone(),
+    };
     if d.journey.len() >= MAX_STEPS {
         d.journey.remove(1);
     }
@@ -38,14 +46,20 @@ pub fn arrive(d: &mut Dialogue, screen: &Arc<str>, now_ms: u64) {
     // million of them waiting would otherwise each hold room for four steps they rarely get.
     d.journey.reserve_exact(1);
     d.journey.push((screen.clone(), now_ms));
+    [left, Some(arrived)]
 }
 
-/// The journey of `d`, ending at `ended_ms` for `reason`: the steps with their times. Counts
-/// the exit of the last screen by how the dialogue ended.
-pub fn finish(d: &Dialogue, ended_ms: u64, reason: EndReason) -> Vec<JourneyStep> {
-    if let Some((last, _)) = d.journey.last() {
-        crate::metrics::screen_exit(&d.route, last, reason.as_str());
-    }
+/// The exit of the last screen of `d`, ending for `reason` (counted with the end).
+pub fn last_exit(d: &Dialogue, reason: EndReason) -> Option<Count> {
+    d.journey.last().map(|(last, _)| Count::Exit {
+        route: d.route.clone(),
+        screen: last.clone(),
+        outcome: reason.as_str(),
+    })
+}
+
+/// The journey of `d`, ending at `ended_ms`: the steps with their times.
+pub fn finish(d: &Dialogue, ended_ms: u64) -> Vec<JourneyStep> {
     d.journey
         .iter()
         .enumerate()
@@ -214,7 +228,7 @@ mod tests {
         assert_eq!(d.journey.len(), MAX_STEPS);
         assert_eq!(d.journey[0], (home, 10));
         assert_eq!(&*d.journey[MAX_STEPS - 1].0, "s99");
-        let steps = finish(&d, 1000, EndReason::IdleTimeout);
+        let steps = finish(&d, 1000);
         assert_eq!(steps.last().unwrap().ms, 1000 - 129);
     }
 }

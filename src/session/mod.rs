@@ -16,6 +16,7 @@
 pub mod actor;
 pub mod applied;
 pub mod core;
+pub(crate) mod counts;
 pub mod journey;
 pub mod mask;
 pub mod messages;

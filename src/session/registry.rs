@@ -61,7 +61,10 @@ impl Shards {
                     let arbiters: Vec<Arbiter> = (0..n).map(|_| Arbiter::new()).collect();
                     for (i, arbiter) in arbiters.iter().enumerate() {
                         // Runs before anything else sent to the arbiter: its queue is in order.
-                        arbiter.spawn_fn(move || CURRENT_SHARD.set(Some((set, i))));
+                        arbiter.spawn_fn(move || {
+                            CURRENT_SHARD.set(Some((set, i)));
+                            crate::store::redis::own_connections_here();
+                        });
                     }
                     let handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
                     let _ = tx.send((handles, actix::System::current()));

@@ -190,7 +190,7 @@ impl EndRecord {
             aggregator: None,
             transactions: Vec::new(),
             unpersisted_hop: None,
-            journey: super::journey::finish(d, ended_ms, reason),
+            journey: super::journey::finish(d, ended_ms),
         }
     }
 }

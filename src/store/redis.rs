@@ -87,11 +87,37 @@ pub enum RedisError {
 pub struct Redis {
     /// Replaced when Sentinel names another primary.
     conn: std::sync::Arc<std::sync::RwLock<Conn>>,
+    /// A single primary's client, for the connections of the shard threads ([`Redis::here`]).
+    local: Option<std::sync::Arc<Local>>,
     timeout: Duration,
     /// Whether the last call succeeded (`/ready` reads it).
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// With Sentinel: the Sentinels, asked again after a failed call.
     sentinels: Option<std::sync::Arc<Sentinels>>,
+}
+
+/// What a shard thread opens its own connection to a single primary with.
+struct Local {
+    /// Tells this handle's connections from another's on the same thread (a process may run
+    /// several gateways: tests).
+    id: u64,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+}
+
+thread_local! {
+    /// Whether calls made on this thread use connections of its own ([`own_connections_here`]).
+    static OWN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's own connections, by [`Local::id`].
+    static HERE: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls made on this thread from now on use connections of its own to a single primary,
+/// opened on its first call and driven on this thread (a shard's, which answers hops: see
+/// [`Redis::here`]). Sentinel and Cluster connections stay shared.
+pub fn own_connections_here() {
+    OWN.set(true);
 }
 
 #[derive(Clone)]
@@ -131,7 +157,7 @@ impl Redis {
         let connecting = async {
             if let Some(sentinels) = &sentinels {
                 let (_, manager) = sentinels.connect(timeout).await?;
-                return Ok(Conn::Primary(manager));
+                return Ok((Conn::Primary(manager), None));
             }
             let direct = async {
                 if config.cluster {
@@ -146,7 +172,10 @@ impl Redis {
                         builder = builder.password(password.clone());
                     }
                     let client = builder.build()?;
-                    Ok::<_, redis::RedisError>(Conn::Cluster(client.get_async_connection().await?))
+                    Ok::<_, redis::RedisError>((
+                        Conn::Cluster(client.get_async_connection().await?),
+                        None,
+                    ))
                 } else {
                     let url = config.urls.first().map(String::as_str).unwrap_or_default();
                     use redis::IntoConnectionInfo;
@@ -155,24 +184,29 @@ impl Redis {
                     // One plain connection first: the connection manager retries a refused
                     // login until the timeout, and its error would not say why.
                     drop(client.get_multiplexed_async_connection().await?);
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout));
                     let manager = client
-                        .get_connection_manager_with_config(
-                            ConnectionManagerConfig::new()
-                                .set_connection_timeout(Some(timeout))
-                                .set_response_timeout(Some(timeout)),
-                        )
+                        .get_connection_manager_with_config(config.clone())
                         .await?;
-                    Ok(Conn::Primary(manager))
+                    let local = Local {
+                        id: rand::random(),
+                        client,
+                        config,
+                    };
+                    Ok((Conn::Primary(manager), Some(std::sync::Arc::new(local))))
                 }
             };
             Ok::<_, RedisError>(direct.await?)
         };
-        let conn = tokio::time::timeout(timeout.saturating_mul(3), connecting)
+        let (conn, local) = tokio::time::timeout(timeout.saturating_mul(3), connecting)
             .await
             .map_err(|_| RedisError::Timeout(timeout.saturating_mul(3)))??;
         crate::metrics::redis_up(true, false);
         Ok(Redis {
             conn: std::sync::Arc::new(std::sync::RwLock::new(conn)),
+            local,
             timeout,
             up: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
             sentinels,
@@ -182,6 +216,39 @@ impl Redis {
     /// The connection in use.
     fn conn(&self) -> Conn {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The connection for a call made here: on a shard thread ([`own_connections_here`]),
+    /// with a single primary, the thread's own (opened on its first call), whose I/O then runs on the thread that
+    /// answers the hops: a call wakes no other thread, and the calls of the hops a thread
+    /// answers together go out in one write. Elsewhere, the shared one.
+    async fn here(&self) -> Conn {
+        let Some(local) = self.local.as_ref().filter(|_| OWN.get()) else {
+            return self.conn();
+        };
+        let mine = HERE.with(|h| {
+            h.borrow()
+                .iter()
+                .find(|(id, _)| *id == local.id)
+                .map(|(_, m)| m.clone())
+        });
+        if let Some(mine) = mine {
+            return Conn::Primary(mine);
+        }
+        match local
+            .client
+            .get_connection_manager_with_config(local.config.clone())
+            .await
+        {
+            Ok(mine) => {
+                HERE.with(|h| h.borrow_mut().push((local.id, mine.clone())));
+                Conn::Primary(mine)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a shard's own Redis connection failed to open; it uses the shared one");
+                self.conn()
+            }
+        }
     }
 
     /// After a failed call, with Sentinel: asks the Sentinels (in the background) whether
@@ -226,7 +293,7 @@ impl Redis {
     /// The command failed, or no answer within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         self.timed(op_name(cmd), async {
-            match self.conn() {
+            match self.here().await {
                 Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
             }
@@ -246,7 +313,7 @@ impl Redis {
         pipe: &redis::Pipeline,
     ) -> Result<T, RedisError> {
         self.timed(op, async {
-            match self.conn() {
+            match self.here().await {
                 Conn::Primary(mut c) => pipe.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => pipe.query_async::<T>(&mut c).await,
             }
@@ -266,7 +333,7 @@ impl Redis {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         self.timed(op, async {
-            match self.conn() {
+            match self.here().await {
                 Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }

@@ -18,6 +18,9 @@ use super::redis::{Redis, RedisError};
 use redis::{Script, Value};
 use std::sync::LazyLock;
 
+mod guess;
+pub use guess::Guessed;
+
 /// How many buckets the dialogues are spread over. Fixed: a key's bucket must be the same on
 /// every node and every version.
 pub const BUCKETS: u32 = 256;
@@ -116,10 +119,10 @@ pub enum Claimed {
     NotDue,
 }
 
-/// `KEYS`: live, lease, tomb. `ARGV`: token, lease ms, the node's version (0: none).
-static BEGIN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+/// Takes the lease and says what is kept. `KEYS`: live, lease, tomb. `ARGV`: token, lease ms,
+/// the node's version (0: none). Also the fallback of the writes on a guess ([`guess`]),
+/// whose first keys and arguments are the same.
+const BEGIN_LUA: &str = r"
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'busy'} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -130,41 +133,57 @@ end
 local t = redis.call('GET', KEYS[3])
 if t then return {'ended', '0', t} end
 return {'absent', '0'}
-",
-    )
-});
+";
+
+static BEGIN: LazyLock<Script> = LazyLock::new(|| Script::new(BEGIN_LUA));
+
+/// Keeps a dialogue's next version: `keep(live key, deadlines key, version, state, deadline
+/// ms, session)`.
+const KEEP_LUA: &str = r"
+local function keep(live, deadlines, v, s, d, session)
+  redis.call('HSET', live, 'v', v, 's', s, 'd', d)
+  redis.call('ZADD', deadlines, d, session)
+end
+";
+
+/// Ends a dialogue. `KEYS`: live, lease, tomb, deadlines, end record, events, the bucket's end
+/// records by time; `finish(session, tombstone, its ms, record, its ms, event ('' for none),
+/// now ms)`.
+const FINISH_LUA: &str = r"
+local function finish(session, tomb, tomb_ms, record, record_ms, event, now)
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], session)
+  redis.call('SET', KEYS[3], tomb, 'PX', tomb_ms)
+  redis.call('SET', KEYS[5], record, 'PX', record_ms)
+  if event ~= '' then redis.call('HSET', KEYS[6], KEYS[5], event) end
+  redis.call('ZADD', KEYS[7], now, KEYS[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', tonumber(now) - tonumber(record_ms))
+end
+";
 
 /// `KEYS`: live, lease, deadlines. `ARGV`: token, next version, state, deadline ms, session.
 static COMMIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{KEEP_LUA}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'd', ARGV[4])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+keep(KEYS[1], KEYS[3], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 redis.call('DEL', KEYS[2])
 return 1
-",
-    )
+"
+    ))
 });
 
-/// `KEYS`: live, lease, tomb, deadlines, end record, events, the bucket's end records by
-/// time. `ARGV`: token, session, tombstone, its ms, record, its ms, event ('' for none), '1' to
-/// keep the lease, now ms.
+/// `KEYS`: as `finish`'s. `ARGV`: token, session, tombstone, its ms, record, its ms, event ('' for
+/// none), '1' to keep the lease, now ms.
 static END: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        r"{FINISH_LUA}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9])
 if ARGV[8] ~= '1' then redis.call('DEL', KEYS[2]) end
-redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
-redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[6])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[6], KEYS[5], ARGV[7]) end
-redis.call('ZADD', KEYS[7], ARGV[9], KEYS[5])
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', tonumber(ARGV[9]) - tonumber(ARGV[6]))
 return 1
-",
-    )
+"
+    ))
 });
 
 /// `KEYS`: lease. `ARGV`: token.
@@ -253,7 +272,7 @@ impl SharedDialogues {
         lease_ms: u64,
     ) -> Result<Begun, RedisError> {
         let keys = Keys::of(session);
-        let token = format!("{:016x}", rand::random::<u64>());
+        let token = token();
         let answer: Vec<Value> = self
             .redis
             .script(
@@ -267,16 +286,7 @@ impl SharedDialogues {
                     .arg(cached.unwrap_or(0)),
             )
             .await?;
-        let word = text(answer.first());
-        let version = text(answer.get(1)).parse::<u64>().unwrap_or(0);
-        let lease = Lease { token, version };
-        Ok(match word.as_str() {
-            "busy" => Begun::Busy,
-            "current" => Begun::Current(lease),
-            "live" => Begun::Live(lease, bytes(answer.get(2))),
-            "ended" => Begun::Ended(lease, bytes(answer.get(2))),
-            _ => Begun::Absent(lease),
-        })
+        Ok(begun(&answer, token))
     }
 
     /// Writes the dialogue's next version (`state`, idle until `deadline_ms`) and lets the lease
@@ -404,7 +414,7 @@ impl SharedDialogues {
         lease_ms: u64,
     ) -> Result<Claimed, RedisError> {
         let keys = Keys::of(session);
-        let token = format!("{:016x}", rand::random::<u64>());
+        let token = token();
         let answer: Vec<Value> = self
             .redis
             .script(
@@ -531,6 +541,24 @@ impl SharedDialogues {
     }
 }
 
+/// What `BEGIN_LUA` answered, the lease taken by `token`.
+fn begun(answer: &[Value], token: String) -> Begun {
+    let version = text(answer.get(1)).parse::<u64>().unwrap_or(0);
+    let lease = Lease { token, version };
+    match text(answer.first()).as_str() {
+        "busy" => Begun::Busy,
+        "current" => Begun::Current(lease),
+        "live" => Begun::Live(lease, bytes(answer.get(2))),
+        "ended" => Begun::Ended(lease, bytes(answer.get(2))),
+        _ => Begun::Absent(lease),
+    }
+}
+
+/// A fresh lease token.
+fn token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 /// A script's answer word (or number) as text.
 fn text(v: Option<&Value>) -> String {
     match v {
@@ -551,27 +579,4 @@ fn bytes(v: Option<&Value>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn buckets_are_stable_and_spread() {
-        // Fixed values: a key's bucket must never change between versions.
-        assert_eq!(bucket(""), 0x811c_9dc5 % BUCKETS);
-        assert_eq!(bucket("at:ATUid_1"), bucket("at:ATUid_1"));
-        let used: std::collections::BTreeSet<u32> =
-            (0..4096).map(|i| bucket(&format!("at:s{i}"))).collect();
-        assert_eq!(used.len(), BUCKETS as usize, "4096 keys use every bucket");
-    }
-
-    #[test]
-    fn a_dialogues_keys_share_one_hash_tag() {
-        let k = Keys::of("at:{odd}key");
-        let tag = |s: &str| s[s.find('{').unwrap()..=s.find('}').unwrap()].to_string();
-        let t = tag(&k.live);
-        for other in [&k.lease, &k.tomb, &k.deadlines, &k.events] {
-            assert_eq!(tag(other), t);
-        }
-        assert_eq!(tag(&k.end_record("at:{odd}key", 5)), t);
-    }
-}
+mod tests;

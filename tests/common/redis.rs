@@ -30,6 +30,20 @@ impl Redis {
         Redis::start_with(&[], Some(password))
     }
 
+    /// A standalone primary that also listens on a Unix socket in its folder
+    /// ([`Redis::unix_url`]).
+    pub fn with_unix_socket() -> Redis {
+        Redis::start(&["--unixsocket", "redis.sock", "--unixsocketperm", "700"])
+    }
+
+    /// `redis+unix://<folder>/redis.sock`, for a server started [`Redis::with_unix_socket`].
+    pub fn unix_url(&self) -> String {
+        format!(
+            "redis+unix://{}",
+            self.dir.path().join("redis.sock").display()
+        )
+    }
+
     /// A server with `extra` arguments (`--cluster-enabled yes`, ...).
     fn start(extra: &[&str]) -> Redis {
         Redis::start_with(extra, None)
@@ -38,7 +52,14 @@ impl Redis {
     fn start_with(extra: &[&str], password: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port_with_bus();
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // A Unix socket in the server's own folder.
+        let mut extra: Vec<String> = extra
+            .iter()
+            .map(|s| match *s {
+                "redis.sock" => dir.path().join(s).display().to_string(),
+                s => s.to_string(),
+            })
+            .collect();
         if let Some(pw) = password {
             extra.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
         }

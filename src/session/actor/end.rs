@@ -96,7 +96,13 @@ impl SessionActor {
             .events
             .as_ref()
             .map(|events| events.event(&record, d.last_reply.end));
-        metrics::dialogue_ended(reason.as_str(), Duration::from_millis(record.duration_ms));
+        if let Some(exit) = crate::session::journey::last_exit(&d, reason) {
+            self.count(exit);
+        }
+        self.count(crate::session::counts::Count::Ended {
+            reason: reason.as_str(),
+            duration: Duration::from_millis(record.duration_ms),
+        });
         // DEBUG, not INFO: at national traffic one line per dialogue is most of the log and a
         // few percent of the CPU; the end records (`/admin/export/ended`) and the metrics hold it.
         tracing::debug!(

@@ -8,6 +8,7 @@
 //! goes. The idle timer, the sweep, aborts and aggregator reports take the lease the same way,
 //! so each dialogue is ended once across the cluster.
 
+use super::ops::{self, Hold, Op, Wrote};
 use super::{SessionActor, stop_after_reply};
 use crate::clock::now_ms;
 use crate::effect::Effect;
@@ -17,8 +18,7 @@ use crate::session::core::Cluster;
 use crate::session::messages::AggregatorEnd;
 use crate::session::state::{AggregatorReport, Dialogue, EndReason, EndRecord, Tombstone};
 use crate::store::StoreError;
-use crate::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
-use crate::store::shared_outbox::EndEvent;
+use crate::store::shared_dialogues::{Begun, Claimed, Lease, SharedDialogues};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -73,25 +73,29 @@ pub(super) struct Shared {
     /// The tombstone the hop's begin found.
     tombstone: Option<Box<Tombstone>>,
     /// The writes the hop made, carried out before its answer goes.
-    ops: Vec<Op>,
+    pub(super) ops: Vec<Op>,
+    /// The hop is being planned on a guess ([`super::guess`]): the app must not reach an
+    /// effect.
+    pub(super) tentative: bool,
+    /// The app reached an effect while answering on a guess.
+    pub(super) effects: bool,
 }
 
-/// One write of a hop.
-#[derive(Debug)]
-enum Op {
-    /// The dialogue's new state.
-    Live(Arc<Dialogue>),
-    /// Its end.
-    End {
-        tombstone: Vec<u8>,
-        tombstone_ttl_ms: u64,
-        record: Vec<u8>,
-        started_ms: u64,
-        event: Option<Effect>,
-        /// The dialogue may have applied transactions in the cluster's ledger: its end
-        /// record lists them, read before the end is written.
-        applied: bool,
-    },
+impl Shared {
+    /// The version of the shared state this node's copy is.
+    pub(super) fn version(&self) -> Option<u64> {
+        self.version
+    }
+
+    /// Notes the version this node's copy now is.
+    pub(super) fn set_version(&mut self, version: Option<u64>) {
+        self.version = version;
+    }
+
+    /// Notes that the app reached an effect while answering on a guess.
+    pub(super) fn met_effects(&mut self) {
+        self.effects = true;
+    }
 }
 
 /// Begins a hop, waiting (with a short backoff, up to the lease's time) while another node
@@ -162,7 +166,7 @@ impl SessionActor {
     }
 
     /// Takes what the begin found as the actor's state, and holds its lease.
-    fn apply(&mut self, begun: Begun) {
+    pub(super) fn apply(&mut self, begun: Begun) {
         self.loaded = true;
         self.shared.tombstone = None;
         let lease = match begun {
@@ -207,14 +211,30 @@ impl SessionActor {
     }
 
     /// Drops this node's copy (after a failure it cannot tell the shared state by).
-    fn forget_copy(&mut self) {
+    pub(super) fn forget_copy(&mut self) {
         self.dialogue = None;
         self.shared = Shared::default();
         self.loaded = false;
     }
 
-    /// Answers a hop in cluster mode: begin, plan and answer as on one node, then write.
+    /// Answers a hop in cluster mode: on a guess when it can ([`super::guess`]), else begin,
+    /// plan and answer as on one node, then write.
     pub(super) fn hop_in_cluster(
+        &mut self,
+        hop: Hop,
+        cluster: Cluster,
+        started: Instant,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
+        match self.guess(&hop, &cluster) {
+            Some(version) => self.answer_on_guess(hop, version, cluster, started, span, ctx),
+            None => self.hop_leased(hop, cluster, started, span),
+        }
+    }
+
+    /// Begins `hop` (taking the dialogue's lease), plans and answers it, then writes.
+    pub(super) fn hop_leased(
         &mut self,
         hop: Hop,
         cluster: Cluster,
@@ -223,41 +243,59 @@ impl SessionActor {
     ) -> ResponseActFuture<Self, Reply> {
         let key = self.key.clone();
         let cached = self.shared.version;
-        let (front, dialect) = (hop.front, hop.dialect);
         let begin =
             async move { begin_waiting(&cluster.dialogues, &key, cached, cluster.lease).await };
-        Box::pin(begin.into_actor(self).then(move |begun, act, ctx| {
-            match begun {
-                Ok(begun) => act.apply(begun),
-                Err(e) => {
-                    // While Redis is down every hop comes here: it is logged once, by the
-                    // connection ([`crate::store::redis`]), and counted in the metrics.
-                    if act.core.cluster.as_ref().is_some_and(|c| c.dialogues.is_up()) {
-                        tracing::error!(session = %act.log_id, error = %e, "shared store: hop answered busy");
-                    } else {
-                        tracing::debug!(session = %act.log_id, error = %e, "shared store: hop answered busy");
-                    }
-                    metrics::hop(
-                        front.as_str(),
-                        dialect,
-                        act.route_label(),
-                        "busy",
-                        started.elapsed(),
-                    );
-                    act.forget_copy();
-                    stop_after_reply(ctx);
-                    let busy = Reply::end(&act.core.limits.busy_text);
-                    return Box::pin(fut::ready(busy)) as ResponseActFuture<Self, Reply>;
+        Box::pin(
+            begin
+                .into_actor(self)
+                .then(move |begun, act, ctx| act.answer_begun(begun, hop, started, span, ctx)),
+        )
+    }
+
+    /// Answers `hop` on what its begin found, then writes.
+    pub(super) fn answer_begun(
+        &mut self,
+        begun: Result<Begun, String>,
+        hop: Hop,
+        started: Instant,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
+        let (front, dialect) = (hop.front, hop.dialect);
+        match begun {
+            Ok(begun) => self.apply(begun),
+            Err(e) => {
+                // While Redis is down every hop comes here: it is logged once, by the
+                // connection ([`crate::store::redis`]), and counted in the metrics.
+                if self
+                    .core
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.dialogues.is_up())
+                {
+                    tracing::error!(session = %self.log_id, error = %e, "shared store: hop answered busy");
+                } else {
+                    tracing::debug!(session = %self.log_id, error = %e, "shared store: hop answered busy");
                 }
+                metrics::hop(
+                    front.as_str(),
+                    dialect,
+                    self.route_label(),
+                    "busy",
+                    started.elapsed(),
+                );
+                self.forget_copy();
+                stop_after_reply(ctx);
+                return Box::pin(fut::ready(Reply::end(&self.core.limits.busy_text)));
             }
-            let answered = act.answer(hop, started, span, ctx);
-            Box::pin(answered.then(|reply, act, _| act.write_shared(reply)))
-        }))
+        }
+        let answered = self.answer(hop, started, span, ctx);
+        Box::pin(answered.then(|reply, act, _| act.write_shared(reply)))
     }
 
     /// Answers `reply` once the hop's writes are done ([`SessionActor::flush_ops`]); if they
     /// fail, the answer is the apology, and the actor stops.
-    fn write_shared(&mut self, reply: Reply) -> ResponseActFuture<Self, Reply> {
+    pub(super) fn write_shared(&mut self, reply: Reply) -> ResponseActFuture<Self, Reply> {
         Box::pin(self.flush_ops().map(move |written, act, ctx| {
             if written {
                 reply
@@ -269,15 +307,15 @@ impl SessionActor {
     }
 
     /// Carries out the hop's writes while the lease holds (or lets the lease go when there are
-    /// none). Answers whether they were done; if not, this node's copy goes.
-    fn flush_ops(&mut self) -> ResponseActFuture<Self, bool> {
+    /// none). Answers whether they were done; if not, this node's copy goes. What the hop
+    /// counts is counted then, or, if they failed, only the hop, as an error.
+    pub(super) fn flush_ops(&mut self) -> ResponseActFuture<Self, bool> {
         let ops = std::mem::take(&mut self.shared.ops);
         let lease = self.shared.lease.take();
         let Some(cluster) = self.core.cluster.clone() else {
             return Box::pin(fut::ready(true));
         };
         let (key, store) = (self.key.clone(), self.core.store.clone());
-        let record_ttl_ms = cluster.end_record_ttl.as_millis() as u64;
         let writes = async move {
             let Some(lease) = lease else {
                 return Ok(None);
@@ -291,102 +329,30 @@ impl SessionActor {
             }
             let (n, mut version) = (ops.len(), lease.version);
             for (i, op) in ops.into_iter().enumerate() {
-                match op {
-                    Op::Live(d) => {
-                        let state = serde_json::to_vec(&*d).map_err(|e| e.to_string())?;
-                        let t = Instant::now();
-                        let written = cluster
-                            .dialogues
-                            .commit(&key, &lease, &state, d.idle_deadline_ms())
-                            .await;
-                        metrics::store_write(
-                            "session",
-                            t.elapsed(),
-                            matches!(written, Ok(Some(_))),
-                        );
-                        match written {
-                            Ok(Some(v)) => version = v,
-                            Ok(None) => {
-                                return Err("the lease was lost before the commit".to_string());
-                            }
-                            Err(e) => return Err(e.to_string()),
-                        }
-                    }
-                    Op::End {
-                        tombstone,
-                        tombstone_ttl_ms,
-                        record,
-                        started_ms,
-                        event,
-                        applied,
-                    } => {
-                        let ledger = store.shared_records().filter(|_| applied);
-                        let record = match ledger {
-                            Some(ledger) => with_applied(ledger, &key, started_ms, record).await,
-                            None => record,
-                        };
-                        // The event waits in the bucket, written with the end itself.
-                        let event = event
-                            .map(|effect| {
-                                serde_json::to_vec(&EndEvent {
-                                    session: key.to_string(),
-                                    effect,
-                                })
-                            })
-                            .transpose()
-                            .map_err(|e| e.to_string())?;
-                        let ending = Ending {
-                            tombstone: &tombstone,
-                            tombstone_ttl_ms,
-                            record: &record,
-                            record_ttl_ms,
-                            started_ms,
-                            event: event.as_deref(),
-                            keep_lease: i + 1 < n,
-                        };
-                        let t = Instant::now();
-                        let ended = cluster.dialogues.end(&key, &lease, &ending).await;
-                        metrics::store_write("end", t.elapsed(), matches!(ended, Ok(true)));
-                        match ended {
-                            Ok(true) => {
-                                version = 0;
-                                if let Some(ledger) = ledger
-                                    && let Err(e) = ledger.forget_applied(&key, started_ms).await
-                                {
-                                    tracing::warn!(error = %e, "applied transactions kept until they expire");
-                                }
-                            }
-                            Ok(false) => {
-                                return Err("the lease was lost before the end".to_string());
-                            }
-                            Err(e) => return Err(e.to_string()),
-                        }
-                        // The end happened once (under the lease), here: this node moves its
-                        // event into the cluster's outbox now, off the hop's path (every node
-                        // moves what a node that died first left).
-                        if let Some(event) = event {
-                            tokio::spawn(move_end_event(
-                                cluster.clone(),
-                                key.to_string(),
-                                started_ms,
-                                event,
-                            ));
-                        }
+                let hold = Hold::Lease {
+                    lease: &lease,
+                    keep: i + 1 < n,
+                };
+                match ops::write(&cluster, &store, &key, op, hold).await? {
+                    Wrote::Done(v) => version = v,
+                    Wrote::Lost | Wrote::Wrong(_) => {
+                        return Err("the lease was lost before the write".to_string());
                     }
                 }
             }
             Ok(Some(version).filter(|v| *v > 0))
         };
-        Box::pin(writes.into_actor(self).map(|written, act, _| match written {
-            Ok(version) => {
-                act.shared.version = version.filter(|_| act.dialogue.is_some());
-                true
+        Box::pin(writes.into_actor(self).map(|written, act, _| {
+            let kept = written.is_ok();
+            match written {
+                Ok(version) => act.shared.version = version.filter(|_| act.dialogue.is_some()),
+                Err(e) => {
+                    tracing::error!(session = %act.log_id, error = %e, "shared store write failed");
+                    act.forget_copy();
+                }
             }
-            Err(e) => {
-                tracing::error!(session = %act.log_id, error = %e, "shared store write failed");
-                act.forget_copy();
-                false
-            }
+            act.counts.settle(kept, act.core.cluster.as_ref());
+            kept
         }))
     }
 
@@ -510,21 +476,6 @@ impl SessionActor {
     }
 }
 
-/// Moves the end event of `key` (started at `started_ms`) from its bucket into the cluster's
-/// outbox and wakes the sender; on failure the event waits for the next node's move.
-async fn move_end_event(cluster: Cluster, key: String, started_ms: u64, event: Vec<u8>) {
-    let record = SharedDialogues::end_record_key(&key, started_ms);
-    let bucket = crate::store::shared_dialogues::bucket(&key);
-    match cluster
-        .outbox
-        .move_end_event(&cluster.dialogues, bucket, &record, &event)
-        .await
-    {
-        Ok(_) => crate::outbox::notify(),
-        Err(e) => tracing::warn!(error = %e, "end event left in its bucket for the next move"),
-    }
-}
-
 /// Keeps the aggregator's `report` with the end record of `key` started at `started_ms`.
 async fn update_record(
     dialogues: &SharedDialogues,
@@ -554,27 +505,4 @@ async fn update_record(
             tracing::error!(error = %e, "shared store: end record update failed");
             false
         })
-}
-
-/// The end record `record` listing the transactions the dialogue applied in the cluster's
-/// ledger (as it is when they cannot be read: logged, and the end goes on).
-async fn with_applied(
-    ledger: &crate::store::shared_records::SharedRecords,
-    key: &str,
-    started_ms: u64,
-    record: Vec<u8>,
-) -> Vec<u8> {
-    let applied = match ledger.applied_by(key, started_ms).await {
-        Ok(applied) if !applied.is_empty() => applied,
-        Ok(_) => return record,
-        Err(e) => {
-            tracing::error!(error = %e, "applied transactions not read");
-            return record;
-        }
-    };
-    let Ok(mut parsed) = serde_json::from_slice::<EndRecord>(&record) else {
-        return record;
-    };
-    parsed.note_applied(&applied);
-    serde_json::to_vec(&parsed).unwrap_or(record)
 }

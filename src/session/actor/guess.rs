@@ -1,0 +1,182 @@
+//! Answering a hop on a guess, in one round trip to Redis (docs/cluster.md, "One round trip
+//! for most hops").
+//!
+//! A node that answered a dialogue's last hop holds its state at that version; a node that
+//! gets a dial holds nothing, and most likely nothing is kept for it. So the actor guesses
+//! that its copy is the current one (or that nothing is kept), answers the hop on it without
+//! taking the lease, and writes the outcome with a check of the guess
+//! ([`crate::store::shared_dialogues::Guessed`]): one round trip instead of a begin and a
+//! commit.
+//!
+//! Nothing may happen outside the dialogue before the guess is known to be right: the app
+//! answers tentatively ([`crate::app::HopEnv::tentative`]: reads only), and what the hop
+//! counts is held until its write ([`crate::session::counts`]). When the app reaches an effect
+//! (a transaction, a save, a backend call), or the guess was wrong, the actor puts its state
+//! back as it was before the hop and answers the hop again the usual way, on the state the
+//! wrong guess's script handed back (so still two round trips). A node whose guesses are
+//! mostly wrong stops guessing for a while ([`crate::session::core::Guesses`]).
+
+use super::SessionActor;
+use super::ops::{self, Hold, Wrote};
+use crate::app::Route;
+use crate::hop::{Hop, HopInput, Reply};
+use crate::session::core::Cluster;
+use crate::session::plan::Plan;
+use crate::session::state::Dialogue;
+use crate::store::shared_dialogues::Begun;
+use actix::prelude::*;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// The actor's state before a hop answered on a guess, put back if the guess fails.
+pub(super) struct Before {
+    dialogue: Option<Arc<Dialogue>>,
+    route: Option<Arc<Route>>,
+    transacted: bool,
+    version: Option<u64>,
+}
+
+impl SessionActor {
+    /// The version to guess for `hop`: the node's copy's, or 0 for a dial when the node
+    /// holds nothing. `None`: the hop is answered under the lease.
+    pub(super) fn guess(&self, hop: &Hop, cluster: &Cluster) -> Option<u64> {
+        // While Redis is down, a begin fails at once: the hop is answered busy.
+        if !cluster.dialogues.is_up() {
+            return None;
+        }
+        let guess = match (&self.dialogue, self.shared.version()) {
+            (Some(_), Some(v)) => v,
+            (None, None) if is_dial(&hop.input) => 0,
+            _ => return None,
+        };
+        cluster.guesses.worth_trying().then_some(guess)
+    }
+
+    /// Answers `hop` on the guess that `version` is the one kept, then writes on that guess.
+    pub(super) fn answer_on_guess(
+        &mut self,
+        hop: Hop,
+        version: u64,
+        cluster: Cluster,
+        started: Instant,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
+        let before = Before {
+            dialogue: self.dialogue.clone(),
+            route: self.route.clone(),
+            transacted: self.transacted,
+            version: self.shared.version(),
+        };
+        let plan = {
+            let _entered = span.enter();
+            self.plan(hop.clone())
+        };
+        // Only a hop that runs the app on the dialogue held (or on a new one) is answered on
+        // a guess: the others are answered from the state, which the lease's begin reads.
+        let guessable = match &plan {
+            Some(Plan::Next { route, .. }) => version > 0 && route.app.answers_tentatively(),
+            Some(Plan::New {
+                route, abort_live, ..
+            }) => version == 0 && !abort_live && route.app.answers_tentatively(),
+            _ => false,
+        };
+        if !guessable {
+            return self.hop_leased(hop, cluster, started, span);
+        }
+        self.shared.tentative = true;
+        let step = self.carry_out(plan);
+        self.shared.tentative = false;
+        let via = (hop.front.as_str(), hop.dialect);
+        let answered = self.run(step, via, started, span.clone(), ctx);
+        Box::pin(answered.then(move |reply, act, _| {
+            act.write_on_guess(reply, hop, version, before, cluster, started, span)
+        }))
+    }
+
+    /// Writes the hop answered on a guess, or answers it again the usual way.
+    #[allow(clippy::too_many_arguments)]
+    fn write_on_guess(
+        &mut self,
+        reply: Reply,
+        hop: Hop,
+        version: u64,
+        before: Before,
+        cluster: Cluster,
+        started: Instant,
+        span: tracing::Span,
+    ) -> ResponseActFuture<Self, Reply> {
+        let effects = std::mem::take(&mut self.shared.effects);
+        let mut ops = std::mem::take(&mut self.shared.ops);
+        let op = ops.pop().filter(|_| ops.is_empty() && !effects);
+        let Some(op) = op else {
+            cluster.guesses.settled("effects");
+            self.put_back(before);
+            return self.hop_leased(hop, cluster, started, span);
+        };
+        let hold = Hold::Guess {
+            version,
+            lease_ms: cluster.lease.as_millis() as u64,
+        };
+        let (key, store, guesses) = (
+            self.key.clone(),
+            self.core.store.clone(),
+            cluster.guesses.clone(),
+        );
+        let write = {
+            let cluster = cluster.clone();
+            async move { ops::write(&cluster, &store, &key, op, hold).await }
+        };
+        Box::pin(write.into_actor(self).then(move |wrote, act, ctx| {
+            match wrote {
+                Ok(Wrote::Done(v)) => {
+                    guesses.settled("right");
+                    act.shared
+                        .set_version(Some(v).filter(|v| *v > 0 && act.dialogue.is_some()));
+                    act.counts.settle(true, act.core.cluster.as_ref());
+                    Box::pin(fut::ready(reply)) as ResponseActFuture<Self, Reply>
+                }
+                Ok(Wrote::Wrong(begun)) => {
+                    guesses.settled("wrong");
+                    act.put_back(before);
+                    match begun {
+                        // Another node is answering a hop of it: wait for its lease to go.
+                        Begun::Busy => act.hop_leased(hop, cluster, started, span),
+                        begun => act.answer_begun(Ok(begun), hop, started, span, ctx),
+                    }
+                }
+                // Nothing was done but this write, which may or may not have happened: the
+                // hop is answered busy, as when a begin fails.
+                Ok(Wrote::Lost) => {
+                    act.put_back(before);
+                    let lost = Err("the write on a guess found a lease".to_string());
+                    act.answer_begun(lost, hop, started, span, ctx)
+                }
+                Err(e) => {
+                    act.put_back(before);
+                    act.answer_begun(Err(e), hop, started, span, ctx)
+                }
+            }
+        }))
+    }
+
+    /// Puts the actor's state back as it was before a hop answered on a guess, forgetting
+    /// what that hop counted.
+    fn put_back(&mut self, before: Before) {
+        self.dialogue = before.dialogue;
+        self.route = before.route;
+        self.transacted = before.transacted;
+        self.shared.set_version(before.version);
+        self.shared.ops.clear();
+        self.counts.forget();
+    }
+}
+
+/// Whether `input` is a dial (the first message of a dialogue).
+fn is_dial(input: &HopInput) -> bool {
+    match input {
+        HopInput::Single(None) => true,
+        HopInput::Cumulative(text) => text.is_empty(),
+        HopInput::Single(Some(_)) => false,
+    }
+}
