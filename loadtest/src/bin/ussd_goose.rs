@@ -9,6 +9,10 @@
 //! 10000) numbers `ussd-gateway seed --synthetic N` creates, no two users
 //! on the same number (up to 4096 users).
 //!
+//! With `USSD_NODES` (base URLs separated by commas: several gateway nodes of a cluster), each
+//! hop of a dialogue goes to the next node in turn, as an aggregator that spreads callbacks
+//! over the nodes with no stickiness does; `--host` is then only goose's default.
+//!
 //! Everything else is goose's own options: `--host`, `--users`, `--increase-rate`, `--run-time`,
 //! `--throttle-requests` (the rate), `--report-file`; goose prints throughput and latency
 //! percentiles per request name (one name per hop of each scenario).
@@ -27,6 +31,19 @@ static SESSIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Users at most for disjoint numbers (see `dialogue`).
 const STRIDE: u64 = 4096;
+
+/// The nodes the hops go to in turn (`USSD_NODES`), if set.
+fn nodes() -> &'static [String] {
+    static NODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NODES.get_or_init(|| {
+        std::env::var("USSD_NODES")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| format!("{}/ussd", u.trim().trim_end_matches('/')))
+            .collect()
+    })
+}
 
 fn subscribers() -> u64 {
     std::env::var("USSD_SUBSCRIBERS")
@@ -69,8 +86,13 @@ async fn dialogue(
             ("text", text.as_str()),
         ];
         let step = format!("{name} hop {}", i + 1);
+        let nodes = nodes();
+        let path = match nodes.len() {
+            0 => "/ussd",
+            n => nodes[(user.weighted_users_index + i) % n].as_str(),
+        };
         let builder = user
-            .get_request_builder(&GooseMethod::Post, "/ussd")?
+            .get_request_builder(&GooseMethod::Post, path)?
             .form(&form);
         let request = GooseRequest::builder()
             .method(GooseMethod::Post)
