@@ -456,6 +456,13 @@ async fn a_node_answers_on_its_copy_in_one_call_and_a_stale_copy_again() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(on_a, 5.0, "the stale hop counted once: {hops}");
+    for op in ["session", "end"] {
+        assert_eq!(
+            common::metric(admin, &format!("ussd_store_errors_total{{op=\"{op}\"}}")).await,
+            0.0,
+            "a wrong guess is no store error (it would page: UssdStoreErrors)"
+        );
+    }
 
     // A deposit on one node: its confirming hop reaches the transaction, so it is answered
     // under the lease, and the deposit is applied once.

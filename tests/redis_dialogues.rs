@@ -8,7 +8,9 @@ use common::redis::Server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use ussd_gateway::store::shared_dialogues::{Begun, Claimed, Ending, Lease, SharedDialogues};
+use ussd_gateway::store::shared_dialogues::{
+    Begun, Claimed, Ending, Lease, SharedDialogues, next_version,
+};
 
 /// A new node's handle: a connection of its own.
 async fn node(server: &Server) -> SharedDialogues {
@@ -43,15 +45,21 @@ async fn a_dialogue_moves_between_nodes_and_ends_once() {
             Begun::Busy,
             "{at}: while node A answers, node B waits"
         );
-        assert_eq!(
-            a.commit(key, &lease, b"hop 1", u64::MAX / 2).await.unwrap(),
-            Some(1)
+        let before = next_version(0);
+        let v1 = a
+            .commit(key, &lease, b"hop 1", u64::MAX / 2)
+            .await
+            .unwrap()
+            .expect("written");
+        assert!(
+            (before..=next_version(0)).contains(&v1),
+            "{at}: a new dialogue's first version is made from the time"
         );
 
         // Node A still holds version 1: current. Node B has no copy: it gets the state.
-        let again = a.begin(key, Some(1), LEASE_MS).await.unwrap();
+        let again = a.begin(key, Some(v1), LEASE_MS).await.unwrap();
         assert!(
-            matches!(again, Begun::Current(ref l) if l.version == 1),
+            matches!(again, Begun::Current(ref l) if l.version == v1),
             "{at}: {again:?}"
         );
         a.release(key, &leased(again)).await.unwrap();
@@ -64,12 +72,16 @@ async fn a_dialogue_moves_between_nodes_and_ends_once() {
         };
         assert_eq!(
             b.commit(key, &lease, b"hop 2", u64::MAX / 2).await.unwrap(),
-            Some(2)
+            Some(v1 + 1)
         );
         // Node A's copy (version 1) is stale now: it gets version 2.
-        let lease = match a.begin(key, Some(1), LEASE_MS).await.unwrap() {
+        let lease = match a.begin(key, Some(v1), LEASE_MS).await.unwrap() {
             Begun::Live(l, state) => {
-                assert_eq!((l.version, state.as_slice()), (2, &b"hop 2"[..]), "{at}");
+                assert_eq!(
+                    (l.version, state.as_slice()),
+                    (v1 + 1, &b"hop 2"[..]),
+                    "{at}"
+                );
                 l
             }
             other => panic!("{at}: a stale copy is refreshed, got {other:?}"),
@@ -127,12 +139,11 @@ async fn an_expired_lease_writes_nothing() {
                 begun => break leased(begun),
             }
         };
-        assert_eq!(
-            b.commit(key, &taken, b"B's hop", u64::MAX / 2)
-                .await
-                .unwrap(),
-            Some(1)
-        );
+        let kept = b
+            .commit(key, &taken, b"B's hop", u64::MAX / 2)
+            .await
+            .unwrap()
+            .expect("written");
         assert_eq!(
             a.commit(key, &stalled, b"A's late hop", u64::MAX / 2)
                 .await
@@ -152,7 +163,7 @@ async fn an_expired_lease_writes_nothing() {
         assert!(!a.end(key, &stalled, &ending).await.unwrap(), "{at}");
         match a.begin(key, None, LEASE_MS).await.unwrap() {
             Begun::Live(l, state) => {
-                assert_eq!((l.version, state.as_slice()), (1, &b"B's hop"[..]))
+                assert_eq!((l.version, state.as_slice()), (kept, &b"B's hop"[..]))
             }
             other => panic!("{at}: B's hop is kept, got {other:?}"),
         }
@@ -183,15 +194,22 @@ async fn racing_nodes_never_both_apply_a_hop() {
                         }
                         Begun::Absent(l) => (l, 0u64),
                         Begun::Live(l, state) => {
-                            (l, String::from_utf8(state).unwrap().parse().unwrap())
+                            // "count previous": the version the hop was answered on.
+                            let state = String::from_utf8(state).unwrap();
+                            let (count, previous) = state.split_once(' ').unwrap();
+                            let previous: u64 = previous.parse().unwrap();
+                            if previous > 0 {
+                                assert_eq!(
+                                    l.version,
+                                    next_version(previous),
+                                    "each version follows the one its hop was answered on"
+                                );
+                            }
+                            (l, count.parse().unwrap())
                         }
                         other => panic!("unexpected {other:?}"),
                     };
-                    assert_eq!(
-                        count, lease.version,
-                        "the state is the version it was read at"
-                    );
-                    let next = (count + 1).to_string();
+                    let next = format!("{} {}", count + 1, lease.version);
                     if node
                         .commit(&key, &lease, next.as_bytes(), u64::MAX / 2)
                         .await
@@ -210,8 +228,10 @@ async fn racing_nodes_never_both_apply_a_hop() {
         let node = node(&server).await;
         match node.begin(&key, None, LEASE_MS).await.unwrap() {
             Begun::Live(l, state) => {
-                assert_eq!(l.version, 60, "{at}");
-                assert_eq!(state, b"60", "{at}: 60 hops, each applied once");
+                let state = String::from_utf8(state).unwrap();
+                let (count, previous) = state.split_once(' ').unwrap();
+                assert_eq!(count, "60", "{at}: 60 hops, each applied once");
+                assert_eq!(l.version, next_version(previous.parse().unwrap()), "{at}");
             }
             other => panic!("{at}: {other:?}"),
         }
@@ -304,13 +324,14 @@ async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
         let key = "smpp:op:guess";
 
         // A dial on node A: nothing is kept, as guessed.
-        assert_eq!(
-            a.keep_if(key, 0, b"hop 1", u64::MAX / 2, LEASE_MS)
-                .await
-                .unwrap(),
-            Guessed::Done,
-            "{at}"
-        );
+        let v1 = match a
+            .keep_if(key, 0, b"hop 1", u64::MAX / 2, LEASE_MS)
+            .await
+            .unwrap()
+        {
+            Guessed::Done(v) => v,
+            other => panic!("{at}: nothing was kept, got {other:?}"),
+        };
         // The same dial retried on node B, guessing nothing is kept: wrong, it gets version 1
         // and the lease.
         let lease = match b
@@ -319,14 +340,14 @@ async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
             .unwrap()
         {
             Guessed::Wrong(Begun::Live(l, state)) => {
-                assert_eq!((l.version, state.as_slice()), (1, &b"hop 1"[..]), "{at}");
+                assert_eq!((l.version, state.as_slice()), (v1, &b"hop 1"[..]), "{at}");
                 l
             }
             other => panic!("{at}: a wrong guess begins, got {other:?}"),
         };
         // While B holds the lease, A's right guess of version 1 must not write.
         assert_eq!(
-            a.keep_if(key, 1, b"hop 2 on A", u64::MAX / 2, LEASE_MS)
+            a.keep_if(key, v1, b"hop 2 on A", u64::MAX / 2, LEASE_MS)
                 .await
                 .unwrap(),
             Guessed::Wrong(Begun::Busy),
@@ -334,16 +355,20 @@ async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
         );
         assert_eq!(
             b.commit(key, &lease, b"hop 2", u64::MAX / 2).await.unwrap(),
-            Some(2)
+            Some(v1 + 1)
         );
         // A guesses its stale version 1: it gets version 2, leased.
         let lease = match a
-            .keep_if(key, 1, b"hop 3 on a stale copy", u64::MAX / 2, LEASE_MS)
+            .keep_if(key, v1, b"hop 3 on a stale copy", u64::MAX / 2, LEASE_MS)
             .await
             .unwrap()
         {
             Guessed::Wrong(Begun::Live(l, state)) => {
-                assert_eq!((l.version, state.as_slice()), (2, &b"hop 2"[..]), "{at}");
+                assert_eq!(
+                    (l.version, state.as_slice()),
+                    (v1 + 1, &b"hop 2"[..]),
+                    "{at}"
+                );
                 l
             }
             other => panic!("{at}: a stale guess gets the current state, got {other:?}"),
@@ -360,8 +385,8 @@ async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
             keep_lease: false,
         };
         assert_eq!(
-            b.end_if(key, 2, &ending, LEASE_MS).await.unwrap(),
-            Guessed::Done,
+            b.end_if(key, v1 + 1, &ending, LEASE_MS).await.unwrap(),
+            Guessed::Done(0),
             "{at}"
         );
         assert_eq!(
@@ -395,5 +420,68 @@ async fn a_write_on_a_wrong_guess_writes_nothing_and_begins() {
             Begun::Busy,
             "{at}"
         );
+    }
+}
+
+/// A session key comes round again (SMPP session numbers do): the new dialogue's versions never
+/// repeat the old one's, so a node still holding a copy of the old one cannot take it for the
+/// new one's current state, with a lease or on a guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_key_never_repeats_an_earlier_dialogues_versions() {
+    use ussd_gateway::store::shared_dialogues::Guessed;
+    for server in Server::both() {
+        let (a, b) = (node(&server).await, node(&server).await);
+        let at = server.name();
+        let key = "smpp:op:7";
+        let lease = leased(b.begin(key, None, LEASE_MS).await.unwrap());
+        let old = b
+            .commit(key, &lease, b"old", u64::MAX / 2)
+            .await
+            .unwrap()
+            .unwrap();
+        let lease = leased(b.begin(key, Some(old), LEASE_MS).await.unwrap());
+        let ending = Ending {
+            tombstone: b"END old",
+            tombstone_ttl_ms: 1,
+            record: b"{}",
+            record_ttl_ms: 60_000,
+            started_ms: 1,
+            event: None,
+            keep_lease: false,
+        };
+        assert!(b.end(key, &lease, &ending).await.unwrap(), "{at}");
+        // Once the tombstone is gone, a new dialogue under the key, as far as the old one got.
+        let lease = loop {
+            match b.begin(key, None, LEASE_MS).await.unwrap() {
+                Begun::Absent(l) => break l,
+                Begun::Ended(l, _) => {
+                    b.release(key, &l).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                other => panic!("{at}: {other:?}"),
+            }
+        };
+        let new = b
+            .commit(key, &lease, b"new", u64::MAX / 2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(new, old, "{at}");
+        // Node A still holds the old dialogue at `old`: neither path takes it for current.
+        match a
+            .keep_if(key, old, b"stale", u64::MAX / 2, LEASE_MS)
+            .await
+            .unwrap()
+        {
+            Guessed::Wrong(Begun::Live(l, state)) => {
+                assert_eq!((l.version, state.as_slice()), (new, &b"new"[..]), "{at}");
+                a.release(key, &l).await.unwrap();
+            }
+            other => panic!("{at}: the new dialogue is handed back, got {other:?}"),
+        }
+        match a.begin(key, Some(old), LEASE_MS).await.unwrap() {
+            Begun::Live(l, state) => assert_eq!(state, b"new", "{at}: {l:?}"),
+            other => panic!("{at}: the old copy is not current, got {other:?}"),
+        }
     }
 }

@@ -108,8 +108,9 @@ struct Local {
 thread_local! {
     /// Whether calls made on this thread use connections of its own ([`own_connections_here`]).
     static OWN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// This thread's own connections, by [`Local::id`].
-    static HERE: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+    /// This thread's own connections, by [`Local::id`] (`None`: it could not be made, and
+    /// the thread uses the shared one).
+    static HERE: std::cell::RefCell<Vec<(u64, Option<ConnectionManager>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -219,36 +220,32 @@ impl Redis {
     }
 
     /// The connection for a call made here: on a shard thread ([`own_connections_here`]),
-    /// with a single primary, the thread's own (opened on its first call), whose I/O then runs on the thread that
-    /// answers the hops: a call wakes no other thread, and the calls of the hops a thread
-    /// answers together go out in one write. Elsewhere, the shared one.
-    async fn here(&self) -> Conn {
+    /// with a single primary, the thread's own, whose I/O runs on the thread that answers the
+    /// hops: a call wakes no other thread, and the calls of the hops a thread answers together
+    /// go out in one write. Elsewhere, the shared one.
+    ///
+    /// The thread's own is made once (it connects on its first call and reconnects by itself),
+    /// so every call of a thread uses the same connection: a ledger write and the `WAIT` that
+    /// follows it are on one connection.
+    fn here(&self) -> Conn {
         let Some(local) = self.local.as_ref().filter(|_| OWN.get()) else {
             return self.conn();
         };
-        let mine = HERE.with(|h| {
-            h.borrow()
-                .iter()
-                .find(|(id, _)| *id == local.id)
-                .map(|(_, m)| m.clone())
-        });
-        if let Some(mine) = mine {
-            return Conn::Primary(mine);
-        }
-        match local
-            .client
-            .get_connection_manager_with_config(local.config.clone())
-            .await
-        {
-            Ok(mine) => {
-                HERE.with(|h| h.borrow_mut().push((local.id, mine.clone())));
-                Conn::Primary(mine)
+        HERE.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some((_, mine)) = h.iter().find(|(id, _)| *id == local.id) {
+                return mine.clone().map_or_else(|| self.conn(), Conn::Primary);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "a shard's own Redis connection failed to open; it uses the shared one");
-                self.conn()
-            }
-        }
+            let mine = local
+                .client
+                .get_connection_manager_lazy(local.config.clone())
+                .inspect_err(|e| {
+                    tracing::warn!(error = %e, "a shard's own Redis connection cannot be made; it uses the shared one");
+                })
+                .ok();
+            h.push((local.id, mine.clone()));
+            mine.map_or_else(|| self.conn(), Conn::Primary)
+        })
     }
 
     /// After a failed call, with Sentinel: asks the Sentinels (in the background) whether
@@ -293,7 +290,7 @@ impl Redis {
     /// The command failed, or no answer within the timeout.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
         self.timed(op_name(cmd), async {
-            match self.here().await {
+            match self.here() {
                 Conn::Primary(mut c) => cmd.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
             }
@@ -313,7 +310,7 @@ impl Redis {
         pipe: &redis::Pipeline,
     ) -> Result<T, RedisError> {
         self.timed(op, async {
-            match self.here().await {
+            match self.here() {
                 Conn::Primary(mut c) => pipe.query_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => pipe.query_async::<T>(&mut c).await,
             }
@@ -333,7 +330,7 @@ impl Redis {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
         self.timed(op, async {
-            match self.here().await {
+            match self.here() {
                 Conn::Primary(mut c) => invocation.invoke_async::<T>(&mut c).await,
                 Conn::Cluster(mut c) => invocation.invoke_async::<T>(&mut c).await,
             }

@@ -35,6 +35,17 @@ pub fn bucket(session: &str) -> u32 {
     h % BUCKETS
 }
 
+/// The version a write after `version` keeps: the next one; for a new dialogue (0), one made
+/// from the time, so that a dialogue's versions never repeat those of an earlier dialogue under
+/// the same key (SMPP session numbers come round again): a node still holding that one's copy
+/// must never take it for the current state.
+pub fn next_version(version: u64) -> u64 {
+    match version {
+        0 => crate::clock::now_ms().saturating_mul(1000),
+        v => v + 1,
+    }
+}
+
 /// The key of `session`'s live state.
 pub(super) fn live_key(session: &str) -> String {
     Keys::of(session).live
@@ -303,7 +314,7 @@ impl SharedDialogues {
         deadline_ms: u64,
     ) -> Result<Option<u64>, RedisError> {
         let keys = Keys::of(session);
-        let next = lease.version + 1;
+        let next = next_version(lease.version);
         let done: i64 = self
             .redis
             .script(

@@ -16,8 +16,8 @@
 //! wrong guess's script handed back (so still two round trips). A node whose guesses are
 //! mostly wrong stops guessing for a while ([`crate::session::core::Guesses`]).
 
-use super::SessionActor;
 use super::ops::{self, Hold, Wrote};
+use super::{SessionActor, stop_after_reply};
 use crate::app::Route;
 use crate::hop::{Hop, HopInput, Reply};
 use crate::session::core::Cluster;
@@ -86,12 +86,21 @@ impl SessionActor {
         }
         self.shared.tentative = true;
         let step = self.carry_out(plan);
-        self.shared.tentative = false;
         let via = (hop.front.as_str(), hop.dialect);
         let answered = self.run(step, via, started, span.clone(), ctx);
-        Box::pin(answered.then(move |reply, act, _| {
-            act.write_on_guess(reply, hop, version, before, cluster, started, span)
+        Box::pin(answered.then(move |reply, act, ctx| {
+            act.write_on_guess(reply, hop, version, before, cluster, (started, span), ctx)
         }))
+    }
+
+    /// Stops the actor once the reply is out; for a hop answered on a guess, only once the
+    /// guess is written (answered again, the hop may continue the dialogue).
+    pub(super) fn stop_after(&mut self, ctx: &mut Context<Self>) {
+        if self.shared.tentative {
+            self.shared.stop_held = true;
+        } else {
+            stop_after_reply(ctx);
+        }
     }
 
     /// Writes the hop answered on a guess, or answers it again the usual way.
@@ -103,15 +112,17 @@ impl SessionActor {
         version: u64,
         before: Before,
         cluster: Cluster,
-        started: Instant,
-        span: tracing::Span,
+        (started, span): (Instant, tracing::Span),
+        ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Reply> {
+        self.shared.tentative = false;
+        let stop = std::mem::take(&mut self.shared.stop_held);
         let effects = std::mem::take(&mut self.shared.effects);
         let mut ops = std::mem::take(&mut self.shared.ops);
         let op = ops.pop().filter(|_| ops.is_empty() && !effects);
         let Some(op) = op else {
             cluster.guesses.settled("effects");
-            self.put_back(before);
+            self.put_back(before, ctx);
             return self.hop_leased(hop, cluster, started, span);
         };
         let hold = Hold::Guess {
@@ -134,11 +145,14 @@ impl SessionActor {
                     act.shared
                         .set_version(Some(v).filter(|v| *v > 0 && act.dialogue.is_some()));
                     act.counts.settle(true, act.core.cluster.as_ref());
+                    if stop {
+                        stop_after_reply(ctx);
+                    }
                     Box::pin(fut::ready(reply)) as ResponseActFuture<Self, Reply>
                 }
                 Ok(Wrote::Wrong(begun)) => {
                     guesses.settled("wrong");
-                    act.put_back(before);
+                    act.put_back(before, ctx);
                     match begun {
                         // Another node is answering a hop of it: wait for its lease to go.
                         Begun::Busy => act.hop_leased(hop, cluster, started, span),
@@ -146,23 +160,23 @@ impl SessionActor {
                     }
                 }
                 // Nothing was done but this write, which may or may not have happened: the
-                // hop is answered busy, as when a begin fails.
-                Ok(Wrote::Lost) => {
-                    act.put_back(before);
-                    let lost = Err("the write on a guess found a lease".to_string());
-                    act.answer_begun(lost, hop, started, span, ctx)
-                }
-                Err(e) => {
-                    act.put_back(before);
-                    act.answer_begun(Err(e), hop, started, span, ctx)
+                // hop is answered busy, as when a begin fails. (A write on a guess is never
+                // `Lost`: a lease found makes it `Wrong`.)
+                Ok(Wrote::Lost) | Err(_) => {
+                    act.put_back(before, ctx);
+                    let why = wrote.err().unwrap_or_else(|| "lost".to_string());
+                    act.answer_begun(Err(why), hop, started, span, ctx)
                 }
             }
         }))
     }
 
     /// Puts the actor's state back as it was before a hop answered on a guess, forgetting
-    /// what that hop counted.
-    fn put_back(&mut self, before: Before) {
+    /// what that hop counted and the idle timer it armed (the hop answered again arms its own).
+    fn put_back(&mut self, before: Before, ctx: &mut Context<Self>) {
+        if let Some(h) = self.idle.take() {
+            ctx.cancel_future(h);
+        }
         self.dialogue = before.dialogue;
         self.route = before.route;
         self.transacted = before.transacted;

@@ -153,7 +153,7 @@ impl SessionActor {
                     Some(e.to_string()),
                     None,
                 );
-                stop_after_reply(ctx);
+                self.stop_after(ctx);
                 return (reply, "error");
             }
             Err(_) => {
@@ -166,13 +166,13 @@ impl SessionActor {
                     Some("hop deadline passed".into()),
                     None,
                 );
-                stop_after_reply(ctx);
+                self.stop_after(ctx);
                 return (reply, "error");
             }
         };
         let Some(d) = self.dialogue.as_mut().map(Arc::make_mut) else {
             // unreachable in practice: plan() only runs the app with a dialogue in place.
-            stop_after_reply(ctx);
+            self.stop_after(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
         let moved = match &turn.state {
@@ -190,11 +190,11 @@ impl SessionActor {
             if let Err(e) = self.persist_end(EndReason::End, reply.clone(), None, None) {
                 tracing::error!(session = %self.log_id, error = %e, "store write failed at END");
             }
-            stop_after_reply(ctx);
+            self.stop_after(ctx);
             return (reply, "end");
         }
         let Some(d) = self.dialogue.clone() else {
-            stop_after_reply(ctx);
+            self.stop_after(ctx);
             return (Reply::end(&self.core.settings.apology_text), "error");
         };
         let t = Instant::now();
@@ -205,7 +205,7 @@ impl SessionActor {
         if let Err(e) = written {
             tracing::error!(session = %self.log_id, error = %e, "store write failed; dialogue ends");
             let reply = self.end_now(EndReason::Error, None);
-            stop_after_reply(ctx);
+            self.stop_after(ctx);
             return (reply, "error");
         }
         let timeout = Duration::from_millis(d.idle_timeout_ms);

@@ -76,13 +76,11 @@ pub(super) async fn write(
                 Hold::Guess { version, lease_ms } => dialogues
                     .keep_if(key, version, &state, deadline, lease_ms)
                     .await
-                    .map(|g| guessed(g, version + 1)),
+                    .map(guessed),
             };
-            crate::metrics::store_write(
-                "session",
-                t.elapsed(),
-                matches!(wrote, Ok(Wrote::Done(_))),
-            );
+            // A wrong guess is no failure: the call answered as it should.
+            let ok = matches!(wrote, Ok(Wrote::Done(_) | Wrote::Wrong(_)));
+            crate::metrics::store_write("session", t.elapsed(), ok);
             wrote.map_err(|e| e.to_string())
         }
         Op::End {
@@ -126,9 +124,10 @@ pub(super) async fn write(
                 Hold::Guess { version, lease_ms } => dialogues
                     .end_if(key, version, &ending, lease_ms)
                     .await
-                    .map(|g| guessed(g, 0)),
+                    .map(guessed),
             };
-            crate::metrics::store_write("end", t.elapsed(), matches!(wrote, Ok(Wrote::Done(_))));
+            let ok = matches!(wrote, Ok(Wrote::Done(_) | Wrote::Wrong(_)));
+            crate::metrics::store_write("end", t.elapsed(), ok);
             let wrote = wrote.map_err(|e| e.to_string())?;
             if matches!(wrote, Wrote::Done(_)) {
                 if let Some(ledger) = ledger
@@ -153,10 +152,10 @@ pub(super) async fn write(
     }
 }
 
-/// A write on a guess as [`Wrote`]: `version` is kept if it was right.
-fn guessed(g: Guessed, version: u64) -> Wrote {
+/// A write on a guess as [`Wrote`].
+fn guessed(g: Guessed) -> Wrote {
     match g {
-        Guessed::Done => Wrote::Done(version),
+        Guessed::Done(version) => Wrote::Done(version),
         Guessed::Wrong(begun) => Wrote::Wrong(begun),
     }
 }

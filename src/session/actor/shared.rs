@@ -74,11 +74,13 @@ pub(super) struct Shared {
     tombstone: Option<Box<Tombstone>>,
     /// The writes the hop made, carried out before its answer goes.
     pub(super) ops: Vec<Op>,
-    /// The hop is being planned on a guess ([`super::guess`]): the app must not reach an
-    /// effect.
+    /// The hop is being answered on a guess ([`super::guess`]): the app must not reach an
+    /// effect, and the actor stops (if the hop ends it) only once the guess is written.
     pub(super) tentative: bool,
     /// The app reached an effect while answering on a guess.
     pub(super) effects: bool,
+    /// The hop answered on a guess ends the dialogue: the actor stops once it is written.
+    pub(super) stop_held: bool,
 }
 
 impl Shared {

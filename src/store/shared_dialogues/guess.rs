@@ -10,7 +10,8 @@
 //! on the state Redis handed back.
 
 use super::{
-    BEGIN_LUA, Begun, Ending, FINISH_LUA, KEEP_LUA, Keys, SharedDialogues, begun, text, token,
+    BEGIN_LUA, Begun, Ending, FINISH_LUA, KEEP_LUA, Keys, SharedDialogues, begun, next_version,
+    text, token,
 };
 use crate::store::redis::RedisError;
 use redis::{Script, Value};
@@ -56,8 +57,8 @@ end
 /// What a write on a guess did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Guessed {
-    /// The guess was right: written.
-    Done,
+    /// The guess was right: written; the version now kept (0: the dialogue ended).
+    Done(u64),
     /// It was wrong: nothing was written, and this is what a begin found (the lease taken,
     /// unless [`Begun::Busy`]).
     Wrong(Begun),
@@ -67,7 +68,7 @@ impl SharedDialogues {
     /// Writes the dialogue's next version (`state`, idle until `deadline_ms`) if no node holds
     /// its lease and its version is `guessed` (0: nothing is kept under the key); else writes
     /// nothing and begins, taking the lease for `lease_ms`. The version written is
-    /// `guessed + 1`.
+    /// [`next_version`]`(guessed)`.
     ///
     /// # Errors
     /// Redis failed or did not answer in time: the write may or may not have happened.
@@ -81,6 +82,7 @@ impl SharedDialogues {
     ) -> Result<Guessed, RedisError> {
         let keys = Keys::of(session);
         let token = token();
+        let next = next_version(guessed);
         let answer: Vec<Value> = self
             .redis
             .script(
@@ -93,13 +95,13 @@ impl SharedDialogues {
                     .arg(&token)
                     .arg(lease_ms.max(1))
                     .arg(guessed)
-                    .arg(guessed + 1)
+                    .arg(next)
                     .arg(state)
                     .arg(deadline_ms)
                     .arg(session),
             )
             .await?;
-        Ok(guessed_or_begun(&answer, token))
+        Ok(guessed_or_begun(&answer, token, next))
     }
 
     /// Ends the dialogue as [`SharedDialogues::end`] does, if no node holds its lease and its
@@ -142,13 +144,13 @@ impl SharedDialogues {
                     .arg(crate::clock::now_ms()),
             )
             .await?;
-        Ok(guessed_or_begun(&answer, token))
+        Ok(guessed_or_begun(&answer, token, 0))
     }
 }
 
-fn guessed_or_begun(answer: &[Value], token: String) -> Guessed {
+fn guessed_or_begun(answer: &[Value], token: String, kept: u64) -> Guessed {
     if text(answer.first()) == "done" {
-        Guessed::Done
+        Guessed::Done(kept)
     } else {
         Guessed::Wrong(begun(answer, token))
     }
