@@ -64,15 +64,24 @@ impl Redis {
             extra.extend(["--requirepass", pw, "--masterauth", pw].map(String::from));
         }
         let child = spawn(port, dir.path(), &extra);
-        let redis = Redis {
+        let mut redis = Redis {
             port,
             child,
             dir,
             extra,
             password: password.map(String::from),
         };
-        redis.wait_ready(Duration::from_secs(10));
-        redis
+        // The free port may be taken by another test's process before the server binds it
+        // (the server then exits): another port, a few times.
+        for _ in 0..5 {
+            if redis.ready_within(Duration::from_secs(10)) {
+                return redis;
+            }
+            redis.kill();
+            redis.port = free_port_with_bus();
+            redis.child = spawn(redis.port, redis.dir.path(), &redis.extra);
+        }
+        panic!("redis-server did not start on five free ports");
     }
 
     /// Starts the server again (after [`Redis::kill`]) on the same port and folder: it reads
@@ -104,15 +113,25 @@ impl Redis {
         let _ = self.child.wait();
     }
 
-    fn wait_ready(&self, within: Duration) {
+    fn wait_ready(&mut self, within: Duration) {
+        if !self.ready_within(within) {
+            panic!("redis-server on port {} did not answer PING", self.port);
+        }
+    }
+
+    /// Whether this server answers PING within `within` (false at once if it has exited).
+    fn ready_within(&mut self, within: Duration) -> bool {
         let until = Instant::now() + within;
         while Instant::now() < until {
-            if TcpStream::connect(self.addr()).is_ok() && self.command(&["PING"]) == "+PONG\r\n" {
-                return;
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
+            if serves(self.addr(), self.password.as_deref()) == Some(self.child.id()) {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING", self.port);
+        false
     }
 }
 
@@ -334,6 +353,34 @@ pub fn command_as(addr: SocketAddr, password: Option<&str>, words: &[&str]) -> S
         assert_eq!(ok, "+OK\r\n", "AUTH");
     }
     exchange(&mut s, words)
+}
+
+/// The process id of the Redis server answering on `addr` (`INFO server`), if one answers:
+/// a test must know it talks to its own server, not to another test's that took the port.
+fn serves(addr: SocketAddr, password: Option<&str>) -> Option<u32> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut send = |words: &[&str]| -> Option<String> {
+        let mut req = format!("*{}\r\n", words.len());
+        for w in words {
+            req.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+        }
+        s.write_all(req.as_bytes()).ok()?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !complete(&out) {
+            let n = s.read(&mut buf).ok().filter(|n| *n > 0)?;
+            out.extend_from_slice(&buf[..n]);
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    };
+    if let Some(pw) = password {
+        send(&["AUTH", pw])?;
+    }
+    let info = send(&["INFO", "server"])?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// One command and its first reply on `s`.
