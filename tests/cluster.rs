@@ -433,7 +433,8 @@ async fn a_node_answers_on_its_copy_in_one_call_and_a_stale_copy_again() {
     );
     assert_eq!(count(RIGHT).await, 3.0);
 
-    // Node A holds version 1; node B answers the next hop (version 2); A's guess is wrong.
+    // Node A holds version 1; node B, with no copy, reads the state without the lease and
+    // answers the next hop on it (version 2); A's guess is wrong.
     assert!(
         a.hop("stale", "*123#", amina, "")
             .await
@@ -442,6 +443,18 @@ async fn a_node_answers_on_its_copy_in_one_call_and_a_stale_copy_again() {
     assert_eq!(
         b.hop("stale", "*123#", amina, "1").await,
         "CON View Results\n1. Current Term\n2. Previous Terms"
+    );
+    let b_admin = nodes[1].1.admin;
+    let on_b = |what: &'static str| async move { common::metric(b_admin, what).await };
+    assert_eq!(
+        (
+            on_b(BEGIN).await,
+            on_b("ussd_redis_duration_seconds_count{op=\"hmget\"}").await,
+            on_b(KEEP).await,
+            on_b(RIGHT).await
+        ),
+        (0.0, 1.0, 1.0, 1.0),
+        "a node with no copy: a read and a write on its guess, no lease"
     );
     let end = a.hop("stale", "*123#", amina, "1*1").await;
     assert_eq!(end, walk[2], "answered on the current state, not A's copy");

@@ -457,6 +457,7 @@ fn op_name(cmd: &Cmd) -> &'static str {
         Some(b"PING") => "ping",
         Some(b"CONFIG") => "config",
         Some(b"WAIT") => "wait",
+        Some(b"HMGET") => "hmget",
         Some(b"EVALSHA") | Some(b"EVAL") => "script",
         Some(b"XADD") | Some(b"XREADGROUP") | Some(b"XACK") | Some(b"XAUTOCLAIM") => "stream",
         Some(b"LPUSH") | Some(b"RPOP") | Some(b"GETDEL") => "relay",

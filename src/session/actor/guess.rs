@@ -28,6 +28,15 @@ use actix::prelude::*;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// What a node guesses.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Guess {
+    /// That this version is the one kept (0: nothing is kept under the key).
+    Version(u64),
+    /// Nothing yet: the node holds no copy; it reads the state kept, then guesses its version.
+    Read,
+}
+
 /// The actor's state before a hop answered on a guess, put back if the guess fails.
 pub(super) struct Before {
     dialogue: Option<Arc<Dialogue>>,
@@ -37,19 +46,54 @@ pub(super) struct Before {
 }
 
 impl SessionActor {
-    /// The version to guess for `hop`: the node's copy's, or 0 for a dial when the node
-    /// holds nothing. `None`: the hop is answered under the lease.
-    pub(super) fn guess(&self, hop: &Hop, cluster: &Cluster) -> Option<u64> {
+    /// What to guess for `hop`. `None`: the hop is answered under the lease.
+    pub(super) fn guess(&self, hop: &Hop, cluster: &Cluster) -> Option<Guess> {
         // While Redis is down, a begin fails at once: the hop is answered busy.
         if !cluster.dialogues.is_up() {
             return None;
         }
         let guess = match (&self.dialogue, self.shared.version()) {
-            (Some(_), Some(v)) => v,
-            (None, None) if is_dial(&hop.input) => 0,
+            (Some(_), Some(v)) => Guess::Version(v),
+            (None, None) if is_dial(&hop.input) => Guess::Version(0),
+            (None, None) => Guess::Read,
             _ => return None,
         };
         cluster.guesses.worth_trying().then_some(guess)
+    }
+
+    /// Answers `hop` on a guess: the version held, or, for a node that holds no copy, the
+    /// state kept read first without the lease (`SharedDialogues::peek`: one read instead of
+    /// a begin's lease write, and a write on the guess instead of a commit that lets the lease
+    /// go). Nothing kept: the hop is answered under the lease.
+    pub(super) fn hop_on_guess(
+        &mut self,
+        hop: Hop,
+        guess: Guess,
+        cluster: Cluster,
+        started: Instant,
+        span: tracing::Span,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply> {
+        if let Guess::Version(version) = guess {
+            return self.answer_on_guess(hop, version, cluster, started, span, ctx);
+        }
+        let (dialogues, key) = (cluster.dialogues.clone(), self.key.clone());
+        let read = async move { dialogues.peek(&key).await };
+        Box::pin(
+            read.into_actor(self)
+                .then(move |kept, act, ctx| match kept {
+                    Ok(Some((version, state))) if version > 0 => {
+                        act.adopt(&state);
+                        if act.dialogue.is_none() {
+                            return act.hop_leased(hop, cluster, started, span);
+                        }
+                        act.shared.set_version(Some(version));
+                        act.answer_on_guess(hop, version, cluster, started, span, ctx)
+                    }
+                    // Nothing live (ended, or never), or Redis failed: the usual begin says which.
+                    _ => act.hop_leased(hop, cluster, started, span),
+                }),
+        )
     }
 
     /// Answers `hop` on the guess that `version` is the one kept, then writes on that guess.

@@ -168,32 +168,38 @@ impl SessionActor {
     }
 
     /// Takes what the begin found as the actor's state, and holds its lease.
+    /// Takes `bytes`, a state another node kept, as this node's copy of the dialogue (`None`
+    /// if it cannot be read).
+    pub(super) fn adopt(&mut self, bytes: &[u8]) {
+        match serde_json::from_slice::<Dialogue>(bytes) {
+            Ok(d) => {
+                if self.route.as_ref().map(|r| &*r.service_code) != Some(&*d.route) {
+                    self.route = self.core.routes.load().get(&d.route).map(|r| {
+                        // Passivated here before a reload: the version it started on.
+                        self.core.passive.route_for(r, &d.app_version)
+                    });
+                    if self.route.is_none() {
+                        tracing::warn!(route = %d.route, "shared dialogue's route is not on this node");
+                    }
+                }
+                // Another node may have run transactions for it.
+                self.transacted = true;
+                self.dialogue = Some(Arc::new(d));
+            }
+            Err(e) => {
+                tracing::error!(session = %self.log_id, error = %e, "unreadable shared dialogue state");
+                self.dialogue = None;
+            }
+        }
+    }
+
     pub(super) fn apply(&mut self, begun: Begun) {
         self.loaded = true;
         self.shared.tombstone = None;
         let lease = match begun {
             Begun::Current(lease) => lease,
             Begun::Live(lease, bytes) => {
-                match serde_json::from_slice::<Dialogue>(&bytes) {
-                    Ok(d) => {
-                        if self.route.as_ref().map(|r| &*r.service_code) != Some(&*d.route) {
-                            self.route = self.core.routes.load().get(&d.route).map(|r| {
-                                // Passivated here before a reload: the version it started on.
-                                self.core.passive.route_for(r, &d.app_version)
-                            });
-                            if self.route.is_none() {
-                                tracing::warn!(route = %d.route, "shared dialogue's route is not on this node");
-                            }
-                        }
-                        // Another node may have run transactions for it.
-                        self.transacted = true;
-                        self.dialogue = Some(Arc::new(d));
-                    }
-                    Err(e) => {
-                        tracing::error!(session = %self.log_id, error = %e, "unreadable shared dialogue state");
-                        self.dialogue = None;
-                    }
-                }
+                self.adopt(&bytes);
                 lease
             }
             Begun::Ended(lease, bytes) => {
@@ -230,7 +236,7 @@ impl SessionActor {
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Reply> {
         match self.guess(&hop, &cluster) {
-            Some(version) => self.answer_on_guess(hop, version, cluster, started, span, ctx),
+            Some(guess) => self.hop_on_guess(hop, guess, cluster, started, span, ctx),
             None => self.hop_leased(hop, cluster, started, span),
         }
     }

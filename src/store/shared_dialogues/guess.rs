@@ -65,6 +65,20 @@ pub enum Guessed {
 }
 
 impl SharedDialogues {
+    /// The live state kept for `session` and its version, read without taking the lease: what
+    /// a node with no copy answers a hop on a guess with.
+    ///
+    /// # Errors
+    /// Redis failed or did not answer in time.
+    pub async fn peek(&self, session: &str) -> Result<Option<(u64, Vec<u8>)>, RedisError> {
+        let keys = Keys::of(session);
+        let (version, state): (Option<u64>, Option<Vec<u8>>) = self
+            .redis
+            .query(redis::cmd("HMGET").arg(&keys.live).arg("v").arg("s"))
+            .await?;
+        Ok(version.zip(state))
+    }
+
     /// Writes the dialogue's next version (`state`, idle until `deadline_ms`) if no node holds
     /// its lease and its version is `guessed` (0: nothing is kept under the key); else writes
     /// nothing and begins, taking the lease for `lease_ms`. The version written is
