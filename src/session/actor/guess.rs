@@ -11,21 +11,19 @@
 //! Nothing may happen outside the dialogue before the guess is known to be right: the app
 //! answers tentatively ([`crate::app::HopEnv::tentative`]: reads only), and what the hop
 //! counts is held until its write ([`crate::session::counts`]). When the app reaches an effect
-//! (a transaction, a save, a backend call), or the guess was wrong, the actor puts its state
-//! back as it was before the hop and answers the hop again the usual way, on the state the
-//! wrong guess's script handed back (so still two round trips). A node whose guesses are
-//! mostly wrong stops guessing for a while ([`crate::session::core::Guesses`]).
+//! (a transaction, a save, a backend call), or the guess was wrong, the actor drops its copy
+//! (what the tentative answer changed with it) and answers the hop again the usual way, on the
+//! state the wrong guess's script handed back, or a begin reads (so still two round trips). A
+//! node whose guesses are mostly wrong stops guessing for a while
+//! ([`crate::session::core::Guesses`]).
 
 use super::ops::{self, Hold, Wrote};
 use super::{SessionActor, stop_after_reply};
-use crate::app::Route;
 use crate::hop::{Hop, HopInput, Reply};
 use crate::session::core::Cluster;
 use crate::session::plan::Plan;
-use crate::session::state::Dialogue;
 use crate::store::shared_dialogues::Begun;
 use actix::prelude::*;
-use std::sync::Arc;
 use tokio::time::Instant;
 
 /// What a node guesses.
@@ -35,14 +33,6 @@ pub(super) enum Guess {
     Version(u64),
     /// Nothing yet: the node holds no copy; it reads the state kept, then guesses its version.
     Read,
-}
-
-/// The actor's state before a hop answered on a guess, put back if the guess fails.
-pub(super) struct Before {
-    dialogue: Option<Arc<Dialogue>>,
-    route: Option<Arc<Route>>,
-    transacted: bool,
-    version: Option<u64>,
 }
 
 impl SessionActor {
@@ -106,12 +96,6 @@ impl SessionActor {
         span: tracing::Span,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Reply> {
-        let before = Before {
-            dialogue: self.dialogue.clone(),
-            route: self.route.clone(),
-            transacted: self.transacted,
-            version: self.shared.version(),
-        };
         let plan = {
             let _entered = span.enter();
             self.plan(hop.clone())
@@ -133,7 +117,7 @@ impl SessionActor {
         let via = (hop.front.as_str(), hop.dialect);
         let answered = self.run(step, via, started, span.clone(), ctx);
         Box::pin(answered.then(move |reply, act, ctx| {
-            act.write_on_guess(reply, hop, version, before, cluster, (started, span), ctx)
+            act.write_on_guess(reply, hop, version, cluster, (started, span), ctx)
         }))
     }
 
@@ -148,13 +132,11 @@ impl SessionActor {
     }
 
     /// Writes the hop answered on a guess, or answers it again the usual way.
-    #[allow(clippy::too_many_arguments)]
     fn write_on_guess(
         &mut self,
         reply: Reply,
         hop: Hop,
         version: u64,
-        before: Before,
         cluster: Cluster,
         (started, span): (Instant, tracing::Span),
         ctx: &mut Context<Self>,
@@ -166,7 +148,7 @@ impl SessionActor {
         let op = ops.pop().filter(|_| ops.is_empty() && !effects);
         let Some(op) = op else {
             cluster.guesses.settled("effects");
-            self.put_back(before, ctx);
+            self.drop_guess(ctx);
             return self.hop_leased(hop, cluster, started, span);
         };
         let hold = Hold::Guess {
@@ -196,7 +178,7 @@ impl SessionActor {
                 }
                 Ok(Wrote::Wrong(begun)) => {
                     guesses.settled("wrong");
-                    act.put_back(before, ctx);
+                    act.drop_guess(ctx);
                     match begun {
                         // Another node is answering a hop of it: wait for its lease to go.
                         Begun::Busy => act.hop_leased(hop, cluster, started, span),
@@ -207,7 +189,7 @@ impl SessionActor {
                 // hop is answered busy, as when a begin fails. (A write on a guess is never
                 // `Lost`: a lease found makes it `Wrong`.)
                 Ok(Wrote::Lost) | Err(_) => {
-                    act.put_back(before, ctx);
+                    act.drop_guess(ctx);
                     let why = wrote.err().unwrap_or_else(|| "lost".to_string());
                     act.answer_begun(Err(why), hop, started, span, ctx)
                 }
@@ -215,17 +197,15 @@ impl SessionActor {
         }))
     }
 
-    /// Puts the actor's state back as it was before a hop answered on a guess, forgetting
-    /// what that hop counted and the idle timer it armed (the hop answered again arms its own).
-    fn put_back(&mut self, before: Before, ctx: &mut Context<Self>) {
+    /// Drops what a hop answered on a guess left: the node's copy, which the tentative answer
+    /// changed (the hop answered again reads the state), what the hop counted, and the idle
+    /// timer it armed (the hop answered again arms its own).
+    fn drop_guess(&mut self, ctx: &mut Context<Self>) {
         if let Some(h) = self.idle.take() {
             ctx.cancel_future(h);
         }
-        self.dialogue = before.dialogue;
-        self.route = before.route;
-        self.transacted = before.transacted;
-        self.shared.set_version(before.version);
-        self.shared.ops.clear();
+        self.forget_copy();
+        self.transacted = false;
         self.counts.forget();
     }
 }
