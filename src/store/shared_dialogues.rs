@@ -184,18 +184,38 @@ return 1
     ))
 });
 
-/// `KEYS`: as `finish`'s. `ARGV`: token, session, tombstone, its ms, record, its ms, event ('' for
-/// none), '1' to keep the lease, now ms.
+/// `KEYS`, then `ARGV` from the third: [`finishing`]'s. `ARGV`: token, '1' to keep the lease.
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{FINISH_LUA}
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9])
-if ARGV[8] ~= '1' then redis.call('DEL', KEYS[2]) end
+finish(ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+if ARGV[2] ~= '1' then redis.call('DEL', KEYS[2]) end
 return 1
 "
     ))
 });
+
+/// Adds to `inv` the keys `FINISH_LUA` reads and, after the script's own first arguments,
+/// those of its `finish` call: session, tombstone, its ms, record, its ms, event ('' for none),
+/// now ms.
+fn finishing(inv: &mut redis::ScriptInvocation<'_>, session: &str, ending: &Ending<'_>) {
+    let keys = Keys::of(session);
+    inv.key(&keys.live)
+        .key(&keys.lease)
+        .key(&keys.tomb)
+        .key(&keys.deadlines)
+        .key(keys.end_record(session, ending.started_ms))
+        .key(&keys.events)
+        .key(&keys.ended)
+        .arg(session)
+        .arg(ending.tombstone)
+        .arg(ending.tombstone_ttl_ms.max(1))
+        .arg(ending.record)
+        .arg(ending.record_ttl_ms.max(1))
+        .arg(ending.event.unwrap_or_default())
+        .arg(crate::clock::now_ms());
+}
 
 /// `KEYS`: lease. `ARGV`: token.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
@@ -345,30 +365,11 @@ impl SharedDialogues {
         lease: &Lease,
         ending: &Ending<'_>,
     ) -> Result<bool, RedisError> {
-        let keys = Keys::of(session);
-        let record_key = keys.end_record(session, ending.started_ms);
-        let done: i64 = self
-            .redis
-            .script(
-                "end",
-                END.key(&keys.live)
-                    .key(&keys.lease)
-                    .key(&keys.tomb)
-                    .key(&keys.deadlines)
-                    .key(&record_key)
-                    .key(&keys.events)
-                    .key(&keys.ended)
-                    .arg(&lease.token)
-                    .arg(session)
-                    .arg(ending.tombstone)
-                    .arg(ending.tombstone_ttl_ms.max(1))
-                    .arg(ending.record)
-                    .arg(ending.record_ttl_ms.max(1))
-                    .arg(ending.event.unwrap_or_default())
-                    .arg(if ending.keep_lease { "1" } else { "0" })
-                    .arg(crate::clock::now_ms()),
-            )
-            .await?;
+        let mut inv = END.prepare_invoke();
+        inv.arg(&lease.token)
+            .arg(if ending.keep_lease { "1" } else { "0" });
+        finishing(&mut inv, session, ending);
+        let done: i64 = self.redis.script("end", &inv).await?;
         Ok(done == 1)
     }
 

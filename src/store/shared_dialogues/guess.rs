@@ -10,8 +10,8 @@
 //! on the state Redis handed back.
 
 use super::{
-    BEGIN_LUA, Begun, Ending, FINISH_LUA, KEEP_LUA, Keys, SharedDialogues, begun, next_version,
-    text, token,
+    BEGIN_LUA, Begun, Ending, FINISH_LUA, KEEP_LUA, Keys, SharedDialogues, begun, finishing,
+    next_version, text, token,
 };
 use crate::store::redis::RedisError;
 use redis::{Script, Value};
@@ -41,8 +41,8 @@ end
     ))
 });
 
-/// `KEYS`: as `finish`'s. `ARGV`: token, lease ms, the version guessed, session, tombstone, its
-/// ms, record, its ms, event ('' for none), now ms.
+/// `KEYS`, then `ARGV` from the fourth: [`finishing`]'s. `ARGV`: token, lease ms, the version
+/// guessed.
 static FINISH_IF: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{GUESS_LUA}{FINISH_LUA}
@@ -131,33 +131,11 @@ impl SharedDialogues {
         ending: &Ending<'_>,
         lease_ms: u64,
     ) -> Result<Guessed, RedisError> {
-        let keys = Keys::of(session);
-        let record_key = keys.end_record(session, ending.started_ms);
         let token = token();
-        let answer: Vec<Value> = self
-            .redis
-            .script(
-                "end_if",
-                FINISH_IF
-                    .key(&keys.live)
-                    .key(&keys.lease)
-                    .key(&keys.tomb)
-                    .key(&keys.deadlines)
-                    .key(&record_key)
-                    .key(&keys.events)
-                    .key(&keys.ended)
-                    .arg(&token)
-                    .arg(lease_ms.max(1))
-                    .arg(guessed)
-                    .arg(session)
-                    .arg(ending.tombstone)
-                    .arg(ending.tombstone_ttl_ms.max(1))
-                    .arg(ending.record)
-                    .arg(ending.record_ttl_ms.max(1))
-                    .arg(ending.event.unwrap_or_default())
-                    .arg(crate::clock::now_ms()),
-            )
-            .await?;
+        let mut inv = FINISH_IF.prepare_invoke();
+        inv.arg(&token).arg(lease_ms.max(1)).arg(guessed);
+        finishing(&mut inv, session, ending);
+        let answer: Vec<Value> = self.redis.script("end_if", &inv).await?;
         Ok(guessed_or_begun(&answer, token, 0))
     }
 }
