@@ -2,6 +2,8 @@
 //!
 //! - `ussd-goose`: goose load test of the HTTP front (scenarios `studentwalk` and
 //!   `microfinancedeposit`), users, rate and duration as goose options;
+//! - `ussd-walk`: a lean generator of walks (the student walk by default), every connection
+//!   on one thread, each walking its own dialogues in order, every answer checked;
 //! - `smpp-load`: an SMPP load driver that plays the operator's SMSC, accepts the gateway's
 //!   binds and drives many concurrent dialogues;
 //! - `bare-hyper`: the ceiling, a bare hyper server answering every POST with a fixed `END`;
