@@ -40,6 +40,15 @@ const TAG: &str = "ussd:{tx}";
 /// How often a transaction runs again after another node changed what it read.
 const ATTEMPTS: usize = 16;
 
+/// How long to wait before the attempt after `conflicts` lost races in a row: a random time
+/// below 1 ms doubled per conflict, at most 32 ms ("full jitter"). Nodes racing on one record
+/// would otherwise retry in step, and a node that is a little slower each time could lose
+/// every race.
+fn backoff(conflicts: u32) -> Duration {
+    let cap_us = 1_000u64 << conflicts.clamp(1, 6).saturating_sub(1);
+    Duration::from_micros(rand::random_range(0..cap_us))
+}
+
 /// The key of the record `collection/id` (the address [`Address::key`] gives).
 pub(super) fn record_key(address: &str) -> String {
     format!("{TAG}:rec:{address}")
@@ -333,7 +342,10 @@ impl SharedRecords {
             .count();
         // A save has no key: one no transaction ever stores under.
         let idem = idem_key(key.unwrap_or("-"));
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt as u32)).await;
+            }
             let now = crate::clock::now_ms();
             let ids = if key.is_some() {
                 1 + outbox_ops
@@ -521,5 +533,24 @@ impl SharedRecords {
         all.iter()
             .map(|(_, v)| Ok(serde_json::from_str(v)?))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_its_bound_per_conflict_up_to_32_ms() {
+        for (conflicts, bound_ms) in [(1, 1), (2, 2), (3, 4), (5, 16), (6, 32), (15, 32)] {
+            let waits: Vec<Duration> = (0..200).map(|_| backoff(conflicts)).collect();
+            assert!(
+                waits.iter().all(|w| *w < Duration::from_millis(bound_ms)),
+                "conflict {conflicts}: under {bound_ms} ms"
+            );
+            // Random, not a fixed step: nodes racing in step would race again.
+            assert!(waits.iter().any(|w| *w != waits[0]), "conflict {conflicts}");
+        }
     }
 }
