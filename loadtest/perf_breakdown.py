@@ -24,7 +24,7 @@ PARTS = [
     ("flow: the rest", ["FlowApp", "ussd_gateway::flow::", "ussd_gateway::app::"]),
     ("state writes (write-behind, sled)", ["store::write_behind", "store::pending"]),
     ("end records", ["persist_end", "store::dialogues::<impl ussd_gateway::store::Store>::end"]),
-    ("store: reads of live states and tombstones", ["store::dialogues::"]),
+    ("store: live states and tombstones, read or written at once", ["store::dialogues::"]),
     ("store, other", ["ussd_gateway::store::"]),
     ("dialogue actor", ["SessionActor", "session::actor"]),
     ("registry", ["session::registry::"]),
@@ -80,8 +80,8 @@ def main():
         leaf = stack[0].removesuffix(" (inlined)")
         leaves[leaf] = leaves.get(leaf, 0) + 1
     if total == 0:
-        print("no samples")
-        return 1
+        print("no samples (perf recorded nothing, or perf script failed)")
+        return 0
     for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"{100 * n / total:5.1f}%  {name}")
     print(f"({total} samples)")
