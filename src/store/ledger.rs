@@ -253,6 +253,8 @@ impl Store {
             },
         );
         drop(gate);
+        self.records
+            .forget(super::tx_ops::writes(ops).iter().map(String::as_str));
         match outcome {
             Ok(o) => {
                 if !o.replayed && ops.iter().any(|op| matches!(op, TxOp::Outbox { .. })) {

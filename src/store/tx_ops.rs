@@ -73,6 +73,20 @@ pub(super) fn reads(ops: &[TxOp]) -> (Vec<String>, Vec<u64>) {
     (keys, items)
 }
 
+/// The record keys `ops` may write.
+pub(super) fn writes(ops: &[TxOp]) -> Vec<String> {
+    let (mut keys, _) = reads(ops);
+    for op in ops {
+        if let TxOp::Put { record, .. } = op {
+            let k = record.key();
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
 /// Applies every op in order; `Ok(Some(i))` when op `i`'s condition failed (the caller then
 /// applies nothing).
 pub(super) fn apply_all<V: TxView>(
