@@ -53,6 +53,13 @@ struct Parsed {
 }
 
 impl Parsed {
+    /// Drops every copy (a write whose records are not listed).
+    fn forget_all(&mut self) {
+        self.generation += 1;
+        self.docs.clear();
+        self.bytes = 0;
+    }
+
     fn forget<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) {
         self.generation += 1;
         for k in keys {
@@ -197,11 +204,7 @@ impl Records {
     /// sled errors.
     pub fn apply_batch(&self, batch: RecordBatch) -> Result<(), StoreError> {
         let result = self.tree.apply_batch(batch.batch);
-        let mut parsed = self.parsed();
-        parsed.forget([]);
-        parsed.docs.clear();
-        parsed.bytes = 0;
-        drop(parsed);
+        self.parsed().forget_all();
         result?;
         Ok(())
     }

@@ -72,17 +72,16 @@ struct Plan {
 
 /// Connection `conn` walks dialogues until the plan's end, into `walked`.
 async fn walk(conn: u64, plan: &Plan, walked: &mut Walked) -> anyhow::Result<()> {
-    let Plan {
+    let &Plan {
         connections,
         span,
-        authority,
-        inputs,
-        code,
+        ref authority,
+        ref inputs,
+        ref code,
         run,
         until,
         patience,
     } = plan;
-    let (connections, span, run, until, patience) = (*connections, *span, *run, *until, *patience);
     let mut stream = TcpStream::connect(authority.as_str()).await?;
     stream.set_nodelay(true)?;
     let mut request = Vec::with_capacity(512);
