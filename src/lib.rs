@@ -22,8 +22,9 @@
 //!   once), [`net`] (outgoing HTTP clients), [`config`] (`gateway.toml`, validated before anything
 //!   binds: it owns the types of every section, and imports none of what it configures).
 //! - The vocabulary between flows and the store: [`effect`] (side effects that leave the
-//!   process, and the outbox item carrying one) and [`txn`] (what a flow asks of the records and
-//!   the ledger: `TxOp`, `Address`).
+//!   process, and the outbox item carrying one), [`txn`] (what a flow asks of the records and
+//!   the ledger: `TxOp`, `Address`) and [`doc`] (a record as read, shared between the store's
+//!   parsed copy and the flow variables that hold it).
 //! - [`store`]: the database (sled), behind typed operations: dialogues (write-behind, group
 //!   commit, tombstones, end records), records, ledger, outbox items, call records, resume
 //!   points. Nothing else names sled.
@@ -62,6 +63,7 @@ pub const COMMIT: &str = env!("USSD_GATEWAY_COMMIT");
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod doc;
 pub mod effect;
 pub mod flow;
 pub mod front;

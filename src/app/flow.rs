@@ -184,7 +184,7 @@ impl FlowApp {
             },
             Effect::Load { collection, id } => match self.store.load_record(&collection, &id).await
             {
-                Ok(found) => EffectOutcome::Loaded(found),
+                Ok(found) => EffectOutcome::Record(found),
                 Err(e) => {
                     tracing::error!(flow = self.flow.name(), error = %e, "record load failed");
                     EffectOutcome::Failed(e.to_string())

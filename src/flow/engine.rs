@@ -16,7 +16,6 @@ use super::template::{Expr, Tpl, ValueTpl};
 use crate::hop::Reply;
 use minijinja::Value;
 use minijinja::value::merge_maps;
-use serde_json::Map;
 
 /// Screens entered in one hop before the engine gives up on a loop of invisible screens.
 const MAX_CHAIN: u32 = 64;
@@ -136,7 +135,8 @@ impl<'f, 'c> Run<'f, 'c> {
             .flow
             .language_var
             .as_ref()
-            .and_then(|v| self.state.vars.get(v));
+            .and_then(|v| self.state.vars.get(v))
+            .map(|v| &**v);
         chosen
             .and_then(|v| v.as_str())
             .unwrap_or(&self.flow.default_language)
@@ -146,13 +146,13 @@ impl<'f, 'c> Run<'f, 'c> {
         t.pick(self.lang(), &self.flow.default_language)
     }
 
-    pub(crate) fn set_var(&mut self, name: &str, value: serde_json::Value) {
-        self.vars_mut().insert(name.to_string(), value);
+    pub(crate) fn set_var(&mut self, name: &str, value: impl Into<super::Var>) {
+        self.vars_mut().insert(name.to_string(), value.into());
     }
 
     /// The dialogue's vars, to change. The scope that shares them goes first, so that they
     /// are not copied when nothing else holds them.
-    pub(super) fn vars_mut(&mut self) -> &mut Map<String, serde_json::Value> {
+    pub(super) fn vars_mut(&mut self) -> &mut std::collections::BTreeMap<String, super::Var> {
         self.scope = None;
         std::sync::Arc::make_mut(&mut self.state.vars)
     }

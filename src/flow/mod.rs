@@ -32,6 +32,7 @@ mod screen;
 mod sensitive;
 mod state;
 mod template;
+mod var;
 
 /// The `add_days` template filter, shared with seed files.
 pub(crate) use template::add_days as add_days_filter;
@@ -45,6 +46,7 @@ pub use schema::flow_schema;
 pub use screen::{fill_secrets, is_idempotent, secret_placeholder};
 pub use sensitive::{resume_point, sensitive_input};
 pub use state::{Ctx, Effect, EffectOutcome, FlowState, HttpOutcome, HttpRequest, Step, Write};
+pub use var::Var;
 
 use localized::Localized;
 use navigation::Navigation;

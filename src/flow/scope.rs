@@ -7,13 +7,14 @@
 //! template asks for them, and a JSON object or array becomes a template value that does the
 //! same for its own fields and items: nothing is converted that no template reads.
 
+use super::var::Var;
 use minijinja::Value;
 use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr};
-use serde_json::Map;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A dialogue's variables, shared between its state and the hop's template context.
-pub(crate) type Vars = Arc<Map<String, serde_json::Value>>;
+pub(crate) type Vars = Arc<BTreeMap<String, Var>>;
 
 /// The context: the per-hop built-ins, then the dialogue's variables, then the flow's `vars`
 /// (a name found earlier hides the same name later).
@@ -55,7 +56,7 @@ impl Object for Scope {
         if let Some((_, v)) = self.builtins.iter().find(|(k, _)| *k == key) {
             return Some(v.clone());
         }
-        if let Some(v) = self.vars.get(key) {
+        if let Some(v) = self.vars.get(key).map(|v| &**v) {
             return Some(Json::wrap(&self.vars, Path::var(key), v));
         }
         self.consts.get_attr(key).ok().filter(|v| !v.is_undefined())
@@ -130,7 +131,7 @@ impl Json {
         let Some(Step::Key(var)) = steps.next() else {
             return &NULL;
         };
-        let mut node = match self.vars.get(&**var) {
+        let mut node: &serde_json::Value = match self.vars.get(&**var) {
             Some(v) => v,
             None => return &NULL,
         };

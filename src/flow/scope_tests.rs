@@ -3,11 +3,21 @@
 use super::*;
 use serde_json::json;
 
-/// A context over `vars` with the built-ins of a hop and one flow var (`term`).
+/// A context over `vars` with the built-ins of a hop and one flow var (`term`). Objects are
+/// held as a `load` holds a record (shared, as read), everything else as the dialogue's own.
 fn lazy(vars: serde_json::Value) -> Value {
     let serde_json::Value::Object(vars) = vars else {
         unreachable!()
     };
+    let vars = vars
+        .into_iter()
+        .map(|(k, v)| match v {
+            v @ serde_json::Value::Object(_) => {
+                (k, Var::Record(Arc::new(crate::doc::Doc::from_value(v))))
+            }
+            v => (k, Var::Json(v)),
+        })
+        .collect();
     Value::from_object(Scope {
         builtins: [
             ("phone", Value::from("254700000001")),

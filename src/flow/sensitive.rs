@@ -71,7 +71,7 @@ impl Run<'_, '_> {
     /// template referenced; a filter's error names its input).
     pub(super) fn redact(&self, mut why: Fail) -> Fail {
         for name in &self.flow.sensitive_vars {
-            match self.state.vars.get(name) {
+            match self.state.vars.get(name).map(|v| &**v) {
                 Some(serde_json::Value::String(s)) => why = mask_in(why, s),
                 Some(serde_json::Value::Null) | None => {}
                 Some(other) => why = mask_in(why, &other.to_string()),

@@ -6,7 +6,7 @@
 
 use crate::hop::Reply;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// What a shown number selects on the current screen.
@@ -88,7 +88,7 @@ impl FlowState {
     }
 
     /// The dialogue's variables.
-    pub fn vars(&self) -> &Map<String, Value> {
+    pub fn vars(&self) -> &std::collections::BTreeMap<String, super::Var> {
         &self.vars
     }
 
@@ -260,8 +260,10 @@ pub struct Write {
 /// What came of an [`Effect`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum EffectOutcome {
-    /// The record read, or `None` when it does not exist.
+    /// The record read, or `None` when it does not exist (or, for [`Effect::List`], the list).
     Loaded(Option<Value>),
+    /// The record read, as the store shares it, or `None` when it does not exist.
+    Record(Option<Arc<crate::doc::Doc>>),
     /// All writes are durable.
     Saved,
     /// The transaction ran: `failed_op` is the index of the op whose condition failed (nothing

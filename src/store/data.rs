@@ -7,8 +7,10 @@ use super::ledger::{TxDialogue, TxOutcome};
 use super::records::RecordWrite;
 use super::shared_records::SharedRecords;
 use super::{Store, StoreError};
+use crate::doc::Doc;
 use crate::txn::TxOp;
 use serde_json::Value;
+use std::sync::Arc;
 
 impl Store {
     /// This store with its records, ledger and outbox in `shared` (cluster mode).
@@ -22,7 +24,7 @@ impl Store {
         self.shared.as_ref()
     }
 
-    /// Reads one record.
+    /// Reads one record, shared with the store's own copy where it keeps one (see [`Doc`]).
     ///
     /// # Errors
     /// Store failures, or a stored document that is not JSON.
@@ -30,10 +32,10 @@ impl Store {
         &self,
         collection: &str,
         id: &str,
-    ) -> Result<Option<Value>, StoreError> {
+    ) -> Result<Option<Arc<Doc>>, StoreError> {
         match &self.shared {
-            Some(shared) => shared.get(collection, id).await,
-            None => self.records.get(collection, id),
+            Some(shared) => Ok(shared.get_doc(collection, id).await?.map(Arc::new)),
+            None => self.records.get_doc(collection, id),
         }
     }
 

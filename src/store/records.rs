@@ -5,6 +5,7 @@
 //! before confirming it to the subscriber.
 
 use super::StoreError;
+use crate::doc::Doc;
 use crate::txn::valid_collection;
 use serde_json::{Map, Value};
 use sled::Tree;
@@ -39,16 +40,17 @@ pub struct Records {
     parsed: Arc<Mutex<Parsed>>,
 }
 
-/// At most this many bytes of records (as stored) are kept parsed; past it, all are dropped.
+/// At most this many bytes of records (as stored; each is kept as text and parsed) are kept
+/// read; past it, all are dropped.
 const PARSED_BYTES: usize = 8 << 20;
 
-/// Parsed records, each with its stored size.
+/// Records read, each with its stored size.
 #[derive(Debug, Default)]
 struct Parsed {
     /// Bumped by every write of records: a read that began before a write does not keep what
     /// it read, which may be older than the write.
     generation: u64,
-    docs: HashMap<String, (Arc<Value>, usize)>,
+    docs: HashMap<String, (Arc<Doc>, usize)>,
     bytes: usize,
 }
 
@@ -95,19 +97,27 @@ impl Records {
     /// # Errors
     /// sled errors or a stored document that is not JSON.
     pub fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.get_doc(collection, id)?.map(|doc| doc.value().clone()))
+    }
+
+    /// Reads one record, shared with the copy kept read (no copy is made: see [`Doc`]).
+    ///
+    /// # Errors
+    /// sled errors or a stored document that is not JSON.
+    pub fn get_doc(&self, collection: &str, id: &str) -> Result<Option<Arc<Doc>>, StoreError> {
         let key = address(collection, id);
         let (kept, generation) = {
             let parsed = self.parsed();
             let kept = parsed.docs.get(&key).map(|(doc, _)| Arc::clone(doc));
             (kept, parsed.generation)
         };
-        if let Some(doc) = kept {
-            return Ok(Some(Value::clone(&doc)));
+        if kept.is_some() {
+            return Ok(kept);
         }
         let Some(bytes) = self.tree.get(&key)? else {
             return Ok(None);
         };
-        let doc: Value = serde_json::from_slice(&bytes)?;
+        let doc = Arc::new(Doc::parse(&bytes)?);
         let mut parsed = self.parsed();
         if parsed.generation == generation {
             if parsed.bytes + bytes.len() > PARSED_BYTES {
@@ -115,10 +125,7 @@ impl Records {
                 parsed.bytes = 0;
             }
             parsed.bytes += bytes.len();
-            if let Some((_, size)) = parsed
-                .docs
-                .insert(key, (Arc::new(doc.clone()), bytes.len()))
-            {
+            if let Some((_, size)) = parsed.docs.insert(key, (Arc::clone(&doc), bytes.len())) {
                 parsed.bytes -= size;
             }
         }

@@ -6,6 +6,7 @@ use crate::flow::check::Checker;
 use crate::flow::engine::{Fail, Next, Run};
 use crate::flow::state::{Effect, Step};
 use crate::flow::template::Tpl;
+use crate::flow::var::Var;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -43,7 +44,7 @@ impl Load {
     }
 
     /// The record read, or `None`: on missing, `into` is removed.
-    pub(crate) fn resume(&self, mut run: Run<'_, '_>, record: Option<serde_json::Value>) -> Step {
+    pub(crate) fn resume(&self, mut run: Run<'_, '_>, record: Option<Var>) -> Step {
         match record {
             Some(record) => {
                 run.set_var(&self.into, record);

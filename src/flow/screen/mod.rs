@@ -28,6 +28,7 @@ use super::check::Checker;
 use super::compile::typed;
 use super::engine::{Fail, Next, Run};
 use super::state::{EffectOutcome, Step};
+use super::var::Var;
 use backend::BackendCall;
 use list::List;
 use load::Load;
@@ -176,7 +177,12 @@ impl Screen {
         match (self, outcome) {
             (Screen::Backend(b), EffectOutcome::Http(o)) => b.resume(run, o),
             (Screen::List(l), EffectOutcome::Loaded(list)) => l.resume(run, list),
-            (Screen::Load(l), EffectOutcome::Loaded(record)) => l.resume(run, record),
+            (Screen::Load(l), EffectOutcome::Loaded(record)) => {
+                l.resume(run, record.map(Var::Json))
+            }
+            (Screen::Load(l), EffectOutcome::Record(record)) => {
+                l.resume(run, record.map(Var::Record))
+            }
             (Screen::Save(s), outcome) => s.resume(run, outcome),
             (Screen::Transact(t), outcome) => t.resume(run, outcome),
             (_, outcome) => run.unexpected(outcome),

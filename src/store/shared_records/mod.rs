@@ -25,6 +25,7 @@ use super::ledger::{AppliedTx, JournalEntry, TxDialogue, TxOutcome};
 use super::records::RecordWrite;
 use super::redis::Redis;
 use super::tx_ops::{TxRun, TxView, apply_all, reads};
+use crate::doc::Doc;
 use crate::effect;
 use crate::txn::{Address, TxOp, valid_collection};
 use redis::Value as RValue;
@@ -218,12 +219,21 @@ impl SharedRecords {
     /// # Errors
     /// Redis failed, or the stored document is not JSON.
     pub async fn get(&self, collection: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let doc = self.get_doc(collection, id).await?;
+        Ok(doc.map(|d| d.value().clone()))
+    }
+
+    /// Reads one record as a [`Doc`] (its value and its text).
+    ///
+    /// # Errors
+    /// Redis failed, or the stored document is not JSON.
+    pub async fn get_doc(&self, collection: &str, id: &str) -> Result<Option<Doc>, StoreError> {
         let key = record_key(&Address::key(&Address {
             collection: collection.into(),
             id: id.into(),
         }));
-        let raw: Option<String> = self.redis.query(redis::cmd("GET").arg(&key)).await?;
-        Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
+        let raw: Option<Vec<u8>> = self.redis.query(redis::cmd("GET").arg(&key)).await?;
+        Ok(raw.map(|r| Doc::parse(&r)).transpose()?)
     }
 
     /// Every record of a collection, by id (in id order, as on sled).
