@@ -171,8 +171,8 @@ impl<'f, 'c> Run<'f, 'c> {
                 ("network", ctx.network.map_or(Value::from(()), Value::from)),
                 ("session_id", Value::from(ctx.session_id)),
                 ("language", Value::from(self.lang())),
-                ("now", Value::from(ctx.now.to_string())),
             ],
+            now: ctx.now,
             vars: self.state.vars.clone(),
             consts: self.flow.consts.clone(),
         });

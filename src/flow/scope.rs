@@ -20,7 +20,10 @@ pub(crate) type Vars = Arc<BTreeMap<String, Var>>;
 /// (a name found earlier hides the same name later).
 #[derive(Debug)]
 pub(crate) struct Scope {
-    pub builtins: [(&'static str, Value); 6],
+    pub builtins: [(&'static str, Value); 5],
+    /// The built-in `now`, written out only when a template reads it (few do, and writing a
+    /// time out cost more than the other built-ins together).
+    pub now: jiff::Timestamp,
     pub vars: Vars,
     /// The flow's `vars`: a map value built when the flow was loaded.
     pub consts: Value,
@@ -29,8 +32,9 @@ pub(crate) struct Scope {
 impl Scope {
     /// Every name the context answers, each once.
     fn keys(&self) -> Vec<Value> {
-        let builtin = |k: &str| self.builtins.iter().any(|(b, _)| *b == k);
+        let builtin = |k: &str| k == "now" || self.builtins.iter().any(|(b, _)| *b == k);
         let mut keys: Vec<Value> = self.builtins.iter().map(|(k, _)| Value::from(*k)).collect();
+        keys.push(Value::from("now"));
         keys.extend(
             self.vars
                 .keys()
@@ -56,8 +60,11 @@ impl Object for Scope {
         if let Some((_, v)) = self.builtins.iter().find(|(k, _)| *k == key) {
             return Some(v.clone());
         }
+        if key == "now" {
+            return Some(Value::from(self.now.to_string()));
+        }
         if let Some(v) = self.vars.get(key).map(|v| &**v) {
-            return Some(Json::wrap(&self.vars, Path::var(key), v));
+            return Some(Json::wrap(&self.vars, || Path::var(key), v));
         }
         self.consts.get_attr(key).ok().filter(|v| !v.is_undefined())
     }
@@ -67,9 +74,10 @@ impl Object for Scope {
     }
 }
 
-/// Where a JSON container sits among the variables: the variable, then keys and indices.
+/// Where a JSON container sits among the variables: the variable, then keys and indices,
+/// each step holding the path above it (a step deeper shares it, no copy).
 #[derive(Debug, Clone)]
-struct Path(Vec<Step>);
+struct Path(Arc<(Option<Path>, Step)>);
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -79,14 +87,11 @@ enum Step {
 
 impl Path {
     fn var(name: &str) -> Path {
-        Path(vec![Step::Key(name.into())])
+        Path(Arc::new((None, Step::Key(name.into()))))
     }
 
     fn then(&self, step: Step) -> Path {
-        let mut steps = Vec::with_capacity(self.0.len() + 1);
-        steps.extend_from_slice(&self.0);
-        steps.push(step);
-        Path(steps)
+        Path(Arc::new((Some(self.clone()), step)))
     }
 }
 
@@ -99,8 +104,8 @@ struct Json {
 
 impl Json {
     /// `v`, found at `path` in `vars`, as a template value: scalars converted, containers
-    /// wrapped.
-    fn wrap(vars: &Vars, path: Path, v: &serde_json::Value) -> Value {
+    /// wrapped (the path is made for those only).
+    fn wrap(vars: &Vars, path: impl FnOnce() -> Path, v: &serde_json::Value) -> Value {
         use serde_json::Value as J;
         match v {
             J::Null => Value::from(()),
@@ -117,7 +122,7 @@ impl Json {
             J::String(s) => Value::from(s.as_str()),
             J::Array(_) | J::Object(_) => Value::from_object(Json {
                 vars: vars.clone(),
-                path,
+                path: path(),
             }),
         }
     }
@@ -127,25 +132,17 @@ impl Json {
     /// always leads somewhere; `Null` is a defensive answer that cannot be reached.
     fn node(&self) -> &serde_json::Value {
         static NULL: serde_json::Value = serde_json::Value::Null;
-        let mut steps = self.path.0.iter();
-        let Some(Step::Key(var)) = steps.next() else {
-            return &NULL;
-        };
-        let mut node: &serde_json::Value = match self.vars.get(&**var) {
-            Some(v) => v,
-            None => return &NULL,
-        };
-        for step in steps {
-            let next = match step {
-                Step::Key(k) => node.get(&**k),
-                Step::Index(i) => node.get(*i),
-            };
-            match next {
-                Some(n) => node = n,
-                None => return &NULL,
-            }
+        self.find(&self.path).unwrap_or(&NULL)
+    }
+
+    /// The JSON at `path`, if it leads somewhere.
+    fn find<'v>(&'v self, path: &Path) -> Option<&'v serde_json::Value> {
+        match &*path.0 {
+            (None, Step::Key(var)) => self.vars.get(&**var).map(|v| &**v),
+            (None, Step::Index(_)) => None,
+            (Some(up), Step::Key(k)) => self.find(up)?.get(&**k),
+            (Some(up), Step::Index(i)) => self.find(up)?.get(*i),
         }
-        node
     }
 }
 
@@ -162,7 +159,7 @@ impl Object for Json {
             serde_json::Value::Array(items) => {
                 let i = key.as_usize()?;
                 let v = items.get(i)?;
-                Some(Json::wrap(&self.vars, self.path.then(Step::Index(i)), v))
+                Some(Json::wrap(&self.vars, || self.path.then(Step::Index(i)), v))
             }
             serde_json::Value::Object(_) => self.get_value_by_str(key.as_str()?),
             _ => None,
@@ -176,7 +173,7 @@ impl Object for Json {
         let v = fields.get(key)?;
         Some(Json::wrap(
             &self.vars,
-            self.path.then(Step::Key(key.into())),
+            || self.path.then(Step::Key(key.into())),
             v,
         ))
     }

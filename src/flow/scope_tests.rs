@@ -25,8 +25,8 @@ fn lazy(vars: serde_json::Value) -> Value {
             ("network", Value::from(())),
             ("session_id", Value::from("ATUid_1")),
             ("language", Value::from("en")),
-            ("now", Value::from("2026-12-06T00:00:00Z")),
         ],
+        now: "2026-12-06T00:00:00Z".parse().unwrap(),
         vars: Arc::new(vars),
         consts: Value::from_serialize(json!({"term": "2024 Term 1", "phone": "hidden"})),
     })
