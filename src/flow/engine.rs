@@ -15,7 +15,6 @@ use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step, View};
 use super::template::{Expr, Tpl, ValueTpl};
 use crate::hop::Reply;
 use minijinja::Value;
-use minijinja::value::merge_maps;
 
 /// Screens entered in one hop before the engine gives up on a loop of invisible screens.
 const MAX_CHAIN: u32 = 64;
@@ -73,7 +72,11 @@ pub fn resume(flow: &Flow, state: FlowState, outcome: EffectOutcome, ctx: &Ctx) 
 
 /// `scope` with `name` bound to `v` on top.
 pub(super) fn bind(scope: Value, name: &str, v: Value) -> Value {
-    merge_maps([Value::from_iter([(name.to_string(), v)]), scope])
+    Value::from_object(super::scope::Bound {
+        name: name.into(),
+        value: v,
+        under: scope,
+    })
 }
 
 /// What entering a screen gives the engine: the screen to go on to (within the hop), a reply

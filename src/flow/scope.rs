@@ -74,6 +74,37 @@ impl Object for Scope {
     }
 }
 
+/// A context with one more name on top (`item` for a list's row, `input`, `secrets`): a
+/// name looked up here, then in the context under it. Binding a row's `item` this way makes
+/// no map and no merged copy of the context, once per row.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub name: Box<str>,
+    pub value: Value,
+    pub under: Value,
+}
+
+impl Object for Bound {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        if key == &*self.name && !self.value.is_undefined() {
+            return Some(self.value.clone());
+        }
+        self.under.get_attr(key).ok().filter(|v| !v.is_undefined())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys = vec![Value::from(&*self.name)];
+        if let Ok(under) = self.under.try_iter() {
+            keys.extend(under.filter(|k| k.as_str() != Some(&*self.name)));
+        }
+        Enumerator::Values(keys)
+    }
+}
+
 /// Where a JSON container sits among the variables: the variable, then keys and indices,
 /// each step holding the path above it (a step deeper shares it, no copy).
 #[derive(Debug, Clone)]

@@ -117,3 +117,35 @@ fn built_ins_hide_variables_which_hide_the_flow_vars() {
         ]
     );
 }
+
+#[test]
+fn a_bound_name_hides_the_same_name_under_it_and_everything_else_shows_through() {
+    let ctx = lazy(json!({ "item": "the dialogue's own", "student": { "full_name": "Amina" } }));
+    let row = Value::from_object(Bound {
+        name: "item".into(),
+        value: Value::from_serialize(json!({ "course": "MAT101", "grade": "A" })),
+        under: ctx.clone(),
+    });
+    let env = minijinja::Environment::new();
+    assert_eq!(
+        env.render_str(
+            "{{ item.course }} {{ item.grade }} for {{ student.full_name }} ({{ phone }}, {{ term }})",
+            row.clone()
+        )
+        .unwrap(),
+        "MAT101 A for Amina (254700000001, 2024 Term 1)"
+    );
+    // An undefined value binds nothing: the name under it shows, as with merged maps.
+    let unbound = Value::from_object(Bound {
+        name: "item".into(),
+        value: Value::UNDEFINED,
+        under: ctx,
+    });
+    assert_eq!(
+        env.render_str("{{ item }}", unbound).unwrap(),
+        "the dialogue's own"
+    );
+    let names: Vec<String> = row.try_iter().unwrap().map(|k| k.to_string()).collect();
+    assert_eq!(names.iter().filter(|n| *n == "item").count(), 1);
+    assert!(names.contains(&"student".to_string()) && names.contains(&"phone".to_string()));
+}
