@@ -29,7 +29,8 @@ impl Doc {
     }
 
     /// A document made from a value (its text written once, here).
-    pub fn from_value(value: Value) -> Doc {
+    #[cfg(test)]
+    pub(crate) fn from_value(value: Value) -> Doc {
         let text = serde_json::value::to_raw_value(&value)
             .unwrap_or_else(|_| unreachable!("a JSON value always writes as JSON"));
         Doc { value, text }
@@ -38,16 +39,6 @@ impl Doc {
     /// Its value.
     pub fn value(&self) -> &Value {
         &self.value
-    }
-
-    /// Its text's length in bytes (it is kept twice: as text, and parsed).
-    pub fn len(&self) -> usize {
-        self.text.get().len()
-    }
-
-    /// Never true: a JSON value has at least one byte.
-    pub fn is_empty(&self) -> bool {
-        self.text.get().is_empty()
     }
 }
 

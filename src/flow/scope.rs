@@ -110,7 +110,7 @@ impl Object for Bound {
 #[derive(Debug, Clone)]
 struct Path(Arc<(Option<Path>, Step)>);
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Step {
     Key(Box<str>),
     Index(usize),

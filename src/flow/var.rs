@@ -42,12 +42,6 @@ impl From<Value> for Var {
     }
 }
 
-impl From<Arc<Doc>> for Var {
-    fn from(doc: Arc<Doc>) -> Var {
-        Var::Record(doc)
-    }
-}
-
 impl<T> PartialEq<T> for Var
 where
     Value: PartialEq<T>,

@@ -158,8 +158,7 @@ impl Records {
             .map(|w| address(&w.collection, &w.id))
             .collect();
         let result = self.tree.transaction(|tx| {
-            for w in writes {
-                let key = address(&w.collection, &w.id);
+            for (w, key) in writes.iter().zip(&written) {
                 let value = if w.merge {
                     let mut current = match tx.get(key.as_bytes())? {
                         Some(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {

@@ -434,8 +434,8 @@ impl Effects<'_> {
     fn effect(&mut self, effect: Effect) -> Result<EffectOutcome, String> {
         let records = self.store.records();
         Ok(match effect {
-            Effect::Load { collection, id } => match records.get(&collection, &id) {
-                Ok(found) => EffectOutcome::Loaded(found),
+            Effect::Load { collection, id } => match records.get_doc(&collection, &id) {
+                Ok(found) => EffectOutcome::Record(found),
                 Err(e) => EffectOutcome::Failed(e.to_string()),
             },
             Effect::List { collection } => match records.scan(&collection) {
