@@ -347,11 +347,18 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Some(cmd) => {
                     // Under load many PDUs wait: one write carries them all (a syscall and a
                     // TCP segment each would cost more than the rest of a hop's SMPP work).
+                    // A hop's task that queues a PDU wakes this task at once, ahead of the other
+                    // hops ready to run: yielding once lets them queue theirs first.
                     buf.clear();
                     let mut encoded = encode_whole(&mut codec, cmd, &mut buf);
+                    let mut yielded = false;
                     while encoded.is_ok() && buf.len() < WRITE_BATCH {
                         match rx.try_recv() {
                             Ok(cmd) => encoded = encode_whole(&mut codec, cmd, &mut buf),
+                            Err(_) if !yielded => {
+                                yielded = true;
+                                tokio::task::yield_now().await;
+                            }
                             Err(_) => break,
                         }
                     }
