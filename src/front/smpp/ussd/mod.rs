@@ -283,7 +283,9 @@ impl Ussd {
         // deliver_sm right behind the bind_resp).
         let sent = match self.pdu(&reply) {
             Ok(pdu) => {
-                let sent = self.send_pdu_on(pdu, came_on.filter(Link::is_open)).await;
+                // Boxed: its future is most of this one's size, and a hop's task is moved whole
+                // when it is spawned and again when it completes.
+                let sent = Box::pin(self.send_pdu_on(pdu, came_on.filter(Link::is_open))).await;
                 self.or_relay(sent, super::relay::Carried::Ussd, &reply)
                     .await
             }
