@@ -145,6 +145,76 @@ pub fn smpp_reconnect(bind: &str) {
     counter!(SMPP_RECONNECTS, "bind" => bind.to_string()).increment(1);
 }
 
+/// The handles one connection counts its traffic with, made once when it is counted under
+/// a bind: the PDUs a dialogue sends and receives (status ok) and the window, without a lookup
+/// per PDU. Other PDUs go by [`smpp_pdu`].
+#[derive(Debug)]
+pub struct SmppCounts {
+    bind: Arc<str>,
+    /// Handles kept: none before the recorder is installed (they would stay no-ops).
+    kept: Option<(Gauge, [Counter; KEPT_PDUS.len() * 2])>,
+}
+
+/// The commands whose ok PDUs [`SmppCounts`] keeps a handle for, in both directions.
+const KEPT_PDUS: [rusmpp::CommandId; 8] = {
+    use rusmpp::CommandId as C;
+    [
+        C::DeliverSm,
+        C::DeliverSmResp,
+        C::SubmitSm,
+        C::SubmitSmResp,
+        C::DataSm,
+        C::DataSmResp,
+        C::EnquireLink,
+        C::EnquireLinkResp,
+    ]
+};
+
+impl SmppCounts {
+    /// The handles of `bind`.
+    pub fn new(bind: &str) -> SmppCounts {
+        let bind: Arc<str> = bind.into();
+        let kept = super::HANDLE.get().map(|_| {
+            let pdus = std::array::from_fn(|i| {
+                let direction = if i < KEPT_PDUS.len() { "in" } else { "out" };
+                let command = smpp_command_label(KEPT_PDUS[i % KEPT_PDUS.len()]);
+                counter!(SMPP_PDUS, "bind" => bind.clone(), "direction" => direction, "command" => command, "status" => "ok")
+            });
+            (gauge!(SMPP_WINDOW, "bind" => bind.clone()), pdus)
+        });
+        SmppCounts { bind, kept }
+    }
+
+    /// One PDU went `direction` ("in" or "out").
+    pub fn pdu(
+        &self,
+        direction: &'static str,
+        command: rusmpp::CommandId,
+        status: rusmpp::CommandStatus,
+    ) {
+        if let Some((_, pdus)) = &self.kept
+            && status == rusmpp::CommandStatus::EsmeRok
+            && let Some(i) = KEPT_PDUS.iter().position(|&c| c == command)
+        {
+            let out = if direction == "in" {
+                0
+            } else {
+                KEPT_PDUS.len()
+            };
+            return pdus[out + i].increment(1);
+        }
+        smpp_pdu(&self.bind, direction, command, status);
+    }
+
+    /// A request entered (`+1`) or left (`-1`) the connection's window.
+    pub fn window(&self, delta: f64) {
+        match &self.kept {
+            Some((window, _)) => window.increment(delta),
+            None => smpp_window(&self.bind, delta),
+        }
+    }
+}
+
 /// One SMPP PDU went `direction` ("in" or "out") on `bind`.
 pub fn smpp_pdu(
     bind: &std::sync::Arc<str>,
@@ -209,5 +279,37 @@ pub fn smpp_status_label(status: rusmpp::CommandStatus) -> metrics::SharedString
         0 => metrics::SharedString::const_str("ok"),
         1..=0x112 => metrics::SharedString::from_owned(format!("{raw:#06x}")),
         _ => metrics::SharedString::const_str("other"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusmpp::{CommandId, CommandStatus};
+
+    /// A connection's kept handles count the same series as the lookups do, and what they do
+    /// not keep (a refusal, a bind) is still counted.
+    #[test]
+    fn a_connections_counts_land_in_the_bind_series() {
+        super::super::install();
+        let counts = SmppCounts::new("unit-bind");
+        counts.pdu("in", CommandId::DeliverSm, CommandStatus::EsmeRok);
+        counts.pdu("in", CommandId::DeliverSm, CommandStatus::EsmeRok);
+        counts.pdu("out", CommandId::SubmitSm, CommandStatus::EsmeRok);
+        counts.pdu("in", CommandId::SubmitSmResp, CommandStatus::EsmeRthrottled);
+        counts.pdu("out", CommandId::BindTransceiver, CommandStatus::EsmeRok);
+        counts.window(1.0);
+        counts.window(1.0);
+        counts.window(-1.0);
+        let text = super::super::render();
+        for line in [
+            r#"ussd_smpp_pdus_total{bind="unit-bind",direction="in",command="deliver_sm",status="ok"} 2"#,
+            r#"ussd_smpp_pdus_total{bind="unit-bind",direction="out",command="submit_sm",status="ok"} 1"#,
+            r#"ussd_smpp_pdus_total{bind="unit-bind",direction="in",command="submit_sm_resp",status="0x0058"} 1"#,
+            r#"ussd_smpp_pdus_total{bind="unit-bind",direction="out",command="bind_transceiver",status="ok"} 1"#,
+            r#"ussd_smpp_window_in_use{bind="unit-bind"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }

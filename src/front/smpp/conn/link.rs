@@ -66,7 +66,7 @@ struct Inner {
     last_rx: Mutex<Instant>,
     peer: String,
     /// The bind this connection is counted under in the metrics (unset: not counted).
-    metrics: OnceLock<Arc<str>>,
+    metrics: OnceLock<Arc<crate::metrics::SmppCounts>>,
     /// The peer's request rate limit, if any.
     limiter: Option<governor::DefaultDirectRateLimiter>,
 }
@@ -164,12 +164,15 @@ impl Link {
     /// Counts this connection's PDUs and window under `bind` in the metrics from now on
     /// (the gateway's own links; the simulator's are not counted).
     pub fn count_as(&self, bind: &str) {
-        let _ = self.inner.metrics.set(bind.into());
+        let _ = self
+            .inner
+            .metrics
+            .set(Arc::new(crate::metrics::SmppCounts::new(bind)));
     }
 
     fn count(&self, direction: &'static str, command: &Command) {
-        if let Some(bind) = self.inner.metrics.get() {
-            crate::metrics::smpp_pdu(bind, direction, command.id(), command.status());
+        if let Some(counts) = self.inner.metrics.get() {
+            counts.pdu(direction, command.id(), command.status());
         }
     }
 
@@ -310,21 +313,21 @@ impl Link {
 }
 
 /// Counts one request in a bind's window for as long as it lives.
-struct WindowGauge(Option<Arc<str>>);
+struct WindowGauge(Option<Arc<crate::metrics::SmppCounts>>);
 
 impl WindowGauge {
-    fn enter(bind: Option<&Arc<str>>) -> WindowGauge {
-        if let Some(b) = bind {
-            crate::metrics::smpp_window(b, 1.0);
+    fn enter(counts: Option<&Arc<crate::metrics::SmppCounts>>) -> WindowGauge {
+        if let Some(c) = counts {
+            c.window(1.0);
         }
-        WindowGauge(bind.cloned())
+        WindowGauge(counts.cloned())
     }
 }
 
 impl Drop for WindowGauge {
     fn drop(&mut self) {
-        if let Some(b) = &self.0 {
-            crate::metrics::smpp_window(b, -1.0);
+        if let Some(c) = &self.0 {
+            c.window(-1.0);
         }
     }
 }
