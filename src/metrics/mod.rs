@@ -139,7 +139,7 @@ fn describe() {
     describe_gauge!(LIVE, "Dialogues with an actor in memory");
     describe_gauge!(
         PASSIVATED,
-        "Live dialogues whose actor was passivated after [sessions] passivate_after_ms (state in the store, deadline kept): live in all = ussd_dialogues_live + this"
+        "Deadlines kept for dialogues passivated after [sessions] passivate_after_ms (state in the store): each counts until it passes, even once its dialogue resumed or ended; live in all is at most ussd_dialogues_live + this"
     );
     describe_counter!(
         ENDED,
