@@ -22,6 +22,7 @@ mod check;
 mod compile;
 mod engine;
 mod graph;
+mod interpolate;
 mod localized;
 mod navigation;
 mod render;

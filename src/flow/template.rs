@@ -7,14 +7,16 @@
 //! whose state is read back, which keeps them precompiled too (minijinja's `Expression` borrows
 //! the environment, so it cannot be stored next to it).
 
+use super::interpolate::Interpolation;
 use jiff::civil::{Date, DateTime};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
-/// A text template: a plain string, or the name of a compiled template.
+/// A text template: a plain string, or the name of a compiled template (and, for a text that
+/// only puts variables into words, that text's parts: [`Interpolation`]).
 #[derive(Debug, Clone)]
 pub(crate) enum Tpl {
     Static(String),
-    Compiled(String),
+    Compiled(String, Option<Interpolation>),
 }
 
 /// A compiled expression (the name of its wrapper template).
@@ -142,7 +144,7 @@ impl Templates {
         self.env
             .add_template_owned(name.clone(), src.to_string())
             .map_err(|e| describe(&e))?;
-        Ok(Tpl::Compiled(name))
+        Ok(Tpl::Compiled(name, Interpolation::parse(src)))
     }
 
     /// Compiles an expression; a `{{ }}` around it is optional.
@@ -177,7 +179,10 @@ impl Templates {
     pub(crate) fn render(&self, t: &Tpl, ctx: &Value) -> Result<String, Error> {
         match t {
             Tpl::Static(s) => Ok(s.clone()),
-            Tpl::Compiled(name) => self.env.get_template(name)?.render(ctx),
+            Tpl::Compiled(name, quick) => match quick.as_ref().and_then(|q| q.render(ctx)) {
+                Some(text) => Ok(text),
+                None => self.env.get_template(name)?.render(ctx),
+            },
         }
     }
 
@@ -194,7 +199,7 @@ impl Templates {
     pub(crate) fn variables(&self, t: &Tpl) -> std::collections::HashSet<String> {
         match t {
             Tpl::Static(_) => Default::default(),
-            Tpl::Compiled(name) => self.variables_of(name),
+            Tpl::Compiled(name, _) => self.variables_of(name),
         }
     }
 
