@@ -18,9 +18,12 @@ pub(crate) struct Interpolation(Vec<Part>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Text(String),
-    /// A top-level name, then attributes.
-    Path(Vec<String>),
+    Path(Path),
 }
+
+/// A variable's path: a top-level name, then attributes (`slot.id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Path(Vec<String>);
 
 /// Names minijinja reads as literals, not as variables.
 const LITERALS: [&str; 6] = ["true", "false", "none", "True", "False", "None"];
@@ -38,7 +41,7 @@ impl Interpolation {
             if open > 0 {
                 parts.push(Part::Text(rest[..open].to_string()));
             }
-            parts.push(Part::Path(path(&rest[open + 2..close])?));
+            parts.push(Part::Path(Path::parse(&rest[open + 2..close])?));
             rest = &rest[close + 2..];
         }
         if !rest.is_empty() {
@@ -53,33 +56,44 @@ impl Interpolation {
         for part in &self.0 {
             match part {
                 Part::Text(text) => out.push_str(text),
-                Part::Path(names) => {
-                    let mut value = ctx.get_attr(&names[0]).ok()?;
-                    for name in &names[1..] {
-                        value = value.get_attr(name).ok()?;
-                    }
-                    write(&mut out, &value)?;
-                }
+                Part::Path(path) => write(&mut out, &path.lookup(ctx)?)?,
             }
         }
         Some(out)
     }
 }
 
-/// The names of a tag's path (`student.full_name`), if the tag is only that.
-fn path(tag: &str) -> Option<Vec<String>> {
-    // `{{-` and `-}}` trim whitespace around the tag: minijinja's business.
-    if tag.starts_with('-') || tag.ends_with('-') {
-        return None;
+impl Path {
+    /// The path a tag's or an expression's text is, if it is only that (`student.full_name`).
+    pub(crate) fn parse(src: &str) -> Option<Path> {
+        // `{{-` and `-}}` trim whitespace around the tag: minijinja's business.
+        if src.starts_with('-') || src.ends_with('-') {
+            return None;
+        }
+        let names: Vec<String> = src.trim().split('.').map(str::to_string).collect();
+        let identifier = |n: &String| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        (names.iter().all(identifier) && !LITERALS.contains(&names[0].as_str()))
+            .then_some(Path(names))
     }
-    let names: Vec<String> = tag.trim().split('.').map(str::to_string).collect();
-    let identifier = |n: &String| {
-        n.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    (names.iter().all(identifier) && !LITERALS.contains(&names[0].as_str())).then_some(names)
+
+    /// The value at the path in `ctx`, as minijinja reads it; `None` where minijinja must:
+    /// a top-level name `ctx` lacks (it may be one of minijinja's globals), or an attribute
+    /// of an undefined value (an error there).
+    pub(crate) fn lookup(&self, ctx: &Value) -> Option<Value> {
+        let mut value = ctx.get_attr(&self.0[0]).ok()?;
+        if value.is_undefined() {
+            return None;
+        }
+        for name in &self.0[1..] {
+            value = value.get_attr(name).ok()?;
+        }
+        Some(value)
+    }
 }
 
 /// Writes a string, a number or a boolean as minijinja would; `None` for anything else.
@@ -167,5 +181,43 @@ mod tests {
         }
         // The first five are strings, numbers and booleans; the rest are declined.
         assert_eq!(taken, 5);
+    }
+
+    /// A path's value is what minijinja's expression gives, of any kind; where minijinja
+    /// would look further (a global) or fail (an attribute of undefined), it declines.
+    #[test]
+    fn a_path_reads_what_minijinja_reads_or_declines() {
+        let env = Environment::new();
+        let ctx = Value::from_serialize(serde_json::json!({
+            "phone": "254700000001", "n": 3, "slot": {"id": "s-1", "free": [1, 2], "by": null},
+        }));
+        let mut taken = 0;
+        for src in [
+            "phone",
+            "n",
+            "slot",
+            "slot.id",
+            "slot.free",
+            "slot.by",
+            "slot.missing",
+            "slot.id.x",
+            "missing",
+            "missing.x",
+            "range",
+        ] {
+            let theirs = env.compile_expression(src).unwrap().eval(&ctx);
+            if let Some(ours) = Path::parse(src).expect(src).lookup(&ctx) {
+                taken += 1;
+                let theirs = theirs.expect(src);
+                assert_eq!(
+                    (ours.kind(), ours.to_string()),
+                    (theirs.kind(), theirs.to_string()),
+                    "{src}"
+                );
+            }
+        }
+        assert_eq!(taken, 8);
+        assert!(Path::parse("phone | trim").is_none());
+        assert!(Path::parse("n > 2").is_none());
     }
 }

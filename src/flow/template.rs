@@ -7,7 +7,7 @@
 //! whose state is read back, which keeps them precompiled too (minijinja's `Expression` borrows
 //! the environment, so it cannot be stored next to it).
 
-use super::interpolate::Interpolation;
+use super::interpolate::{self, Interpolation};
 use jiff::civil::{Date, DateTime};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
@@ -19,9 +19,10 @@ pub(crate) enum Tpl {
     Compiled(String, Option<Interpolation>),
 }
 
-/// A compiled expression (the name of its wrapper template).
+/// A compiled expression (the name of its wrapper template; and, for a plain variable path
+/// such as `phone` or `slot.id`, that path: [`interpolate::Path`]).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Expr(String);
+pub(crate) struct Expr(String, Option<interpolate::Path>);
 
 /// A value in `fields`, `values` or `set`: a YAML literal, a template, or one `{{ expr }}`.
 #[derive(Debug, Clone)]
@@ -161,7 +162,7 @@ impl Templates {
         self.env
             .add_template_owned(name.clone(), format!("{{% set result = ({src}) %}}"))
             .map_err(|e| describe(&e))?;
-        Ok(Expr(name))
+        Ok(Expr(name, interpolate::Path::parse(src)))
     }
 
     /// Compiles a `fields`/`values`/`set` entry.
@@ -188,6 +189,9 @@ impl Templates {
 
     /// Evaluates an expression to its value.
     pub(crate) fn eval(&self, e: &Expr, ctx: &Value) -> Result<Value, Error> {
+        if let Some(value) = e.1.as_ref().and_then(|p| p.lookup(ctx)) {
+            return Ok(value);
+        }
         let captured = self.env.get_template(&e.0)?.render_captured(ctx)?;
         Ok(captured
             .state()
