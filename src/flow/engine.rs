@@ -11,7 +11,7 @@
 use super::Flow;
 use super::localized::Localized;
 use super::screen::Screen;
-use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step, View};
+use super::state::{Ctx, Effect, EffectOutcome, FlowState, Step};
 use super::template::{Expr, Tpl, ValueTpl};
 use crate::hop::Reply;
 use minijinja::Value;
@@ -32,7 +32,7 @@ pub fn start(flow: &Flow, ctx: &Ctx) -> Step {
         vars: Default::default(),
         lang: flow.default_language.clone(),
         history: Vec::new(),
-        view: View::default(),
+        view: Default::default(),
         from: None,
         chain: 0,
         offer: None,
@@ -127,7 +127,7 @@ impl<'f, 'c> Run<'f, 'c> {
             let page = self.state.view.page;
             let mut view = self.view_of(screen, super::render::Above::Own)?;
             view.page = page.min(view.pages.len().saturating_sub(1));
-            self.state.view = view;
+            self.state.view = std::sync::Arc::new(view);
         }
         Ok(())
     }
@@ -303,7 +303,7 @@ impl<'f, 'c> Run<'f, 'c> {
                 self.state.history.remove(0);
             }
         }
-        self.state.view = self.view_of(screen, super::render::Above::Own)?;
+        self.state.view = std::sync::Arc::new(self.view_of(screen, super::render::Above::Own)?);
         Ok(self.page_reply(0))
     }
 

@@ -9,7 +9,7 @@
 
 use super::engine::Run;
 use super::localized::{Localized, Text, fixed};
-use super::state::{Step, View};
+use super::state::Step;
 use serde::Deserialize;
 
 fn key_next() -> String {
@@ -98,7 +98,7 @@ impl Run<'_, '_> {
     /// Leaves the current screen for `next`, remembering it for the back key.
     pub(crate) fn go(mut self, next: &str) -> Step {
         self.state.from = Some(self.state.screen.clone());
-        self.state.view = View::default();
+        self.state.view = Default::default();
         self.enter(next)
     }
 
@@ -128,18 +128,18 @@ impl Run<'_, '_> {
     pub(crate) fn navigate(mut self, action: NavAction) -> Step {
         match action {
             NavAction::Page(page) => {
-                self.state.view.page = page;
+                std::sync::Arc::make_mut(&mut self.state.view).page = page;
                 let reply = self.page_reply(page);
                 self.reply(reply)
             }
             NavAction::Back => {
                 let previous = self.state.history.pop().unwrap_or_default();
-                self.state.view = View::default();
+                self.state.view = Default::default();
                 self.enter(&previous)
             }
             NavAction::Home => {
                 self.state.history.clear();
-                self.state.view = View::default();
+                self.state.view = Default::default();
                 let flow = self.flow;
                 self.enter(&flow.home)
             }

@@ -199,7 +199,7 @@ impl Run<'_, '_> {
             .ok_or("the current screen is gone")?;
         let mut view = self.view_of(screen, above)?;
         view.page = page.min(view.pages.len().saturating_sub(1));
-        self.state.view = view;
+        self.state.view = std::sync::Arc::new(view);
         Ok(Reply::con(
             self.state
                 .view

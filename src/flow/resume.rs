@@ -154,7 +154,7 @@ fn continue_at(
     ctx: &Ctx,
 ) -> Step {
     saved.history = history;
-    saved.view = View::default();
+    saved.view = Default::default();
     saved.from = None;
     saved.chain = 0;
     saved.offer = None;
@@ -181,11 +181,11 @@ pub fn restore(flow: &Flow, saved: FlowState, ctx: &Ctx) -> Option<Step> {
         vars: Default::default(),
         lang: saved.lang.clone(),
         history: Vec::new(),
-        view: View {
+        view: Arc::new(View {
             pages: vec![text.clone()],
             page: 0,
             choices: Vec::new(),
-        },
+        }),
         from: None,
         chain: 0,
         offer: Some(Box::new(saved)),

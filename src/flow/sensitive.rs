@@ -15,7 +15,7 @@
 use super::Flow;
 use super::engine::{Fail, Run};
 use super::screen::Screen;
-use super::state::{FlowState, View};
+use super::state::FlowState;
 use crate::hop::MASK;
 use std::borrow::Cow;
 
@@ -52,7 +52,7 @@ pub fn resume_point<'s>(flow: &Flow, state: &'s FlowState) -> Option<Cow<'s, Flo
         None if asks(&state.screen) => {}
         None => return None,
     }
-    point.view = View::default();
+    point.view = Default::default();
     std::sync::Arc::make_mut(&mut point.vars).retain(|k, _| !flow.sensitive_vars.contains(k));
     Some(Cow::Owned(point))
 }

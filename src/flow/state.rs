@@ -53,8 +53,10 @@ pub struct FlowState {
     /// Interactive screens to return to with the back key, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) history: Vec<Arc<str>>,
+    /// Shared, not copied, when the state is (a hop's state is copied while the write-behind
+    /// buffer still holds the previous one, and the hop replaces the view anyway).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub(crate) view: View,
+    pub(crate) view: Arc<View>,
     /// Within one hop: the interactive screen the subscriber left, pushed onto `history` when
     /// the next interactive screen shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
