@@ -74,8 +74,15 @@ pub fn char_units(c: char, encoding: Encoding) -> usize {
 /// The encoding `s` needs and its size in that encoding's units: septets for GSM-7
 /// (extension characters count 2), UTF-16 code units for UCS-2.
 pub fn screen_units(s: &str) -> (Encoding, usize) {
-    let encoding = encoding_of(s);
-    (encoding, units_in(s, encoding))
+    // One pass while the text is GSM-7 (most screens are): the encoding and the size together.
+    let mut units = 0;
+    for c in s.chars() {
+        match septets(c) {
+            Some(n) => units += n,
+            None => return (Encoding::Ucs2, units_in(s, Encoding::Ucs2)),
+        }
+    }
+    (Encoding::Gsm7, units)
 }
 
 #[cfg(test)]

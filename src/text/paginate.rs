@@ -10,7 +10,7 @@
 //! items ([`paginate_blocks`]) breaks pages between items: an item that fits a page is not
 //! split.
 
-use super::gsm::{Encoding, char_units, encoding_of, is_gsm7, units_in};
+use super::gsm::{Encoding, char_units, is_gsm7, screen_units, units_in};
 
 /// Size budget of one screen, in both possible encodings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +100,8 @@ impl Nav {
 /// True when `s` fits one screen under `limit`; the encoding is decided by `s` itself
 /// (GSM-7 septets against `limit.septets`, else UTF-16 units against `limit.ucs2`).
 pub fn fits(s: &str, limit: Limit) -> bool {
-    let encoding = encoding_of(s);
-    units_in(s, encoding) <= limit.for_encoding(encoding)
+    let (encoding, units) = screen_units(s);
+    units <= limit.for_encoding(encoding)
 }
 
 /// True when `line` can be placed whole on some page: `line`, `nav.back_line()` and
